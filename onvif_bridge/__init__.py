@@ -1,0 +1,1 @@
+"""onvif_bridge package."""

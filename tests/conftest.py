@@ -1,0 +1,107 @@
+"""Shared fixtures: settings in a temporary folder, databases on both engines, the app.
+
+``--db`` chooses the engines that database-backed tests run on: ``both`` (default: SQLite and the
+local PostgreSQL), ``sqlite`` or ``postgresql``. PostgreSQL gets a fresh database per test run,
+created from ``VMS_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``) and dropped
+at the end; tables are emptied between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest_plugins = ["camsim.pytest_plugin"]
+
+PG_ADMIN_URL = os.environ.get("VMS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db", default="both", choices=("both", "sqlite", "postgresql"),
+                     help="database engines for database-backed tests")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        choice = metafunc.config.getoption("--db")
+        engines = ["sqlite", "postgresql"] if choice == "both" else [choice]
+        metafunc.parametrize("engine", engines, scope="session")
+
+
+def _pg_url(admin_url: str, dbname: str) -> str:
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, migrated to head once."""
+    import psycopg
+
+    name = f"vms_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc}); start it "
+                    "(pg_ctlcluster ... main start) or run with --db sqlite")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = _pg_url(PG_ADMIN_URL, name)
+    from vms.db.gateway import Gateway
+
+    gateway = Gateway(url)
+    gateway.migrate()
+    gateway.close()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate_pg(url: str) -> None:
+    import psycopg
+
+    from vms.db.models import ALL_MODELS
+
+    tables = ", ".join(f'"{model._meta.table_name}"' for model in ALL_MODELS)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def db_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database on ``engine``."""
+    if engine == "sqlite":
+        return f"sqlite:///{tmp_path / 'vms.sqlite3'}"
+    url = request.getfixturevalue("pg_database")
+    _truncate_pg(url)
+    return url
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from vms.config import load_settings
+
+    def make(db_url: str = "", **overrides: Any):  # type: ignore[no-untyped-def]
+        over: dict[str, Any] = {"data_dir": tmp_path / "data", "server.port": 0}
+        if db_url:
+            over["database.url"] = db_url
+        over.update(overrides)
+        return load_settings(None, env={}, overrides=over)
+
+    return make
+
+
+@pytest.fixture
+def shared_fixtures() -> Path:
+    folder = SHARED_DIR / "fixtures" / "onvif"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is absent: the shared ONVIF fixtures live beside the repository")
+    return folder

@@ -1,0 +1,171 @@
+"""The composition root: builds the aiohttp application from settings.
+
+Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, secrets, scheduler,
+recorder supervisor, ONVIF client pool, MQTT — so each is torn down even when a later one failed to
+start. Nothing imports this module; the CLI calls :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CollectorRegistry, Gauge
+
+from vms.auth import Accounts, LoginThrottle
+from vms.clock import Clock, SystemClock
+from vms.config import Settings
+from vms.db import models as m
+from vms.db.gateway import Gateway, redact_db_url
+from vms.secrets import SecretBox
+from web.keys import ACCOUNTS, CLOCK, GATEWAY, METRICS, SECRETS, SERVICES, SETTINGS, THROTTLE
+from web.setup import setup_web
+
+log = logging.getLogger(__name__)
+
+SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
+HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               start_recorder: bool = True) -> web.Application:
+    """The whole server as an aiohttp app. ``start_recorder=False`` leaves cameras unrecorded
+    (for tests of the web layer alone)."""
+    app = web.Application(client_max_size=2 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = CollectorRegistry()
+    app[ACCOUNTS] = Accounts(app[CLOCK], session_hours=settings.server.session_hours)
+    app[THROTTLE] = LoginThrottle(app[CLOCK])
+    app[SERVICES] = {}
+    setup_web(app)
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_secrets_ctx)
+    app.cleanup_ctx.append(_metrics_ctx)
+    app.cleanup_ctx.append(_scheduler_ctx)
+    app.cleanup_ctx.append(_http_client_ctx)
+    if start_recorder:
+        app.cleanup_ctx.append(_recorder_ctx)
+    if settings.mqtt.url:
+        app.cleanup_ctx.append(_mqtt_ctx)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    gateway = Gateway(settings.database_url)
+    try:
+        applied = await _in_thread(gateway.migrate)
+        log.info("database %s ready%s", redact_db_url(settings.database_url),
+                 f" (applied {', '.join(applied)})" if applied else "")
+        app[GATEWAY] = gateway
+        yield
+    finally:
+        gateway.close()
+
+
+async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[SECRETS] = SecretBox.from_key_file(app[SETTINGS].key_file)
+    yield
+
+
+async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY]
+    cameras = Gauge("vms_cameras", "Cameras by status", ["status"], registry=app[METRICS])
+
+    def count() -> None:
+        cameras.clear()
+        query = m.Camera.select(m.Camera.status, m.Camera.id).tuples()
+        totals: dict[str, int] = {}
+        for status, _id in query:
+            totals[status] = totals.get(status, 0) + 1
+        for status, n in totals.items():
+            cameras.labels(status).set(n)
+
+    app[SERVICES]["metrics_refresh"] = lambda: gateway.read_sync(count)
+    yield
+
+
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    refresh = app[SERVICES].get("metrics_refresh")
+    if refresh is not None:
+        gateway = app[GATEWAY]
+
+        async def refresh_metrics() -> None:
+            await gateway.read(refresh)
+
+        scheduler.add_job(refresh_metrics, "interval", seconds=15, id="metrics",
+                          max_instances=1, coalesce=True)
+    scheduler.start()
+    app[SCHEDULER] = scheduler
+    try:
+        yield
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One client session (the ONVIF/snapshot pool) shared by every outgoing request."""
+    connector = aiohttp.TCPConnector(limit=64, limit_per_host=4)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=15)) as session:
+        app[HTTP_CLIENT] = session
+        yield
+
+
+async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
+    try:
+        from recorder.supervisor import RecorderSupervisor
+    except ImportError:  # the recorder package is not built yet in this checkout
+        log.warning("recorder not available: cameras will not be recorded")
+        yield
+        return
+    supervisor = RecorderSupervisor(app[GATEWAY], app[SETTINGS], app[CLOCK], app[SECRETS])
+    await supervisor.start()
+    app[SERVICES]["recorder"] = supervisor
+    try:
+        yield
+    finally:
+        await supervisor.stop()
+
+
+async def _mqtt_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the MQTT broker; publish our online state (events come with the events issue)."""
+    from urllib.parse import urlparse
+
+    import aiomqtt
+
+    settings = app[SETTINGS]
+    url = urlparse(settings.mqtt.url)
+    topic = f"{settings.mqtt.topic_prefix}/status"
+    client = aiomqtt.Client(hostname=url.hostname or "127.0.0.1", port=url.port or 1883,
+                            username=url.username, password=url.password,
+                            will=aiomqtt.Will(topic, b"offline", retain=True))
+    try:
+        await client.__aenter__()
+        await client.publish(topic, b"online", retain=True)
+    except aiomqtt.MqttError as exc:
+        log.error("MQTT broker %s:%s unreachable (%s); continuing without MQTT",
+                  url.hostname, url.port or 1883, exc)
+        yield
+        return
+    app[SERVICES]["mqtt"] = client
+    try:
+        yield
+    finally:
+        try:
+            await client.publish(topic, b"offline", retain=True)
+        except aiomqtt.MqttError:
+            pass
+        await client.__aexit__(None, None, None)
+
+
+async def _in_thread(fn):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(None, fn)

@@ -1,0 +1,310 @@
+"""Configuration: ``vms.toml`` parsed into frozen, typed settings.
+
+One table (:data:`SETTINGS`) names every key with its type, default and help text; the loader walks
+it, so an unknown key, a wrong type or a bad value is rejected with the file, the key and what was
+expected. ``VMS_<SECTION>_<KEY>`` environment variables override the file (for containers), e.g.
+``VMS_SERVER_PORT=9000`` or ``VMS_DATA_DIR=/var/lib/vms``. Relative paths are relative to the
+config file's folder (or the working directory when there is no file).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person editing the file."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented key: ``section`` is '' for top-level keys."""
+
+    section: str
+    key: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.key}" if self.section else self.key
+
+    @property
+    def env_name(self) -> str:
+        return "VMS_" + self.dotted.replace(".", "_").upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("", "data_dir", Path, Path("./data"),
+            "Folder for the database, the key file and the default storage volume."),
+    Setting("server", "host", str, "127.0.0.1", "Address the HTTP server listens on."),
+    Setting("server", "port", int, 8080, "TCP port the HTTP server listens on.", minimum=0),
+    Setting("server", "tls_cert", str, "", "PEM certificate file; with tls_key, serve HTTPS."),
+    Setting("server", "tls_key", str, "", "PEM private key file for tls_cert."),
+    Setting("server", "metrics_token", str, "",
+            "Bearer token required by /metrics; empty: /metrics answers without a login."),
+    Setting("server", "session_hours", int, 12, "Lifetime of a login session, hours.", minimum=1),
+    Setting("server", "default_language", str, "en",
+            "UI language when neither the user nor the browser picks one.", choices=("en", "ru")),
+    Setting("database", "url", str, "",
+            "Empty: SQLite file vms.sqlite3 in data_dir. postgresql://user@host:port/db: PostgreSQL."),
+    Setting("recording", "segment_seconds", int, 60, "Length of a recorded segment, seconds.",
+            minimum=1),
+    Setting("recording", "ffmpeg_path", str, "",
+            "ffmpeg binary to use; empty: the one bundled with imageio-ffmpeg."),
+    Setting("recording", "rtsp_transport", str, "tcp", "Default RTSP transport for recording.",
+            choices=("tcp", "udp")),
+    Setting("retention", "continuous_days", int, 30,
+            "Days to keep continuous recordings (per-camera policies may differ).", minimum=0),
+    Setting("retention", "event_days", int, 90, "Days to keep event recordings.", minimum=0),
+    Setting("logging", "level", str, "INFO", "Log level.",
+            choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("logging", "format", str, "text", "Log line format: text or json (one object a line).",
+            choices=("text", "json")),
+    Setting("mqtt", "url", str, "", "MQTT broker, e.g. mqtt://127.0.0.1:1883; empty: off."),
+    Setting("mqtt", "topic_prefix", str, "vms", "Prefix of every MQTT topic we publish."),
+)
+
+VOLUME_SETTINGS: tuple[Setting, ...] = (
+    Setting("storage.volumes", "name", str, None, "Volume name, unique."),
+    Setting("storage.volumes", "path", Path, None,
+            "Folder that holds recordings (relative: to the config file)."),
+    Setting("storage.volumes", "max_bytes", int, 0, "Cap on bytes used; 0: no cap.", minimum=0),
+    Setting("storage.volumes", "min_free_bytes", int, 0,
+            "Keep at least this many bytes free on the file system.", minimum=0),
+)
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    path: Path
+    max_bytes: int = 0
+    min_free_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: str = ""
+    tls_key: str = ""
+    metrics_token: str = ""
+    session_hours: int = 12
+    default_language: str = "en"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    segment_seconds: int = 60
+    ffmpeg_path: str = ""
+    rtsp_transport: str = "tcp"
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    continuous_days: int = 30
+    event_days: int = 90
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    url: str = ""
+    topic_prefix: str = "vms"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server is told, resolved to absolute paths."""
+
+    data_dir: Path
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    volumes: tuple[Volume, ...] = ()
+    source: str = "<defaults>"
+
+    @property
+    def database_url(self) -> str:
+        """The effective database URL (SQLite in data_dir when none is set)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.data_dir / 'vms.sqlite3'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    def ffmpeg_exe(self) -> str:
+        if self.recording.ffmpeg_path:
+            return self.recording.ffmpeg_path
+        import imageio_ffmpeg
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "database": DatabaseSettings,
+    "recording": RecordingSettings,
+    "retention": RetentionSettings,
+    "logging": LoggingSettings,
+    "mqtt": MqttSettings,
+}
+
+_TYPE_NAMES = {str: "a string", int: "an integer", Path: "a path (string)", bool: "true or false"}
+
+
+def _coerce(source: str, setting: Setting, value: Any, *, from_env: bool = False) -> Any:
+    where = f"{source}: {setting.dotted}"
+    expected = _TYPE_NAMES.get(setting.type, setting.type.__name__)
+    if from_env:
+        if setting.type is int:
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected {expected}, got {value!r}") from None
+    if setting.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
+        if setting.minimum is not None and value < setting.minimum:
+            raise ConfigError(f"{where}: must be >= {setting.minimum}, got {value}")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
+    if setting.choices and value not in setting.choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(setting.choices)}, got {value!r}")
+    if setting.type is Path:
+        return Path(value)
+    return value
+
+
+def _resolve(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read ``path`` (may be None: defaults only), apply ``VMS_*`` env and ``overrides``.
+
+    ``overrides`` uses dotted keys (``{"server.port": 0}``) and is for the CLI and tests.
+    """
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    base = Path.cwd()
+    if path is not None:
+        source = str(path)
+        base = path.resolve().parent
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    by_section: dict[str, dict[str, Setting]] = {}
+    for s in SETTINGS:
+        by_section.setdefault(s.section, {})[s.key] = s
+
+    values: dict[str, dict[str, Any]] = {sec: {} for sec in by_section}
+    for key, value in data.items():
+        if key in by_section[""]:
+            values[""][key] = _coerce(source, by_section[""][key], value)
+        elif key == "storage":
+            continue
+        elif key in by_section and key != "":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table, got {type(value).__name__}")
+            for sub, subval in value.items():
+                if sub not in by_section[key]:
+                    known = ", ".join(sorted(by_section[key]))
+                    raise ConfigError(f"{source}: unknown key {key}.{sub} (known: {known})")
+                values[key][sub] = _coerce(source, by_section[key][sub], subval)
+        else:
+            known = ", ".join(sorted([k for k in by_section if k] + list(by_section[""]) + ["storage"]))
+            raise ConfigError(f"{source}: unknown key {key!r} (known: {known})")
+
+    for s in SETTINGS:
+        if s.env_name in env:
+            values[s.section][s.key] = _coerce(f"environment {s.env_name}", s, env[s.env_name],
+                                               from_env=True)
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.rpartition(".")
+        setting = by_section.get(section, {}).get(key)
+        if setting is None:
+            raise ConfigError(f"override: unknown key {dotted}")
+        values[section][key] = value if setting.type is not Path else Path(value)
+
+    data_dir = _resolve(base, values[""].get("data_dir", Path("./data")))
+    volumes = _load_volumes(source, base, data.get("storage"), data_dir)
+    sections = {name: cls(**values[name]) for name, cls in _SECTIONS.items()}
+    return Settings(data_dir=data_dir, volumes=volumes, source=source, **sections)
+
+
+def _load_volumes(source: str, base: Path, storage: Any, data_dir: Path) -> tuple[Volume, ...]:
+    if storage is None:
+        return (Volume(name="main", path=data_dir / "recordings"),)
+    if not isinstance(storage, dict):
+        raise ConfigError(f"{source}: [storage] must be a table")
+    for key in storage:
+        if key != "volumes":
+            raise ConfigError(f"{source}: unknown key storage.{key} (known: volumes)")
+    raw = storage.get("volumes", [])
+    if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
+        raise ConfigError(f"{source}: storage.volumes must be an array of tables ([[storage.volumes]])")
+    known = {s.key: s for s in VOLUME_SETTINGS}
+    volumes: list[Volume] = []
+    for i, entry in enumerate(raw):
+        kwargs: dict[str, Any] = {}
+        for key, value in entry.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{source}: unknown key storage.volumes[{i}].{key} (known: {', '.join(known)})")
+            kwargs[key] = _coerce(source, known[key], value)
+        for required in ("name", "path"):
+            if required not in kwargs:
+                raise ConfigError(f"{source}: storage.volumes[{i}] needs {required!r}")
+        kwargs["path"] = _resolve(base, kwargs["path"])
+        volumes.append(Volume(**kwargs))
+    names = [v.name for v in volumes]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: storage.volumes names must be unique, got {names}")
+    if not volumes:
+        return (Volume(name="main", path=data_dir / "recordings"),)
+    return tuple(volumes)
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """``--config`` if given, else ``./vms.toml`` if present, else ``$VMS_CONFIG``, else None."""
+    if explicit:
+        return Path(explicit)
+    local = Path("vms.toml")
+    if local.exists():
+        return local
+    env_path = os.environ.get("VMS_CONFIG")
+    return Path(env_path) if env_path else None

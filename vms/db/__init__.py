@@ -1,0 +1,1 @@
+"""The database: peewee models (:mod:`vms.db.models`) behind one gateway (:mod:`vms.db.gateway`)."""

@@ -1,0 +1,147 @@
+"""The database gateway: the only door to the database for the rest of the server.
+
+It opens SQLite (WAL, busy timeout, foreign keys) or PostgreSQL (psycopg 3) from a URL, binds the
+models to it, applies migrations, and runs work off the event loop: reads on a small thread pool,
+writes on one writer thread (``BEGIN IMMEDIATE`` on SQLite) so writes are serialised and readers
+never see a half-made change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlparse
+
+import peewee as pw
+
+from vms.db.models import ALL_MODELS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or migrated; the message says why."""
+
+
+def redact_db_url(url: str) -> str:
+    """The URL with any password removed, for logs."""
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+        return parsed._replace(netloc=netloc).geturl()
+    return url
+
+
+def open_database(url: str) -> pw.Database:
+    """A peewee database for ``url`` (``sqlite:///path`` or ``postgresql://user@host:port/db``)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        if not url.startswith("sqlite:///"):
+            raise DatabaseError(f"database url {url!r}: write sqlite:///relative/path or "
+                                "sqlite:////absolute/path")
+        path = unquote(url[len("sqlite:///"):])
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return pw.SqliteDatabase(
+            path,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": 10_000,
+                "foreign_keys": 1,
+                "synchronous": "normal",
+            },
+            check_same_thread=False,
+        )
+    if parsed.scheme in ("postgresql", "postgres"):
+        return pw.PostgresqlDatabase(
+            parsed.path.lstrip("/") or "postgres",
+            user=unquote(parsed.username) if parsed.username else None,
+            password=unquote(parsed.password) if parsed.password else None,
+            host=parsed.hostname or None,
+            port=parsed.port or None,
+            prefer_psycopg3=True,
+            autoconnect=True,
+        )
+    raise DatabaseError(
+        f"database url {redact_db_url(url)!r}: unsupported scheme {parsed.scheme!r} "
+        "(use sqlite:///path or postgresql://user@host/db)")
+
+
+def migrate(db: pw.Database, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every pending migration; returns the names applied."""
+    from peewee_migrate import Router
+
+    router = Router(db, migrate_dir=str(migrations_dir), ignore=["basemodel"],
+                    logger=logging.getLogger("vms.migrations"))
+    pending = list(router.diff)
+    if pending:
+        router.run()
+    return pending
+
+
+class Gateway:
+    """Owns one database connection setup and the threads that use it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.db = open_database(url)
+        self.db.bind(list(ALL_MODELS), bind_refs=False, bind_backrefs=False)
+        self.is_sqlite = isinstance(self.db, pw.SqliteDatabase)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-write")
+        self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
+
+    def connect_check(self) -> None:
+        try:
+            self.db.connect(reuse_if_open=True)
+        except pw.OperationalError as exc:
+            raise DatabaseError(f"cannot open database {redact_db_url(self.url)}: {exc}") from exc
+        finally:
+            if not self.db.is_closed():
+                self.db.close()
+
+    def migrate(self) -> list[str]:
+        self.connect_check()
+        with self.db.connection_context():
+            applied = migrate(self.db)
+        if applied:
+            log.info("database %s: applied migrations %s", redact_db_url(self.url), ", ".join(applied))
+        return applied
+
+    # --- sync helpers (for the CLI and threads) ---
+    def write_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in one write transaction, on the calling thread."""
+        with self.db.connection_context():
+            if self.is_sqlite:
+                with self.db.atomic("IMMEDIATE"):
+                    return fn(*args, **kwargs)
+            with self.db.atomic():
+                return fn(*args, **kwargs)
+
+    def read_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.db.connection_context():
+            return fn(*args, **kwargs)
+
+    # --- async API (for the server) ---
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in a write transaction on the single writer thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, lambda: self.write_sync(fn, *args, **kwargs))
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on a reader thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: self.read_sync(fn, *args, **kwargs))
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        if not self.db.is_closed():
+            self.db.close()

@@ -1,0 +1,215 @@
+"""Peewee models: the schema of the whole server.
+
+Every instant is an integer count of UTC microseconds in a column whose name ends ``_us``; every
+size ends ``_bytes``. Models are bound to a database by :class:`vms.db.gateway.Gateway` — no
+module-level connection. Schema changes go through a migration in ``migrations/`` (a test checks
+that migrating an empty database gives exactly these models).
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class Site(BaseModel):
+    """A place cameras belong to: a school, a courtyard complex, a junction."""
+
+    name = pw.CharField(max_length=200, unique=True)
+    timezone = pw.CharField(max_length=64, default="UTC")
+    created_us = pw.BigIntegerField()
+
+    class Meta:
+        constraints = [pw.SQL("CHECK (created_us >= 0)")]
+
+
+class User(BaseModel):
+    username = pw.CharField(max_length=64, unique=True)
+    password_hash = pw.CharField(max_length=255)
+    role = pw.CharField(max_length=16)  # admin | installer | operator | viewer
+    language = pw.CharField(max_length=8, default="")  # '' : follow the browser
+    disabled = pw.BooleanField(default=False)
+    created_us = pw.BigIntegerField()
+    password_changed_us = pw.BigIntegerField()
+
+    class Meta:
+        constraints = [pw.SQL("CHECK (role IN ('admin', 'installer', 'operator', 'viewer'))")]
+
+
+class UserSite(BaseModel):
+    """A grant: ``user`` may see ``site``."""
+
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", backref="site_grants")
+    site = pw.ForeignKeyField(Site, on_delete="CASCADE", backref="user_grants")
+
+    class Meta:
+        indexes = ((("user", "site"), True),)
+
+
+class Session(BaseModel):
+    """A login session; the cookie holds a random token, the table only its SHA-256."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", backref="sessions")
+    csrf_token = pw.CharField(max_length=64)
+    created_us = pw.BigIntegerField()
+    expires_us = pw.BigIntegerField()
+    address = pw.CharField(max_length=64, default="")
+
+
+class ApiToken(BaseModel):
+    """A bearer token for integrations, scoped to a user; stored hashed."""
+
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", backref="api_tokens")
+    name = pw.CharField(max_length=100)
+    token_hash = pw.CharField(max_length=64, unique=True)
+    created_us = pw.BigIntegerField()
+    last_used_us = pw.BigIntegerField(null=True)
+    revoked = pw.BooleanField(default=False)
+
+
+class AuditLog(BaseModel):
+    """Append-only: who did what, when, from where."""
+
+    at_us = pw.BigIntegerField(index=True)
+    user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    username = pw.CharField(max_length=64, default="")
+    action = pw.CharField(max_length=64, index=True)
+    target = pw.CharField(max_length=200, default="")
+    site = pw.ForeignKeyField(Site, null=True, on_delete="SET NULL")
+    address = pw.CharField(max_length=64, default="")
+    outcome = pw.CharField(max_length=16, default="ok")
+    detail = pw.TextField(default="{}")  # JSON
+
+
+class Camera(BaseModel):
+    site = pw.ForeignKeyField(Site, on_delete="RESTRICT", backref="cameras")
+    name = pw.CharField(max_length=200)
+    mac = pw.CharField(max_length=17, null=True, unique=True)
+    onvif_url = pw.CharField(max_length=500, default="")
+    username = pw.CharField(max_length=200, default="")
+    password_enc = pw.TextField(default="")  # Fernet token; never the clear password
+    manufacturer = pw.CharField(max_length=200, default="")
+    model = pw.CharField(max_length=200, default="")
+    firmware = pw.CharField(max_length=200, default="")
+    serial = pw.CharField(max_length=200, default="")
+    enabled = pw.BooleanField(default=True)
+    recording_mode = pw.CharField(max_length=16, default="continuous")
+    status = pw.CharField(max_length=32, default="new")
+    status_reason = pw.TextField(default="")
+    status_since_us = pw.BigIntegerField()
+    clock_offset_us = pw.BigIntegerField(default=0)
+    created_us = pw.BigIntegerField()
+    updated_us = pw.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            pw.SQL("CHECK (recording_mode IN ('continuous', 'scheduled', 'event', 'off'))")
+        ]
+
+
+class CameraStream(BaseModel):
+    """One stream of a camera (main for recording, sub for the grid)."""
+
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="streams")
+    kind = pw.CharField(max_length=8)  # main | sub
+    profile_token = pw.CharField(max_length=200, default="")
+    rtsp_url = pw.CharField(max_length=1000)  # without credentials
+    codec = pw.CharField(max_length=16, default="")
+    width = pw.IntegerField(default=0)
+    height = pw.IntegerField(default=0)
+    fps = pw.IntegerField(default=0)
+    bitrate_kbps = pw.IntegerField(default=0)
+    record = pw.BooleanField(default=True)
+
+    class Meta:
+        indexes = ((("camera", "kind"), True),)
+
+
+class Run(BaseModel):
+    """One continuous ffmpeg session of one stream, and why it ended."""
+
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="runs")
+    stream = pw.CharField(max_length=8, default="main")
+    start_us = pw.BigIntegerField()
+    end_us = pw.BigIntegerField(null=True)
+    end_reason = pw.CharField(max_length=32, default="")
+
+    class Meta:
+        indexes = ((("camera", "stream", "start_us"), False),)
+
+
+class Segment(BaseModel):
+    """One recorded file on a storage volume."""
+
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="segments")
+    stream = pw.CharField(max_length=8, default="main")
+    run = pw.ForeignKeyField(Run, on_delete="CASCADE", backref="segments")
+    volume = pw.CharField(max_length=100)
+    path = pw.CharField(max_length=500)  # relative to the volume
+    start_us = pw.BigIntegerField()
+    end_us = pw.BigIntegerField()
+    duration_us = pw.BigIntegerField()
+    size_bytes = pw.BigIntegerField()
+    video_codec = pw.CharField(max_length=16, default="")
+    audio_codec = pw.CharField(max_length=16, default="")
+    width = pw.IntegerField(default=0)
+    height = pw.IntegerField(default=0)
+    state = pw.CharField(max_length=16, default="ok")  # ok | missing | partial
+
+    class Meta:
+        indexes = (
+            (("camera", "stream", "start_us"), False),
+            (("volume", "path"), True),
+        )
+        constraints = [
+            pw.SQL("CHECK (duration_us >= 0)"),
+            pw.SQL("CHECK (size_bytes >= 0)"),
+            pw.SQL("CHECK (end_us >= start_us)"),
+        ]
+
+
+class PendingDeletion(BaseModel):
+    """A file to delete; written before the delete so a crash leaves no orphan."""
+
+    volume = pw.CharField(max_length=100)
+    path = pw.CharField(max_length=500)
+    segment_id = pw.BigIntegerField(null=True)
+    created_us = pw.BigIntegerField()
+
+
+class Event(BaseModel):
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="events")
+    type = pw.CharField(max_length=16)
+    start_us = pw.BigIntegerField()
+    end_us = pw.BigIntegerField(null=True)
+    topic = pw.CharField(max_length=300, default="")
+    data = pw.TextField(default="{}")  # JSON
+
+    class Meta:
+        indexes = ((("camera", "start_us"), False), (("type", "start_us"), False))
+
+
+class Export(BaseModel):
+    user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    state = pw.CharField(max_length=16, default="queued")
+    progress = pw.FloatField(default=0.0)
+    camera_ids = pw.TextField(default="[]")  # JSON
+    from_us = pw.BigIntegerField()
+    to_us = pw.BigIntegerField()
+    path = pw.CharField(max_length=500, default="")
+    sha256 = pw.CharField(max_length=64, default="")
+    manifest = pw.TextField(default="{}")  # JSON
+    error = pw.TextField(default="")
+    created_us = pw.BigIntegerField()
+    finished_us = pw.BigIntegerField(null=True)
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
+    PendingDeletion, Event, Export,
+)

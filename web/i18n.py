@@ -1,0 +1,94 @@
+"""UI languages: Babel catalogues loaded from ``web/translations``, chosen per request.
+
+Templates use Jinja's i18n extension (``{{ _("Cameras") }}``); Python code uses :func:`gettext`.
+The language is the user's own choice when set, else the ``vms_lang`` cookie, else the browser's
+``Accept-Language``, else the configured default. Catalogues are ``.po`` files compiled in memory at
+start-up, so no binary ``.mo`` files live in the repository.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import io
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+LANGUAGES: dict[str, str] = {"en": "English", "ru": "Русский"}
+
+_NULL = NullTranslations()
+_current: contextvars.ContextVar[NullTranslations | None] = contextvars.ContextVar(
+    "vms_translations", default=None)
+
+
+def load_catalogues(directory: Path = TRANSLATIONS_DIR) -> dict[str, NullTranslations]:
+    catalogues: dict[str, NullTranslations] = {"en": NullTranslations()}
+    for lang in LANGUAGES:
+        po_path = directory / lang / "LC_MESSAGES" / "messages.po"
+        if lang == "en" or not po_path.exists():
+            continue
+        with po_path.open("rb") as fh:
+            catalog = read_po(fh, locale=lang)
+        buf = io.BytesIO()
+        write_mo(buf, catalog)
+        buf.seek(0)
+        catalogues[lang] = Translations(buf)
+    return catalogues
+
+
+def parse_accept_language(header: str) -> list[str]:
+    """Language codes from an Accept-Language header, best first."""
+    weighted: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")):
+        piece = part.strip()
+        if not piece:
+            continue
+        lang, _, params = piece.partition(";")
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                q = 0.0
+        weighted.append((-q, index, lang.strip().lower().split("-")[0]))
+    return [lang for _, _, lang in sorted(weighted) if lang]
+
+
+def choose_language(user_language: str, cookie: str | None, accept: str, default: str) -> str:
+    for candidate in (user_language, cookie or ""):
+        if candidate in LANGUAGES:
+            return candidate
+    for lang in parse_accept_language(accept):
+        if lang in LANGUAGES:
+            return lang
+    return default if default in LANGUAGES else "en"
+
+
+def activate(translations: NullTranslations) -> None:
+    _current.set(translations)
+
+
+def gettext(message: str) -> str:
+    return (_current.get() or _NULL).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return (_current.get() or _NULL).ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:  # noqa: N802 - the conventional name extractors look for
+    """Mark a message for extraction without translating it here."""
+    return message
+
+
+# Words that templates translate from data (roles, camera states, recording modes).
+DYNAMIC_TERMS = (
+    N_("admin"), N_("installer"), N_("operator"), N_("viewer"),
+    N_("new"), N_("recording"), N_("reconnecting"), N_("auth_failed"), N_("error"),
+    N_("stopped"), N_("offline"), N_("online"),
+    N_("continuous"), N_("scheduled"), N_("event"), N_("off"),
+)

@@ -1,0 +1,31 @@
+"""Typed application keys: what the composition root puts in the aiohttp app for the handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from vms.auth import Accounts, LoginThrottle, Principal
+from vms.clock import Clock
+from vms.config import Settings
+from vms.db.gateway import Gateway
+from vms.secrets import SecretBox
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
+GATEWAY = web.AppKey("gateway", Gateway)
+ACCOUNTS = web.AppKey("accounts", Accounts)
+THROTTLE = web.AppKey("throttle", LoginThrottle)
+SECRETS = web.AppKey("secrets", SecretBox)
+METRICS = web.AppKey("metrics", CollectorRegistry)
+RULES = web.AppKey("rules", dict)
+SERVICES = web.AppKey("services", dict)  # optional services by name: "recorder", "mqtt", ...
+
+PRINCIPAL = "vms.principal"  # request key: Principal | None
+
+
+def principal_of(request: web.Request) -> Principal | None:
+    value: Any = request.get(PRINCIPAL)
+    return value if isinstance(value, Principal) else None

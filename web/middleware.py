@@ -1,0 +1,205 @@
+"""Request middlewares: errors, access (authentication, rights, CSRF), language, metrics.
+
+:func:`access_middleware` is the single place where authorisation happens: it finds the route's
+:class:`web.routing.Rule`, refuses routes without one, resolves the caller (session cookie or bearer
+token) into a :class:`vms.auth.Principal`, checks the rule's right and, for state-changing calls
+made with a cookie, the CSRF token. Site scoping of the data itself is done by the services, which
+all take the Principal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from aiohttp import web
+from prometheus_client import Counter, Histogram
+
+from vms.auth import csrf_matches
+from web import i18n
+from web.keys import ACCOUNTS, GATEWAY, METRICS, PRINCIPAL, RULES, SETTINGS, principal_of
+from web.render import render
+from web.routing import rule_for
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "vms_session"
+LANG_COOKIE = "vms_lang"
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def json_error(status: int, message: str, **extra: object) -> web.Response:
+    body = {"error": {"status": status, "message": message, **extra}}
+    return web.json_response(body, status=status)
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or ""
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """JSON errors under /api/, rendered pages elsewhere; a 500 never shows internals."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.empty_body:
+            raise
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if is_api(request):
+            response = json_error(exc.status, message or exc.reason)
+        else:
+            response = render_error(request, exc.status, message or exc.reason)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in exc.headers:
+                response.headers[header] = exc.headers[header]
+        return response
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        if is_api(request):
+            return json_error(500, "internal server error; the server log has the details")
+        return render_error(request, 500, i18n.gettext("Something went wrong on the server."))
+
+
+def render_error(request: web.Request, status: int, message: str) -> web.Response:
+    titles = {
+        400: i18n.gettext("Bad request"), 401: i18n.gettext("Sign in required"),
+        403: i18n.gettext("Forbidden"), 404: i18n.gettext("Page not found"),
+        405: i18n.gettext("Method not allowed"), 429: i18n.gettext("Too many attempts"),
+        500: i18n.gettext("Server error"),
+    }
+    try:
+        return render(request, "error.html",
+            {"status": status, "title": titles.get(status, str(status)), "message": message},
+            status=status)
+    except Exception:  # the template itself failed: plain text, never a second 500 loop
+        log.exception("error page for %s could not be rendered", status)
+        return web.Response(status=status, text=f"{status}: {message}")
+
+
+def set_request_language(request: web.Request) -> None:
+    """Pick the UI language for this request (user's choice, cookie, browser, default)."""
+    settings = request.app[SETTINGS]
+    principal = principal_of(request)
+    lang = i18n.choose_language(
+        principal.language if principal else "", request.cookies.get(LANG_COOKIE),
+        request.headers.get("Accept-Language", ""), settings.server.default_language)
+    request["lang"] = lang
+    catalogues = request.app[I18N_KEY]
+    i18n.activate(catalogues.get(lang, catalogues["en"]))
+
+
+@web.middleware
+async def language_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    set_request_language(request)
+    return await handler(request)
+
+
+I18N_KEY = web.AppKey("i18n_catalogues", dict)
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rules = request.app[RULES]
+    rule = rule_for(request, rules)
+    route = request.match_info.route
+    if rule is None:
+        if isinstance(route.resource, web.StaticResource) or route.resource is None:
+            # static files, and aiohttp's own 404/405 routes: no data behind them
+            request[PRINCIPAL] = await _resolve_principal(request)
+            return await handler(request)
+        log.error("route %s %s has no access rule: refused", request.method, request.path)
+        raise web.HTTPForbidden(text="this route has no access rule")
+
+    principal = await _resolve_principal(request)
+    request[PRINCIPAL] = principal
+    if principal is not None and principal.language:
+        set_request_language(request)
+    if rule.access == "public":
+        return await handler(request)
+    if principal is None:
+        if rule.api:
+            raise web.HTTPUnauthorized(text="sign in first (POST /api/v1/auth/login) or send a "
+                                            "bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
+    if rule.access != "login" and not principal.can(rule.access):
+        raise web.HTTPForbidden(text=f"your role ({principal.role}) does not allow this "
+                                     f"(needs the right {rule.access!r})")
+    if request.method in UNSAFE_METHODS and principal.via == "session" and rule.csrf:
+        given = request.headers.get(CSRF_HEADER)
+        if given is None and request.content_type in ("application/x-www-form-urlencoded",
+                                                       "multipart/form-data"):
+            form = await request.post()
+            value = form.get("csrf_token")
+            given = value if isinstance(value, str) else None
+        if not csrf_matches(principal.csrf_token, given):
+            raise web.HTTPForbidden(text="missing or invalid CSRF token")
+    return await handler(request)
+
+
+async def _resolve_principal(request: web.Request):  # type: ignore[no-untyped-def]
+    accounts = request.app[ACCOUNTS]
+    gateway = request.app[GATEWAY]
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        token = auth[7:].strip()
+        principal = await gateway.read(accounts.token_principal, token) if token else None
+        if principal is None:
+            raise web.HTTPUnauthorized(text="invalid or revoked API token",
+                                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return principal
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return await gateway.read(accounts.session_principal, cookie)
+    return None
+
+
+def metrics_middleware_factory(app: web.Application):  # type: ignore[no-untyped-def]
+    registry = app[METRICS]
+    requests = Counter("vms_http_requests", "HTTP requests served", ["method", "status"],
+                       registry=registry)
+    latency = Histogram("vms_http_request_seconds", "HTTP request latency", registry=registry)
+
+    @web.middleware
+    async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            requests.labels(request.method, str(status)).inc()
+            latency.observe(time.perf_counter() - start)
+
+    return metrics_middleware
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: cache policy for static files, hardening headers for the rest."""
+    if request.path.startswith("/static/"):
+        if "v" in request.query:
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        else:
+            response.headers.setdefault("Cache-Control", "public, max-age=3600")
+    else:
+        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'")

@@ -1,0 +1,70 @@
+"""The route table: every route is declared with its access rule, in one place.
+
+A handler is registered with :meth:`Routes.route` naming who may call it: ``public`` (no login),
+``login`` (any signed-in user) or a right from :data:`vms.auth.RIGHTS`. The access middleware
+(:mod:`web.middleware`) refuses any route that has no rule, so a route cannot be added without
+deciding its access. The same table feeds the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from vms.auth import RIGHTS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ACCESS_LEVELS = ("public", "login", *RIGHTS)
+
+
+@dataclass(frozen=True)
+class Rule:
+    method: str
+    path: str
+    access: str
+    summary: str
+    api: bool
+    name: str
+    query: tuple[tuple[str, str], ...] = ()      # (name, description) for OpenAPI
+    body: dict[str, Any] | None = None           # JSON schema of the request body
+    csrf: bool = True                            # state-changing: needs a CSRF token with a cookie
+    tags: tuple[str, ...] = field(default=())
+
+
+class Routes:
+    def __init__(self) -> None:
+        self.rules: list[tuple[Rule, Handler]] = []
+
+    def route(self, method: str, path: str, *, access: str, summary: str,
+              query: tuple[tuple[str, str], ...] = (), body: dict[str, Any] | None = None,
+              csrf: bool = True, name: str | None = None) -> Callable[[Handler], Handler]:
+        if access not in ACCESS_LEVELS:
+            raise ValueError(f"route {method} {path}: unknown access {access!r}")
+
+        def register(handler: Handler) -> Handler:
+            rule = Rule(method=method.upper(), path=path, access=access, summary=summary,
+                        api=path.startswith("/api/"), name=name or handler.__name__, query=query,
+                        body=body, csrf=csrf)
+            self.rules.append((rule, handler))
+            return handler
+
+        return register
+
+    def add_to(self, app: web.Application, rules: dict[tuple[str, str], Rule]) -> None:
+        for rule, handler in self.rules:
+            app.router.add_route(rule.method, rule.path, handler, name=rule.name)
+            rules[(rule.method, rule.path)] = rule
+            if rule.method == "GET":
+                rules[("HEAD", rule.path)] = rule
+
+
+def rule_for(request: web.Request, rules: dict[tuple[str, str], Rule]) -> Rule | None:
+    route = request.match_info.route
+    resource = route.resource
+    if resource is None:
+        return None
+    return rules.get((request.method, resource.canonical))

@@ -1,0 +1,61 @@
+"""Wire the web layer into an aiohttp application: templates, languages, routes, static files.
+
+Called by the composition root (:mod:`vms.app`) once the core services are in the app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from vms.clock import format_iso
+from web import i18n, views_admin, views_auth, views_cameras, views_system
+from web.keys import RULES
+from web.middleware import (
+    I18N_KEY,
+    access_middleware,
+    error_middleware,
+    language_middleware,
+    metrics_middleware_factory,
+    security_headers,
+)
+from web.routing import Routes
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+TEMPLATES_DIR = WEB_DIR / "templates"
+
+ALL_ROUTES: tuple[Routes, ...] = (
+    views_system.routes, views_auth.routes, views_cameras.routes, views_admin.routes,
+)
+
+
+def _format_time(instant_us: int | None, tz_name: str = "UTC") -> str:
+    if instant_us is None:
+        return ""
+    return format_iso(int(instant_us), tz_name).replace("T", " ")[:19]
+
+
+def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> None:
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=jinja2.select_autoescape(["html", "xml"], default=True),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+    )
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["localtime"] = _format_time
+    env.globals["static"] = lambda path: str(app.router["static"].url_for(filename=path))
+    app[I18N_KEY] = i18n.load_catalogues()
+    app[RULES] = {}
+    app.middlewares.extend([
+        metrics_middleware_factory(app), language_middleware, error_middleware, access_middleware,
+    ])
+    for table in (*ALL_ROUTES, *extra_routes):
+        table.add_to(app, app[RULES])
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=True)
+    app.on_response_prepare.append(security_headers)

@@ -1,0 +1,212 @@
+"""Administration: users, sites, grants, API tokens, passwords and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from vms import audit
+from vms.auth import ROLES, AccountError, AuthError, Principal
+from vms.db import models as m
+from web.inputs import form_or_json, get_str, get_str_list, json_object, query_instant, query_int
+from web.keys import ACCOUNTS, CLOCK, GATEWAY, principal_of
+from web.middleware import client_address
+from web.render import render
+from web.routing import Routes
+
+routes = Routes()
+
+
+def _principal(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    assert principal is not None
+    return principal
+
+
+async def _create_user(request: web.Request, data: dict[str, Any]) -> dict[str, Any]:
+    username = get_str(data, "username", max_len=64)
+    password = get_str(data, "password", max_len=1024)
+    role = get_str(data, "role", max_len=16)
+    sites = get_str_list(data, "sites")
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+
+    def create() -> dict[str, Any]:
+        user = accounts.create_user(username, password, role, sites)
+        audit.record(clock, "user_create", principal=principal, target=username,
+                     address=client_address(request), detail={"role": role, "sites": sites})
+        return {"id": user.id, "username": user.username, "role": user.role, "sites": sites}
+
+    try:
+        return await request.app[GATEWAY].write(create)
+    except AccountError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+USER_BODY = {"type": "object", "required": ["username", "password", "role"], "properties": {
+    "username": {"type": "string"}, "password": {"type": "string"},
+    "role": {"enum": list(ROLES)}, "sites": {"type": "array", "items": {"type": "string"}}}}
+
+
+@routes.route("GET", "/api/v1/users", access="manage_users", summary="All users")
+async def api_users(request: web.Request) -> web.StreamResponse:
+    users = await request.app[GATEWAY].read(request.app[ACCOUNTS].list_users)
+    return web.json_response({"users": users})
+
+
+@routes.route("POST", "/api/v1/users", access="manage_users", body=USER_BODY,
+              summary="Create a user with a role and site grants")
+async def api_create_user(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await _create_user(request, await json_object(request)), status=201)
+
+
+@routes.route("POST", "/api/v1/users/{username}/grants", access="manage_users",
+              body={"type": "object", "properties": {"site": {"type": "string"},
+                                                     "revoke": {"type": "boolean"}}},
+              summary="Grant (or revoke) a site to a user")
+async def api_grant(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    site = get_str(data, "site")
+    revoke = bool(data.get("revoke", False))
+    username = request.match_info["username"][:64]
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+
+    def change() -> None:
+        (accounts.revoke if revoke else accounts.grant)(username, site)
+        audit.record(clock, "revoke" if revoke else "grant", principal=principal,
+                     target=f"{username} -> {site}", address=client_address(request))
+
+    try:
+        await request.app[GATEWAY].write(change)
+    except AccountError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return web.json_response({"ok": True})
+
+
+@routes.route("POST", "/api/v1/sites", access="manage_users",
+              body={"type": "object", "required": ["name"], "properties": {
+                  "name": {"type": "string"}, "timezone": {"type": "string"}}},
+              summary="Create a site")
+async def api_create_site(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    name = get_str(data, "name")
+    tz = get_str(data, "timezone", required=False, default="UTC", max_len=64)
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+
+    def create() -> dict[str, Any]:
+        try:
+            site = accounts.create_site(name, tz)
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+        audit.record(clock, "site_create", principal=principal, target=name, site_id=site.id,
+                     address=client_address(request), detail={"timezone": tz})
+        return {"id": site.id, "name": site.name, "timezone": site.timezone}
+
+    try:
+        return web.json_response(await request.app[GATEWAY].write(create), status=201)
+    except AccountError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+@routes.route("POST", "/api/v1/me/password", access="login",
+              body={"type": "object", "required": ["current_password", "new_password"]},
+              summary="Change your own password (ends all your sessions)")
+async def api_change_password(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    current = get_str(data, "current_password", max_len=1024)
+    new = get_str(data, "new_password", max_len=1024)
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+
+    def change() -> None:
+        accounts.authenticate(principal.username, current)
+        accounts.set_password(principal.username, new)
+        audit.record(clock, "password_change", principal=principal, target=principal.username,
+                     address=client_address(request))
+
+    try:
+        await request.app[GATEWAY].write(change)
+    except AuthError:
+        raise web.HTTPForbidden(text="the current password is wrong") from None
+    except AccountError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    return web.json_response({"ok": True})
+
+
+@routes.route("POST", "/api/v1/tokens", access="login",
+              body={"type": "object", "required": ["name"]},
+              summary="Create an API token for yourself (shown once)")
+async def api_create_token(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    name = get_str(data, "name", max_len=100)
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+
+    def create() -> str:
+        token = accounts.create_api_token(principal.username, name)
+        audit.record(clock, "token_create", principal=principal, target=name,
+                     address=client_address(request))
+        return token
+
+    return web.json_response({"token": await request.app[GATEWAY].write(create)}, status=201)
+
+
+AUDIT_QUERY = (("action", "only this action"), ("username", "only this user"),
+               ("from", "from this instant"), ("to", "before this instant"),
+               ("limit", "at most this many rows (default 200)"))
+
+
+async def _audit_rows(request: web.Request) -> list[dict[str, Any]]:
+    principal = _principal(request)
+    return await request.app[GATEWAY].read(
+        audit.query, principal, action=request.query.get("action") or None,
+        username=request.query.get("username") or None,
+        from_us=query_instant(request, "from"), to_us=query_instant(request, "to"),
+        limit=query_int(request, "limit", default=200, minimum=1, maximum=1000) or 200)
+
+
+@routes.route("GET", "/api/v1/audit", access="audit", query=AUDIT_QUERY,
+              summary="The audit log, newest first")
+async def api_audit(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"entries": await _audit_rows(request)})
+
+
+@routes.route("GET", "/admin/audit", access="audit", query=AUDIT_QUERY, summary="Audit log page")
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    return render(request, "audit.html",
+                                          {"entries": await _audit_rows(request),
+                                           "query": dict(request.query)})
+
+
+@routes.route("GET", "/admin/users", access="manage_users", summary="Users page")
+async def users_page(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    users = await gateway.read(request.app[ACCOUNTS].list_users)
+    sites = await gateway.read(lambda: [s.name for s in m.Site.select().order_by(m.Site.name)])
+    return render(request, "users.html",
+                                          {"users": users, "sites": sites, "roles": ROLES,
+                                           "error": ""})
+
+
+@routes.route("POST", "/admin/users", access="manage_users", summary="Create a user (form)")
+async def users_form(request: web.Request) -> web.StreamResponse:
+    data = await form_or_json(request)
+    form = await request.post()
+    data["sites"] = [v for v in form.getall("sites", []) if isinstance(v, str)]
+    try:
+        await _create_user(request, data)
+    except web.HTTPBadRequest as exc:
+        gateway = request.app[GATEWAY]
+        users = await gateway.read(request.app[ACCOUNTS].list_users)
+        sites = await gateway.read(lambda: [s.name for s in m.Site.select().order_by(m.Site.name)])
+        return render(request, "users.html", {"users": users, "sites": sites, "roles": ROLES,
+                                    "error": exc.text}, status=400)
+    raise web.HTTPFound("/admin/users")

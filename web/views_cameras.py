@@ -1,0 +1,59 @@
+"""Cameras and sites as the signed-in user may see them (pages and JSON from the same data)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from vms import catalog
+from web.inputs import match_id, query_int
+from web.keys import GATEWAY, principal_of
+from web.render import render
+from web.routing import Routes
+
+routes = Routes()
+
+
+async def _camera_detail(request: web.Request) -> dict[str, object]:
+    principal = principal_of(request)
+    assert principal is not None
+    try:
+        return await request.app[GATEWAY].read(catalog.camera_detail, principal, match_id(request))
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+
+
+@routes.route("GET", "/api/v1/sites", access="login", summary="Sites you may see")
+async def api_sites(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    return web.json_response({"sites": await request.app[GATEWAY].read(catalog.list_sites,
+                                                                       principal)})
+
+
+@routes.route("GET", "/api/v1/cameras", access="live", query=(("site_id", "only this site"),),
+              summary="Cameras you may see, with site and status")
+async def api_cameras(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    site_id = query_int(request, "site_id", minimum=1)
+    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, site_id)
+    return web.json_response({"cameras": cameras})
+
+
+@routes.route("GET", "/api/v1/cameras/{id}", access="live", summary="One camera, with streams")
+async def api_camera(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await _camera_detail(request))
+
+
+@routes.route("GET", "/cameras", access="live", summary="Camera list page")
+async def cameras_page(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal)
+    return render(request, "cameras.html", {"cameras": cameras})
+
+
+@routes.route("GET", "/cameras/{id}", access="live", summary="Camera page")
+async def camera_page(request: web.Request) -> web.StreamResponse:
+    camera = await _camera_detail(request)
+    return render(request, "camera.html", {"camera": camera})

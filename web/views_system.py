@@ -1,0 +1,61 @@
+"""Health, metrics, the OpenAPI document and the home page."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from vms import catalog
+from web.keys import GATEWAY, METRICS, RULES, SETTINGS, principal_of
+from web.openapi import build_openapi
+from web.render import render
+from web.routing import Routes
+
+routes = Routes()
+
+
+@routes.route("GET", "/healthz", access="public", summary="Liveness and database check")
+async def healthz(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+
+    def ping() -> bool:
+        gateway.db.execute_sql("SELECT 1")
+        return True
+
+    try:
+        await gateway.read(ping)
+    except Exception as exc:  # any database failure means "not healthy", said plainly
+        return web.json_response({"status": "error", "database": f"unavailable: {exc}"},
+                                 status=503)
+    return web.json_response({"status": "ok", "database": "ok"})
+
+
+@routes.route("GET", "/metrics", access="public",
+              summary="Prometheus metrics (bearer token when server.metrics_token is set)")
+async def metrics(request: web.Request) -> web.StreamResponse:
+    token = request.app[SETTINGS].server.metrics_token
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise web.HTTPUnauthorized(text="metrics need the configured bearer token",
+                                       headers={"WWW-Authenticate": "Bearer"})
+    body = generate_latest(request.app[METRICS])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.route("GET", "/api/v1/openapi.json", access="public", summary="This API, as OpenAPI 3.1")
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return web.json_response(build_openapi(request.app[RULES]))
+
+
+@routes.route("GET", "/", access="login", summary="Home: the cameras you may see")
+async def home(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    gateway = request.app[GATEWAY]
+    sites = await gateway.read(catalog.list_sites, principal)
+    cameras = await gateway.read(catalog.list_cameras, principal)
+    return render(request, "home.html",
+                                          {"sites": sites, "cameras": cameras})
