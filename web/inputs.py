@@ -70,10 +70,11 @@ def get_int(data: dict[str, Any], key: str, *, required: bool = True,
     if isinstance(value, bool):
         raise bad_request(f"field {key!r} must be an integer, got a boolean")
     if isinstance(value, str):
+        text = value
         try:
-            value = int(value)
+            value = int(text)
         except ValueError:
-            raise bad_request(f"field {key!r} must be an integer, got {value[:40]!r}") from None
+            raise bad_request(f"field {key!r} must be an integer, got {text[:40]!r}") from None
     if not isinstance(value, int):
         raise bad_request(f"field {key!r} must be an integer, got {type(value).__name__}")
     if minimum is not None and value < minimum:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
+from babel.support import NullTranslations
 from prometheus_client import Counter, Histogram
 
 from vms.auth import csrf_matches
@@ -104,7 +105,7 @@ async def language_middleware(request: web.Request, handler: Handler) -> web.Str
     return await handler(request)
 
 
-I18N_KEY = web.AppKey("i18n_catalogues", dict)
+I18N_KEY: web.AppKey[dict[str, NullTranslations]] = web.AppKey("i18n_catalogues", dict)
 
 
 @web.middleware

@@ -51,22 +51,23 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[st
             text=f"too many failed sign-ins; try again in {wait_s} s",
             headers={"Retry-After": str(wait_s)})
 
-    def check() -> tuple[str, str, Any]:
+    def check() -> tuple[str, str, Any] | None:
         try:
             user = accounts.authenticate(username, password)
         except AuthError:
+            # committed, not rolled back: the failure itself is what the audit must keep
             audit.record(clock, "login", username=username[:64], address=address,
                          outcome="failed")
-            raise
+            return None
         token, csrf = accounts.open_session(user, address)
         audit.record(clock, "login", username=user.username, address=address)
         return token, csrf, user
 
-    try:
-        token, csrf, user = await gateway.write(check)
-    except AuthError as exc:
+    result = await gateway.write(check)
+    if result is None:
         throttle.failed(*keys)
-        raise web.HTTPUnauthorized(text=str(exc)) from None
+        raise web.HTTPUnauthorized(text="wrong username or password")
+    token, csrf, user = result
     throttle.succeeded(*keys)
     return token, csrf, user
 

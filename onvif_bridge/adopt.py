@@ -1,0 +1,752 @@
+"""Onboarding: scan (discover + interrogate), adopt, re-bind by MAC, configure and remove cameras.
+
+This module owns the installer's flow from "a device answered a Probe" to "a camera row with
+encrypted credentials, a main and a sub stream, and an audit record". :func:`scan` pairs
+WS-Discovery with bounded concurrent interrogation; :class:`Onboarding` is the service the web
+layer, the CLI and the demo call. Every method takes the asking :class:`~vms.auth.Principal`
+(``None`` only for the local command line, which has the whole database anyway): a site the
+principal does not see does not exist for it, and a camera already adopted into such a site is
+refused (never re-bound across sites).
+
+Choices: main stream = highest-resolution H.264/H.265 profile with a stream URI, sub = the
+smallest one; a camera whose MAC is known is re-bound (address, credentials, streams updated),
+not duplicated. Stored RTSP URLs never carry credentials. A recording profile applied by
+:meth:`Onboarding.configure` keeps the keyframe interval at or below :data:`MAX_GOP_S` so
+segments and seeks cut cleanly, and reports what the camera actually accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import peewee as pw
+
+from onvif_bridge.client import (
+    DEFAULT_TIMEOUT_S,
+    OnvifClient,
+    device_xaddr,
+    get_snapshot,
+    interrogate,
+    redact_url,
+)
+from onvif_bridge.discovery import discover, preferred_xaddr
+from onvif_bridge.errors import OnvifAuthError, OnvifError, OnvifUnreachableError
+from onvif_bridge.models import DeviceReport, DiscoveredDevice, ProfileReport, Status
+from vms import audit, catalog
+from vms.auth import Principal
+from vms.clock import Clock, SystemClock
+from vms.db import models as m
+from vms.db.gateway import Gateway
+from vms.logs import register_secret
+from vms.secrets import SecretBox
+
+logger = logging.getLogger(__name__)
+
+MAX_GOP_S = 2.0
+"""Longest keyframe interval a recording profile may ask for."""
+RECORDABLE_CODECS = ("H264", "H265")
+DEFAULT_SCAN_CONCURRENCY = 16
+DEFAULT_SITE_NAME = "Default site"
+_HOSTNAME_RE = re.compile(r"[^A-Za-z0-9-]+")
+
+CameraChanged = Callable[[int], Awaitable[None]]
+
+
+class OnboardingError(Exception):
+    """A request that cannot be carried out; the message is for the person who asked.
+
+    ``kind`` maps to an HTTP status in the web layer: ``invalid`` (400), ``not_found`` (404),
+    ``conflict`` (409), ``camera`` (502: the camera refused or did not answer).
+    """
+
+    def __init__(self, message: str, kind: str = "invalid", *,
+                 report: DeviceReport | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.report = report
+
+
+# --- scanning -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ScanUpdate:
+    """One step of a scan: a device was ``found``, or its interrogation ``report`` is in."""
+
+    kind: str  # found | report | bye
+    device: DiscoveredDevice
+    report: DeviceReport | None = None
+
+
+async def scan(
+    targets: Iterable[str],
+    username: str,
+    password: str,
+    *,
+    interfaces: Sequence[str] | None = None,
+    timeout_s: float = 3.0,
+    concurrency: int = DEFAULT_SCAN_CONCURRENCY,
+    interrogate_timeout_s: float = 5.0,
+    clock: Clock | None = None,
+) -> AsyncIterator[ScanUpdate]:
+    """Discover devices and interrogate each one as soon as it answers (at most ``concurrency``
+    at a time); yields updates as they happen and ends when the discovery window is over and
+    every interrogation finished. Raises DiscoveryTargetError for bad targets before sending.
+    """
+    queue: asyncio.Queue[ScanUpdate | None] = asyncio.Queue()
+    limit = asyncio.Semaphore(max(1, concurrency))
+    tasks: set[asyncio.Task[None]] = set()
+    if password:
+        register_secret(password)
+
+    async def examine(device: DiscoveredDevice) -> None:
+        xaddr = preferred_xaddr(device)
+        if xaddr is None:
+            report = DeviceReport(address=device.sender, status=Status.BAD_RESPONSE,
+                                  message=f"device {device.sender}: no HTTP device address in its "
+                                          "ProbeMatch")
+        else:
+            async with limit:
+                report = await interrogate(xaddr, username, password, clock=clock,
+                                           timeout_s=interrogate_timeout_s, name=device.name)
+        await queue.put(ScanUpdate("report", device, report))
+
+    async def produce() -> None:
+        try:
+            async for device in discover(targets, interfaces=interfaces, timeout_s=timeout_s,
+                                         clock=clock):
+                if device.message == "Bye":
+                    await queue.put(ScanUpdate("bye", device))
+                    continue
+                await queue.put(ScanUpdate("found", device))
+                task = asyncio.create_task(examine(device), name=f"interrogate {device.sender}")
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:
+                await asyncio.gather(*list(tasks), return_exceptions=True)
+        finally:
+            await queue.put(None)
+
+    producer = asyncio.create_task(produce(), name="scan")
+    try:
+        while True:
+            update = await queue.get()
+            if update is None:
+                break
+            yield update
+        await producer  # re-raise a discovery error (bad target)
+    finally:
+        for task in (producer, *tasks):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(producer, *tasks, return_exceptions=True)
+
+
+def report_dict(report: DeviceReport) -> dict[str, Any]:
+    """The public view of an interrogation (JSON-ready; never a credential)."""
+    info = report.device_info
+    return {
+        "address": report.address,
+        "xaddr": report.xaddr,
+        "status": str(report.status),
+        "message": report.message,
+        "mac": report.mac,
+        "manufacturer": info.manufacturer if info else "",
+        "model": info.model if info else "",
+        "firmware": info.firmware_version if info else "",
+        "serial": info.serial_number if info else "",
+        "hostname": report.hostname,
+        "clock_offset_us": report.clock_offset_us,
+        "warnings": list(report.warnings),
+        "profiles": [_profile_dict(p) for p in report.profiles],
+    }
+
+
+def _profile_dict(entry: ProfileReport) -> dict[str, Any]:
+    p = entry.profile
+    return {
+        "token": p.token, "name": p.name, "codec": p.encoding or "", "width": p.width,
+        "height": p.height, "fps": p.fps, "bitrate_kbps": p.bitrate_kbps,
+        "gov_length": p.gov_length,
+        "stream_uri": strip_credentials(entry.stream_uri) if entry.stream_uri else None,
+        "snapshot": bool(entry.snapshot_uri), "error": entry.error,
+    }
+
+
+# --- stream choice ------------------------------------------------------------------------------
+
+def strip_credentials(url: str) -> str:
+    """The URL without ``user:password@`` (what we store; credentials live encrypted apart)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query,
+                       parts.fragment))
+
+
+def _pixels(entry: ProfileReport) -> int:
+    return (entry.profile.width or 0) * (entry.profile.height or 0)
+
+
+def choose_streams(report: DeviceReport) -> tuple[ProfileReport, ProfileReport | None]:
+    """(main, sub): highest- and lowest-resolution H.264/H.265 profiles with a stream URI.
+
+    Without any H.264/H.265 profile, any profile with a stream is used (logged); sub is None when
+    the camera has a single usable profile.
+    """
+    usable = [p for p in report.profiles if p.stream_uri]
+    if not usable:
+        raise OnboardingError(f"{report.message}: no media profile with an RTSP stream",
+                              "camera", report=report)
+    recordable = [p for p in usable if (p.profile.encoding or "").upper() in RECORDABLE_CODECS]
+    if not recordable:
+        logger.warning("camera %s: no H.264/H.265 profile; using %s", report.address,
+                       usable[0].profile.encoding)
+        recordable = usable
+
+    def rank(entry: ProfileReport) -> tuple[int, float, int]:
+        return (_pixels(entry), entry.profile.fps or 0.0, entry.profile.bitrate_kbps or 0)
+
+    main = max(recordable, key=rank)
+    sub = min(recordable, key=rank)
+    return main, (sub if sub is not main else None)
+
+
+# --- results ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class AdoptResult:
+    camera_id: int
+    name: str
+    site_id: int
+    created: bool
+    """False: a camera with this MAC was known and has been re-bound to the new address."""
+    status: str
+    message: str
+    mac: str | None = None
+    previous_url: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"camera_id": self.camera_id, "name": self.name, "site_id": self.site_id,
+                "created": self.created, "rebound": not self.created, "status": self.status,
+                "message": self.message, "mac": self.mac}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingProfile:
+    """What an installer asks a camera to encode (None: leave as it is)."""
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    bitrate_kbps: int | None = None
+    gop_s: float = 1.0
+    """Keyframe interval in seconds; at most :data:`MAX_GOP_S`."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gop_s <= MAX_GOP_S:
+            raise OnboardingError(f"gop_s must be in (0, {MAX_GOP_S:g}] seconds so recordings cut "
+                                  f"cleanly, not {self.gop_s:g}")
+        if (self.width is None) != (self.height is None):
+            raise OnboardingError("give both width and height, or neither")
+        for name in ("width", "height", "bitrate_kbps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise OnboardingError(f"{name} must be positive")
+        if self.fps is not None and not 0 < self.fps <= 120:
+            raise OnboardingError("fps must be in (0, 120]")
+
+
+@dataclass
+class ConfigureRequest:
+    stream: str = "main"
+    profile: RecordingProfile | None = None
+    name: str | None = None
+    set_clock: bool = False
+    ntp_servers: list[str] = field(default_factory=list)
+    reboot: bool = False
+
+
+# --- the service --------------------------------------------------------------------------------
+
+@dataclass
+class _Camera:
+    """What a camera operation needs, read in one go (clear password only in memory)."""
+
+    id: int
+    name: str
+    site_id: int
+    onvif_url: str
+    username: str
+    password: str
+    streams: dict[str, m.CameraStream]
+
+
+class Onboarding:
+    """Adopt, re-bind, configure and remove cameras. One instance per server (or CLI run).
+
+    ``on_change`` is awaited with a camera id after every change (the recorder supervisor's
+    ``camera_changed``); its failures are logged, never raised into the caller.
+    """
+
+    def __init__(self, gateway: Gateway, secrets: SecretBox, clock: Clock | None = None, *,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, on_change: CameraChanged | None = None,
+                 default_recording_mode: str = "continuous") -> None:
+        self.gateway = gateway
+        self.secrets = secrets
+        self.clock = clock or SystemClock()
+        self.timeout_s = timeout_s
+        self.on_change = on_change
+        self.default_recording_mode = default_recording_mode
+        self._snapshot_uris: dict[tuple[int, str], str] = {}
+
+    # --- helpers ---
+
+    async def _changed(self, camera_id: int) -> None:
+        if self.on_change is None:
+            return
+        try:
+            await self.on_change(camera_id)
+        except Exception:  # the recorder must not turn a completed adoption into an error
+            logger.exception("camera %s: recorder did not take the change", camera_id)
+
+    def _site_for(self, principal: Principal | None, site_id: int | None) -> m.Site:
+        """The site to adopt into (runs inside a transaction)."""
+        if site_id is not None:
+            if principal is None:
+                site = m.Site.get_or_none(m.Site.id == site_id)
+                if site is None:
+                    raise OnboardingError(f"no site {site_id}", "not_found")
+                return site
+            try:
+                return catalog.get_site(principal, site_id)
+            except catalog.NotFound:
+                raise OnboardingError(f"no site {site_id}", "not_found") from None
+        query = m.Site.select().order_by(m.Site.id)
+        if principal is not None:
+            query = catalog.scope_sites(query, principal)
+        sites = list(query.limit(2))
+        if len(sites) == 1:
+            return sites[0]
+        if not sites and (principal is None or principal.site_ids is None):
+            return m.Site.create(name=DEFAULT_SITE_NAME, timezone="UTC",
+                                 created_us=self.clock.now_us())
+        raise OnboardingError("site_id is required: you see several sites (or none)")
+
+    async def _load(self, principal: Principal | None, camera_id: int) -> _Camera:
+        def read() -> _Camera:
+            if principal is None:
+                camera = m.Camera.get_or_none(m.Camera.id == camera_id)
+                if camera is None:
+                    raise OnboardingError(f"no camera {camera_id}", "not_found")
+            else:
+                try:
+                    camera = catalog.get_camera(principal, camera_id)
+                except catalog.NotFound:
+                    raise OnboardingError(f"no camera {camera_id}", "not_found") from None
+            streams = {s.kind: s for s in
+                       m.CameraStream.select().where(m.CameraStream.camera == camera.id)}
+            return _Camera(camera.id, camera.name, camera.site_id, camera.onvif_url,
+                           camera.username, camera.password_enc, streams)
+
+        cam = await self.gateway.read(read)
+        cam.password = self.secrets.decrypt(cam.password)
+        register_secret(cam.password)
+        return cam
+
+    def _client(self, cam: _Camera) -> OnvifClient:
+        if not cam.onvif_url:
+            raise OnboardingError(f"camera {cam.name!r} was added by RTSP URL and has no ONVIF "
+                                  "address", "invalid")
+        return OnvifClient(cam.onvif_url, cam.username, cam.password, clock=self.clock,
+                           timeout_s=self.timeout_s, name=cam.name)
+
+    # --- adopt ---
+
+    async def interrogate(self, onvif_url: str, username: str, password: str, *,
+                          name: str | None = None) -> DeviceReport:
+        register_secret(password)
+        return await interrogate(onvif_url, username, password, clock=self.clock,
+                                 timeout_s=self.timeout_s, name=name)
+
+    async def adopt(self, principal: Principal | None, onvif_url: str, username: str,
+                    password: str, *, site_id: int | None = None, name: str | None = None,
+                    set_clock: bool = False, actor: str = "", address: str = "") -> AdoptResult:
+        """Interrogate the camera at ``onvif_url`` and store it (or re-bind it by MAC).
+
+        ``set_clock``: when the camera's clock is too far off, set it to ours and go on (otherwise
+        that is refused with the report, for the installer to decide).
+        """
+        xaddr = device_xaddr(onvif_url)
+        if urlsplit(xaddr).scheme not in ("http", "https") or not urlsplit(xaddr).hostname:
+            raise OnboardingError(f"onvif_url {onvif_url!r}: expected http://host[:port]/… or "
+                                  "host[:port]")
+        # Refuse a site the principal cannot see before touching the network.
+        await self.gateway.read(self._check_site, principal, site_id)
+        report = await self.interrogate(xaddr, username, password, name=name)
+        if report.status == Status.CLOCK_SKEW and set_clock:
+            async with OnvifClient(xaddr, username, password, clock=self.clock,
+                                   timeout_s=self.timeout_s, name=name) as client:
+                try:
+                    await client.measure_clock()
+                    await client.set_system_clock()
+                except OnvifError as exc:
+                    raise OnboardingError(f"setting the clock failed: {exc}", "camera",
+                                          report=report) from None
+            report = await self.interrogate(xaddr, username, password, name=name)
+        if report.status != Status.OK:
+            raise OnboardingError(report.message, "camera", report=report)
+        main, sub = choose_streams(report)
+        info = report.device_info
+        default_name = name or report.hostname or (f"{info.model} {report.address}" if info
+                                                   else report.address)
+
+        def store() -> AdoptResult:
+            site = self._site_for(principal, site_id)
+            now = self.clock.now_us()
+            existing = (m.Camera.get_or_none(m.Camera.mac == report.mac) if report.mac
+                        else m.Camera.get_or_none(m.Camera.onvif_url == report.xaddr))
+            fields: dict[str, Any] = dict(
+                onvif_url=report.xaddr, username=username,
+                password_enc=self.secrets.encrypt(password),
+                manufacturer=info.manufacturer if info else "", model=info.model if info else "",
+                firmware=info.firmware_version if info else "",
+                serial=info.serial_number if info else "",
+                clock_offset_us=report.clock_offset_us or 0, updated_us=now,
+            )
+            previous = ""
+            if existing is not None:
+                if principal is not None and not principal.sees_site(existing.site_id):
+                    raise OnboardingError(
+                        "this camera is already adopted into a site you do not manage; ask an "
+                        "administrator to move or remove it", "conflict")
+                previous = existing.onvif_url
+                camera = existing
+                for key, value in fields.items():
+                    setattr(camera, key, value)
+                if name:
+                    camera.name = name
+                if site_id is not None:
+                    camera.site = site
+                camera.save()
+                created = False
+            else:
+                camera = m.Camera.create(
+                    site=site, name=default_name[:200], mac=report.mac,
+                    recording_mode=self.default_recording_mode, status="new",
+                    status_reason="adopted", status_since_us=now, created_us=now, **fields)
+                created = True
+            self._store_streams(camera, main, sub)
+            audit.record(self.clock, "camera_adopt", principal=principal, username=actor,
+                         target=f"{camera.name} ({report.address})", site_id=camera.site_id,
+                         address=address,
+                         detail={"camera_id": camera.id, "mac": report.mac,
+                                 "rebound": not created, "previous_url": previous,
+                                 "onvif_url": report.xaddr})
+            return AdoptResult(camera.id, camera.name, camera.site_id, created, camera.status,
+                               report.message if created else
+                               f"camera {camera.name!r} re-bound to {report.address}",
+                               report.mac, previous)
+
+        try:
+            result = await self.gateway.write(store)
+        except pw.IntegrityError as exc:
+            raise OnboardingError(f"camera could not be stored: {exc}", "conflict") from None
+        logger.info("camera %s: %s at %s into site %s", result.name,
+                    "adopted" if result.created else "re-bound", report.address, result.site_id)
+        await self._changed(result.camera_id)
+        return result
+
+    def _check_site(self, principal: Principal | None, site_id: int | None) -> None:
+        if site_id is None or principal is None:
+            return
+        try:
+            catalog.get_site(principal, site_id)
+        except catalog.NotFound:
+            raise OnboardingError(f"no site {site_id}", "not_found") from None
+
+    @staticmethod
+    def _store_streams(camera: m.Camera, main: ProfileReport,
+                       sub: ProfileReport | None) -> None:
+        m.CameraStream.delete().where(m.CameraStream.camera == camera.id).execute()
+        for kind, entry in (("main", main), ("sub", sub)):
+            if entry is None or entry.stream_uri is None:
+                continue
+            p = entry.profile
+            m.CameraStream.create(
+                camera=camera, kind=kind, profile_token=p.token,
+                rtsp_url=strip_credentials(entry.stream_uri)[:1000],
+                codec=(p.encoding or "")[:16], width=p.width or 0, height=p.height or 0,
+                fps=round(p.fps or 0), bitrate_kbps=p.bitrate_kbps or 0, record=kind == "main")
+
+    async def adopt_rtsp(self, principal: Principal | None, rtsp_url: str, username: str,
+                         password: str, *, site_id: int | None = None, name: str | None = None,
+                         actor: str = "", address: str = "") -> AdoptResult:
+        """Add a camera without ONVIF by its RTSP URL (credentials may be in the URL or apart)."""
+        parts = urlsplit(rtsp_url)
+        if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+            raise OnboardingError(f"rtsp_url {redact_url(rtsp_url)!r}: expected "
+                                  "rtsp://host[:port]/path")
+        username = username or (parts.username or "")
+        password = password or (parts.password or "")
+        register_secret(password)
+        clean = strip_credentials(rtsp_url)
+        label = name or f"{parts.hostname}{parts.path}"
+
+        def store() -> AdoptResult:
+            site = self._site_for(principal, site_id)
+            now = self.clock.now_us()
+            camera = m.Camera.create(
+                site=site, name=label[:200], mac=None, onvif_url="", username=username,
+                password_enc=self.secrets.encrypt(password),
+                recording_mode=self.default_recording_mode, status="new",
+                status_reason="added by RTSP URL", status_since_us=now, created_us=now,
+                updated_us=now)
+            m.CameraStream.create(camera=camera, kind="main", rtsp_url=clean[:1000], record=True)
+            audit.record(self.clock, "camera_adopt", principal=principal, username=actor,
+                         target=f"{camera.name} ({parts.hostname})", site_id=site.id,
+                         address=address, detail={"camera_id": camera.id, "rtsp_url": clean})
+            return AdoptResult(camera.id, camera.name, site.id, True, camera.status,
+                               f"camera {camera.name!r} added by RTSP URL")
+
+        result = await self.gateway.write(store)
+        await self._changed(result.camera_id)
+        return result
+
+    async def adopt_many(self, principal: Principal | None, xaddrs: Sequence[str], username: str,
+                         password: str, *, site_id: int | None, concurrency: int = 8,
+                         set_clock: bool = False, actor: str = "",
+                         address: str = "") -> list[dict[str, Any]]:
+        """Adopt every address with the same credentials; one result (or error) per address.
+
+        Interrogation runs concurrently; storing is serialised by the database writer.
+        """
+        await self.gateway.read(self._check_site, principal, site_id)
+        limit = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(xaddr: str) -> dict[str, Any]:
+            async with limit:
+                try:
+                    result = await self.adopt(principal, xaddr, username, password,
+                                              site_id=site_id, set_clock=set_clock, actor=actor,
+                                              address=address)
+                except OnboardingError as exc:
+                    row: dict[str, Any] = {"xaddr": xaddr, "ok": False, "error": str(exc)}
+                    if exc.report is not None:
+                        row["status"] = str(exc.report.status)
+                    return row
+                return {"xaddr": xaddr, "ok": True, **result.as_dict()}
+
+        return list(await asyncio.gather(*(one(x) for x in dict.fromkeys(xaddrs))))
+
+    # --- known cameras ---
+
+    def known_cameras(self, principal: Principal | None, macs: Iterable[str]) -> dict[str, int]:
+        """MAC → camera id among cameras the principal sees (sync; run through gateway.read)."""
+        wanted = [mac for mac in set(macs) if mac]
+        if not wanted:
+            return {}
+        query = m.Camera.select(m.Camera.id, m.Camera.mac).where(m.Camera.mac.in_(wanted))
+        if principal is not None:
+            query = catalog.scope_cameras(query, principal)
+        return {c.mac: c.id for c in query}
+
+    # --- configure ---
+
+    async def configure(self, principal: Principal | None, camera_id: int,
+                        request: ConfigureRequest, *, actor: str = "",
+                        address: str = "") -> dict[str, Any]:
+        """Apply what ``request`` asks over ONVIF; returns what the camera accepted."""
+        if request.stream not in ("main", "sub"):
+            raise OnboardingError("stream must be 'main' or 'sub'")
+        cam = await self._load(principal, camera_id)
+        result: dict[str, Any] = {"camera_id": cam.id, "requested": {}, "accepted": {},
+                                  "clamped": []}
+        stream = cam.streams.get(request.stream)
+        try:
+            async with self._client(cam) as client:
+                await client.measure_clock()
+                if request.set_clock:
+                    await client.set_system_clock()
+                    result["clock_offset_us"] = client.clock_offset_us
+                if request.ntp_servers:
+                    await client.set_ntp(request.ntp_servers)
+                    result["ntp_servers"] = request.ntp_servers
+                if request.name:
+                    hostname = _HOSTNAME_RE.sub("-", request.name).strip("-")[:63] or "camera"
+                    result["hostname"] = (await client.set_hostname(hostname)).name
+                if request.profile is not None:
+                    if stream is None or not stream.profile_token:
+                        raise OnboardingError(f"camera {cam.name!r} has no ONVIF profile for its "
+                                              f"{request.stream} stream")
+                    result.update(await self._apply_profile(client, stream, request.profile))
+                if request.reboot:
+                    await client.reboot()
+                    result["rebooting"] = True
+        except OnvifAuthError as exc:
+            raise OnboardingError(f"{exc}; update the camera's credentials", "camera") from None
+        except OnvifError as exc:
+            raise OnboardingError(str(exc), "camera") from None
+
+        accepted = result["accepted"]
+
+        def save() -> None:
+            fields: dict[str, Any] = {"updated_us": self.clock.now_us()}
+            if request.name:
+                fields["name"] = request.name[:200]
+            if "clock_offset_us" in result:
+                fields["clock_offset_us"] = result["clock_offset_us"] or 0
+            m.Camera.update(**fields).where(m.Camera.id == cam.id).execute()
+            if stream is not None and accepted:
+                m.CameraStream.update(
+                    width=accepted.get("width") or stream.width,
+                    height=accepted.get("height") or stream.height,
+                    fps=round(accepted.get("fps") or stream.fps),
+                    bitrate_kbps=accepted.get("bitrate_kbps") or stream.bitrate_kbps,
+                ).where(m.CameraStream.id == stream.id).execute()
+            audit.record(self.clock, "camera_change", principal=principal, username=actor,
+                         target=request.name or cam.name, site_id=cam.site_id, address=address,
+                         detail={"camera_id": cam.id, "requested": result["requested"],
+                                 "accepted": accepted, "clamped": result["clamped"],
+                                 "set_clock": request.set_clock, "reboot": request.reboot,
+                                 "name": request.name})
+
+        await self.gateway.write(save)
+        await self._changed(cam.id)
+        return result
+
+    async def _apply_profile(self, client: OnvifClient, stream: m.CameraStream,
+                             profile: RecordingProfile) -> dict[str, Any]:
+        fps = profile.fps or float(stream.fps or 0) or 25.0
+        gov_length = max(1, math.floor(fps * profile.gop_s))
+        requested: dict[str, Any] = {"width": profile.width, "height": profile.height,
+                                     "fps": profile.fps, "bitrate_kbps": profile.bitrate_kbps,
+                                     "gov_length": gov_length, "gop_s": profile.gop_s}
+        config = await client.set_video_encoder(
+            stream.profile_token, width=profile.width, height=profile.height, fps=profile.fps,
+            bitrate_kbps=profile.bitrate_kbps, gov_length=gov_length)
+        accepted_fps = config.fps or fps
+        accepted: dict[str, Any] = {
+            "width": config.width, "height": config.height, "fps": config.fps,
+            "bitrate_kbps": config.bitrate_kbps, "gov_length": config.gov_length,
+            "gop_s": round(config.gov_length / accepted_fps, 3) if config.gov_length else None,
+            "codec": config.encoding,
+        }
+        clamped = [key for key in ("width", "height", "fps", "bitrate_kbps", "gov_length")
+                   if requested[key] is not None and accepted[key] is not None
+                   and float(requested[key]) != float(accepted[key])]
+        if accepted["gop_s"] is not None and accepted["gop_s"] > MAX_GOP_S:
+            clamped.append("gop_s")
+        if clamped:
+            logger.warning("camera %s: encoder clamped %s", client.label, ", ".join(clamped))
+        return {"requested": requested, "accepted": accepted, "clamped": clamped}
+
+    async def set_clock(self, principal: Principal | None, camera_id: int, *, actor: str = "",
+                        address: str = "") -> dict[str, Any]:
+        """Set the camera's clock to ours; returns the offset before and after (µs)."""
+        cam = await self._load(principal, camera_id)
+        try:
+            async with self._client(cam) as client:
+                await client.measure_clock()
+                before = client.clock_offset_us
+                await client.set_system_clock()
+                after = client.clock_offset_us
+        except OnvifError as exc:
+            raise OnboardingError(str(exc), "camera") from None
+
+        def save() -> None:
+            m.Camera.update(clock_offset_us=after or 0, updated_us=self.clock.now_us()).where(
+                m.Camera.id == cam.id).execute()
+            audit.record(self.clock, "camera_change", principal=principal, username=actor,
+                         target=cam.name, site_id=cam.site_id, address=address,
+                         detail={"camera_id": cam.id, "clock_set": True,
+                                 "offset_before_us": before, "offset_after_us": after})
+
+        await self.gateway.write(save)
+        return {"camera_id": cam.id, "offset_before_us": before, "clock_offset_us": after}
+
+    async def remove(self, principal: Principal | None, camera_id: int, *, actor: str = "",
+                     address: str = "") -> dict[str, Any]:
+        def delete() -> dict[str, Any]:
+            if principal is None:
+                camera = m.Camera.get_or_none(m.Camera.id == camera_id)
+            else:
+                try:
+                    camera = catalog.get_camera(principal, camera_id)
+                except catalog.NotFound:
+                    camera = None
+            if camera is None:
+                raise OnboardingError(f"no camera {camera_id}", "not_found")
+            m.Camera.delete().where(m.Camera.id == camera.id).execute()
+            audit.record(self.clock, "camera_remove", principal=principal, username=actor,
+                         target=camera.name, site_id=camera.site_id, address=address,
+                         detail={"camera_id": camera.id, "mac": camera.mac})
+            return {"camera_id": camera.id, "name": camera.name, "removed": True}
+
+        result = await self.gateway.write(delete)
+        self._snapshot_uris = {k: v for k, v in self._snapshot_uris.items() if k[0] != camera_id}
+        await self._changed(camera_id)
+        return result
+
+    # --- snapshots ---
+
+    async def snapshot(self, principal: Principal | None, camera_id: int,
+                       stream: str = "sub") -> bytes:
+        """A fresh JPEG from the camera (ONVIF GetSnapshotUri, then HTTP digest/basic)."""
+        cam = await self._load(principal, camera_id)
+        entry = cam.streams.get(stream) or cam.streams.get("main") or cam.streams.get("sub")
+        if entry is None or not entry.profile_token:
+            raise OnboardingError(f"camera {cam.name!r} offers no ONVIF snapshot", "not_found")
+        key = (cam.id, entry.profile_token)
+        try:
+            uri = self._snapshot_uris.get(key)
+            if uri is None:
+                async with self._client(cam) as client:
+                    await client.measure_clock()
+                    await client.capabilities()
+                    uri = await client.snapshot_uri(entry.profile_token)
+                self._snapshot_uris[key] = uri
+            return await get_snapshot(uri, cam.username, cam.password,
+                                      timeout_s=self.timeout_s)
+        except OnvifUnreachableError as exc:
+            self._snapshot_uris.pop(key, None)
+            raise OnboardingError(str(exc), "camera") from None
+        except OnvifError as exc:
+            raise OnboardingError(str(exc), "camera") from None
+
+
+async def snapshot_of(report: DeviceReport, username: str, password: str, *,
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
+    """A JPEG of a not-yet-adopted device from its interrogation report (smallest profile)."""
+    candidates = [p for p in report.profiles if p.snapshot_uri]
+    if not candidates:
+        raise OnboardingError(f"{report.address}: no snapshot URI", "not_found")
+    entry = min(candidates, key=_pixels)
+    assert entry.snapshot_uri is not None
+    try:
+        return await get_snapshot(entry.snapshot_uri, username, password, timeout_s=timeout_s)
+    except OnvifError as exc:
+        raise OnboardingError(str(exc), "camera") from None
+
+
+__all__ = [
+    "MAX_GOP_S",
+    "AdoptResult",
+    "ConfigureRequest",
+    "Onboarding",
+    "OnboardingError",
+    "RecordingProfile",
+    "ScanUpdate",
+    "choose_streams",
+    "report_dict",
+    "scan",
+    "snapshot_of",
+    "strip_credentials",
+]

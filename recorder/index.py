@@ -1,0 +1,65 @@
+"""The recorder's writes to the segment index: runs, segments and camera status rows.
+
+Plain synchronous functions meant to be passed to ``Gateway.write`` (one transaction each, on the
+single writer thread). Only the recorder writes runs and segments; everything else reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vms.db.models import Camera, Run, Segment
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    camera_id: int
+    stream: str
+    run_id: int
+    volume: str
+    path: str
+    start_us: int
+    end_us: int
+    size_bytes: int
+    video_codec: str
+    audio_codec: str
+    width: int
+    height: int
+    state: str = "ok"
+
+
+def insert_run(camera_id: int, stream: str, start_us: int) -> int:
+    run = Run.create(camera=camera_id, stream=stream, start_us=start_us)
+    return int(run.id)
+
+
+def update_run_start(run_id: int, start_us: int) -> None:
+    Run.update(start_us=start_us).where(Run.id == run_id).execute()
+
+
+def close_run(run_id: int, end_us: int, end_reason: str) -> None:
+    Run.update(end_us=end_us, end_reason=end_reason).where(Run.id == run_id).execute()
+
+
+def delete_run_if_empty(run_id: int) -> bool:
+    """Delete a run that indexed nothing (e.g. it never connected); True if deleted."""
+    if Segment.select().where(Segment.run == run_id).exists():
+        return False
+    Run.delete().where(Run.id == run_id).execute()
+    return True
+
+
+def insert_segment(row: SegmentRow) -> int:
+    seg = Segment.create(
+        camera=row.camera_id, stream=row.stream, run=row.run_id, volume=row.volume,
+        path=row.path, start_us=row.start_us, end_us=row.end_us,
+        duration_us=row.end_us - row.start_us, size_bytes=row.size_bytes,
+        video_codec=row.video_codec[:16], audio_codec=row.audio_codec[:16],
+        width=row.width, height=row.height, state=row.state,
+    )
+    return int(seg.id)
+
+
+def set_camera_status(camera_id: int, status: str, reason: str, since_us: int) -> None:
+    Camera.update(status=status, status_reason=reason, status_since_us=since_us).where(
+        Camera.id == camera_id).execute()

@@ -1,0 +1,207 @@
+"""Reconciliation of the segment index with the files on the storage volumes, both ways.
+
+Run at recorder start-up (before any ffmpeg starts) and by ``vms check [--repair]``. It finishes
+interrupted deletions (``PendingDeletion`` rows), indexes segment files that have no row — the file a
+killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
+unplayable one is moved to ``<volume>/lost+found/`` — marks rows whose file vanished ``missing``
+(and back to ``ok`` when it reappears), reports files it cannot place, and closes runs left open by
+a crash with end reason ``crash_recovered`` at the end of their last segment. Without ``repair`` it
+only reports. Synchronous: call it from a thread (it uses the gateway's ``*_sync`` helpers).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import peewee as pw
+
+from recorder import index
+from recorder.segments import (
+    fsync_path,
+    iter_segment_files,
+    move_to_lost_and_found,
+    parse_segment_path,
+    probe_segment,
+    volume_by_name,
+)
+from vms.clock import Clock
+from vms.config import Settings
+from vms.db.gateway import Gateway
+from vms.db.models import PendingDeletion, Run, Segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    """What reconciliation found (and, with ``repair``, did). Paths are ``volume:relative``."""
+
+    repair: bool
+    adopted: list[str] = field(default_factory=list)
+    """Files without a row that were (or would be) indexed."""
+    lost_and_found: list[str] = field(default_factory=list)
+    """Unplayable files moved (or to be moved) aside."""
+    unknown: list[str] = field(default_factory=list)
+    """Files that cannot be placed (no such run/camera, unexpected name); left in place."""
+    missing: list[str] = field(default_factory=list)
+    """Rows whose file is gone (marked ``missing``)."""
+    restored: list[str] = field(default_factory=list)
+    """Rows marked ``missing`` whose file is back (marked ``ok``)."""
+    deletions_completed: int = 0
+    runs_closed: list[int] = field(default_factory=list)
+
+    @property
+    def problems(self) -> int:
+        return (len(self.adopted) + len(self.lost_and_found) + len(self.unknown)
+                + len(self.missing) + len(self.restored) + self.deletions_completed
+                + len(self.runs_closed))
+
+    def summary(self) -> str:
+        return (f"{len(self.adopted)} adopted, {len(self.lost_and_found)} moved to lost+found, "
+                f"{len(self.unknown)} unknown, {len(self.missing)} missing, "
+                f"{len(self.restored)} restored, {self.deletions_completed} deletions completed, "
+                f"{len(self.runs_closed)} open runs closed")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "repair": self.repair, "adopted": self.adopted, "lost_and_found": self.lost_and_found,
+            "unknown": self.unknown, "missing": self.missing, "restored": self.restored,
+            "deletions_completed": self.deletions_completed, "runs_closed": self.runs_closed,
+        }
+
+
+def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, *,
+              exclude_run_ids: frozenset[int] = frozenset()) -> ReconcileReport:
+    """Compare index and disk; fix what can be fixed when ``repair``. See the module docstring.
+
+    ``exclude_run_ids``: runs being recorded right now (their files are in flux); leave them alone.
+    """
+    report = ReconcileReport(repair=repair)
+    _finish_deletions(gateway, settings, report)
+
+    rows: dict[tuple[str, str], tuple[int, str]] = dict(gateway.read_sync(lambda: {
+        (s.volume, s.path): (s.id, s.state)
+        for s in Segment.select(Segment.id, Segment.volume, Segment.path, Segment.state)}))
+
+    seen: set[tuple[str, str]] = set()
+    for volume in settings.volumes:
+        for rel in iter_segment_files(volume):
+            key = (volume.name, rel)
+            seen.add(key)
+            if key in rows:
+                seg_id, state = rows[key]
+                if state == "missing":
+                    report.restored.append(f"{volume.name}:{rel}")
+                    if repair:
+                        gateway.write_sync(lambda i=seg_id: Segment.update(state="ok").where(
+                            Segment.id == i).execute())
+                continue
+            _adopt(gateway, settings, volume.name, rel, repair, report, exclude_run_ids)
+
+    for (vol_name, rel), (seg_id, state) in rows.items():
+        if (vol_name, rel) in seen or state == "missing":
+            continue
+        vol = volume_by_name(settings, vol_name)
+        if vol is not None and (vol.path / rel).exists():
+            continue
+        report.missing.append(f"{vol_name}:{rel}")
+        if repair:
+            gateway.write_sync(lambda i=seg_id: Segment.update(state="missing").where(
+                Segment.id == i).execute())
+
+    _close_open_runs(gateway, repair, report, exclude_run_ids)
+    for line in report.lost_and_found:
+        log.warning("reconcile: unplayable segment %s %s", line,
+                    "moved to lost+found" if repair else "(would be moved to lost+found)")
+    for line in report.unknown:
+        log.warning("reconcile: unknown file %s (no matching run or camera); left in place", line)
+    if report.problems:
+        log.info("reconcile (%s): %s", "repair" if repair else "check only", report.summary())
+    return report
+
+
+def _finish_deletions(gateway: Gateway, settings: Settings, report: ReconcileReport) -> None:
+    pending = gateway.read_sync(lambda: list(PendingDeletion.select().order_by(PendingDeletion.id)))
+    for item in pending:
+        report.deletions_completed += 1
+        if not report.repair:
+            continue
+        vol = volume_by_name(settings, item.volume)
+        if vol is not None:
+            (vol.path / item.path).unlink(missing_ok=True)
+
+        def finish(item: PendingDeletion = item) -> None:
+            if item.segment_id is not None:
+                Segment.delete().where(Segment.id == item.segment_id).execute()
+            PendingDeletion.delete().where(PendingDeletion.id == item.id).execute()
+
+        gateway.write_sync(finish)
+
+
+def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair: bool,
+           report: ReconcileReport, exclude_run_ids: frozenset[int]) -> None:
+    label = f"{vol_name}:{rel}"
+    volume = volume_by_name(settings, vol_name)
+    assert volume is not None
+    place = parse_segment_path(rel)
+    run: Run | None = None
+    if place is not None:
+        if place.run_id in exclude_run_ids:
+            return
+        run = gateway.read_sync(lambda: Run.get_or_none(Run.id == place.run_id))
+    if place is None or run is None or run.camera_id != place.camera_id \
+            or run.stream != place.stream:
+        report.unknown.append(label)
+        return
+    probe = probe_segment(volume.path / rel)
+    if not probe.playable:
+        report.lost_and_found.append(label)
+        if repair:
+            move_to_lost_and_found(volume, rel)
+        return
+    report.adopted.append(label)
+    if not repair:
+        return
+
+    def previous_end() -> int:
+        """End of the run's indexed segment just before this file's sequence number."""
+        best_seq, best_end = -1, run.start_us
+        for seg in Segment.select(Segment.path, Segment.end_us).where(Segment.run == run.id):
+            other = parse_segment_path(seg.path)
+            if other is not None and best_seq < other.seq < place.seq:
+                best_seq, best_end = other.seq, seg.end_us
+        return int(best_end)
+
+    start_us = gateway.read_sync(previous_end)
+    row = index.SegmentRow(
+        camera_id=place.camera_id, stream=place.stream, run_id=run.id, volume=vol_name, path=rel,
+        start_us=start_us, end_us=start_us + probe.duration_us, size_bytes=probe.size_bytes,
+        video_codec=probe.video_codec, audio_codec=probe.audio_codec, width=probe.width,
+        height=probe.height, state="partial",
+    )
+    fsync_path(Path(volume.path / rel))
+    try:
+        gateway.write_sync(index.insert_segment, row)
+    except pw.IntegrityError as exc:  # e.g. the run's camera was deleted meanwhile
+        report.adopted.remove(label)
+        report.unknown.append(f"{label} ({exc})")
+
+
+def _close_open_runs(gateway: Gateway, repair: bool, report: ReconcileReport,
+                     exclude_run_ids: frozenset[int]) -> None:
+    def load() -> list[tuple[int, int, int | None]]:
+        last_end = pw.fn.MAX(Segment.end_us)
+        query = (Run.select(Run.id, Run.start_us, last_end.alias("last_end"))
+                 .join(Segment, pw.JOIN.LEFT_OUTER, on=(Segment.run == Run.id))
+                 .where(Run.end_us.is_null()).group_by(Run.id, Run.start_us))
+        return [(r.id, r.start_us, r.last_end) for r in query]
+
+    for run_id, start_us, last_end in gateway.read_sync(load):
+        if run_id in exclude_run_ids:
+            continue
+        report.runs_closed.append(run_id)
+        if repair:
+            gateway.write_sync(index.close_run, run_id, last_end if last_end is not None
+                               else start_us, "crash_recovered")

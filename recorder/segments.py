@@ -1,0 +1,184 @@
+"""Segment files: where they live on a volume, what is in them, and making them durable.
+
+This module owns the on-disk layout ``<volume>/<camera_id>/<YYYY-MM-DD UTC>/<stream>/r<run>-<seq>.mp4``
+(run id + sequence number, so two names can never collide however fast the input runs), probing a
+file with PyAV (duration, codecs, size, first/last timestamps, playability), fsync of a file and its
+folder, and the ``lost+found`` folder where unplayable files are moved aside. No database here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from vms.clock import us_to_datetime
+from vms.config import Settings, Volume
+
+SEGMENT_RE = re.compile(r"^r(?P<run>\d+)-(?P<seq>\d{6})\.mp4$")
+LOST_AND_FOUND = "lost+found"
+
+
+@dataclass(frozen=True)
+class SegmentPath:
+    """A segment file's place, parsed from its path relative to the volume."""
+
+    camera_id: int
+    date: str
+    stream: str
+    run_id: int
+    seq: int
+
+
+def run_dir(volume: Volume, camera_id: int, stream: str, at_us: int) -> Path:
+    """The folder for files of ``camera_id``/``stream`` whose run started at ``at_us``."""
+    day = us_to_datetime(at_us).strftime("%Y-%m-%d")
+    return volume.path / str(camera_id) / day / stream
+
+
+def segment_pattern(folder: Path, run_id: int) -> Path:
+    return folder / f"r{run_id}-%06d.mp4"
+
+
+def parse_segment_path(rel: str) -> SegmentPath | None:
+    """Parse ``<camera>/<date>/<stream>/r<run>-<seq>.mp4``; None for anything else."""
+    parts = Path(rel).parts
+    if len(parts) != 4 or not parts[0].isdigit():
+        return None
+    match = SEGMENT_RE.match(parts[3])
+    if match is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", parts[1]):
+        return None
+    return SegmentPath(int(parts[0]), parts[1], parts[2], int(match["run"]), int(match["seq"]))
+
+
+def volume_by_name(settings: Settings, name: str) -> Volume | None:
+    return next((v for v in settings.volumes if v.name == name), None)
+
+
+def pick_volume(settings: Settings) -> Volume:
+    """The volume a new run writes to: the one with the most free space."""
+    if not settings.volumes:
+        raise RuntimeError("no storage volume configured ([[storage.volumes]] in vms.toml)")
+    best, best_free = settings.volumes[0], -1
+    for vol in settings.volumes:
+        try:
+            vol.path.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(vol.path).free
+        except OSError:
+            continue
+        if free > best_free:
+            best, best_free = vol, free
+    return best
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What PyAV saw in a segment file."""
+
+    playable: bool
+    """At least one video packet with a timestamp could be read."""
+    duration_us: int
+    """Video span: last packet's pts + duration - first pts."""
+    first_pts_us: int
+    last_pts_us: int
+    video_packets: int
+    size_bytes: int
+    video_codec: str = ""
+    audio_codec: str = ""
+    width: int = 0
+    height: int = 0
+    error: str = ""
+
+
+def probe_segment(path: Path) -> Probe:
+    """Read every packet header of ``path`` (no decoding); tolerant of a truncated last fragment."""
+    import av
+
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
+        return Probe(False, 0, 0, 0, 0, size, error="empty file")
+    first: int | None = None
+    last_end: int | None = None
+    last_pts = 0
+    packets = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return Probe(False, 0, 0, 0, 0, size, error="no video stream")
+            vstream = container.streams.video[0]
+            vcodec = vstream.codec_context.name or ""
+            width, height = vstream.codec_context.width, vstream.codec_context.height
+            acodec = container.streams.audio[0].codec_context.name if container.streams.audio else ""
+            try:
+                for packet in container.demux(vstream):
+                    if packet.pts is None or packet.time_base is None or packet.size == 0:
+                        continue
+                    tb = packet.time_base
+                    pts_us = int(packet.pts * tb * 1_000_000)
+                    dur_us = int((packet.duration or 0) * tb * 1_000_000)
+                    first = pts_us if first is None else min(first, pts_us)
+                    last_pts = max(last_pts, pts_us)
+                    end = pts_us + dur_us
+                    last_end = end if last_end is None else max(last_end, end)
+                    packets += 1
+            except av.error.FFmpegError as exc:  # truncated tail: keep what was read
+                if packets == 0:
+                    return Probe(False, 0, 0, 0, 0, size, vcodec, acodec, width, height, str(exc))
+    except (av.error.FFmpegError, OSError) as exc:
+        return Probe(False, 0, 0, 0, 0, size, error=str(exc))
+    if first is None or last_end is None:
+        return Probe(False, 0, 0, 0, 0, size, vcodec, acodec, width, height, "no video packets")
+    return Probe(True, max(0, last_end - first), first, last_pts, packets, size, vcodec, acodec,
+                 width, height)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync ``path`` and the folder holding it (so the directory entry is durable too)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def move_to_lost_and_found(volume: Volume, rel: str) -> Path:
+    """Move ``rel`` to ``<volume>/lost+found/<rel>`` (never overwriting); the new path."""
+    src = volume.path / rel
+    dest = volume.path / LOST_AND_FOUND / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while dest.exists():
+        dest = dest.with_name(f"{Path(rel).name}.{n}")
+        n += 1
+    os.replace(src, dest)
+    with contextlib.suppress(OSError):
+        fsync_dir(dest.parent)
+        fsync_dir(src.parent)
+    return dest
+
+
+def iter_segment_files(volume: Volume) -> list[str]:
+    """Every ``*.mp4`` under ``volume`` (paths relative to it), lost+found excluded, sorted."""
+    root = volume.path
+    if not root.is_dir():
+        return []
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root and LOST_AND_FOUND in dirnames:
+            dirnames.remove(LOST_AND_FOUND)
+        for name in filenames:
+            if name.endswith(".mp4"):
+                found.append(str((Path(dirpath) / name).relative_to(root)))
+    return sorted(found)
