@@ -23,6 +23,7 @@ import re
 import secrets
 import socket
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -134,7 +135,7 @@ class _Session:
         self.tracks: dict[int, _Track] = {}
         self.start_mono_us: int | None = None
         self.task: asyncio.Task[None] | None = None
-        self.last_seen_mono_us = server._clock.monotonic_us()
+        self.last_seen_mono_us = _mono_us()
         self.closed = False
         self.has_played = False
 
@@ -190,7 +191,7 @@ class _Session:
         """Frame 0 on the first PLAY; after a PAUSE, the next IDR due from now."""
         if not self.has_played:
             return 0
-        return self._resync_frame(self.server._clock.monotonic_us())
+        return self._resync_frame(_mono_us())
 
     def rtp_info(self, base_url: str) -> str:
         """The RTP-Info header value for the first packets PLAY will send."""
@@ -323,7 +324,7 @@ class _Session:
         has_video = VIDEO_TRACK in self.tracks
         has_audio = AUDIO_TRACK in self.tracks and clip.audio is not None
         if self.start_mono_us is None:
-            self.start_mono_us = clock.monotonic_us()
+            self.start_mono_us = _mono_us()
         start = self.start_mono_us
         n = self._first_frame()
         self.has_played = True
@@ -335,13 +336,13 @@ class _Session:
         try:
             while not self.closed:
                 due = start + self._frame_media_us(n)
-                now = clock.monotonic_us()
+                now = _mono_us()
                 if due > now:
-                    await clock.sleep((due - now) / 1_000_000)
-                    now = clock.monotonic_us()
+                    await asyncio.sleep((due - now) / 1_000_000)
+                    now = _mono_us()
                 if now < server._stall_until_mono_us:
-                    await clock.sleep((server._stall_until_mono_us - now) / 1_000_000)
-                    n = self._resync_frame(clock.monotonic_us())
+                    await asyncio.sleep((server._stall_until_mono_us - now) / 1_000_000)
+                    n = self._resync_frame(_mono_us())
                     m = self._first_audio_at(self._frame_media_us(n))
                     next_sr_n = n
                     continue
@@ -377,7 +378,7 @@ class _Session:
                     writer.write(batch)
                     server.bytes_sent += len(batch)
                     if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER_BYTES:
-                        budget = max(0.05, (MAX_LAG_US - (clock.monotonic_us() - due)) / 1e6)
+                        budget = max(0.05, (MAX_LAG_US - (_mono_us() - due)) / 1e6)
                         try:
                             await asyncio.wait_for(writer.drain(), budget)
                         except TimeoutError:
@@ -408,6 +409,13 @@ class _Session:
                 self.task = None
             if ended and not self.closed:
                 server._close_session(self.id, close_connection=self.transport == "tcp")
+
+
+def _mono_us() -> int:
+    """Real monotonic time. Pacing, stalls, refusals and timeouts always run in real time, so an
+    injected fake clock (which only supplies the wall time stamped into the SEI and RTCP) can
+    never make a sender spin."""
+    return time.monotonic_ns() // 1_000
 
 
 def _sender_report(track: _Track, wall_us: int, rtp_ts: int) -> bytes:
@@ -550,11 +558,11 @@ class RtspServer:
 
     def refuse(self, seconds: float) -> None:
         """Answer DESCRIBE/SETUP/PLAY with 503 for ``seconds``."""
-        self._refuse_until_mono_us = self._clock.monotonic_us() + int(seconds * 1_000_000)
+        self._refuse_until_mono_us = _mono_us() + int(seconds * 1_000_000)
 
     def stall(self, seconds: float) -> None:
         """Send no media for ``seconds`` (sessions stay open); then resume, timestamps jumped."""
-        self._stall_until_mono_us = self._clock.monotonic_us() + int(seconds * 1_000_000)
+        self._stall_until_mono_us = _mono_us() + int(seconds * 1_000_000)
 
     def jump_timestamps(self, seconds: float) -> None:
         """Add a discontinuity of ``seconds`` to every session's RTP timestamps from now on."""
@@ -606,7 +614,7 @@ class RtspServer:
         log.warning("camsim rtsp: no free UDP port pair on %s; UDP transport disabled", self.host)
 
     def _touch_udp(self, addr: tuple[str, int]) -> None:
-        now = self._clock.monotonic_us()
+        now = _mono_us()
         for session in self._sessions.values():
             for track in session.tracks.values():
                 if addr in (track.rtp_addr, track.rtcp_addr):
@@ -615,7 +623,7 @@ class RtspServer:
     async def _reap_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            limit = self._clock.monotonic_us() - self.session_timeout_s * 1_000_000
+            limit = _mono_us() - self.session_timeout_s * 1_000_000
             for session in list(self._sessions.values()):
                 if session.last_seen_mono_us < limit:
                     log.info("camsim rtsp %s: session %s timed out", session.path, session.id)
@@ -678,7 +686,7 @@ class RtspServer:
             if first == b"$":  # interleaved RTCP receiver report from the client
                 head = await reader.readexactly(3)
                 await reader.readexactly(struct.unpack(">H", head[1:])[0])
-                now = self._clock.monotonic_us()
+                now = _mono_us()
                 for session_id in conn.sessions:
                     session = self._sessions.get(session_id)
                     if session is not None:
@@ -762,7 +770,7 @@ class RtspServer:
                 self._clips[resolved[0]] = await asyncio.to_thread(ensure_clip, spec, self._cache_dir)
         if (
             method in ("DESCRIBE", "SETUP", "PLAY")
-            and self._clock.monotonic_us() < self._refuse_until_mono_us
+            and _mono_us() < self._refuse_until_mono_us
         ):
             self._respond(conn, request, 503, {"Retry-After": "1"})
             return
@@ -772,7 +780,7 @@ class RtspServer:
         session_id = request.headers.get("session", "").split(";")[0].strip()
         session = self._sessions.get(session_id) if session_id else None
         if session is not None:
-            session.last_seen_mono_us = self._clock.monotonic_us()
+            session.last_seen_mono_us = _mono_us()
         return session
 
     def _resolve(self, url: str) -> tuple[str, int | None] | None:
@@ -925,7 +933,7 @@ class RtspServer:
             self._respond(conn, request, 455)
             return
         if session.start_mono_us is None:
-            session.start_mono_us = self._clock.monotonic_us()
+            session.start_mono_us = _mono_us()
         headers = {
             "Session": session.id,
             "Range": "npt=0.000-",

@@ -64,7 +64,7 @@ class OnboardingError(Exception):
     """A request that cannot be carried out; the message is for the person who asked.
 
     ``kind`` maps to an HTTP status in the web layer: ``invalid`` (400), ``not_found`` (404),
-    ``conflict`` (409), ``camera`` (502: the camera refused or did not answer).
+    ``conflict`` (409), ``camera`` (424: the camera refused or did not answer).
     """
 
     def __init__(self, message: str, kind: str = "invalid", *,
@@ -409,10 +409,12 @@ class Onboarding:
                                                    else report.address)
 
         def store() -> AdoptResult:
-            site = self._site_for(principal, site_id)
             now = self.clock.now_us()
             existing = (m.Camera.get_or_none(m.Camera.mac == report.mac) if report.mac
                         else m.Camera.get_or_none(m.Camera.onvif_url == report.xaddr))
+            # A re-bound camera stays in its site unless a site is named.
+            site = (existing.site if existing is not None and site_id is None
+                    else self._site_for(principal, site_id))
             fields: dict[str, Any] = dict(
                 onvif_url=report.xaddr, username=username,
                 password_enc=self.secrets.encrypt(password),
@@ -583,6 +585,7 @@ class Onboarding:
                     hostname = _HOSTNAME_RE.sub("-", request.name).strip("-")[:63] or "camera"
                     result["hostname"] = (await client.set_hostname(hostname)).name
                 if request.profile is not None:
+                    await client.capabilities()  # learn the media service's address
                     if stream is None or not stream.profile_token:
                         raise OnboardingError(f"camera {cam.name!r} has no ONVIF profile for its "
                                               f"{request.stream} stream")

@@ -63,6 +63,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         log.info("database %s ready%s", redact_db_url(settings.database_url),
                  f" (applied {', '.join(applied)})" if applied else "")
         app[GATEWAY] = gateway
+        if await gateway.read(lambda: m.User.select().count()) == 0:
+            log.warning("no users yet: create the first administrator with "
+                        "`vms user add admin --admin --password-stdin` (there is no default password)")
         yield
     finally:
         gateway.close()

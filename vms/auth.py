@@ -178,6 +178,44 @@ class Accounts:
         user.role = role
         user.save()
 
+    def update_user(self, username: str, *, role: str | None = None,
+                    sites: list[str] | None = None, disabled: bool | None = None,
+                    password: str | None = None) -> dict[str, object]:
+        """Change what is given; returns the changes made (never the password)."""
+        user = self._user(username)
+        changes: dict[str, object] = {}
+        if role is not None and role != user.role:
+            if role not in ROLES:
+                raise AccountError(f"role {role!r}: expected one of {', '.join(ROLES)}")
+            user.role = role
+            changes["role"] = role
+        if disabled is not None and disabled != user.disabled:
+            user.disabled = disabled
+            changes["disabled"] = disabled
+        if changes:
+            user.save()
+        if sites is not None:
+            wanted = {}
+            for name in sites:
+                site = m.Site.get_or_none(m.Site.name == name)
+                if site is None:
+                    raise AccountError(f"no site named {name!r}")
+                wanted[site.id] = name
+            m.UserSite.delete().where((m.UserSite.user == user) &
+                                      (m.UserSite.site.not_in(list(wanted) or [0]))).execute()
+            for site_id in wanted:
+                m.UserSite.insert(user=user, site=site_id).on_conflict_ignore().execute()
+            changes["sites"] = sorted(wanted.values())
+        if password:
+            self.set_password(username, password)
+            changes["password"] = "changed"  # noqa: S105 - a change marker, not a secret
+        if changes.get("disabled"):
+            m.Session.delete().where(m.Session.user == user).execute()
+        return changes
+
+    def user_count(self) -> int:
+        return int(m.User.select().count())
+
     def set_language(self, user_id: int, language: str) -> None:
         m.User.update(language=language).where(m.User.id == user_id).execute()
 

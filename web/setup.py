@@ -12,7 +12,7 @@ import jinja2
 from aiohttp import web
 
 from vms.clock import format_iso
-from web import i18n, views_admin, views_auth, views_cameras, views_system
+from web import i18n, views_admin, views_auth, views_cameras, views_discovery, views_system
 from web.keys import RULES
 from web.middleware import (
     I18N_KEY,
@@ -30,6 +30,7 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 
 ALL_ROUTES: tuple[Routes, ...] = (
     views_system.routes, views_auth.routes, views_cameras.routes, views_admin.routes,
+    views_discovery.routes,
 )
 
 

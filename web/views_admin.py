@@ -9,7 +9,7 @@ from aiohttp import web
 from vms import audit
 from vms.auth import ROLES, AccountError, AuthError, Principal
 from vms.db import models as m
-from web.inputs import form_or_json, get_str, get_str_list, json_object, query_instant, query_int
+from web.inputs import get_str, get_str_list, json_object, query_instant, query_int
 from web.keys import ACCOUNTS, CLOCK, GATEWAY, principal_of
 from web.middleware import client_address
 from web.render import render
@@ -186,27 +186,110 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
                                            "query": dict(request.query)})
 
 
-@routes.route("GET", "/admin/users", access="manage_users", summary="Users page")
-async def users_page(request: web.Request) -> web.StreamResponse:
+async def _update_user(request: web.Request, username: str, data: dict[str, Any]) -> dict[str, Any]:
+    role = get_str(data, "role", required=False, max_len=16) or None
+    sites = get_str_list(data, "sites") if "sites" in data else None
+    disabled_raw = data.get("disabled")
+    if disabled_raw is not None and not isinstance(disabled_raw, bool):
+        if disabled_raw not in ("on", "true", "false", ""):
+            raise web.HTTPBadRequest(text="field 'disabled' must be a boolean")
+        disabled_raw = disabled_raw in ("on", "true")
+    password = get_str(data, "password", required=False, max_len=1024) or None
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+    if username == principal.username and (disabled_raw or (role and role != "admin")):
+        raise web.HTTPBadRequest(text="you cannot disable yourself or drop your own admin role")
+
+    def update() -> dict[str, Any]:
+        changes = accounts.update_user(username, role=role, sites=sites, disabled=disabled_raw,
+                                       password=password)
+        if changes:
+            audit.record(clock, "user_change", principal=principal, target=username,
+                         address=client_address(request), detail=changes)
+        return changes
+
+    try:
+        return await request.app[GATEWAY].write(update)
+    except AccountError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+@routes.route("PATCH", "/api/v1/users/{username}", access="manage_users",
+              body={"type": "object", "properties": {
+                  "role": {"enum": list(ROLES)}, "disabled": {"type": "boolean"},
+                  "sites": {"type": "array", "items": {"type": "string"}},
+                  "password": {"type": "string"}}},
+              summary="Change a user's role, sites, disabled flag or password")
+async def api_update_user(request: web.Request) -> web.StreamResponse:
+    changes = await _update_user(request, request.match_info["username"][:64],
+                                 await json_object(request))
+    return web.json_response({"changes": changes})
+
+
+async def _users_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
     gateway = request.app[GATEWAY]
     users = await gateway.read(request.app[ACCOUNTS].list_users)
-    sites = await gateway.read(lambda: [s.name for s in m.Site.select().order_by(m.Site.name)])
-    return render(request, "users.html",
-                                          {"users": users, "sites": sites, "roles": ROLES,
-                                           "error": ""})
+    sites = await gateway.read(lambda: [{"name": s.name, "timezone": s.timezone}
+                                        for s in m.Site.select().order_by(m.Site.name)])
+    return render(request, "users.html", {"users": users, "sites": sites, "roles": ROLES,
+                                          "error": error}, status=status)
+
+
+@routes.route("GET", "/admin/users", access="manage_users", summary="Users and sites page")
+async def users_page(request: web.Request) -> web.StreamResponse:
+    return await _users_page(request)
+
+
+async def _form(request: web.Request) -> dict[str, Any]:
+    form = await request.post()
+    data: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str) and k != "sites"}
+    data["sites"] = [v for v in form.getall("sites", []) if isinstance(v, str)]
+    return data
 
 
 @routes.route("POST", "/admin/users", access="manage_users", summary="Create a user (form)")
 async def users_form(request: web.Request) -> web.StreamResponse:
-    data = await form_or_json(request)
-    form = await request.post()
-    data["sites"] = [v for v in form.getall("sites", []) if isinstance(v, str)]
     try:
-        await _create_user(request, data)
+        await _create_user(request, await _form(request))
     except web.HTTPBadRequest as exc:
-        gateway = request.app[GATEWAY]
-        users = await gateway.read(request.app[ACCOUNTS].list_users)
-        sites = await gateway.read(lambda: [s.name for s in m.Site.select().order_by(m.Site.name)])
-        return render(request, "users.html", {"users": users, "sites": sites, "roles": ROLES,
-                                    "error": exc.text}, status=400)
+        return await _users_page(request, exc.text or "", 400)
+    raise web.HTTPFound("/admin/users")
+
+
+@routes.route("POST", "/admin/users/{username}", access="manage_users",
+              summary="Change a user's role, sites, disabled flag or password (form)")
+async def user_update_form(request: web.Request) -> web.StreamResponse:
+    data = await _form(request)
+    data.setdefault("disabled", "false")
+    if not data.get("password"):
+        data.pop("password", None)
+    try:
+        await _update_user(request, request.match_info["username"][:64], data)
+    except web.HTTPBadRequest as exc:
+        return await _users_page(request, exc.text or "", 400)
+    raise web.HTTPFound("/admin/users")
+
+
+@routes.route("POST", "/admin/sites", access="manage_users", summary="Create a site (form)")
+async def sites_form(request: web.Request) -> web.StreamResponse:
+    data = await _form(request)
+    name = get_str(data, "name")
+    tz = get_str(data, "timezone", required=False, default="UTC", max_len=64) or "UTC"
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+
+    def create() -> None:
+        try:
+            site = accounts.create_site(name, tz)
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+        audit.record(clock, "site_create", principal=principal, target=name, site_id=site.id,
+                     address=client_address(request), detail={"timezone": tz})
+
+    try:
+        await request.app[GATEWAY].write(create)
+    except AccountError as exc:
+        return await _users_page(request, str(exc), 400)
     raise web.HTTPFound("/admin/users")

@@ -75,8 +75,10 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[st
 @routes.route("GET", "/login", access="public", summary="Sign-in page")
 async def login_page(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    first_run = await request.app[GATEWAY].read(request.app[ACCOUNTS].user_count) == 0
     response = render(request, "login.html",
-        {"next": _safe_next(request.query.get("next")), "login_csrf": token, "error": ""})
+                      {"next": _safe_next(request.query.get("next")), "login_csrf": token,
+                       "error": "", "first_run": first_run})
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/login")
     return response
 
@@ -96,12 +98,13 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     except web.HTTPUnauthorized:
         response = render(request, "login.html",
             {"next": next_url, "login_csrf": expected,
-             "error": i18n.gettext("Wrong username or password.")}, status=401)
+             "error": i18n.gettext("Wrong username or password."), "first_run": False}, status=401)
         return response
     except web.HTTPTooManyRequests as exc:
         page = render(request, "login.html",
             {"next": next_url, "login_csrf": expected,
-             "error": i18n.gettext("Too many failed attempts. Try again later.")}, status=429)
+             "error": i18n.gettext("Too many failed attempts. Try again later."),
+             "first_run": False}, status=429)
         page.headers["Retry-After"] = exc.headers.get("Retry-After", "60")
         return page
     response = web.HTTPFound(next_url)

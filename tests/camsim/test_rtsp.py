@@ -492,6 +492,11 @@ async def test_udp_session_times_out_without_keepalive(server: RtspServer) -> No
         data, addr = rtp_sock.recvfrom(2000)
         assert data[0] == 0x80 and addr[0] == "127.0.0.1"
         assert server.sessions()[0]["transport"] == "udp"
+        for _ in range(5):  # GET_PARAMETER keep-alives hold the session open past its timeout
+            await asyncio.sleep(0.4)
+            status, _, _ = await client.request("GET_PARAMETER", server.url("/main"))
+            assert status == 200
+        assert server.session_count == 1
         for _ in range(40):
             await asyncio.sleep(0.1)
             if server.session_count == 0:
@@ -507,6 +512,9 @@ async def test_unknown_path_and_transport(server: RtspServer) -> None:
     await client.connect()
     status, _, _ = await client.request("DESCRIBE")
     assert status == 404
+    server.add_stream("/late", SMALL)  # streams may be added while running
+    status, _, body = await client.request("DESCRIBE", server.url("/late"))
+    assert status == 200 and b"m=video" in body
     status, headers, _ = await client.request("OPTIONS")
     assert status == 200 and "GET_PARAMETER" in headers["public"]
     status, _, _ = await client.request(
@@ -538,3 +546,23 @@ async def test_1080p_stream_and_slow_reader_is_dropped(tmp_path: Path) -> None:
         await client.close()
     finally:
         await srv.stop()
+
+
+async def test_fake_clock_stamps_its_wall_time_but_pacing_stays_real() -> None:
+    from vms.clock import FakeClock
+
+    clock = FakeClock(start_us=1_000_000_000_000_000)
+    srv = RtspServer(clock=clock)
+    srv.add_stream("/main", SMALL)
+    await srv.start()
+    try:
+        client = MiniRtsp(srv.url("/main"))
+        await client.connect()
+        await client.play_tcp()
+        await client.read_for(0.5)
+        await client.close()
+    finally:
+        await srv.stop()
+    caps = [p.capture_us() for p in client.rtp(0) if p.capture_us() is not None]
+    assert 11 <= len(caps) <= 15  # real-time pacing: a fake clock cannot make the sender spin
+    assert all(abs(c - 1_000_000_000_000_000) < 100_000 for c in caps)  # type: ignore[operator]

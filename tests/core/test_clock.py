@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -50,5 +50,5 @@ def test_fake_clock_moves_only_forward() -> None:
 @given(st.integers(min_value=-(2**55), max_value=2**55))
 def test_microseconds_round_trip(instant_us: int) -> None:
     assert datetime_to_us(us_to_datetime(instant_us)) == instant_us
-    assert us_to_datetime(instant_us).tzinfo == timezone.utc
+    assert us_to_datetime(instant_us).tzinfo == UTC
     assert parse_instant(us_to_datetime(instant_us).isoformat()) == instant_us

@@ -61,7 +61,8 @@ def test_serve_stops_within_five_seconds_on_sigterm(tmp_path: Path) -> None:
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"server did not come up: {proc.stdout.read() if proc.stdout else ''}") from None
+                    output = proc.stdout.read() if proc.stdout else ""
+                    raise AssertionError(f"server did not come up: {output}") from None
                 time.sleep(0.2)
         family = descendants(proc.pid)
         started = time.monotonic()

@@ -41,6 +41,19 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/admin/audit"): "audit",
     ("GET", "/admin/users"): "manage_users",
     ("POST", "/admin/users"): "manage_users",
+    ("POST", "/admin/users/{username}"): "manage_users",
+    ("POST", "/admin/sites"): "manage_users",
+    ("PATCH", "/api/v1/users/{username}"): "manage_users",
+    ("GET", "/discovery"): "manage_cameras",
+    ("POST", "/api/v1/discovery"): "manage_cameras",
+    ("GET", "/api/v1/discovery/{id}"): "manage_cameras",
+    ("GET", "/api/v1/discovery/{id}/snapshot"): "manage_cameras",
+    ("POST", "/api/v1/cameras"): "manage_cameras",
+    ("POST", "/api/v1/cameras/bulk"): "manage_cameras",
+    ("POST", "/api/v1/cameras/{id}/configure"): "manage_cameras",
+    ("POST", "/api/v1/cameras/{id}/clock"): "manage_cameras",
+    ("DELETE", "/api/v1/cameras/{id}"): "manage_cameras",
+    ("GET", "/api/v1/cameras/{id}/snapshot"): "live",
 }
 
 CAMERA_SCOPED = {path for (_m, path) in EXPECTED if "/cameras/{id}" in path}

@@ -1,0 +1,137 @@
+"""``vms demo`` as a newcomer runs it: a real process, a real port, the API, then SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def read_banner(proc: subprocess.Popen[str], timeout_s: float) -> dict[str, str]:
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        chunk = proc.stdout.read()
+        if chunk:
+            text += chunk
+        if "user: admin" in text and "\n" in text.split("user: admin", 1)[1]:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    url = re.search(r"URL: (http://\S+)", text)
+    password = re.search(r"user: admin  password: (\S+)", text)
+    assert url and password, f"no banner within {timeout_s} s: {text!r}"
+    return {"url": url.group(1), "password": password.group(1), "text": text}
+
+
+def login(url: str, password: str) -> tuple[Any, str]:
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    request = urllib.request.Request(
+        url + "api/v1/auth/login", method="POST",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"})
+    with opener.open(request, timeout=10) as resp:
+        return opener, json.loads(resp.read())["csrf_token"]
+
+
+def test_demo_comes_up_adopts_its_cameras_and_stops_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vms.cli", "demo", "--cameras", "2", "--port", "0",
+         "--data-dir", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        banner = read_banner(proc, 40)
+        assert "2 virtual camera(s) found, 2 adopted" in banner["text"]
+        opener, _csrf = login(banner["url"], banner["password"])
+        with opener.open(banner["url"] + "api/v1/cameras", timeout=10) as resp:
+            cameras = json.loads(resp.read())["cameras"]
+        assert len(cameras) == 2
+        assert {c["site"]["name"] for c in cameras} == {"Demo courtyard"}
+        assert all(c["mac"] for c in cameras)
+        with opener.open(banner["url"] + "api/v1/audit?action=camera_adopt", timeout=10) as resp:
+            assert len(json.loads(resp.read())["entries" if False else "audit"]) >= 2
+        tree = descendants(proc.pid)
+
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        proc.wait(timeout=5)
+        assert time.monotonic() - started < 5
+        assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.2)
+        orphans = [pid for pid in tree if alive(pid)]
+        assert not orphans, f"processes left behind: {orphans}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    # a second run keeps the administrator and says how to reset the password
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vms.cli", "demo", "--cameras", "1", "--port", "0",
+         "--data-dir", str(data)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 40
+        text = ""
+        os.set_blocking(proc.stdout.fileno(), False)
+        while "data:" not in text and time.monotonic() < deadline and proc.poll() is None:
+            text += proc.stdout.read() or ""
+            time.sleep(0.05)
+        assert "vms user passwd admin --config" in text, text
+        assert "1 adopted" in text  # the same camera (same MAC) is re-bound, not duplicated
+        opener, _csrf = login(re.search(r"URL: (http://\S+)", text).group(1),  # type: ignore[union-attr]
+                              banner["password"])
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

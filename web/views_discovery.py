@@ -1,0 +1,506 @@
+"""Discovery and onboarding over HTTP: scan jobs, the discovery page, adopt/configure/remove, snapshots.
+
+Handlers are thin: parse, call :class:`onvif_bridge.adopt.Onboarding` (or a scan job), answer JSON.
+A scan job (``POST /api/v1/discovery``) runs discovery and bounded interrogation in a background
+task owned by :class:`ScanJobs`; its rows fill in as answers arrive and the page polls
+``GET /api/v1/discovery/{id}``. Jobs live in memory (a server restart forgets them), belong to the
+user who started them, keep the scan credentials only in memory for snapshot thumbnails, and are
+cancelled and awaited when the server shuts down. No answer ever carries a password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from onvif_bridge.adopt import (
+    ConfigureRequest,
+    Onboarding,
+    OnboardingError,
+    RecordingProfile,
+    report_dict,
+    scan,
+    snapshot_of,
+)
+from onvif_bridge.errors import DiscoveryTargetError
+from onvif_bridge.models import DeviceReport, DiscoveredDevice
+from vms import catalog
+from vms.auth import Principal
+from vms.clock import Clock
+from vms.db.gateway import Gateway
+from web.inputs import (
+    bad_request,
+    get_int,
+    get_str,
+    get_str_list,
+    json_object,
+    match_id,
+    query_int,
+)
+from web.keys import CLOCK, GATEWAY, SECRETS, SERVICES, principal_of
+from web.middleware import client_address, json_error
+from web.render import render
+from web.routing import Routes
+
+log = logging.getLogger(__name__)
+
+MAX_JOBS = 20
+MAX_TARGETS = 256
+MAX_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 3.0
+JOB_TTL_US = 3600 * 1_000_000
+
+_HTTP_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "camera": 424}
+"""``camera``: the camera refused or did not answer — 424 Failed Dependency, a 4xx on purpose: our
+server did not fail, and clients must not retry blindly as they would on a 5xx."""
+
+
+class _OnboardingRoutes(Routes):
+    """Routes that also stop this module's background scans when the server shuts down."""
+
+    def add_to(self, app: web.Application, rules: dict[Any, Any]) -> None:
+        super().add_to(app, rules)
+        app.on_shutdown.append(_stop_jobs)
+
+
+routes = _OnboardingRoutes()
+
+
+# --- scan jobs ----------------------------------------------------------------------------------
+
+@dataclass
+class _Row:
+    index: int
+    device: DiscoveredDevice
+    report: DeviceReport | None = None
+    known_camera_id: int | None = None
+    thumbnail: bytes | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.device
+        base: dict[str, Any] = {
+            "index": self.index, "endpoint": d.endpoint, "address": d.sender,
+            "xaddr": next(iter(d.xaddrs), ""), "name": d.name, "hardware": d.hardware,
+            "mac": None, "manufacturer": "", "model": d.hardware or "", "firmware": "",
+            "serial": "", "status": "pending", "message": "", "profiles": [],
+            "clock_offset_us": None, "known_camera_id": self.known_camera_id,
+        }
+        if self.report is not None:
+            base.update(report_dict(self.report))
+            base["address"] = self.report.address or d.sender
+            base["xaddr"] = self.report.xaddr or base["xaddr"]
+            base["known_camera_id"] = self.known_camera_id
+        return base
+
+
+@dataclass
+class ScanJob:
+    id: str
+    user_id: int
+    targets: list[str]
+    timeout_s: float
+    started_us: int
+    started_mono_us: int
+    username: str
+    password: str = field(repr=False)
+    state: str = "discovering"  # discovering | interrogating | done | failed | cancelled
+    error: str = ""
+    finished_us: int | None = None
+    rows: dict[str, _Row] = field(default_factory=dict)
+    task: asyncio.Task[None] | None = None
+
+    def progress(self, clock: Clock) -> float:
+        if self.state in ("done", "failed", "cancelled"):
+            return 1.0
+        elapsed_s = (clock.monotonic_us() - self.started_mono_us) / 1e6
+        window = min(1.0, elapsed_s / self.timeout_s) if self.timeout_s > 0 else 1.0
+        found = len(self.rows)
+        reported = sum(1 for r in self.rows.values() if r.report is not None)
+        examined = reported / found if found else window
+        return round(min(0.99, 0.5 * window + 0.5 * examined * window), 3)
+
+    def as_dict(self, clock: Clock) -> dict[str, Any]:
+        rows = sorted(self.rows.values(), key=lambda r: r.index)
+        return {
+            "id": self.id, "state": self.state, "progress": self.progress(clock),
+            "error": self.error, "targets": self.targets, "timeout_s": self.timeout_s,
+            "started_us": self.started_us, "finished_us": self.finished_us,
+            "found": len(rows), "examined": sum(1 for r in rows if r.report is not None),
+            "devices": [r.as_dict() for r in rows],
+        }
+
+
+class ScanJobs:
+    """The running and recent scans of this server process."""
+
+    def __init__(self, gateway: Gateway, clock: Clock, onboarding: Onboarding) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.onboarding = onboarding
+        self.jobs: dict[str, ScanJob] = {}
+
+    def start(self, principal: Principal, targets: list[str], username: str, password: str,
+              timeout_s: float) -> ScanJob:
+        self._prune()
+        job = ScanJob(id=secrets.token_urlsafe(9), user_id=principal.user_id, targets=targets,
+                      timeout_s=timeout_s, started_us=self.clock.now_us(),
+                      started_mono_us=self.clock.monotonic_us(), username=username,
+                      password=password)
+        self.jobs[job.id] = job
+        job.task = asyncio.create_task(self._run(job, principal), name=f"scan {job.id}")
+        return job
+
+    def get(self, principal: Principal, job_id: str) -> ScanJob:
+        job = self.jobs.get(job_id)
+        if job is None or (job.user_id != principal.user_id and principal.site_ids is not None):
+            raise web.HTTPNotFound(text="no such discovery job")
+        return job
+
+    def _prune(self) -> None:
+        now = self.clock.now_us()
+        for job_id, job in list(self.jobs.items()):
+            if job.finished_us is not None and now - job.finished_us > JOB_TTL_US:
+                del self.jobs[job_id]
+        finished = [j for j in self.jobs.values() if j.finished_us is not None]
+        while len(self.jobs) >= MAX_JOBS and finished:
+            oldest = min(finished, key=lambda j: j.started_us)
+            finished.remove(oldest)
+            del self.jobs[oldest.id]
+        if len(self.jobs) >= MAX_JOBS:
+            raise web.HTTPTooManyRequests(text="too many discovery scans running; wait for one "
+                                               "to finish")
+
+    async def _run(self, job: ScanJob, principal: Principal) -> None:
+        try:
+            async for update in scan(job.targets, job.username, job.password,
+                                     timeout_s=job.timeout_s, clock=self.clock):
+                endpoint = update.device.endpoint
+                if update.kind == "found":
+                    job.rows[endpoint] = _Row(len(job.rows), update.device)
+                elif update.kind == "report" and update.report is not None:
+                    row = job.rows.setdefault(endpoint, _Row(len(job.rows), update.device))
+                    row.report = update.report
+                    if update.report.mac:
+                        known = await self.gateway.read(self.onboarding.known_cameras, principal,
+                                                        [update.report.mac])
+                        row.known_camera_id = known.get(update.report.mac)
+                if job.state == "discovering" and (self.clock.monotonic_us()
+                                                   - job.started_mono_us) > job.timeout_s * 1e6:
+                    job.state = "interrogating"
+            job.state = "done"
+        except DiscoveryTargetError as exc:
+            job.state, job.error = "failed", str(exc)
+        except asyncio.CancelledError:
+            job.state = "cancelled"
+            raise
+        except Exception as exc:  # a scan must end in a state the page can show
+            log.exception("discovery job %s failed", job.id)
+            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            job.finished_us = self.clock.now_us()
+            log.info("discovery job %s: %s, %d device(s)", job.id, job.state, len(job.rows))
+
+    async def stop(self) -> None:
+        tasks = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def onboarding_of(app: web.Application) -> Onboarding:
+    services = app[SERVICES]
+    service = services.get("onboarding")
+    if service is None:
+        async def camera_changed(camera_id: int) -> None:
+            recorder = services.get("recorder")
+            if recorder is not None:
+                await recorder.camera_changed(camera_id)
+
+        service = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed)
+        services["onboarding"] = service
+    assert isinstance(service, Onboarding)
+    return service
+
+
+def jobs_of(app: web.Application) -> ScanJobs:
+    services = app[SERVICES]
+    jobs = services.get("discovery_jobs")
+    if jobs is None:
+        jobs = ScanJobs(app[GATEWAY], app[CLOCK], onboarding_of(app))
+        services["discovery_jobs"] = jobs
+    assert isinstance(jobs, ScanJobs)
+    return jobs
+
+
+async def _stop_jobs(app: web.Application) -> None:
+    jobs = app[SERVICES].get("discovery_jobs")
+    if isinstance(jobs, ScanJobs):
+        await jobs.stop()
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _principal(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    assert principal is not None  # the access middleware let the request in
+    return principal
+
+
+def _refused(exc: OnboardingError) -> web.Response:
+    """The error answer (same shape as every API error, plus ``kind`` and the camera report)."""
+    extra: dict[str, Any] = {"kind": exc.kind}
+    if exc.report is not None:
+        extra["report"] = report_dict(exc.report)
+    return json_error(_HTTP_STATUS.get(exc.kind, 400), str(exc), **extra)
+
+
+def _credentials(data: dict[str, Any]) -> tuple[str, str]:
+    return (get_str(data, "username", required=False, max_len=200),
+            get_str(data, "password", required=False, max_len=200))
+
+
+def _job_id(request: web.Request) -> str:
+    text = request.match_info.get("id", "")
+    if not text or len(text) > 32 or not all(c.isalnum() or c in "-_" for c in text):
+        raise web.HTTPNotFound(text="no such discovery job")
+    return text
+
+
+# --- scans --------------------------------------------------------------------------------------
+
+@routes.route("POST", "/api/v1/discovery", access="manage_cameras",
+              summary="Start a discovery scan (WS-Discovery + interrogation); returns its id",
+              body={"type": "object", "properties": {
+                  "targets": {"type": "array", "items": {"type": "string"}},
+                  "username": {"type": "string"}, "password": {"type": "string"},
+                  "timeout_s": {"type": "number"}}})
+async def api_discovery_start(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    targets = [t.strip() for t in get_str_list(data, "targets", max_items=MAX_TARGETS) if t.strip()]
+    if not targets:
+        # Multicast on the server's interfaces is an explicit choice, never a default from a page.
+        raise bad_request("field 'targets' is required: host, host:port or CIDR range(s)")
+    username, password = _credentials(data)
+    timeout = data.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) \
+            or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise bad_request(f"field 'timeout_s' must be a number in (0, {MAX_TIMEOUT_S:g}]")
+    from onvif_bridge.discovery import parse_targets
+
+    try:
+        parse_targets(targets)
+    except DiscoveryTargetError as exc:
+        raise bad_request(str(exc)) from None
+    job = jobs_of(request.app).start(_principal(request), targets, username, password,
+                                     float(timeout))
+    return web.json_response({"id": job.id}, status=202)
+
+
+@routes.route("GET", "/api/v1/discovery/{id}", access="manage_cameras",
+              summary="A discovery scan: state, progress 0..1, devices found so far")
+async def api_discovery_get(request: web.Request) -> web.StreamResponse:
+    jobs = jobs_of(request.app)
+    job = jobs.get(_principal(request), _job_id(request))
+    return web.json_response(job.as_dict(jobs.clock))
+
+
+@routes.route("GET", "/api/v1/discovery/{id}/snapshot", access="manage_cameras",
+              query=(("device", "the device's index in the scan"),),
+              summary="A JPEG from a device found by a scan (scan credentials)")
+async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
+    jobs = jobs_of(request.app)
+    job = jobs.get(_principal(request), _job_id(request))
+    index = query_int(request, "device", minimum=0)
+    row = next((r for r in job.rows.values() if r.index == index), None)
+    if row is None or row.report is None:
+        raise web.HTTPNotFound(text="no such device in this scan (yet)")
+    if row.thumbnail is None:
+        try:
+            row.thumbnail = await snapshot_of(row.report, job.username, job.password,
+                                              timeout_s=5.0)
+        except OnboardingError as exc:
+            return _refused(exc)
+    return web.Response(body=row.thumbnail, content_type="image/jpeg",
+                        headers={"Cache-Control": "private, max-age=60"})
+
+
+@routes.route("GET", "/discovery", access="manage_cameras", summary="Discovery page")
+async def discovery_page(request: web.Request) -> web.StreamResponse:
+    principal = _principal(request)
+    sites = await request.app[GATEWAY].read(catalog.list_sites, principal)
+    return render(request, "discovery.html", {"sites": sites})
+
+
+# --- adopt, configure, remove -------------------------------------------------------------------
+
+@routes.route("POST", "/api/v1/cameras", access="manage_cameras",
+              summary="Adopt one camera by ONVIF address (or add one by bare RTSP URL)",
+              body={"type": "object", "properties": {
+                  "onvif_url": {"type": "string"}, "rtsp_url": {"type": "string"},
+                  "username": {"type": "string"}, "password": {"type": "string"},
+                  "site_id": {"type": "integer"}, "name": {"type": "string"},
+                  "set_clock": {"type": "boolean"}}})
+async def api_camera_adopt(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    onvif_url = get_str(data, "onvif_url", required=False, max_len=500)
+    rtsp_url = get_str(data, "rtsp_url", required=False, max_len=1000)
+    if bool(onvif_url) == bool(rtsp_url):
+        raise bad_request("give exactly one of 'onvif_url' and 'rtsp_url'")
+    username, password = _credentials(data)
+    site_id = get_int(data, "site_id", required=False, minimum=1)
+    name = get_str(data, "name", required=False, max_len=200).strip() or None
+    set_clock = data.get("set_clock", False)
+    if not isinstance(set_clock, bool):
+        raise bad_request("field 'set_clock' must be true or false")
+    service = onboarding_of(request.app)
+    principal = _principal(request)
+    try:
+        if rtsp_url:
+            result = await service.adopt_rtsp(principal, rtsp_url, username, password,
+                                              site_id=site_id, name=name,
+                                              address=client_address(request))
+        else:
+            result = await service.adopt(principal, onvif_url, username, password,
+                                         site_id=site_id, name=name, set_clock=set_clock,
+                                         address=client_address(request))
+    except OnboardingError as exc:
+        return _refused(exc)
+    detail = await request.app[GATEWAY].read(catalog.camera_detail, principal, result.camera_id)
+    return web.json_response({**detail, "adoption": result.as_dict()},
+                             status=201 if result.created else 200)
+
+
+@routes.route("POST", "/api/v1/cameras/bulk", access="manage_cameras",
+              summary="Adopt many cameras into one site with the same credentials",
+              body={"type": "object", "required": ["site_id", "xaddrs"], "properties": {
+                  "site_id": {"type": "integer"}, "username": {"type": "string"},
+                  "password": {"type": "string"},
+                  "xaddrs": {"type": "array", "items": {"type": "string"}},
+                  "set_clock": {"type": "boolean"}}})
+async def api_camera_bulk(request: web.Request) -> web.StreamResponse:
+    data = await json_object(request)
+    site_id = get_int(data, "site_id", minimum=1)
+    xaddrs = [x.strip() for x in get_str_list(data, "xaddrs", max_items=1000) if x.strip()]
+    if not xaddrs:
+        raise bad_request("field 'xaddrs' must name at least one camera")
+    username, password = _credentials(data)
+    set_clock = data.get("set_clock", False)
+    if not isinstance(set_clock, bool):
+        raise bad_request("field 'set_clock' must be true or false")
+    try:
+        results = await onboarding_of(request.app).adopt_many(
+            _principal(request), xaddrs, username, password, site_id=site_id,
+            set_clock=set_clock, address=client_address(request))
+    except OnboardingError as exc:
+        return _refused(exc)
+    adopted = sum(1 for r in results if r["ok"])
+    return web.json_response({"adopted": adopted, "failed": len(results) - adopted,
+                              "results": results})
+
+
+def _profile(data: dict[str, Any]) -> RecordingProfile | None:
+    raw = data.get("profile")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise bad_request("field 'profile' must be an object")
+    fps = raw.get("fps")
+    gop_s = raw.get("gop_s", 1.0)
+    for key, value in (("fps", fps), ("gop_s", gop_s)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise bad_request(f"field 'profile.{key}' must be a number")
+    try:
+        return RecordingProfile(
+            width=get_int(raw, "width", required=False, minimum=16, maximum=16384),
+            height=get_int(raw, "height", required=False, minimum=16, maximum=16384),
+            fps=float(fps) if fps is not None else None,
+            bitrate_kbps=get_int(raw, "bitrate_kbps", required=False, minimum=16,
+                                 maximum=200_000),
+            gop_s=float(gop_s))
+    except OnboardingError as exc:
+        raise bad_request(f"profile: {exc}") from None
+
+
+@routes.route("POST", "/api/v1/cameras/{id}/configure", access="manage_cameras",
+              summary="Apply a recording profile / name / NTP / clock / reboot over ONVIF; "
+                      "returns what the camera accepted",
+              body={"type": "object", "properties": {
+                  "stream": {"type": "string", "enum": ["main", "sub"]},
+                  "profile": {"type": "object", "properties": {
+                      "width": {"type": "integer"}, "height": {"type": "integer"},
+                      "fps": {"type": "number"}, "bitrate_kbps": {"type": "integer"},
+                      "gop_s": {"type": "number", "maximum": 2}}},
+                  "name": {"type": "string"}, "set_clock": {"type": "boolean"},
+                  "ntp_servers": {"type": "array", "items": {"type": "string"}},
+                  "reboot": {"type": "boolean"}}})
+async def api_camera_configure(request: web.Request) -> web.StreamResponse:
+    camera_id = match_id(request)
+    data = await json_object(request)
+    flags = {}
+    for key in ("set_clock", "reboot"):
+        value = data.get(key, False)
+        if not isinstance(value, bool):
+            raise bad_request(f"field {key!r} must be true or false")
+        flags[key] = value
+    config = ConfigureRequest(
+        stream=get_str(data, "stream", required=False, default="main", max_len=8) or "main",
+        profile=_profile(data),
+        name=get_str(data, "name", required=False, max_len=200).strip() or None,
+        ntp_servers=get_str_list(data, "ntp_servers", max_items=4), **flags)
+    if not (config.profile or config.name or config.ntp_servers or config.set_clock
+            or config.reboot):
+        raise bad_request("nothing to configure: give profile, name, ntp_servers, set_clock or "
+                          "reboot")
+    try:
+        result = await onboarding_of(request.app).configure(
+            _principal(request), camera_id, config, address=client_address(request))
+    except OnboardingError as exc:
+        return _refused(exc)
+    return web.json_response(result)
+
+
+@routes.route("POST", "/api/v1/cameras/{id}/clock", access="manage_cameras",
+              summary="Set the camera's clock to the server's (SetSystemDateAndTime)")
+async def api_camera_clock(request: web.Request) -> web.StreamResponse:
+    camera_id = match_id(request)
+    try:
+        result = await onboarding_of(request.app).set_clock(
+            _principal(request), camera_id, address=client_address(request))
+    except OnboardingError as exc:
+        return _refused(exc)
+    return web.json_response(result)
+
+
+@routes.route("DELETE", "/api/v1/cameras/{id}", access="manage_cameras",
+              summary="Remove a camera (its recordings stay on disk until retention)")
+async def api_camera_remove(request: web.Request) -> web.StreamResponse:
+    camera_id = match_id(request)
+    try:
+        result = await onboarding_of(request.app).remove(
+            _principal(request), camera_id, address=client_address(request))
+    except OnboardingError as exc:
+        return _refused(exc)
+    return web.json_response(result)
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/snapshot", access="live",
+              query=(("stream", "main or sub (default sub)"),),
+              summary="A fresh JPEG from the camera")
+async def api_camera_snapshot(request: web.Request) -> web.StreamResponse:
+    camera_id = match_id(request)
+    stream = request.query.get("stream", "sub")
+    if stream not in ("main", "sub"):
+        raise bad_request("query parameter 'stream' must be main or sub")
+    try:
+        jpeg = await onboarding_of(request.app).snapshot(_principal(request), camera_id, stream)
+    except OnboardingError as exc:
+        return _refused(exc)
+    return web.Response(body=jpeg, content_type="image/jpeg",
+                        headers={"Cache-Control": "no-store"})
