@@ -16,12 +16,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, Gauge
 
 from vms.auth import Accounts, LoginThrottle
+from vms.bus import EventBus
 from vms.clock import Clock, SystemClock
 from vms.config import Settings
 from vms.db import models as m
 from vms.db.gateway import Gateway, redact_db_url
 from vms.secrets import SecretBox
-from web.keys import ACCOUNTS, CLOCK, GATEWAY, METRICS, SECRETS, SERVICES, SETTINGS, THROTTLE
+from web.keys import ACCOUNTS, BUS, CLOCK, GATEWAY, METRICS, SECRETS, SERVICES, SETTINGS, THROTTLE
 from web.setup import setup_web
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app[ACCOUNTS] = Accounts(app[CLOCK], session_hours=settings.server.session_hours)
     app[THROTTLE] = LoginThrottle(app[CLOCK])
     app[SERVICES] = {}
+    app[BUS] = EventBus()
     setup_web(app)
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_secrets_ctx)

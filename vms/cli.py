@@ -294,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per camera")
     p.set_defaults(func=cmd_sim)
 
+    from vms import cli_onboarding
+
+    cli_onboarding.register(sub)
+
     p = sub.add_parser("user", help="users: add, list, grant, revoke, passwd, token")
     usub = p.add_subparsers(dest="user_cmd", required=True, metavar="ACTION")
     a = with_config(usub.add_parser("add", help="create a user"))
@@ -336,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true")
     a = with_config(csub.add_parser("remove", help="remove a camera"))
     a.add_argument("id", type=int)
+    cli_onboarding.register_camera(csub, with_config)
     p.set_defaults(func=cmd_camera)
     return parser
 

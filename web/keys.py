@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from vms.auth import Accounts, LoginThrottle, Principal
+from vms.bus import EventBus
 from vms.clock import Clock
 from vms.config import Settings
 from vms.db.gateway import Gateway
@@ -21,6 +22,7 @@ THROTTLE = web.AppKey("throttle", LoginThrottle)
 SECRETS = web.AppKey("secrets", SecretBox)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 RULES = web.AppKey("rules", dict)
+BUS = web.AppKey("bus", EventBus)
 SERVICES = web.AppKey("services", dict)  # optional services by name: "recorder", "mqtt", ...
 
 PRINCIPAL = "vms.principal"  # request key: Principal | None

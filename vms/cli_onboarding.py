@@ -1,0 +1,261 @@
+"""``vms discover`` and ``vms camera add|set``: the installer's commands, on the same service as the UI.
+
+Part of the composition root (called by :mod:`vms.cli`, which owns the parser): :func:`register`
+adds ``discover``, :func:`register_camera` adds ``add`` and ``set`` to the ``camera`` command.
+``discover`` probes unicast targets (``--target``, repeatable) or, with no target, multicasts on
+the chosen ``--interface`` (default: every non-loopback IPv4 interface) — never both implicitly.
+With ``--user`` each device is interrogated too. ``--json`` prints one object a line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import getpass
+import ipaddress
+import json
+import socket
+import struct
+import sys
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add ``discover`` to the top-level subparsers."""
+    p = sub.add_parser("discover", help="find ONVIF cameras (WS-Discovery) and interrogate them")
+    p.add_argument("--target", action="append", metavar="HOST[:PORT]|CIDR", default=[],
+                   help="probe this host, host:port or range directly (repeatable); without any, "
+                        "multicast on the local network")
+    p.add_argument("--interface", action="append", metavar="IF", default=None,
+                   help="interface name or IPv4 address to multicast on (repeatable)")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S",
+                   help="how long to listen for answers (default 3 s)")
+    p.add_argument("--user", help="camera user name: interrogate every device found")
+    p.add_argument("--password", help="camera password (visible in the process list: prefer "
+                                      "--password-stdin)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--concurrency", type=int, default=16, help="interrogations at a time")
+    p.add_argument("--json", action="store_true", help="one JSON object per device and line")
+    p.set_defaults(func=cmd_discover)
+
+
+def register_camera(csub: Any, with_config: Any) -> None:
+    """Add ``add`` and ``set`` to the ``camera`` subparsers."""
+    a = with_config(csub.add_parser("add", help="adopt a camera by ONVIF address or RTSP URL"))
+    source = a.add_mutually_exclusive_group(required=True)
+    source.add_argument("--onvif", metavar="URL", help="http://host[:port]/onvif/device_service "
+                                                       "or host[:port]")
+    source.add_argument("--rtsp", metavar="URL", help="rtsp://host/path, for cameras without ONVIF")
+    a.add_argument("--user", default="", help="camera user name")
+    a.add_argument("--password", help="camera password (prefer --password-stdin)")
+    a.add_argument("--password-stdin", action="store_true")
+    a.add_argument("--site", metavar="NAME", help="site to adopt into (required with several)")
+    a.add_argument("--name", help="camera name (default: the camera's host name)")
+    a.add_argument("--set-clock", action="store_true",
+                   help="set the camera's clock when it is too far off")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_camera_add)
+
+    s = with_config(csub.add_parser("set", help="configure a camera over ONVIF"))
+    s.add_argument("id", type=int)
+    s.add_argument("--name", help="rename (also the camera's host name)")
+    s.add_argument("--stream", choices=("main", "sub"), default="main")
+    s.add_argument("--resolution", metavar="WxH", help="e.g. 1920x1080")
+    s.add_argument("--fps", type=float)
+    s.add_argument("--bitrate", type=int, metavar="KBPS")
+    s.add_argument("--gop", type=float, metavar="S", default=None,
+                   help="keyframe interval in seconds (at most 2; default 1 with a profile)")
+    s.add_argument("--set-clock", action="store_true", help="set its clock to ours")
+    s.add_argument("--ntp", action="append", metavar="SERVER", default=[],
+                   help="use this NTP server (repeatable)")
+    s.add_argument("--reboot", action="store_true")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_camera_set)
+
+
+# --- discover -----------------------------------------------------------------------------------
+
+def _interface_address(name: str) -> str:
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.IPv4Address(name))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+        except OSError as exc:
+            from vms.cli import CliError
+
+            raise CliError(f"interface {name!r}: no IPv4 address ({exc.strerror})") from None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def _password(args: argparse.Namespace) -> str:
+    from vms.cli import CliError
+
+    if args.password:
+        return str(args.password)
+    if args.password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise CliError("no password on standard input")
+        return line
+    if getattr(args, "user", None) and sys.stdin.isatty():
+        return getpass.getpass("Camera password: ")
+    return ""
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from vms.cli import CliError
+    from vms.logs import setup_logging
+
+    setup_logging("ERROR" if args.json else "WARNING")
+    from onvif_bridge.errors import DiscoveryTargetError
+
+    password = _password(args) if args.user else ""
+    interfaces = ([_interface_address(i) for i in args.interface]
+                  if args.interface is not None else None)
+    try:
+        asyncio.run(_discover(args, password, interfaces))
+    except DiscoveryTargetError as exc:
+        raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+async def _discover(args: argparse.Namespace, password: str, interfaces: list[str] | None) -> None:
+    from onvif_bridge.adopt import report_dict, scan
+    from onvif_bridge.discovery import discover, preferred_xaddr
+
+    count = 0
+    if not args.user:
+        async for device in discover(args.target, interfaces=interfaces, timeout_s=args.timeout):
+            count += 1
+            row = {"endpoint": device.endpoint, "address": device.sender,
+                   "xaddr": preferred_xaddr(device), "name": device.name,
+                   "model": device.hardware, "mac": None, "status": "found",
+                   "message": device.message, "scopes": list(device.scopes)}
+            _print_device(args, row)
+    else:
+        async for update in scan(args.target, args.user, password, interfaces=interfaces,
+                                 timeout_s=args.timeout, concurrency=args.concurrency):
+            if update.kind != "report" or update.report is None:
+                continue
+            count += 1
+            row = {"endpoint": update.device.endpoint, "name": update.device.name,
+                   **report_dict(update.report)}
+            _print_device(args, row)
+    if not args.json:
+        print(f"{count} device(s) found", file=sys.stderr)
+
+
+def _print_device(args: argparse.Namespace, row: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(row, ensure_ascii=False), flush=True)
+        return
+    model = " ".join(filter(None, (row.get("manufacturer"), row.get("model")))) or "?"
+    print(f"{row['address']:<22} {row.get('mac') or '-':<17} {model:<28} {row['status']:<12} "
+          f"{row.get('xaddr') or ''}", flush=True)
+    if row["status"] not in ("ok", "found"):
+        print(f"    {row['message']}", flush=True)
+
+
+# --- camera add / set ---------------------------------------------------------------------------
+
+def _service(settings: Any) -> tuple[Any, Any]:
+    from onvif_bridge.adopt import Onboarding
+    from vms.cli import _gateway
+    from vms.secrets import SecretBox
+
+    gateway = _gateway(settings)
+    return gateway, Onboarding(gateway, SecretBox.from_key_file(settings.key_file))
+
+
+def _site_id(gateway: Any, name: str | None) -> int | None:
+    from vms.cli import CliError
+    from vms.db import models as m
+
+    if name is None:
+        return None
+    site = gateway.read_sync(lambda: m.Site.get_or_none(m.Site.name == name))
+    if site is None:
+        raise CliError(f"no site named {name!r} (vms site add {name!r})")
+    return int(site.id)
+
+
+def cmd_camera_add(args: argparse.Namespace) -> int:
+    from onvif_bridge.adopt import OnboardingError
+    from vms.cli import CliError, _emit, _settings
+    from vms.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging("WARNING")
+    password = _password(args)
+    actor = f"cli:{getpass.getuser()}"
+    gateway, service = _service(settings)
+    try:
+        site_id = _site_id(gateway, args.site)
+
+        async def add() -> Any:
+            if args.rtsp:
+                return await service.adopt_rtsp(None, args.rtsp, args.user, password,
+                                                site_id=site_id, name=args.name, actor=actor)
+            return await service.adopt(None, args.onvif, args.user, password, site_id=site_id,
+                                       name=args.name, set_clock=args.set_clock, actor=actor)
+
+        try:
+            result = asyncio.run(add())
+        except OnboardingError as exc:
+            raise CliError(str(exc)) from None
+        _emit(args, result.as_dict(), lambda r: (
+            f"camera {r['camera_id']} {r['name']!r} "
+            f"{'adopted' if r['created'] else 're-bound (same MAC)'} into site {r['site_id']}; "
+            "a running server picks it up on its next restart"))
+    finally:
+        gateway.close()
+    return 0
+
+
+def cmd_camera_set(args: argparse.Namespace) -> int:
+    from onvif_bridge.adopt import ConfigureRequest, OnboardingError, RecordingProfile
+    from vms.cli import CliError, _emit, _settings
+    from vms.logs import setup_logging
+
+    settings = _settings(args)
+    setup_logging("WARNING")
+    width = height = None
+    if args.resolution:
+        try:
+            width, height = (int(v) for v in args.resolution.lower().split("x"))
+        except ValueError:
+            raise CliError(f"--resolution {args.resolution!r}: write WIDTHxHEIGHT") from None
+    wants_profile = any(v is not None for v in (width, args.fps, args.bitrate, args.gop))
+    try:
+        profile = (RecordingProfile(width=width, height=height, fps=args.fps,
+                                    bitrate_kbps=args.bitrate,
+                                    gop_s=args.gop if args.gop is not None else 1.0)
+                   if wants_profile else None)
+    except OnboardingError as exc:
+        raise CliError(str(exc)) from None
+    request = ConfigureRequest(stream=args.stream, profile=profile, name=args.name,
+                               set_clock=args.set_clock, ntp_servers=args.ntp,
+                               reboot=args.reboot)
+    if not (profile or args.name or args.ntp or args.set_clock or args.reboot):
+        raise CliError("nothing to change: give --name, --resolution/--fps/--bitrate/--gop, "
+                       "--set-clock, --ntp or --reboot")
+    gateway, service = _service(settings)
+    try:
+        try:
+            result = asyncio.run(service.configure(None, args.id, request,
+                                                   actor=f"cli:{getpass.getuser()}"))
+        except OnboardingError as exc:
+            raise CliError(str(exc)) from None
+        _emit(args, result, lambda r: json.dumps(
+            {k: r[k] for k in ("accepted", "clamped") if r.get(k)} or {"ok": True}))
+    finally:
+        gateway.close()
+    return 0
+
+
+__all__ = ["register", "register_camera"]
