@@ -8,6 +8,7 @@ at the end; tables are emptied between tests.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.leakcheck import SENSITIVE, LogCollector, register_sensitive
 
 pytest_plugins = ["camsim.pytest_plugin"]
 
@@ -105,3 +108,37 @@ def shared_fixtures() -> Path:
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent: the shared ONVIF fixtures live beside the repository")
     return folder
+
+
+# --- no camera password in any log line of the whole run --------------------------------------
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_logs() -> Iterator[None]:
+    collector = LogCollector()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+    # zeep's DEBUG lines are whole SOAP envelopes: costly, and they carry no clear password
+    logging.getLogger("zeep").setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(collector)
+        root.setLevel(old_level)
+    leaks = [(secret, line[:300]) for line in collector.lines for secret in SENSITIVE
+             if secret in line]
+    assert not leaks, f"camera passwords appeared in log lines: {leaks[:5]}"
+
+
+@pytest.fixture
+async def camsim_factory(camsim_factory):  # type: ignore[no-untyped-def]
+    """camsim's factory, registering every virtual camera's password as a secret."""
+
+    async def factory(*args: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        fleet = await camsim_factory(*args, **kwargs)
+        for camera in fleet.cameras:
+            register_sensitive(str(camera.info().get("password", "")))
+        return fleet
+
+    return factory

@@ -13,13 +13,34 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import functools
 import getpass
 import ipaddress
 import json
 import socket
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
+
+
+class CliError(Exception):
+    """Printed as ``vms: <message>`` with exit code 2 (by :func:`_command`)."""
+
+
+def _command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Print our errors as one line with exit code 2 (``vms.cli``'s own CliError class may be
+    another object when it runs as ``python -m vms.cli``)."""
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except CliError as exc:
+            print(f"vms: {exc}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def register(sub: Any) -> None:
@@ -84,15 +105,11 @@ def _interface_address(name: str) -> str:
         try:
             packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
         except OSError as exc:
-            from vms.cli import CliError
-
             raise CliError(f"interface {name!r}: no IPv4 address ({exc.strerror})") from None
     return socket.inet_ntoa(packed[20:24])
 
 
 def _password(args: argparse.Namespace) -> str:
-    from vms.cli import CliError
-
     if args.password:
         return str(args.password)
     if args.password_stdin:
@@ -105,8 +122,8 @@ def _password(args: argparse.Namespace) -> str:
     return ""
 
 
+@_command
 def cmd_discover(args: argparse.Namespace) -> int:
-    from vms.cli import CliError
     from vms.logs import setup_logging
 
     setup_logging("ERROR" if args.json else "WARNING")
@@ -173,7 +190,6 @@ def _service(settings: Any) -> tuple[Any, Any]:
 
 
 def _site_id(gateway: Any, name: str | None) -> int | None:
-    from vms.cli import CliError
     from vms.db import models as m
 
     if name is None:
@@ -184,9 +200,10 @@ def _site_id(gateway: Any, name: str | None) -> int | None:
     return int(site.id)
 
 
+@_command
 def cmd_camera_add(args: argparse.Namespace) -> int:
     from onvif_bridge.adopt import OnboardingError
-    from vms.cli import CliError, _emit, _settings
+    from vms.cli import _emit, _settings
     from vms.logs import setup_logging
 
     settings = _settings(args)
@@ -217,9 +234,10 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
     return 0
 
 
+@_command
 def cmd_camera_set(args: argparse.Namespace) -> int:
     from onvif_bridge.adopt import ConfigureRequest, OnboardingError, RecordingProfile
-    from vms.cli import CliError, _emit, _settings
+    from vms.cli import _emit, _settings
     from vms.logs import setup_logging
 
     settings = _settings(args)

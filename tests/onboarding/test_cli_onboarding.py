@@ -11,10 +11,13 @@ from typing import Any
 
 from tests.onboarding.conftest import CAM_PASSWORD
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 async def vms(*argv: str, cwd: Path, stdin: str = "") -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VMS_")}
     env["VMS_DATA_DIR"] = str(cwd / "data")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vms.cli", *argv, cwd=cwd, env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

@@ -21,6 +21,16 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def demo(*argv: str) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
+    return subprocess.Popen([sys.executable, "-m", "vms.cli", "demo", *argv], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
 
 def descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (from /proc)."""
@@ -95,10 +105,7 @@ def login(url: str, password: str) -> tuple[Any, str]:
 
 def test_demo_comes_up_adopts_its_cameras_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vms.cli", "demo", "--cameras", "2", "--port", "0",
-         "--data-dir", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = demo("--cameras", "2", "--port", "0", "--data-dir", str(data))
     try:
         banner = read_banner(proc, 40)
         assert "2 virtual camera(s) found, 2 adopted" in banner["text"]
@@ -126,10 +133,7 @@ def test_demo_comes_up_adopts_its_cameras_and_stops_cleanly(tmp_path: Path) -> N
             proc.wait()
 
     # a second run keeps the administrator and says how to reset the password
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vms.cli", "demo", "--cameras", "1", "--port", "0",
-         "--data-dir", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = demo("--cameras", "1", "--port", "0", "--data-dir", str(data))
     try:
         text = Output(proc).wait_for("data:", 40)
         assert "vms user passwd admin --config" in text, text

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.leakcheck import register_sensitive
 from vms.db import models as m
 
 PASSWORD = "correct-horse-9"
@@ -42,6 +43,9 @@ USERS = {
     "viewer1": ("viewer", ["Site A"]),
     "viewer_b": ("viewer", ["Site B"]),
 }
+
+
+register_sensitive(CAMERA_PASSWORD)
 
 
 @pytest.fixture
