@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -25,7 +26,7 @@ from camsim.rtsp import RtspServer
 from vms.clock import SystemClock
 from vms.config import load_settings
 from vms.db.gateway import Gateway
-from vms.db.models import Camera, CameraStream, Segment, Site
+from vms.db.models import Camera, CameraStream, Run, Segment, Site
 from vms.secrets import SecretBox
 
 CHILD = r'''
@@ -155,6 +156,8 @@ async def run(cameras: int, minutes: float, width: int, height: int, kbps: int,
     rss_ours = sum(ours.rss.get(p, 0) for p in our_pids)
     rss_bare = sum(theirs.rss.get(p, 0) for p in bare_pids)
     cpu_ours = sum(v - base_ours.get(p, 0.0) for p, v in ours.cpu_s.items())
+    cpu_python = ours.cpu_s.get(child.pid, 0.0) - base_ours.get(child.pid, 0.0)
+    rss_python = ours.rss.get(child.pid, 0)
     cpu_bare = sum(v - base_bare.get(p, 0.0) for p, v in theirs.cpu_s.items())
     wall_s = time.monotonic() - t0
     started_us = SystemClock().now_us() - int((wall_s + 3) * 1e6)
@@ -173,7 +176,20 @@ async def run(cameras: int, minutes: float, width: int, height: int, kbps: int,
             out[seg.camera_id] = out.get(seg.camera_id, 0) + seg.duration_us
         return out
 
+    def holes() -> tuple[float, int]:
+        """Seconds between the first and last indexed instant of each camera not covered by a
+        segment (unexplained gaps while recording), and the number of runs beyond one each."""
+        total_us, extra_runs = 0, 0
+        for cam in Camera.select(Camera.id):
+            segs = list(Segment.select(Segment.start_us, Segment.end_us)
+                        .where(Segment.camera == cam.id).order_by(Segment.start_us))
+            for a, b in zip(segs, segs[1:]):
+                total_us += max(0, b.start_us - a.end_us)
+            extra_runs += max(0, Run.select().where(Run.camera == cam.id).count() - 1)
+        return total_us / 1e6, extra_runs
+
     per_camera = gw.read_sync(indexed)
+    hole_s, extra_runs = gw.read_sync(holes)
     gw.close()
     window_s = (stopped_us - started_us) / 1e6
     lost = [max(0.0, window_s - per_camera.get(cid, 0) / 1e6) for cid in range(1, cameras + 1)]
@@ -182,13 +198,18 @@ async def run(cameras: int, minutes: float, width: int, height: int, kbps: int,
         "segment_seconds": segment_seconds, "measured_s": round(wall_s, 1),
         "cpu_s_ours": round(cpu_ours, 2), "cpu_s_bare_ffmpeg": round(cpu_bare, 2),
         "cpu_ratio": round(cpu_ours / cpu_bare, 3) if cpu_bare else None,
+        "cpu_s_ours_python": round(cpu_python, 2),
+        "cpu_s_ours_ffmpeg": round(cpu_ours - cpu_python, 2),
+        "rss_mb_python": round(rss_python / 2**20, 1),
         "cpu_percent_core_per_camera_ours": round(100 * cpu_ours / wall_s / cameras, 2),
         "rss_mb_per_camera_ours": round(rss_ours / cameras / 2**20, 1),
         "rss_mb_per_camera_bare": round(rss_bare / cameras / 2**20, 1),
         "lost_s_total": round(sum(lost), 2),
         "lost_s_max_camera": round(max(lost), 2),
-        "lost_note": "window from supervisor start to stop, includes connect time at start",
         "work_dir": str(work),
+        "lost_note": "window from supervisor start to stop, includes connect time at start",
+        "gap_s_inside_recording_total": round(hole_s, 3),
+        "runs_beyond_one": extra_runs,
     }
 
 
@@ -200,9 +221,15 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=1080)
     ap.add_argument("--kbps", type=int, default=4000)
     ap.add_argument("--segment-seconds", type=int, default=60)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (recordings)")
     args = ap.parse_args()
     result = asyncio.run(run(args.cameras, args.minutes, args.width, args.height, args.kbps,
                              args.segment_seconds))
+    work = str(result.pop("work_dir"))
+    if args.keep:
+        result["work_dir"] = work
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
 
 

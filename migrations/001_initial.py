@@ -1,17 +1,12 @@
 """Initial schema: sites, users, sessions, tokens, audit, cameras, streams, runs, segments,
 pending deletions, events, exports."""
 
-from contextlib import suppress
-
 import peewee as pw
 from peewee_migrate import Migrator
 
-with suppress(ImportError):
-    pass
-
 
 def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
-    """Write your migrations here."""
+    """Create the initial schema."""
 
     @migrator.create_model
     class User(pw.Model):
@@ -217,7 +212,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
-    """Write your rollback migrations here."""
+    """Drop every table of the initial schema."""
 
     migrator.remove_model('user_site')
 

@@ -26,10 +26,11 @@ class SegmentRow:
     width: int
     height: int
     state: str = "ok"
+    kind: str = "continuous"
 
 
-def insert_run(camera_id: int, stream: str, start_us: int) -> int:
-    run = Run.create(camera=camera_id, stream=stream, start_us=start_us)
+def insert_run(camera_id: int, stream: str, start_us: int, mode: str = "continuous") -> int:
+    run = Run.create(camera=camera_id, stream=stream, start_us=start_us, mode=mode)
     return int(run.id)
 
 
@@ -55,9 +56,17 @@ def insert_segment(row: SegmentRow) -> int:
         path=row.path, start_us=row.start_us, end_us=row.end_us,
         duration_us=row.end_us - row.start_us, size_bytes=row.size_bytes,
         video_codec=row.video_codec[:16], audio_codec=row.audio_codec[:16],
-        width=row.width, height=row.height, state=row.state,
+        width=row.width, height=row.height, state=row.state, kind=row.kind,
     )
     return int(seg.id)
+
+
+def mark_event_segments(camera_id: int, stream: str, from_us: int, to_us: int) -> int:
+    """Mark indexed segments of one stream overlapping ``[from_us, to_us)`` as kept by an event
+    (retention keeps them for ``event_days``); the number marked."""
+    return int(Segment.update(kind="event").where(
+        (Segment.camera == camera_id) & (Segment.stream == stream) & (Segment.end_us > from_us)
+        & (Segment.start_us < to_us) & (Segment.kind != "event")).execute())
 
 
 def set_camera_status(camera_id: int, status: str, reason: str, since_us: int) -> None:

@@ -5,7 +5,8 @@ interrupted deletions (``PendingDeletion`` rows), indexes segment files that hav
 killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
 unplayable one is moved to ``<volume>/lost+found/`` — marks rows whose file vanished ``missing``
 (and back to ``ok`` when it reappears), reports files it cannot place, and closes runs left open by
-a crash with end reason ``crash_recovered`` at the end of their last segment. Without ``repair`` it
+a crash with end reason ``crash_recovered`` at the end of their last segment. Unindexed files of an
+event-mode run are ring-buffer leftovers no event asked for: they are deleted. Without ``repair`` it
 only reports. Synchronous: call it from a thread (it uses the gateway's ``*_sync`` helpers).
 """
 
@@ -51,24 +52,31 @@ class ReconcileReport:
     """Rows marked ``missing`` whose file is back (marked ``ok``)."""
     deletions_completed: int = 0
     runs_closed: list[int] = field(default_factory=list)
+    ring_discarded: list[str] = field(default_factory=list)
+    """Unindexed ring-buffer files of event-mode runs (deleted)."""
+    excluded_runs: list[int] = field(default_factory=list)
+    """Open runs left alone because a running server is recording them."""
 
     @property
     def problems(self) -> int:
         return (len(self.adopted) + len(self.lost_and_found) + len(self.unknown)
                 + len(self.missing) + len(self.restored) + self.deletions_completed
-                + len(self.runs_closed))
+                + len(self.runs_closed) + len(self.ring_discarded))
 
     def summary(self) -> str:
         return (f"{len(self.adopted)} adopted, {len(self.lost_and_found)} moved to lost+found, "
                 f"{len(self.unknown)} unknown, {len(self.missing)} missing, "
                 f"{len(self.restored)} restored, {self.deletions_completed} deletions completed, "
-                f"{len(self.runs_closed)} open runs closed")
+                f"{len(self.runs_closed)} open runs closed, "
+                f"{len(self.ring_discarded)} ring-buffer files discarded")
 
     def as_dict(self) -> dict[str, object]:
         return {
             "repair": self.repair, "adopted": self.adopted, "lost_and_found": self.lost_and_found,
             "unknown": self.unknown, "missing": self.missing, "restored": self.restored,
             "deletions_completed": self.deletions_completed, "runs_closed": self.runs_closed,
+            "ring_discarded": self.ring_discarded, "excluded_runs": self.excluded_runs,
+            "problems": self.problems,
         }
 
 
@@ -78,7 +86,7 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
 
     ``exclude_run_ids``: runs being recorded right now (their files are in flux); leave them alone.
     """
-    report = ReconcileReport(repair=repair)
+    report = ReconcileReport(repair=repair, excluded_runs=sorted(exclude_run_ids))
     _finish_deletions(gateway, settings, report)
 
     rows: dict[tuple[str, str], tuple[int, str]] = dict(gateway.read_sync(lambda: {
@@ -154,6 +162,11 @@ def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair
     if place is None or run is None or run.camera_id != place.camera_id \
             or run.stream != place.stream:
         report.unknown.append(label)
+        return
+    if run.mode == "event":
+        report.ring_discarded.append(label)
+        if repair:
+            (volume.path / rel).unlink(missing_ok=True)
         return
     probe = probe_segment(volume.path / rel)
     if not probe.playable:

@@ -8,6 +8,12 @@ and start again — until told to stop. Time derivation is described in docs/des
 the run's start is the wall clock at media time 0, estimated when the first segment closes; within
 a run each segment starts at run start + ffmpeg's cumulative media time, chained to the previous
 segment's end so segments never overlap.
+
+In mode ``event`` the same loop records into short ring-buffer segments that are *not* indexed
+when they close: they wait in a ring (files on the same volume) until an event asks for them
+(:meth:`StreamRecorder.trigger`, pre-roll) or until they are older than the pre-roll, then they are
+deleted. Segments overlapping ``[event − pre_roll, event end + post_roll]`` are indexed with
+``kind = "event"``; in continuous mode the same window only marks segments ``event``.
 """
 
 from __future__ import annotations
@@ -62,6 +68,10 @@ class StreamConfig:
     username: str
     password: str = field(repr=False)
     rtsp_transport: str = "tcp"
+    mode: str = "continuous"
+    """``continuous`` (index every segment) or ``event`` (ring buffer, index what events keep)."""
+    pre_roll_s: float = 5.0
+    post_roll_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,28 @@ class RecorderOptions:
     startup_timeout_s: float = 30.0
     stop_timeout_s: float = 5.0
     socket_timeout_s: float = 10.0
+    schedule_tick_s: float = 1.0
+    """How often the supervisor re-evaluates scheduled cameras' windows."""
+    event_segment_seconds: int = 2
+    """Segment length of the event-mode ring buffer (shorter = finer pre/post-roll, more files)."""
+    ring_margin_s: float = 4.0
+    """Ring segments are kept this much longer than the pre-roll (late events, clock skew)."""
+    event_max_s: float = 600.0
+    """An event that started (state true) and never ended stops keeping after this long."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A closed ring-buffer segment, not indexed (event mode)."""
+
+    path: Path
+    seq: int
+    start_us: int
+    end_us: int
+
+
+_FLUSH = "flush"
+"""Indexer queue marker: an event arrived, index the ring segments it keeps."""
 
 
 @dataclass
@@ -86,12 +118,18 @@ class _RunState:
     anchor_us: int | None = None
     """Wall-clock instant of media time 0 (set when the first segment closes)."""
     last_end_us: int | None = None
+    """End of the last indexed segment."""
+    last_closed_end_us: int | None = None
+    """End of the last segment ffmpeg closed (indexed or in the ring): what the next one chains to."""
     last_seq: int = -1
     segments: int = 0
+    closed: int = 0
+    ring: list[_Pending] = field(default_factory=list)
     media_seen: bool = False
     progress_anchor_us: int | None = None
     """Early estimate of media time 0 from the first progress report (used until a segment closes)."""
-    queue: asyncio.Queue[tuple[SegmentLine, int] | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[tuple[SegmentLine, int] | str | None] = field(
+        default_factory=asyncio.Queue)
 
 
 class StreamRecorder:
@@ -115,6 +153,64 @@ class StreamRecorder:
         self.status = StreamStatus("reconnecting", "starting", clock.now_us())
         self.runs_started = 0
         self._pending_writes: set[asyncio.Task[object]] = set()
+        self._keeps: list[list[int]] = []
+        """Event keep windows ``[from_us, until_us]`` (wall clock), merged, oldest first."""
+        self._active: dict[str, int] = {}
+        """Events that started (state true) and have not ended: type → start instant."""
+        self._state: _RunState | None = None
+
+    @property
+    def is_event(self) -> bool:
+        return self.config.mode == "event"
+
+    # -- events ------------------------------------------------------------------------------
+
+    def trigger(self, event_type: str, state: bool | None, at_us: int) -> None:
+        """An event for this camera: keep ``[at − pre_roll, end + post_roll]``.
+
+        ``state`` true opens an event that lasts until a false of the same type arrives (capped at
+        ``event_max_s``); ``None`` is a momentary event; false ends one.
+        """
+        pre_us = int(self.config.pre_roll_s * 1e6)
+        post_us = int(self.config.post_roll_s * 1e6)
+        if state is False:
+            started = self._active.pop(event_type, None)
+            self._add_keep(started - pre_us if started is not None else at_us - pre_us,
+                           at_us + post_us)
+        else:
+            if state is True:
+                self._active.setdefault(event_type, at_us)
+            self._add_keep(at_us - pre_us, at_us + post_us)
+        log.info("%s: event %s (%s) at %d: keeping recording", self.name, event_type, state,
+                 at_us)
+        if self.is_event and self._state is not None:
+            self._state.queue.put_nowait(_FLUSH)
+        elif not self.is_event:
+            self._spawn_write(index.mark_event_segments, self.config.camera_id, self.config.kind,
+                              at_us - pre_us, at_us + post_us)
+
+    def _add_keep(self, from_us: int, until_us: int) -> None:
+        for keep in self._keeps:
+            if from_us <= keep[1] and until_us >= keep[0]:
+                keep[0] = min(keep[0], from_us)
+                keep[1] = max(keep[1], until_us)
+                break
+        else:
+            self._keeps.append([from_us, until_us])
+            self._keeps.sort()
+
+    def keeping(self, start_us: int, end_us: int) -> bool:
+        """Whether a segment spanning ``[start_us, end_us]`` is wanted by an event."""
+        now_us = self.clock.now_us()
+        max_us = int(self.options.event_max_s * 1e6)
+        for started in self._active.values():
+            if end_us > started - int(self.config.pre_roll_s * 1e6) and \
+                    start_us < min(now_us, started + max_us) + int(self.config.post_roll_s * 1e6):
+                return True
+        return any(end_us > k[0] and start_us < k[1] for k in self._keeps)
+
+    def _prune_keeps(self, before_us: int) -> None:
+        self._keeps = [k for k in self._keeps if k[1] >= before_us]
 
     # -- control -----------------------------------------------------------------------------
 
@@ -166,15 +262,17 @@ class StreamRecorder:
             self._set_status("reconnecting", "connecting to camera")
         volume = pick_volume(self.settings)
         start_us = self.clock.now_us()
-        run_id = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind, start_us)
+        run_id = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind, start_us,
+                                     cfg.mode)
         self.runs_started += 1
         folder = run_dir(volume, cfg.camera_id, cfg.kind, start_us)
         folder.mkdir(parents=True, exist_ok=True)
         state = _RunState(run_id, volume, folder, start_us)
+        self._state = state
         command = RecordCommand(
             ffmpeg_exe=self.settings.ffmpeg_exe(), url=cfg.url, username=cfg.username,
             password=cfg.password, output_pattern=segment_pattern(folder, run_id),
-            segment_seconds=self.settings.recording.segment_seconds,
+            segment_seconds=self._segment_seconds(),
             rtsp_transport=cfg.rtsp_transport, transcode_audio=self._transcode_audio,
             socket_timeout_s=self.options.socket_timeout_s,
         )
@@ -187,8 +285,10 @@ class StreamRecorder:
                 if out_time_us > 0 and not state.media_seen:
                     state.media_seen = True
                     state.progress_anchor_us = self.clock.now_us() - out_time_us
-                    self._set_status("recording", "recording")
-                    self._spawn_write(index.update_run_start, run_id, state.progress_anchor_us)
+                    self._set_status("recording", self._recording_reason())
+                    if not self.is_event:
+                        self._spawn_write(index.update_run_start, run_id,
+                                          state.progress_anchor_us)
 
         def on_segment(line: SegmentLine) -> None:
             last_progress_us[0] = self.clock.monotonic_us()
@@ -224,11 +324,19 @@ class StreamRecorder:
                 await asyncio.gather(*self._pending_writes, return_exceptions=True)
         finally:
             self._proc = None
+            self._state = None
             if proc.proc is not None and proc.proc.returncode is None:  # cancelled: never leak
                 proc.kill()
                 await proc.wait()
         await self._index_leftovers(state)
+        await asyncio.to_thread(self._drop_ring, state, len(state.ring))
         return await self._finish_run(state, proc, rc, stalled)
+
+    def _segment_seconds(self) -> int:
+        seconds = self.settings.recording.segment_seconds
+        if self.is_event:
+            return max(1, min(seconds, self.options.event_segment_seconds))
+        return seconds
 
     async def _finish_run(self, state: _RunState, proc: FfmpegProcess, rc: int,
                           stalled: bool) -> float:
@@ -268,7 +376,7 @@ class StreamRecorder:
         else:
             reason = "error"
             self._set_status("error", f"ffmpeg exited with code {rc}: {err or 'no message'}")
-        if recorded:
+        if recorded or state.closed:
             self._backoff.reset()
         if delay_s == 0.0 and reason not in ("shutdown", "config_change") and \
                 not (reason == "error" and self._transcode_audio and not recorded):
@@ -291,11 +399,15 @@ class StreamRecorder:
             item = await state.queue.get()
             if item is None:
                 return
-            line, seen_us = item
             try:
+                if item == _FLUSH:
+                    await self._flush_ring(state)
+                    continue
+                assert not isinstance(item, str)
+                line, seen_us = item
                 await self._index_line(state, line, seen_us)
             except Exception:  # an index failure must not stop the recording
-                log.exception("%s: cannot index segment %s", self.name, line.name)
+                log.exception("%s: cannot index segment %s", self.name, item)
 
     async def _index_line(self, state: _RunState, line: SegmentLine, seen_us: int) -> None:
         path = state.folder / Path(line.name).name
@@ -305,20 +417,59 @@ class StreamRecorder:
         end_media_us = round(line.end_s * 1_000_000)
         if state.anchor_us is None:
             state.anchor_us = seen_us - end_media_us
-            await self.gw.write(index.update_run_start, state.run_id,
-                                state.anchor_us + start_media_us)
+            if not self.is_event:
+                await self.gw.write(index.update_run_start, state.run_id,
+                                    state.anchor_us + start_media_us)
         else:
             drift_us = (seen_us - end_media_us) - state.anchor_us
-            if abs(drift_us) > REANCHOR_THRESHOLD_US:
+            if -REANCHOR_THRESHOLD_US <= drift_us < 0:
+                # a list line can only arrive late, never early: the smallest delay seen is the
+                # best estimate (the first lines come during the connect/probe burst)
+                state.anchor_us += drift_us
+            elif abs(drift_us) > REANCHOR_THRESHOLD_US:
                 log.warning("%s: media time and wall clock disagree by %.1fs; re-anchoring",
                             self.name, drift_us / 1e6)
                 state.anchor_us = seen_us - end_media_us
         start_us = state.anchor_us + start_media_us
         end_us = state.anchor_us + end_media_us
-        if state.last_end_us is not None and start_us < state.last_end_us + CHAIN_TOLERANCE_US:
-            start_us = state.last_end_us  # contiguous (or overlapping by rounding): chain exactly
+        prev = state.last_closed_end_us
+        if prev is not None and start_us < prev + CHAIN_TOLERANCE_US:
+            start_us = prev  # contiguous (or overlapping by rounding): chain exactly
         end_us = max(end_us, start_us)
+        state.last_closed_end_us = end_us
+        state.closed += 1
+        if self.is_event and not self.keeping(start_us, end_us):
+            state.ring.append(_Pending(path, seq, start_us, end_us))
+            state.last_seq = max(state.last_seq, seq)
+            if not state.media_seen:
+                state.media_seen = True
+                self._set_status("recording", self._recording_reason())
+            await self._prune_ring(state, end_us)
+            return
         await self._index_file(state, path, seq, start_us, end_us, "ok")
+
+    async def _flush_ring(self, state: _RunState) -> None:
+        """Index the ring segments an event now keeps (pre-roll), oldest first."""
+        keep = [p for p in state.ring if self.keeping(p.start_us, p.end_us)]
+        if not keep:
+            return
+        state.ring = [p for p in state.ring if p not in keep]
+        for p in keep:
+            await self._index_file(state, p.path, p.seq, p.start_us, p.end_us, "ok")
+
+    async def _prune_ring(self, state: _RunState, latest_end_us: int) -> None:
+        horizon_us = latest_end_us - int((self.config.pre_roll_s + self.options.ring_margin_s)
+                                         * 1e6)
+        old = sum(1 for p in state.ring if p.end_us < horizon_us)
+        if old:
+            await asyncio.to_thread(self._drop_ring, state, old)
+        self._prune_keeps(horizon_us)
+
+    def _drop_ring(self, state: _RunState, count: int) -> None:
+        """Delete the ``count`` oldest ring files (no row was ever written for them)."""
+        for p in state.ring[:count]:
+            p.path.unlink(missing_ok=True)
+        del state.ring[:count]
 
     async def _index_file(self, state: _RunState, path: Path, seq: int, start_us: int,
                           end_us: int | None, seg_state: str) -> bool:
@@ -335,15 +486,21 @@ class StreamRecorder:
             start_us=start_us, end_us=end_us, size_bytes=probe.size_bytes,
             video_codec=probe.video_codec, audio_codec=probe.audio_codec, width=probe.width,
             height=probe.height, state=seg_state,
+            kind="event" if self.is_event or self.keeping(start_us, end_us) else "continuous",
         )
+        if self.is_event and state.segments == 0:
+            await self.gw.write(index.update_run_start, state.run_id, start_us)
         await self.gw.write(index.insert_segment, row)
         state.last_end_us = end_us
         state.last_seq = max(state.last_seq, seq)
         state.segments += 1
         if not state.media_seen:
             state.media_seen = True
-            self._set_status("recording", "recording")
+            self._set_status("recording", self._recording_reason())
         return True
+
+    def _recording_reason(self) -> str:
+        return "event mode: buffering pre-roll, keeping events" if self.is_event else "recording"
 
     def _discard(self, state: _RunState, path: Path, packets: int, error: str) -> None:
         rel = str(path.relative_to(state.volume.path))
@@ -369,7 +526,10 @@ class StreamRecorder:
             seq = int(match["seq"])
             if seq <= state.last_seq:
                 continue
-            start_us = state.last_end_us if state.last_end_us is not None else (
+            start_us = state.last_closed_end_us if state.last_closed_end_us is not None else (
                 state.anchor_us or state.progress_anchor_us or state.provisional_start_us)
+            if self.is_event and not self.keeping(start_us, self.clock.now_us()):
+                await asyncio.to_thread(path.unlink, True)
+                continue
             if await self._index_file(state, path, seq, start_us, None, "partial"):
                 log.info("%s: indexed partial segment %s", self.name, path.name)

@@ -1,11 +1,16 @@
 """The recorder supervisor: one recording task per recorded camera stream, started and stopped here.
 
 :class:`RecorderSupervisor` is what the composition root holds (in an aiohttp ``cleanup_ctx``).
-``start()`` reconciles the index with the disk (:mod:`recorder.reconcile`), then starts a
-:class:`recorder.run.StreamRecorder` task for every enabled camera in continuous mode and each of
-its streams marked ``record``. ``camera_changed()`` brings one camera's tasks in line with the
-database (config change → restart with end reason ``config_change``), ``stop()`` stops them all
-(end reason ``shutdown``) and awaits every task. Camera status rows are written from here.
+``start()`` takes the server lock (``<data_dir>/server.lock``, :mod:`recorder.lock`), reconciles
+the index with the disk (:mod:`recorder.reconcile`), then starts a
+:class:`recorder.run.StreamRecorder` task for each stream marked ``record`` of every enabled camera
+that should record now: mode ``continuous``; ``scheduled`` inside one of its windows (site time
+zone, re-evaluated every ``schedule_tick_s`` with the injected clock; end reason ``schedule``);
+``event`` as a ring buffer that events from the core bus (:class:`vms.bus.CameraEvent`) turn into
+kept segments. ``camera_changed()`` brings one camera's tasks in line with the database (config
+change → restart with end reason ``config_change``; also on :class:`vms.bus.CameraChanged`),
+``stop()`` stops them all (end reason ``shutdown``), awaits every task and releases the lock.
+Camera status rows are written from here.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import logging
 from dataclasses import dataclass
 
 from recorder import index
+from recorder.lock import ServerLock, lock_path
 from recorder.reconcile import ReconcileReport, reconcile
 from recorder.run import RecorderOptions, StreamConfig, StreamRecorder
+from recorder.schedule import ScheduleError, Window, in_window, parse_schedule
 from recorder.status import StreamStatus, worst
+from vms.bus import CameraChanged, CameraEvent, EventBus, StatusChanged, Subscription
 from vms.clock import Clock
 from vms.config import Settings
 from vms.db.gateway import Gateway
-from vms.db.models import Camera, CameraStream
+from vms.db.models import Camera, CameraStream, Site
 from vms.secrets import SecretBox, SecretError
 
 log = logging.getLogger(__name__)
@@ -37,7 +45,7 @@ class RecorderSupervisor:
     """Owns every recording task of this server."""
 
     def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, secrets: SecretBox,
-                 options: RecorderOptions | None = None) -> None:
+                 options: RecorderOptions | None = None, bus: EventBus | None = None) -> None:
         self.gw = gateway
         self.settings = settings
         self.clock = clock
@@ -49,13 +57,27 @@ class RecorderSupervisor:
         self._lock = asyncio.Lock()
         self._started = False
         self.last_reconcile: ReconcileReport | None = None
+        self.bus = bus
+        self._server_lock = ServerLock(lock_path(settings.data_dir))
+        self._schedules: dict[int, tuple[list[Window], str]] = {}
+        """Scheduled cameras: windows and site time zone."""
+        self._in_window: dict[int, bool] = {}
+        self._modes: dict[int, str] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._changes: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Reconcile the index with the disk, then record every camera that should be."""
-        self.last_reconcile = await asyncio.to_thread(
-            reconcile, self.gw, self.settings, self.clock, True)
+        """Take the server lock, reconcile the index with the disk, then record every camera that
+        should be. Raises :class:`recorder.lock.LockHeld` when another server uses the data dir."""
+        self._server_lock.acquire()
+        try:
+            self.last_reconcile = await asyncio.to_thread(
+                reconcile, self.gw, self.settings, self.clock, True)
+        except BaseException:
+            self._server_lock.release()
+            raise
         if self.last_reconcile.problems:
             log.warning("recorder: start-up reconciliation: %s", self.last_reconcile.summary())
         self._started = True
@@ -63,10 +85,19 @@ class RecorderSupervisor:
             lambda: [c.id for c in Camera.select(Camera.id).order_by(Camera.id)])
         for camera_id in camera_ids:
             await self.camera_changed(camera_id)
+        self._background.append(asyncio.create_task(self._schedule_loop(),
+                                                    name="recorder-schedule"))
+        if self.bus is not None:
+            sub = self.bus.subscribe(CameraEvent, CameraChanged)
+            self._background.append(asyncio.create_task(self._bus_loop(sub), name="recorder-bus"))
 
     async def stop(self) -> None:
         """Stop every task (ffmpeg terminated, then killed after a timeout) and await them."""
         self._started = False
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, *self._changes, return_exceptions=True)
+        self._background.clear()
         async with self._lock:
             items = list(self._tasks.items())
             self._tasks.clear()
@@ -78,16 +109,18 @@ class RecorderSupervisor:
                 log.error("recorder: task for camera %s/%s failed: %r", key[0], key[1], result)
         if self._status_writes:
             await asyncio.gather(*self._status_writes, return_exceptions=True)
+        self._server_lock.release()
 
-    async def camera_changed(self, camera_id: int) -> None:
-        """Start, stop or restart ``camera_id``'s tasks so they match the database."""
+    async def camera_changed(self, camera_id: int, reason: str = "config_change") -> None:
+        """Start, stop or restart ``camera_id``'s tasks so they match the database; stopped runs
+        end with ``reason``."""
         async with self._lock:
             wanted = await self._wanted_streams(camera_id)
             current = {k: t for k, t in self._tasks.items() if k[0] == camera_id}
             to_stop = [k for k, t in current.items()
                        if k not in wanted or t.recorder.config != wanted[k]]
             if to_stop:
-                stoppers = [self._tasks[k].recorder.stop("config_change") for k in to_stop]
+                stoppers = [self._tasks[k].recorder.stop(reason) for k in to_stop]
                 await asyncio.gather(*stoppers, return_exceptions=True)
                 await asyncio.gather(*(self._tasks[k].task for k in to_stop),
                                      return_exceptions=True)
@@ -103,19 +136,79 @@ class RecorderSupervisor:
                 task = asyncio.create_task(rec.run(), name=f"recorder-{key[0]}-{key[1]}")
                 self._tasks[key] = _Task(rec, task)
             if not wanted:
-                self._publish(camera_id, StreamStatus("stopped", "not recording",
+                self._publish(camera_id, StreamStatus("stopped", self._idle_reason(camera_id),
                                                       self.clock.now_us()))
+
+    def _idle_reason(self, camera_id: int) -> str:
+        mode = self._modes.get(camera_id, "")
+        if mode == "scheduled":
+            return "scheduled: outside the recording window"
+        if mode == "off":
+            return "recording is off"
+        return "not recording"
+
+    # -- scheduled and event modes -----------------------------------------------------------
+
+    async def _schedule_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.schedule_tick_s)
+            now_us = self.clock.now_us()
+            for camera_id, (windows, tz) in list(self._schedules.items()):
+                inside = in_window(windows, tz, now_us)
+                if inside != self._in_window.get(camera_id):
+                    log.info("recorder: camera %s %s its recording window", camera_id,
+                             "entered" if inside else "left")
+                    await self.camera_changed(camera_id, "schedule")
+
+    async def _bus_loop(self, sub: Subscription) -> None:
+        try:
+            async for message in sub:
+                if isinstance(message, CameraEvent):
+                    self.camera_event(message)
+                elif isinstance(message, CameraChanged):
+                    task = asyncio.create_task(self.camera_changed(message.camera_id))
+                    self._changes.add(task)
+                    task.add_done_callback(self._changes.discard)
+        finally:
+            sub.close()
+
+    def camera_event(self, event: CameraEvent) -> None:
+        """Tell every recorder of the event's camera (event mode keeps pre/post-roll; continuous
+        mode marks the segments ``event`` for retention)."""
+        for key, t in self._tasks.items():
+            if key[0] == event.camera_id:
+                t.recorder.trigger(event.type, event.state, event.at_us)
 
     async def _wanted_streams(self, camera_id: int) -> dict[tuple[int, str], StreamConfig]:
         def load() -> tuple[Camera | None, list[CameraStream]]:
-            cam = Camera.get_or_none(Camera.id == camera_id)
+            cam = (Camera.select(Camera, Site).join(Site).where(Camera.id == camera_id)
+                   .first())
             if cam is None:
                 return None, []
             return cam, list(CameraStream.select().where(CameraStream.camera == camera_id))
 
         cam, streams = await self.gw.read(load)
-        if cam is None or not cam.enabled or cam.recording_mode != "continuous":
+        self._schedules.pop(camera_id, None)
+        self._in_window.pop(camera_id, None)
+        if cam is None:
+            self._modes.pop(camera_id, None)
             return {}
+        mode = cam.recording_mode
+        self._modes[camera_id] = mode
+        if not cam.enabled or mode not in ("continuous", "scheduled", "event"):
+            return {}
+        if mode == "scheduled":
+            try:
+                windows = parse_schedule(cam.schedule)
+            except ScheduleError as exc:
+                self._publish(camera_id, StreamStatus("error", f"schedule: {exc}",
+                                                      self.clock.now_us()))
+                return {}
+            self._schedules[camera_id] = (windows, cam.site.timezone)
+            inside = in_window(windows, cam.site.timezone, self.clock.now_us())
+            self._in_window[camera_id] = inside
+            if not inside:
+                return {}
         try:
             password = self.secrets.decrypt(cam.password_enc)
         except SecretError as exc:
@@ -128,7 +221,9 @@ class RecorderSupervisor:
             wanted[(camera_id, stream.kind)] = StreamConfig(
                 camera_id=camera_id, camera_name=cam.name, kind=stream.kind,
                 url=stream.rtsp_url, username=cam.username, password=password,
-                rtsp_transport=self.settings.recording.rtsp_transport,
+                rtsp_transport=stream.rtsp_transport or self.settings.recording.rtsp_transport,
+                mode="event" if mode == "event" else "continuous",
+                pre_roll_s=float(cam.event_pre_s), post_roll_s=float(cam.event_post_s),
             )
         return wanted
 
@@ -140,6 +235,9 @@ class RecorderSupervisor:
         overall = worst(list(streams.items())) or self._camera_status.get(camera_id) or \
             StreamStatus("stopped", "not recording", 0)
         out = overall.as_dict()
+        out["mode"] = self._modes.get(camera_id, "")
+        if camera_id in self._in_window:
+            out["in_window"] = self._in_window[camera_id]
         out["streams"] = {kind: s.as_dict() for kind, s in streams.items()}
         return out
 
@@ -159,6 +257,9 @@ class RecorderSupervisor:
         if self._camera_status.get(camera_id) == status:
             return
         self._camera_status[camera_id] = status
+        if self.bus is not None:
+            self.bus.publish(StatusChanged(camera_id, status.state, status.reason,
+                                           status.since_us))
         task = asyncio.get_running_loop().create_task(self.gw.write(
             index.set_camera_status, camera_id, status.state, status.reason, status.since_us))
         self._status_writes.add(task)

@@ -120,7 +120,9 @@ def no_secret_in_logs() -> Iterator[None]:
     old_level = root.level
     root.setLevel(logging.DEBUG)
     # zeep's DEBUG lines are whole SOAP envelopes: costly, and they carry no clear password
-    logging.getLogger("zeep").setLevel(logging.INFO)
+    # (nor do peewee's DEBUG lines, one per SQL statement)
+    for noisy in ("zeep", "peewee", "asyncio", "aiosqlite", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.INFO)
     try:
         yield
     finally:

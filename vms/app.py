@@ -49,6 +49,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
     app.cleanup_ctx.append(_http_client_ctx)
+    app.cleanup_ctx.append(_onboarding_ctx)
+    app.cleanup_ctx.append(_live_ctx)
+    app.on_shutdown.append(_live_shutdown)
+    app.cleanup_ctx.append(_exports_ctx)
     if start_recorder:
         app.cleanup_ctx.append(_recorder_ctx)
     if settings.mqtt.url:
@@ -123,6 +127,28 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Adoption of cameras and the discovery scans started from the web UI."""
+    from onvif_bridge.adopt import Onboarding
+    from web.views_discovery import ScanJobs
+
+    services = app[SERVICES]
+
+    async def camera_changed(camera_id: int) -> None:
+        recorder = services.get("recorder")
+        if recorder is not None:
+            await recorder.camera_changed(camera_id)
+
+    onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed)
+    jobs = ScanJobs(app[GATEWAY], app[CLOCK], onboarding)
+    services["onboarding"] = onboarding
+    services["discovery_jobs"] = jobs
+    try:
+        yield
+    finally:
+        await jobs.stop()
+
+
 async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         from recorder.supervisor import RecorderSupervisor
@@ -130,13 +156,46 @@ async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("recorder not available: cameras will not be recorded")
         yield
         return
-    supervisor = RecorderSupervisor(app[GATEWAY], app[SETTINGS], app[CLOCK], app[SECRETS])
+    supervisor = RecorderSupervisor(app[GATEWAY], app[SETTINGS], app[CLOCK], app[SECRETS],
+                                    bus=app[BUS])
     await supervisor.start()
     app[SERVICES]["recorder"] = supervisor
     try:
         yield
     finally:
         await supervisor.stop()
+
+
+async def _exports_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Evidence export jobs (recorder/export.py): unfinished ones are resumed on start."""
+    from recorder.export import ExportService
+
+    service = ExportService(app[GATEWAY], app[SETTINGS], app[CLOCK])
+    await service.start()
+    app[SERVICES]["exports"] = service
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Live view (recorder/live.py): one ffmpeg per watched stream, started on demand."""
+    from recorder.live import LiveService
+
+    service = LiveService(app[GATEWAY], app[SETTINGS], app[SECRETS])
+    app[SERVICES]["live"] = service
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+async def _live_shutdown(app: web.Application) -> None:
+    """Before the server waits for open requests: end every live WebSocket (and its ffmpeg)."""
+    service = app[SERVICES].get("live")
+    if service is not None:
+        await service.stop()
 
 
 async def _mqtt_ctx(app: web.Application) -> AsyncIterator[None]:

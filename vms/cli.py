@@ -297,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vms import cli_onboarding
 
     cli_onboarding.register(sub)
+    from vms import cli_recording
+
+    cli_recording.register(sub)
+    __import__("vms.cli_export", fromlist=["register"]).register(sub)
 
     p = sub.add_parser("user", help="users: add, list, grant, revoke, passwd, token")
     usub = p.add_subparsers(dest="user_cmd", required=True, metavar="ACTION")

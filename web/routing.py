@@ -56,10 +56,12 @@ class Routes:
 
     def add_to(self, app: web.Application, rules: dict[tuple[str, str], Rule]) -> None:
         for rule, handler in self.rules:
-            app.router.add_route(rule.method, rule.path, handler, name=rule.name)
-            rules[(rule.method, rule.path)] = rule
+            added = app.router.add_route(rule.method, rule.path, handler, name=rule.name)
+            # keyed by the canonical path ({name:regex} becomes {name}), as rule_for looks it up
+            path = added.resource.canonical if added.resource is not None else rule.path
+            rules[(rule.method, path)] = rule
             if rule.method == "GET":
-                rules[("HEAD", rule.path)] = rule
+                rules[("HEAD", path)] = rule
 
 
 def rule_for(request: web.Request, rules: dict[tuple[str, str], Rule]) -> Rule | None:

@@ -12,7 +12,18 @@ import jinja2
 from aiohttp import web
 
 from vms.clock import format_iso
-from web import i18n, views_admin, views_auth, views_cameras, views_discovery, views_system
+from web import (
+    i18n,
+    views_admin,
+    views_auth,
+    views_cameras,
+    views_discovery,
+    views_export,
+    views_live,
+    views_playback,
+    views_recording,
+    views_system,
+)
 from web.keys import RULES
 from web.middleware import (
     I18N_KEY,
@@ -30,7 +41,9 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 
 ALL_ROUTES: tuple[Routes, ...] = (
     views_system.routes, views_auth.routes, views_cameras.routes, views_admin.routes,
-    views_discovery.routes,
+    views_discovery.routes, views_live.routes, views_playback.routes,
+    views_export.routes,
+    views_recording.routes,
 )
 
 

@@ -182,8 +182,7 @@ async def api_audit(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/admin/audit", access="audit", query=AUDIT_QUERY, summary="Audit log page")
 async def audit_page(request: web.Request) -> web.StreamResponse:
     return render(request, "audit.html",
-                                          {"entries": await _audit_rows(request),
-                                           "query": dict(request.query)})
+                  {"entries": await _audit_rows(request), "query": dict(request.query)})
 
 
 async def _update_user(request: web.Request, username: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -232,8 +231,8 @@ async def _users_page(request: web.Request, error: str = "", status: int = 200) 
     users = await gateway.read(request.app[ACCOUNTS].list_users)
     sites = await gateway.read(lambda: [{"name": s.name, "timezone": s.timezone}
                                         for s in m.Site.select().order_by(m.Site.name)])
-    return render(request, "users.html", {"users": users, "sites": sites, "roles": ROLES,
-                                          "error": error}, status=status)
+    return render(request, "users.html",
+                  {"users": users, "sites": sites, "roles": ROLES, "error": error}, status=status)
 
 
 @routes.route("GET", "/admin/users", access="manage_users", summary="Users and sites page")

@@ -96,15 +96,14 @@ async def login_form(request: web.Request) -> web.StreamResponse:
     try:
         token, _csrf, _user = await _login(request, username, password)
     except web.HTTPUnauthorized:
-        response = render(request, "login.html",
-            {"next": next_url, "login_csrf": expected,
-             "error": i18n.gettext("Wrong username or password."), "first_run": False}, status=401)
-        return response
+        return render(request, "login.html",
+                      {"next": next_url, "login_csrf": expected, "first_run": False,
+                       "error": i18n.gettext("Wrong username or password.")}, status=401)
     except web.HTTPTooManyRequests as exc:
         page = render(request, "login.html",
-            {"next": next_url, "login_csrf": expected,
-             "error": i18n.gettext("Too many failed attempts. Try again later."),
-             "first_run": False}, status=429)
+                      {"next": next_url, "login_csrf": expected, "first_run": False,
+                       "error": i18n.gettext("Too many failed attempts. Try again later.")},
+                      status=429)
         page.headers["Retry-After"] = exc.headers.get("Retry-After", "60")
         return page
     response = web.HTTPFound(next_url)

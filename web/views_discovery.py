@@ -43,7 +43,7 @@ from web.inputs import (
     match_id,
     query_int,
 )
-from web.keys import CLOCK, GATEWAY, SECRETS, SERVICES, principal_of
+from web.keys import GATEWAY, SERVICES, principal_of
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Routes
@@ -61,15 +61,7 @@ _HTTP_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "camera": 424
 server did not fail, and clients must not retry blindly as they would on a 5xx."""
 
 
-class _OnboardingRoutes(Routes):
-    """Routes that also stop this module's background scans when the server shuts down."""
-
-    def add_to(self, app: web.Application, rules: dict[Any, Any]) -> None:
-        super().add_to(app, rules)
-        app.on_shutdown.append(_stop_jobs)
-
-
-routes = _OnboardingRoutes()
+routes = Routes()
 
 
 # --- scan jobs ----------------------------------------------------------------------------------
@@ -215,34 +207,18 @@ class ScanJobs:
 
 
 def onboarding_of(app: web.Application) -> Onboarding:
-    services = app[SERVICES]
-    service = services.get("onboarding")
-    if service is None:
-        async def camera_changed(camera_id: int) -> None:
-            recorder = services.get("recorder")
-            if recorder is not None:
-                await recorder.camera_changed(camera_id)
-
-        service = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed)
-        services["onboarding"] = service
-    assert isinstance(service, Onboarding)
+    """The onboarding service the composition root created (``vms.app``)."""
+    service = app[SERVICES].get("onboarding")
+    if not isinstance(service, Onboarding):
+        raise web.HTTPServiceUnavailable(text="camera onboarding is not running on this server")
     return service
 
 
 def jobs_of(app: web.Application) -> ScanJobs:
-    services = app[SERVICES]
-    jobs = services.get("discovery_jobs")
-    if jobs is None:
-        jobs = ScanJobs(app[GATEWAY], app[CLOCK], onboarding_of(app))
-        services["discovery_jobs"] = jobs
-    assert isinstance(jobs, ScanJobs)
-    return jobs
-
-
-async def _stop_jobs(app: web.Application) -> None:
     jobs = app[SERVICES].get("discovery_jobs")
-    if isinstance(jobs, ScanJobs):
-        await jobs.stop()
+    if not isinstance(jobs, ScanJobs):
+        raise web.HTTPServiceUnavailable(text="camera discovery is not running on this server")
+    return jobs
 
 
 # --- helpers ------------------------------------------------------------------------------------

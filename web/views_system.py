@@ -57,5 +57,4 @@ async def home(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     sites = await gateway.read(catalog.list_sites, principal)
     cameras = await gateway.read(catalog.list_cameras, principal)
-    return render(request, "home.html",
-                                          {"sites": sites, "cameras": cameras})
+    return render(request, "home.html", {"sites": sites, "cameras": cameras})

@@ -6,6 +6,7 @@ it makes this test fail.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -18,6 +19,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "public",
     ("GET", "/metrics"): "public",
     ("GET", "/api/v1/openapi.json"): "public",
+    ("POST", "/api/v1/exports"): "export",
+    ("GET", "/api/v1/exports"): "export",
+    ("GET", "/api/v1/exports/{id}"): "export",
+    ("POST", "/api/v1/exports/{id}/cancel"): "export",
+    ("GET", "/api/v1/exports/{id}/file"): "export",
+    ("GET", "/api/v1/exports/{id}/manifest"): "export",
+    ("GET", "/exports"): "export",
     ("GET", "/"): "login",
     ("GET", "/login"): "public",
     ("POST", "/login"): "public",
@@ -54,6 +62,18 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/cameras/{id}/clock"): "manage_cameras",
     ("DELETE", "/api/v1/cameras/{id}"): "manage_cameras",
     ("GET", "/api/v1/cameras/{id}/snapshot"): "live",
+    ("GET", "/api/v1/cameras/{id}/recording"): "live",
+    ("GET", "/cameras/{id}/recording"): "live",
+    ("GET", "/api/v1/cameras/{id}/live"): "live",
+    ("GET", "/cameras/{id}/live"): "live",
+    ("GET", "/live"): "live",
+    ("GET", "/api/v1/cameras/{id}/timeline"): "playback",
+    ("GET", "/api/v1/timeline"): "playback",
+    ("GET", "/api/v1/cameras/{id}/playlist.m3u8"): "playback",
+    ("GET", "/api/v1/cameras/{id}/media/{segment_id}"): "playback",
+    ("GET", "/api/v1/cameras/{id}/snapshot.jpg"): "playback",
+    ("GET", "/cameras/{id}/playback"): "playback",
+    ("GET", "/playback"): "playback",
 }
 
 CAMERA_SCOPED = {path for (_m, path) in EXPECTED if "/cameras/{id}" in path}
@@ -95,7 +115,9 @@ async def session_for(world: World, username: str) -> tuple[str, str]:
 
 
 def fill(path: str, world: World, camera_id: int) -> str:
-    return path.replace("{id}", str(camera_id)).replace("{username}", "viewer1")
+    """A concrete URL: the camera (of site A), user viewer1, and 1 for any other parameter."""
+    path = path.replace("{id}", str(camera_id)).replace("{username}", "viewer1")
+    return re.sub(r"{[^}]+}", "1", path)
 
 
 async def call(world: World, method: str, path: str, cookie: str | None, csrf: str | None) -> Any:

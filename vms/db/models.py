@@ -105,6 +105,11 @@ class Camera(BaseModel):
     clock_offset_us = pw.BigIntegerField(default=0)
     created_us = pw.BigIntegerField()
     updated_us = pw.BigIntegerField()
+    schedule = pw.TextField(default="")
+    """Recording windows for mode ``scheduled``, JSON: ``[{"days": "mon-fri", "start": "07:00",
+    "end": "19:00"}]`` in the site's time zone (see recorder/schedule.py)."""
+    event_pre_s = pw.IntegerField(default=5)  # mode ``event``: seconds kept before an event
+    event_post_s = pw.IntegerField(default=10)  # mode ``event``: seconds kept after it ends
 
     class Meta:
         constraints = [
@@ -125,6 +130,7 @@ class CameraStream(BaseModel):
     fps = pw.IntegerField(default=0)
     bitrate_kbps = pw.IntegerField(default=0)
     record = pw.BooleanField(default=True)
+    rtsp_transport = pw.CharField(max_length=8, default="")  # tcp | udp | '' (config default)
 
     class Meta:
         indexes = ((("camera", "kind"), True),)
@@ -138,6 +144,7 @@ class Run(BaseModel):
     start_us = pw.BigIntegerField()
     end_us = pw.BigIntegerField(null=True)
     end_reason = pw.CharField(max_length=32, default="")
+    mode = pw.CharField(max_length=16, default="continuous")  # continuous | event (ring buffer)
 
     class Meta:
         indexes = ((("camera", "stream", "start_us"), False),)
@@ -160,6 +167,7 @@ class Segment(BaseModel):
     width = pw.IntegerField(default=0)
     height = pw.IntegerField(default=0)
     state = pw.CharField(max_length=16, default="ok")  # ok | missing | partial
+    kind = pw.CharField(max_length=16, default="continuous")  # continuous | event (retention)
 
     class Meta:
         indexes = (

@@ -70,8 +70,12 @@ class Output:
         self.text = ""
         assert proc.stdout is not None
         stream = proc.stdout
-        threading.Thread(target=lambda: [self.lines.put(line) for line in stream],
-                         daemon=True).start()
+
+        def pump() -> None:
+            for line in stream:
+                self.lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
 
     def wait_for(self, needle: str, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s

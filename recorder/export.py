@@ -1,0 +1,735 @@
+"""Evidence export: recorded segments of one or more cameras over a time range → MP4 + manifest.
+
+This module owns the export job from request to finished file: planning from the segment index
+(which files, where to cut, which gaps), one ``ffmpeg -f concat -c copy -movflags +faststart`` per
+camera (never a transcode), progress from ``-progress pipe:1`` (``out_time_us`` against the
+expected span), a queue worked by a fixed number of workers (the concurrency limit), cancellation,
+recovery of unfinished jobs at start-up, the manifest (cameras, requested and actual ranges, gaps,
+codecs, SHA-256, who and when, server version) and the audit record of the creation. The web layer
+and the CLI call :class:`ExportService`; see docs/design/export.md for the decisions.
+
+Files live in ``<data_dir>/exports/``: ``export-<id>.mp4`` for one camera, ``export-<id>.zip``
+(stored, one MP4 per camera) for several, and ``export-<id>.manifest.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from vms import audit, catalog
+from vms.auth import Principal
+from vms.clock import Clock, datetime_to_us, format_iso, zone
+from vms.config import Settings
+from vms.db import models as m
+from vms.db.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+MAX_RANGE_US = 24 * 3600 * 1_000_000
+"""Longest range one export may cover (24 h)."""
+MAX_CAMERAS = 16
+GAP_TOLERANCE_US = 250_000
+"""Consecutive segments of one run closer than this are contiguous (the recorder chains them
+exactly). Between runs every hole, however short, is a gap: the camera was not being recorded."""
+PROGRESS_WRITE_INTERVAL_S = 0.5
+STOP_TIMEOUT_S = 5.0
+
+
+class ExportError(Exception):
+    """An export cannot be made; the message is for the person who asked."""
+
+
+class ExportNotFound(LookupError):
+    """No such export, or the asking user may not see it."""
+
+
+def server_version() -> str:
+    try:
+        return metadata.version("vms")
+    except metadata.PackageNotFoundError:  # pragma: no cover - always installed here
+        return "unknown"
+
+
+def parse_local(text: str, tz_name: str) -> int:
+    """A wall-clock time typed in the site's zone (``YYYY-MM-DDTHH:MM[:SS]``) → UTC µs.
+
+    DST: an ambiguous time (the repeated autumn hour) means its first occurrence; a time that does
+    not exist (the skipped spring hour) is refused. Text with an explicit offset is taken as is.
+    """
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ExportError(f"{text!r} is not a local time (expected YYYY-MM-DDTHH:MM)") from None
+    if parsed.tzinfo is not None:
+        return datetime_to_us(parsed)
+    tz = zone(tz_name)
+    local = parsed.replace(tzinfo=tz, fold=0)
+    instant = datetime_to_us(local)
+    back = format_iso(instant, tz_name)[:19]
+    if back != parsed.replace(microsecond=0).isoformat()[:19]:
+        raise ExportError(f"{text} does not exist in {tz_name} (clocks were moved forward)")
+    return instant
+
+
+# ----------------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class Gap:
+    start_us: int
+    end_us: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    path: Path
+    start_us: int
+    """Index start of the segment."""
+    inpoint_us: int | None = None
+    """Offset into the file where the export starts (a keyframe), first file only."""
+    outpoint_us: int | None = None
+    """Offset into the file where the export ends (exclusive), last file only."""
+    duration_us: int | None = None
+    """Media time until the next file starts (keeps wall time across gaps)."""
+
+
+@dataclass
+class CameraPlan:
+    camera_id: int
+    camera_name: str
+    site_id: int
+    site_name: str
+    timezone: str
+    segments: list[m.Segment]
+    gaps: list[Gap]
+    video_codec: str
+    audio_codec: str
+    width: int
+    height: int
+    files: list[PlannedFile] = field(default_factory=list)
+    actual_from_us: int = 0
+    actual_to_us: int = 0
+
+    @property
+    def expected_us(self) -> int:
+        return max(1, self.actual_to_us - self.actual_from_us)
+
+
+def _gap_reason(prev: m.Segment, nxt: m.Segment, run_reasons: dict[int, str]) -> str:
+    if prev.run_id != nxt.run_id:
+        reason = run_reasons.get(prev.run_id, "")
+        return f"recording stopped: {reason}" if reason else "recording stopped"
+    return "segment missing from the index"
+
+
+def load_plan(settings: Settings, camera_id: int, from_us: int, to_us: int) -> CameraPlan:
+    """Read the index for one camera (call through ``Gateway.read``). No file access here."""
+    camera = m.Camera.select(m.Camera, m.Site).join(m.Site).where(m.Camera.id == camera_id).first()
+    if camera is None:
+        raise ExportError(f"camera {camera_id} no longer exists")
+    segments = list(
+        m.Segment.select()
+        .where((m.Segment.camera == camera_id) & (m.Segment.stream == "main")
+               & (m.Segment.end_us > from_us) & (m.Segment.start_us < to_us)
+               & (m.Segment.state.in_(["ok", "partial"])))
+        .order_by(m.Segment.start_us))
+    volumes = {v.name: v.path for v in settings.volumes}
+    name = camera.name
+    if not segments:
+        raise ExportError(f"camera {name!r}: nothing recorded between {format_iso(from_us)} "
+                          f"and {format_iso(to_us)}")
+    runs = {s.run_id for s in segments}
+    reasons = {r.id: r.end_reason for r in m.Run.select().where(m.Run.id.in_(list(runs)))}
+    gaps: list[Gap] = []
+    if segments[0].start_us > from_us:
+        gaps.append(Gap(from_us, segments[0].start_us, "not recorded"))
+    kept: list[m.Segment] = []
+    for seg in segments:
+        if kept and seg.start_us < kept[-1].end_us - GAP_TOLERANCE_US:
+            log.warning("camera %r: segment %s overlaps the previous one; skipped", name, seg.id)
+            continue
+        tolerance = GAP_TOLERANCE_US if kept and seg.run_id == kept[-1].run_id else 0
+        if kept and seg.start_us - kept[-1].end_us > tolerance:
+            gaps.append(Gap(kept[-1].end_us, seg.start_us, _gap_reason(kept[-1], seg, reasons)))
+        kept.append(seg)
+    if kept[-1].end_us < to_us:
+        gaps.append(Gap(kept[-1].end_us, to_us, "not recorded"))
+    for seg in kept:
+        if seg.volume not in volumes:
+            raise ExportError(f"camera {name!r}: storage volume {seg.volume!r} of segment "
+                              f"{seg.path} is not configured")
+        seg.abs_path = volumes[seg.volume] / seg.path  # type: ignore[attr-defined]
+    first = kept[0]
+    return CameraPlan(camera_id=camera.id, camera_name=name, site_id=camera.site.id,
+                      site_name=camera.site.name, timezone=camera.site.timezone, segments=kept,
+                      gaps=gaps, video_codec=first.video_codec, audio_codec=first.audio_codec,
+                      width=first.width, height=first.height)
+
+
+def keyframe_at_or_before(path: Path, offset_us: int) -> int:
+    """Media offset (µs) of the last video keyframe at or before ``offset_us`` in ``path``."""
+    import av
+
+    best = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.time_base is None or packet.size == 0:
+                continue
+            pts_us = int(packet.pts * packet.time_base * 1_000_000)
+            if pts_us > offset_us:
+                break
+            if packet.is_keyframe:
+                best = pts_us
+    return best
+
+
+def finish_plan(plan: CameraPlan, from_us: int, to_us: int) -> CameraPlan:
+    """Decide the cut points (reads the first file's keyframes); fills ``files`` and the range."""
+    segs = plan.segments
+    first, last = segs[0], segs[-1]
+    paths = [s.abs_path for s in segs]  # type: ignore[attr-defined]
+    for p in paths:
+        if not p.is_file():
+            raise ExportError(f"camera {plan.camera_name!r}: recorded file {p} is missing")
+    inpoint = 0
+    if from_us > first.start_us:
+        inpoint = keyframe_at_or_before(paths[0], from_us - first.start_us)
+    plan.actual_from_us = first.start_us + inpoint
+    outpoint: int | None = None
+    if to_us < last.end_us:
+        outpoint = to_us - last.start_us
+        plan.actual_to_us = to_us
+    else:
+        plan.actual_to_us = last.end_us
+    files = []
+    for i, seg in enumerate(segs):
+        begin = plan.actual_from_us if i == 0 else seg.start_us
+        nxt = segs[i + 1].start_us if i + 1 < len(segs) else None
+        files.append(PlannedFile(
+            path=paths[i], start_us=seg.start_us,
+            inpoint_us=inpoint if i == 0 and inpoint > 0 else None,
+            outpoint_us=outpoint if i == len(segs) - 1 else None,
+            duration_us=(nxt - begin) if nxt is not None else None))
+    plan.files = files
+    return plan
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "'\\''") + "'"
+
+
+def concat_list(files: list[PlannedFile]) -> str:
+    """The ffmpeg concat-demuxer script for ``files`` (absolute paths, µs directives)."""
+    lines = ["ffconcat version 1.0"]
+    for f in files:
+        lines.append(f"file {_quote(f.path)}")
+        if f.inpoint_us is not None:
+            lines.append(f"inpoint {f.inpoint_us}us")
+        if f.outpoint_us is not None:
+            lines.append(f"outpoint {f.outpoint_us}us")
+        if f.duration_us is not None:
+            lines.append(f"duration {f.duration_us}us")
+    return "\n".join(lines) + "\n"
+
+
+def export_argv(ffmpeg_exe: str, list_path: Path, out_path: Path, *, audio: bool) -> list[str]:
+    argv = [ffmpeg_exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
+            "-progress", "pipe:1", "-stats_period", "0.5",
+            "-f", "concat", "-safe", "0", "-i", str(list_path), "-map", "0:v:0"]
+    if audio:
+        argv += ["-map", "0:a:0?"]
+    argv += ["-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", str(out_path)]
+    return argv
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------- running
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass
+class _Job:
+    export_id: int
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    proc: asyncio.subprocess.Process | None = None
+
+
+def _iso_pair(from_us: int, to_us: int, tz: str) -> dict[str, Any]:
+    return {"from_us": from_us, "to_us": to_us, "from_iso": format_iso(from_us, tz),
+            "to_iso": format_iso(to_us, tz)}
+
+
+def export_dict(row: m.Export) -> dict[str, Any]:
+    manifest = json.loads(row.manifest or "{}")
+    done = row.state == "done"
+    return {
+        "id": row.id, "state": row.state, "progress": round(row.progress, 4), "error": row.error,
+        "camera_ids": json.loads(row.camera_ids or "[]"), "from_us": row.from_us,
+        "to_us": row.to_us, "created_us": row.created_us, "finished_us": row.finished_us,
+        "user_id": row.user_id, "username": manifest.get("exported_by", {}).get("username", ""),
+        "file_name": Path(row.path).name if done and row.path else "",
+        "size_bytes": manifest.get("file", {}).get("size_bytes") if done else None,
+        "sha256": row.sha256 if done else "",
+        "cameras": [{"id": c["id"], "name": c["name"]} for c in manifest.get("cameras", [])],
+    }
+
+
+class ExportService:
+    """Creates, runs, lists and cancels exports. ``start()`` recovers and starts the workers."""
+
+    def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, *,
+                 concurrency: int = 2, ffmpeg_exe: str | None = None) -> None:
+        self.gw = gateway
+        self.settings = settings
+        self.clock = clock
+        self.concurrency = max(1, concurrency)
+        self.ffmpeg_exe = ffmpeg_exe or settings.ffmpeg_exe()
+        self.folder = settings.data_dir / "exports"
+        self._queue: asyncio.Queue[int] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._jobs: dict[int, _Job] = {}
+        self._stopping = False
+        self.listeners: list[Callable[[int, str], None]] = []
+        """Called with (export id, state) when a job reaches a final state (tests, metrics)."""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        await self.recover()
+        self._workers = [asyncio.create_task(self._worker(), name=f"export-worker-{i}")
+                         for i in range(self.concurrency)]
+
+    async def stop(self) -> None:
+        """Stop the workers; a job interrupted here goes back to ``queued`` for the next start."""
+        self._stopping = True
+        for job in list(self._jobs.values()):
+            job.cancel.set()
+            await self._terminate(job)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_TIMEOUT_S
+        while self._jobs and loop.time() < deadline:  # let them record 'queued' and clean up
+            await asyncio.sleep(0.05)
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def recover(self) -> list[int]:
+        """Re-queue exports left ``queued`` or ``running`` (by a crash or a stop); returns them.
+
+        A ``running`` export starts again from the beginning (its partial files are removed); if it
+        can no longer be made (a camera or its recordings are gone) the job fails with that reason.
+        """
+        def load() -> list[tuple[int, str]]:
+            rows = (m.Export.select(m.Export.id, m.Export.state)
+                    .where(m.Export.state.in_(["queued", "running"])).order_by(m.Export.id))
+            ids = [(r.id, r.state) for r in rows]
+            for export_id, state in ids:
+                if state == "running":
+                    m.Export.update(state="queued", progress=0.0,
+                                    error="").where(m.Export.id == export_id).execute()
+            return ids
+
+        found = await self.gw.write(load)
+        for export_id, state in found:
+            if state == "running":
+                log.warning("export %s was interrupted (server stopped); starting it again",
+                            export_id)
+                self._remove_outputs(export_id)
+            self._queue.put_nowait(export_id)
+        return [i for i, _ in found]
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def create(self, principal: Principal | None, camera_ids: list[int], from_us: int,
+                     to_us: int, *, address: str = "", username: str = "") -> int:
+        """Queue an export; every camera must be visible to ``principal`` (None: local CLI).
+
+        Raises :class:`vms.catalog.NotFound` for a camera the user may not see and
+        :class:`ExportError` for a request that cannot be made.
+        """
+        ids = list(dict.fromkeys(camera_ids))
+        if not ids:
+            raise ExportError("choose at least one camera")
+        if len(ids) > MAX_CAMERAS:
+            raise ExportError(f"at most {MAX_CAMERAS} cameras per export")
+        if to_us <= from_us:
+            raise ExportError("the end of the range must be after its start")
+        if to_us - from_us > MAX_RANGE_US:
+            raise ExportError("a range of at most 24 hours can be exported at once")
+        now = self.clock.now_us()
+
+        def write() -> int:
+            sites = []
+            for cid in ids:
+                if principal is None:
+                    cam = m.Camera.get_or_none(m.Camera.id == cid)
+                    if cam is None:
+                        raise catalog.NotFound(f"no camera {cid}")
+                else:
+                    cam = catalog.get_camera(principal, cid)
+                sites.append(cam.site_id)
+            row = m.Export.create(user=principal.user_id if principal else None, state="queued",
+                                  progress=0.0, camera_ids=json.dumps(ids), from_us=from_us,
+                                  to_us=to_us, created_us=now,
+                                  manifest=json.dumps({"exported_by": {
+                                      "username": principal.username if principal else username,
+                                      "user_id": principal.user_id if principal else None,
+                                      "role": principal.role if principal else "local"}}))
+            audit.record(self.clock, "export_create", principal=principal, username=username,
+                         target=f"export {row.id}", site_id=sites[0], address=address,
+                         detail={"export_id": row.id, "camera_ids": ids, "from_us": from_us,
+                                 "to_us": to_us})
+            return int(row.id)
+
+        export_id = await self.gw.write(write)
+        log.info("export %s queued: cameras %s, %s .. %s", export_id, ids, format_iso(from_us),
+                 format_iso(to_us))
+        self._queue.put_nowait(export_id)
+        return export_id
+
+    @staticmethod
+    def _visible_row(principal: Principal | None, export_id: int) -> m.Export:
+        row = m.Export.get_or_none(m.Export.id == export_id)
+        if row is None:
+            raise ExportNotFound(f"no export {export_id}")
+        if principal is None or principal.role == "admin":
+            return row
+        if row.user_id != principal.user_id:
+            raise ExportNotFound(f"no export {export_id}")
+        for cid in json.loads(row.camera_ids or "[]"):
+            try:
+                catalog.get_camera(principal, int(cid))
+            except catalog.NotFound:
+                raise ExportNotFound(f"no export {export_id}") from None
+        return row
+
+    async def get(self, principal: Principal | None, export_id: int) -> dict[str, Any]:
+        row = await self.gw.read(self._visible_row, principal, export_id)
+        return export_dict(row)
+
+    async def list(self, principal: Principal | None, limit: int = 100) -> list[dict[str, Any]]:
+        def load() -> list[dict[str, Any]]:
+            query = m.Export.select().order_by(m.Export.id.desc())
+            if principal is not None and principal.role != "admin":
+                query = query.where(m.Export.user == principal.user_id)
+            out = []
+            for row in query.limit(limit * 2):
+                try:
+                    out.append(export_dict(self._visible_row(principal, row.id)))
+                except ExportNotFound:
+                    continue
+                if len(out) >= limit:
+                    break
+            return out
+
+        return await self.gw.read(load)
+
+    async def manifest(self, principal: Principal | None, export_id: int) -> dict[str, Any]:
+        row = await self.gw.read(self._visible_row, principal, export_id)
+        if row.state != "done":
+            raise ExportError(f"export {export_id} is {row.state}, not done")
+        value: dict[str, Any] = json.loads(row.manifest)
+        return value
+
+    async def file_for_download(self, principal: Principal | None, export_id: int, *,
+                                address: str = "", record: bool = True,
+                                username: str = "") -> tuple[Path, str]:
+        """The finished file (path, download name); writes an ``export_download`` audit record."""
+        def check() -> tuple[Path, str]:
+            row = self._visible_row(principal, export_id)
+            if row.state != "done" or not row.path:
+                raise ExportError(f"export {export_id} is {row.state}, not done")
+            path = Path(row.path)
+            if not path.is_file():
+                raise ExportError(f"the file of export {export_id} is gone from the server")
+            if record:
+                ids = json.loads(row.camera_ids or "[]")
+                cam = m.Camera.get_or_none(m.Camera.id == ids[0]) if ids else None
+                audit.record(self.clock, "export_download", principal=principal,
+                             username=username, target=f"export {export_id}", site_id=cam.site_id if cam else None,
+                             address=address, detail={"export_id": export_id,
+                                                      "sha256": row.sha256})
+            return path, path.name
+
+        return await self.gw.write(check)
+
+    async def cancel(self, principal: Principal | None, export_id: int) -> dict[str, Any]:
+        def mark() -> m.Export:
+            row = self._visible_row(principal, export_id)
+            if row.state == "queued":
+                m.Export.update(state="cancelled", finished_us=self.clock.now_us(),
+                                error="cancelled by the user").where(
+                    m.Export.id == export_id).execute()
+            return m.Export.get_by_id(export_id)
+
+        row = await self.gw.write(mark)
+        job = self._jobs.get(export_id)
+        if job is not None:
+            job.cancel.set()
+            await self._terminate(job)
+        return export_dict(row)
+
+    async def wait(self, export_id: int, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Wait until the export reaches a final state (for the CLI and tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            row = await self.gw.read(lambda: m.Export.get_by_id(export_id))
+            if row.state in FINAL_STATES:
+                return export_dict(row)
+            if loop.time() > deadline:
+                raise TimeoutError(f"export {export_id} still {row.state} after {timeout_s}s")
+            await asyncio.sleep(0.1)
+
+    # -- workers --------------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            export_id = await self._queue.get()
+            try:
+                await self._run(export_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not kill the worker: fail the job, keep serving
+                log.exception("export %s: unexpected error", export_id)
+                await self._finish(export_id, "failed", error="internal error; see the server log")
+            finally:
+                self._queue.task_done()
+
+    async def _set(self, export_id: int, **values: Any) -> None:
+        await self.gw.write(lambda: m.Export.update(**values).where(
+            m.Export.id == export_id).execute())
+
+    async def _finish(self, export_id: int, state: str, *, error: str = "") -> None:
+        await self._set(export_id, state=state, error=error, finished_us=self.clock.now_us())
+        self._remove_outputs(export_id, keep_final=False)
+        log.info("export %s %s%s", export_id, state, f": {error}" if error else "")
+        for listener in self.listeners:
+            listener(export_id, state)
+
+    def _outputs(self, export_id: int) -> list[Path]:
+        return [self.folder / f"export-{export_id}.{ext}"
+                for ext in ("mp4", "zip", "manifest.json")] + [self.folder / f"tmp-{export_id}"]
+
+    def _remove_outputs(self, export_id: int, keep_final: bool = False) -> None:
+        for path in self._outputs(export_id):
+            if keep_final and not path.name.startswith("tmp-"):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    async def _run(self, export_id: int) -> None:
+        row = await self.gw.read(lambda: m.Export.get_or_none(m.Export.id == export_id))
+        if row is None or row.state != "queued":
+            return
+        started = await self.gw.write(lambda: m.Export.update(state="running", progress=0.0).where(
+            (m.Export.id == export_id) & (m.Export.state == "queued")).execute())
+        if not started:
+            return  # cancelled meanwhile
+        job = _Job(export_id)
+        self._jobs[export_id] = job
+        tmp = self.folder / f"tmp-{export_id}"
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            camera_ids = [int(c) for c in json.loads(row.camera_ids)]
+            plans = []
+            for cid in camera_ids:
+                plan = await self.gw.read(load_plan, self.settings, cid, row.from_us, row.to_us)
+                plans.append(await asyncio.to_thread(finish_plan, plan, row.from_us, row.to_us))
+            total_us = sum(p.expected_us for p in plans)
+            done_us = 0
+            outputs: list[tuple[CameraPlan, Path, str, int]] = []
+            for i, plan in enumerate(plans):
+                out = tmp / self._camera_file_name(plan, i)
+                await self._ffmpeg(job, plan, tmp / f"list-{i}.txt", out, done_us, total_us)
+                done_us += plan.expected_us
+                digest = await asyncio.to_thread(sha256_file, out)
+                outputs.append((plan, out, digest, out.stat().st_size))
+            final = await asyncio.to_thread(self._package, export_id, outputs)
+            file_digest = (outputs[0][2] if len(outputs) == 1
+                           else await asyncio.to_thread(sha256_file, final))
+            manifest = await self._manifest(row, outputs, final, file_digest)
+            manifest_path = self.folder / f"export-{export_id}.manifest.json"
+            manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False)
+            await asyncio.to_thread(manifest_path.write_text, manifest_text, "utf-8")
+            shutil.rmtree(tmp, ignore_errors=True)
+            if job.cancel.is_set():
+                raise _Cancelled
+            await self._set(export_id, state="done", progress=1.0, path=str(final),
+                            sha256=file_digest, manifest=json.dumps(manifest, ensure_ascii=False),
+                            finished_us=manifest["finished_us"], error="")
+            log.info("export %s done: %s (%s bytes)", export_id, final.name,
+                     manifest["file"]["size_bytes"])
+            for listener in self.listeners:
+                listener(export_id, "done")
+        except _Cancelled:
+            if self._stopping:
+                await self._set(export_id, state="queued", progress=0.0)
+                self._remove_outputs(export_id)
+            else:
+                await self._finish(export_id, "cancelled", error="cancelled by the user")
+        except ExportError as exc:
+            await self._finish(export_id, "failed", error=str(exc))
+        except OSError as exc:
+            await self._finish(export_id, "failed", error=f"file error: {exc}")
+        finally:
+            self._jobs.pop(export_id, None)
+
+    @staticmethod
+    def _camera_file_name(plan: CameraPlan, index: int) -> str:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in plan.camera_name)[:60]
+        return f"{index + 1:02d}-camera{plan.camera_id}-{safe or 'camera'}.mp4"
+
+    def _package(self, export_id: int,
+                 outputs: list[tuple[CameraPlan, Path, str, int]]) -> Path:
+        if len(outputs) == 1:
+            final = self.folder / f"export-{export_id}.mp4"
+            os.replace(outputs[0][1], final)
+            return final
+        final = self.folder / f"export-{export_id}.zip"
+        partial = self.folder / f"tmp-{export_id}" / "package.zip"
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for _plan, path, _digest, _size in outputs:
+                zf.write(path, arcname=path.name)
+        os.replace(partial, final)
+        return final
+
+    async def _manifest(self, row: m.Export, outputs: list[tuple[CameraPlan, Path, str, int]],
+                        final: Path, file_digest: str) -> dict[str, Any]:
+        exported_by = json.loads(row.manifest or "{}").get("exported_by", {})
+        if row.user_id is not None:
+            user = await self.gw.read(lambda: m.User.get_or_none(m.User.id == row.user_id))
+            if user is not None:
+                exported_by = {"user_id": user.id, "username": user.username, "role": user.role}
+        finished = self.clock.now_us()
+        cameras = []
+        for plan, path, digest, size in outputs:
+            tz = plan.timezone
+            cameras.append({
+                "id": plan.camera_id, "name": plan.camera_name,
+                "site": {"id": plan.site_id, "name": plan.site_name, "timezone": tz},
+                "file": path.name, "size_bytes": size, "sha256": digest,
+                "requested": _iso_pair(row.from_us, row.to_us, tz),
+                "actual": _iso_pair(plan.actual_from_us, plan.actual_to_us, tz),
+                "media_time_zero_us": plan.actual_from_us,
+                "gaps": [{"start_us": g.start_us, "end_us": g.end_us,
+                          "start_iso": format_iso(g.start_us, tz),
+                          "end_iso": format_iso(g.end_us, tz), "reason": g.reason}
+                         for g in plan.gaps],
+                "codecs": {"video": plan.video_codec, "audio": plan.audio_codec,
+                           "width": plan.width, "height": plan.height},
+                "segments": len(plan.segments),
+            })
+        tz0 = outputs[0][0].timezone
+        return {
+            "format": "vms-export-manifest/1",
+            "export_id": row.id,
+            "server": {"name": "vms", "version": server_version()},
+            "exported_by": exported_by,
+            "created_us": row.created_us, "created_iso": format_iso(row.created_us, tz0),
+            "finished_us": finished, "finished_iso": format_iso(finished, tz0),
+            "requested": _iso_pair(row.from_us, row.to_us, tz0),
+            "file": {"name": final.name, "container": final.suffix.lstrip("."),
+                     "size_bytes": final.stat().st_size, "sha256": file_digest},
+            "cameras": cameras,
+            "notes": ("Stream copy, no transcoding. Each MP4 starts at the keyframe at or before "
+                      "the requested start; media time t is the wall instant "
+                      "media_time_zero_us + t (gaps keep their length: the last frame before "
+                      "a gap is held)."),
+        }
+
+    async def _ffmpeg(self, job: _Job, plan: CameraPlan, list_path: Path, out: Path,
+                      done_us: int, total_us: int) -> None:
+        if job.cancel.is_set():
+            raise _Cancelled
+        await asyncio.to_thread(list_path.write_text, concat_list(plan.files), "utf-8")
+        argv = export_argv(self.ffmpeg_exe, list_path, out, audio=bool(plan.audio_codec))
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        job.proc = proc
+        tail: list[str] = []
+        loop = asyncio.get_running_loop()
+        last_write = 0.0
+
+        async def read_stderr() -> None:
+            assert proc.stderr is not None
+            async for raw in proc.stderr:
+                tail.append(raw.decode(errors="replace").rstrip())
+                del tail[:-20]
+
+        async def read_progress() -> None:
+            nonlocal last_write
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                key, _, value = raw.decode(errors="replace").strip().partition("=")
+                if key != "out_time_us" or not value.lstrip("-").isdigit():
+                    continue
+                fraction = (done_us + min(max(int(value), 0), plan.expected_us)) / total_us
+                now = loop.time()
+                if now - last_write >= PROGRESS_WRITE_INTERVAL_S:
+                    last_write = now
+                    await self._set(job.export_id, progress=min(0.99, fraction))
+
+        readers = asyncio.gather(read_stderr(), read_progress())
+        try:
+            rc = await proc.wait()
+            await readers
+        except asyncio.CancelledError:
+            await self._terminate(job)
+            readers.cancel()
+            raise
+        finally:
+            job.proc = None
+        if job.cancel.is_set():
+            raise _Cancelled
+        if rc != 0:
+            message = tail[-1] if tail else f"exit code {rc}"
+            raise ExportError(f"camera {plan.camera_name!r}: ffmpeg failed: {message}")
+
+    @staticmethod
+    async def _terminate(job: _Job) -> None:
+        proc = job.proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()

@@ -1,0 +1,609 @@
+"""Live view: one ``ffmpeg -c copy`` per watched camera stream, fanned out as fragmented MP4.
+
+This module owns live streaming on the server side. :class:`LiveService` (held by the composition
+root in a ``cleanup_ctx``) starts one :class:`LiveStream` per (camera, stream kind) when the first
+viewer arrives; the stream runs ``ffmpeg -rtsp_transport tcp -i rtsp://… -map 0:v -c:v copy -f mp4
+-movflags +frag_every_frame+empty_moov+default_base_moof pipe:1`` (video only, never transcoded),
+cuts its stdout into the init segment (``ftyp``+``moov``) and one fragment (``moof``+``mdat``) per
+frame (:class:`Fmp4Splitter`), and puts every fragment on each :class:`Viewer`'s bounded queue. A new
+viewer gets the init segment and the fragments since the latest keyframe, so it can start decoding
+at once. A viewer that falls behind is dropped (its client reconnects); the ffmpeg is stopped a
+grace period after the last viewer leaves, and restarted with a backoff when the camera is lost
+while viewers remain. Camera credentials go into the argv only (the logged form is redacted).
+See docs/design/live.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import struct
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import ffmpeg as ffmpeg_python
+
+from recorder.ffmpeg import _set_parent_death_signal, credentialed_url
+from vms.config import Settings
+from vms.db.gateway import Gateway
+from vms.db.models import Camera, CameraStream
+from vms.logs import redact, register_secret
+from vms.secrets import SecretBox, SecretError
+
+log = logging.getLogger(__name__)
+
+STREAM_KINDS = ("main", "sub")
+LIVE_MOVFLAGS = "+frag_every_frame+empty_moov+default_base_moof"
+"""One fragment per frame: a frame leaves the server as soon as ffmpeg has it (no GOP wait)."""
+
+
+# -- fragmented MP4 ------------------------------------------------------------------------------
+
+
+class Fmp4Error(ValueError):
+    """ffmpeg's output is not the fragmented MP4 we asked for."""
+
+
+def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """``[(type, payload_start, box_end)]`` of the boxes laid end to end in ``data[start:end]``."""
+    end = len(data) if end is None else end
+    out: list[tuple[bytes, int, int]] = []
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                break
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            break
+        out.append((kind, pos + header, pos + size))
+        pos += size
+    return out
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    for k, s, e in iter_boxes(data, start, end):
+        if k == kind:
+            return s, e
+    return None
+
+
+def _path(data: bytes, kinds: list[bytes], start: int = 0,
+          end: int | None = None) -> tuple[int, int] | None:
+    span: tuple[int, int] | None = (start, len(data) if end is None else end)
+    for kind in kinds:
+        assert span is not None
+        span = _child(data, span[0], span[1], kind)
+        if span is None:
+            return None
+    return span
+
+
+def codec_string(init: bytes) -> str:
+    """The RFC 6381 codec of the init segment's video track (``avc1.64001f``, ``hvc1.1.6.L93.B0``)."""
+    stsd = _path(init, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
+    if stsd is None:
+        raise Fmp4Error("init segment has no moov/trak/…/stsd")
+    entries = iter_boxes(init, stsd[0] + 8, stsd[1])  # full box header + entry_count
+    if not entries:
+        raise Fmp4Error("init segment has no sample entry")
+    kind, start, end = entries[0]
+    name = kind.decode("latin-1")
+    children = start + 78  # VisualSampleEntry fields before its child boxes
+    if kind in (b"avc1", b"avc3"):
+        avcc = _child(init, children, end, b"avcC")
+        if avcc is None or avcc[1] - avcc[0] < 4:
+            raise Fmp4Error(f"{name} sample entry has no avcC")
+        p, c, level = init[avcc[0] + 1], init[avcc[0] + 2], init[avcc[0] + 3]
+        return f"{name}.{p:02x}{c:02x}{level:02x}"
+    if kind in (b"hvc1", b"hev1"):
+        hvcc = _child(init, children, end, b"hvcC")
+        if hvcc is None or hvcc[1] - hvcc[0] < 13:
+            raise Fmp4Error(f"{name} sample entry has no hvcC")
+        b = init[hvcc[0]:hvcc[0] + 13]
+        space = "" if b[1] >> 6 == 0 else "ABC"[(b[1] >> 6) - 1]
+        tier = "H" if b[1] & 0x20 else "L"
+        compat = int.from_bytes(b[2:6], "big")
+        compat_rev = int(f"{compat:032b}"[::-1], 2)
+        constraints = b[6:12].rstrip(b"\x00")
+        suffix = "".join(f".{x:X}" for x in constraints)
+        return f"{name}.{space}{b[1] & 0x1F}.{compat_rev:X}.{tier}{b[12]}{suffix}"
+    raise Fmp4Error(f"video codec {name!r} cannot be played in a browser")
+
+
+def fragment_is_keyframe(fragment: bytes) -> bool:
+    """True when the fragment's first sample is a sync sample (``moof``/``traf`` sample flags)."""
+    moof = _child(fragment, 0, len(fragment), b"moof")
+    if moof is None:
+        return False
+    traf = _child(fragment, moof[0], moof[1], b"traf")
+    if traf is None:
+        return False
+    default_flags: int | None = None
+    tfhd = _child(fragment, traf[0], traf[1], b"tfhd")
+    if tfhd is not None:
+        flags = int.from_bytes(fragment[tfhd[0] + 1:tfhd[0] + 4], "big")
+        pos = tfhd[0] + 8  # version/flags, track_ID
+        for bit, size in ((0x01, 8), (0x02, 4), (0x08, 4), (0x10, 4)):
+            if flags & bit:
+                pos += size
+        if flags & 0x20:
+            default_flags = int.from_bytes(fragment[pos:pos + 4], "big")
+    trun = _child(fragment, traf[0], traf[1], b"trun")
+    sample_flags = default_flags
+    if trun is not None:
+        flags = int.from_bytes(fragment[trun[0] + 1:trun[0] + 4], "big")
+        pos = trun[0] + 8  # version/flags, sample_count
+        if flags & 0x01:
+            pos += 4
+        if flags & 0x04:
+            sample_flags = int.from_bytes(fragment[pos:pos + 4], "big")
+        elif flags & 0x400:
+            pos += 4 if flags & 0x100 else 0
+            pos += 4 if flags & 0x200 else 0
+            sample_flags = int.from_bytes(fragment[pos:pos + 4], "big")
+    if sample_flags is None:
+        return False
+    return not (sample_flags >> 16) & 1  # sample_is_non_sync_sample
+
+
+class Fmp4Splitter:
+    """Cuts a fragmented MP4 byte stream into the init segment and ``moof``+``mdat`` fragments."""
+
+    MAX_BOX_BYTES = 32 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pending = bytearray()  # boxes of the current unit, until its mdat (or moov) ends it
+        self.init: bytes | None = None
+
+    def feed(self, data: bytes) -> list[tuple[Literal["init", "fragment"], bytes]]:
+        self._buf += data
+        out: list[tuple[Literal["init", "fragment"], bytes]] = []
+        while len(self._buf) >= 8:
+            size, kind = struct.unpack_from(">I4s", self._buf, 0)
+            if size == 1:
+                if len(self._buf) < 16:
+                    break
+                size = struct.unpack_from(">Q", self._buf, 8)[0]
+            if size < 8 or size > self.MAX_BOX_BYTES:
+                raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
+            if len(self._buf) < size:
+                break
+            self._pending += self._buf[:size]
+            del self._buf[:size]
+            if kind == b"moov":
+                self.init = bytes(self._pending)
+                self._pending.clear()
+                out.append(("init", self.init))
+            elif kind == b"mdat":
+                out.append(("fragment", bytes(self._pending)))
+                self._pending.clear()
+        return out
+
+
+# -- ffmpeg ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """Where one live stream comes from (the password only ever reaches the argv)."""
+
+    camera_id: int
+    camera_name: str
+    kind: str
+    url: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+    rtsp_transport: str = "tcp"
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    grace_s: float = 5.0
+    """Keep the ffmpeg this long after the last viewer left (a page reload reuses it)."""
+    max_queued: int = 200
+    """Fragments a viewer may have waiting (one a frame: 8 s at 25 fps) before it is dropped."""
+    max_gop_fragments: int = 600
+    """Fragments kept since the last keyframe for new viewers; beyond, they wait for a keyframe."""
+    startup_timeout_s: float = 20.0
+    socket_timeout_s: float = 10.0
+    stop_timeout_s: float = 5.0
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 15.0
+
+
+def live_argv(ffmpeg_exe: str, source: LiveSource, *, socket_timeout_s: float = 10.0,
+              redacted: bool = False) -> list[str]:
+    """The live ffmpeg argv; credentials included unless ``redacted`` (pass that one to logs)."""
+    password = ("***" if source.password else "") if redacted else source.password
+    url = credentialed_url(source.url, source.username, password)
+    input_opts: dict[str, object] = {"fflags": "nobuffer"}
+    if url.startswith(("rtsp://", "rtsps://")):
+        input_opts["rtsp_transport"] = source.rtsp_transport
+        input_opts["allowed_media_types"] = "video"  # no audio track set up: it is not sent
+        input_opts["timeout"] = int(socket_timeout_s * 1_000_000)
+    else:  # a file, for development: real time, forever
+        input_opts["re"] = None
+        input_opts["stream_loop"] = -1
+    src = ffmpeg_python.input(url, **input_opts)
+    out = ffmpeg_python.output(src["v:0"], "pipe:1", f="mp4", movflags=LIVE_MOVFLAGS,
+                               flush_packets=1, **{"c:v": "copy"})
+    compiled: list[str] = out.compile(cmd=ffmpeg_exe)
+    argv = [compiled[0], "-hide_banner", "-nostdin", "-loglevel", "level+warning", *compiled[1:]]
+    return [redact(a) for a in argv] if redacted else argv
+
+
+# -- viewers and streams --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveMessage:
+    """What a viewer receives: the init segment (with its codec), a fragment, or a status line."""
+
+    kind: Literal["init", "fragment", "status", "closed"]
+    data: bytes = b""
+    codec: str = ""
+    text: str = ""
+
+
+class Viewer:
+    """One watcher's bounded queue. Iterate it; iteration ends when the viewer is closed."""
+
+    def __init__(self, stream: LiveStream, max_queued: int) -> None:
+        self.stream = stream
+        self.max_queued = max_queued
+        self.queue: asyncio.Queue[LiveMessage] = asyncio.Queue()
+        self.synced = False  # has had an init segment and a keyframe
+        self.closed = False
+        self.close_reason = ""
+        self.fragments = 0
+        self.bytes = 0
+
+    def offer(self, msg: LiveMessage) -> None:
+        if self.closed:
+            return
+        if msg.kind == "init":
+            self.synced = False
+        if self.queue.qsize() >= self.max_queued:
+            self.close("fell behind the live stream")
+            return
+        self.queue.put_nowait(msg)
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(LiveMessage("closed", text=reason))
+
+    def __aiter__(self) -> Viewer:
+        return self
+
+    async def __anext__(self) -> LiveMessage:
+        msg = await self.queue.get()
+        if msg.kind == "closed":
+            self.queue.put_nowait(msg)  # keep ending further iterations
+            raise StopAsyncIteration
+        if msg.kind == "fragment":
+            self.fragments += 1
+            self.bytes += len(msg.data)
+        return msg
+
+
+class LiveStream:
+    """One ffmpeg for one (camera, stream kind), shared by every viewer of it."""
+
+    def __init__(self, key: tuple[int, str], ffmpeg_exe: str, options: LiveOptions,
+                 load: Callable[[], Awaitable[LiveSource]]) -> None:
+        self.key = key
+        self.name = f"live {key[0]}/{key[1]}"
+        self.ffmpeg_exe = ffmpeg_exe
+        self.options = options
+        self._load = load
+        self.viewers: set[Viewer] = set()
+        self.init: bytes | None = None
+        self.codec = ""
+        self.gop: list[bytes] = []
+        self.closing = False
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._wake = asyncio.Event()
+        self._idle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            self._run(), name=f"live-{key[0]}-{key[1]}")
+
+    # viewers
+
+    def add_viewer(self) -> Viewer:
+        viewer = Viewer(self, self.options.max_queued)
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self.viewers.add(viewer)
+        if self.init is not None:
+            viewer.offer(LiveMessage("init", self.init, codec=self.codec))
+            if self.gop:
+                viewer.synced = True
+                for frag in self.gop:
+                    viewer.offer(LiveMessage("fragment", frag))
+        return viewer
+
+    def remove_viewer(self, viewer: Viewer) -> None:
+        viewer.close("viewer left")
+        self.viewers.discard(viewer)
+        if not self.viewers and not self.closing:
+            loop = asyncio.get_running_loop()
+            self._idle = loop.call_later(self.options.grace_s, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        if not self.viewers:
+            log.info("%s: no viewers for %.1fs; stopping", self.name, self.options.grace_s)
+            self.close()
+
+    def close(self) -> None:
+        """Stop the ffmpeg (terminate, then kill) and end every viewer; await :attr:`task`."""
+        self.closing = True
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._wake.set()
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+
+    def _broadcast(self, msg: LiveMessage) -> None:
+        for viewer in list(self.viewers):
+            if msg.kind == "fragment" and not viewer.synced:
+                continue
+            viewer.offer(msg)
+            if viewer.closed:
+                self.viewers.discard(viewer)
+                log.info("%s: dropped a viewer: %s", self.name, viewer.close_reason)
+
+    def _status(self, text: str) -> None:
+        for viewer in list(self.viewers):
+            viewer.offer(LiveMessage("status", text=text))
+
+    # the ffmpeg
+
+    async def _run(self) -> None:
+        backoff_s = self.options.backoff_initial_s
+        try:
+            while not self.closing:
+                try:
+                    source = await self._load()
+                except LiveUnavailable as exc:
+                    reason = str(exc)
+                else:
+                    got_media = await self._run_once(source)
+                    if got_media:
+                        backoff_s = self.options.backoff_initial_s
+                    reason = self._last_error() or "camera stream ended"
+                if self.closing:
+                    break
+                log.warning("%s: %s; retrying in %.1fs", self.name, reason, backoff_s)
+                self._status(f"reconnecting: {reason}")
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), backoff_s)
+                backoff_s = min(backoff_s * 2, self.options.backoff_max_s)
+        finally:
+            self.closing = True
+            for viewer in list(self.viewers):
+                viewer.close("live stream stopped")
+            self.viewers.clear()
+
+    def _last_error(self) -> str:
+        for line in reversed(self.tail):
+            if "[error]" in line or "[fatal]" in line:
+                return line
+        return self.tail[-1] if self.tail else ""
+
+    async def _run_once(self, source: LiveSource) -> bool:
+        """Run one ffmpeg until it exits; True when it delivered media."""
+        if source.password:
+            register_secret(source.password)
+        argv = live_argv(self.ffmpeg_exe, source, socket_timeout_s=self.options.socket_timeout_s)
+        log.info("%s: %s: starting %s", self.name, source.camera_name,
+                 " ".join(live_argv(self.ffmpeg_exe, source, redacted=True,
+                                    socket_timeout_s=self.options.socket_timeout_s)))
+        kwargs: dict[str, object] = {}
+        if sys.platform.startswith("linux"):
+            kwargs["preexec_fn"] = _set_parent_death_signal
+        self.tail.clear()
+        self.proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, **kwargs)  # type: ignore[arg-type]
+        self.starts += 1
+        proc = self.proc
+        stderr_task = asyncio.create_task(self._drain_stderr(proc), name=f"{self.name}-stderr")
+        got_media = False
+        try:
+            got_media = await self._read_stdout(proc)
+        except Fmp4Error as exc:
+            self.tail.append(f"[error] {exc}")
+            log.error("%s: %s", self.name, exc)
+        finally:
+            await self._stop_process(proc)
+            await asyncio.gather(stderr_task, return_exceptions=True)
+            self.proc = None
+            self.init = None
+            self.codec = ""
+            self.gop = []
+        return got_media
+
+    async def _read_stdout(self, proc: asyncio.subprocess.Process) -> bool:
+        assert proc.stdout is not None
+        splitter = Fmp4Splitter()
+        got_media = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.startup_timeout_s
+        while True:
+            timeout = None if got_media else max(0.1, deadline - loop.time())
+            try:
+                data = await asyncio.wait_for(proc.stdout.read(256 * 1024), timeout)
+            except TimeoutError:
+                self.tail.append(f"[error] no video within {self.options.startup_timeout_s:.0f}s")
+                return False
+            if not data:
+                return got_media
+            for kind, unit in splitter.feed(data):
+                if kind == "init":
+                    self.init = unit
+                    self.codec = codec_string(unit)
+                    self.gop = []
+                    log.info("%s: streaming %s", self.name, self.codec)
+                    self._broadcast(LiveMessage("init", unit, codec=self.codec))
+                    continue
+                if self.init is None:
+                    continue
+                got_media = True
+                if fragment_is_keyframe(unit):
+                    self.gop = [unit]
+                    for viewer in self.viewers:
+                        viewer.synced = True
+                elif self.gop and len(self.gop) < self.options.max_gop_fragments:
+                    self.gop.append(unit)
+                else:
+                    self.gop = []  # too long a GOP: new viewers wait for the next keyframe
+                self._broadcast(LiveMessage("fragment", unit))
+
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        async for raw in proc.stderr:
+            line = redact(raw.decode("utf-8", "replace").strip())
+            if line:
+                self.tail.append(line)
+                log.debug("%s: ffmpeg: %s", self.name, line)
+
+    async def _stop_process(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), self.options.stop_timeout_s)
+            except TimeoutError:
+                log.warning("%s: ffmpeg did not exit %.1fs after SIGTERM; killing", self.name,
+                            self.options.stop_timeout_s)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        await proc.wait()
+
+
+# -- the service ----------------------------------------------------------------------------------
+
+
+class LiveUnavailable(LookupError):
+    """The camera or the stream does not exist, or its credentials cannot be read."""
+
+
+class LiveService:
+    """Every live stream of this server; started and stopped by the composition root."""
+
+    def __init__(self, gateway: Gateway, settings: Settings, secrets: SecretBox,
+                 options: LiveOptions | None = None) -> None:
+        self.gw = gateway
+        self.settings = settings
+        self.secrets = secrets
+        self.options = options or LiveOptions()
+        self._ffmpeg_exe: str | None = None
+        self._streams: dict[tuple[int, str], LiveStream] = {}
+        self._all: set[LiveStream] = set()
+        self._lock = asyncio.Lock()
+        self._stopped = False
+
+    def stats(self) -> list[dict[str, object]]:
+        """One line per stream whose task has not ended: camera, kind, viewers, ffmpeg pid."""
+        return [{"camera_id": s.key[0], "stream": s.key[1], "viewers": len(s.viewers),
+                 "pid": s.proc.pid if s.proc else None, "codec": s.codec, "starts": s.starts,
+                 "stopping": s.closing}
+                for s in sorted(self._all, key=lambda s: (s.key, s.closing))]
+
+    def running(self, camera_id: int, kind: str) -> LiveStream | None:
+        stream = self._streams.get((camera_id, kind))
+        return stream if stream is not None and not stream.closing else None
+
+    async def resolve(self, camera_id: int, kind: str) -> LiveSource:
+        """The source of ``kind`` (a camera without a sub stream falls back to its main one)."""
+        if kind not in STREAM_KINDS:
+            raise LiveUnavailable(f"unknown stream {kind!r}")
+
+        def load() -> tuple[Camera | None, dict[str, str]]:
+            cam = Camera.get_or_none(Camera.id == camera_id)
+            if cam is None:
+                return None, {}
+            rows = CameraStream.select().where(CameraStream.camera == camera_id)
+            return cam, {s.kind: s.rtsp_url for s in rows if s.rtsp_url}
+
+        cam, urls = await self.gw.read(load)
+        if cam is None:
+            raise LiveUnavailable(f"no camera {camera_id}")
+        chosen = kind if kind in urls else next((k for k in STREAM_KINDS if k in urls), None)
+        if chosen is None:
+            raise LiveUnavailable(f"camera {cam.name!r} has no stream to show")
+        try:
+            password = self.secrets.decrypt(cam.password_enc) if cam.password_enc else ""
+        except SecretError as exc:
+            raise LiveUnavailable(f"camera {cam.name!r}: {exc}") from None
+        return LiveSource(camera_id=camera_id, camera_name=cam.name, kind=chosen,
+                          url=urls[chosen], username=cam.username, password=password,
+                          rtsp_transport=self.settings.recording.rtsp_transport)
+
+    async def subscribe(self, camera_id: int, kind: str) -> Viewer:
+        """A new viewer of the stream (started on demand). Pair with :meth:`unsubscribe`."""
+        async with self._lock:
+            if self._stopped:
+                raise LiveUnavailable("the server is stopping")
+            key = (camera_id, kind)
+            stream = self._streams.get(key)
+            if stream is None or stream.closing:
+                if self._ffmpeg_exe is None:
+                    self._ffmpeg_exe = await asyncio.to_thread(self.settings.ffmpeg_exe)
+                stream = LiveStream(key, self._ffmpeg_exe, self.options,
+                                    lambda: self.resolve(camera_id, kind))
+                self._streams[key] = stream
+                self._all.add(stream)
+                stream.task.add_done_callback(functools.partial(self._forget, stream))
+            return stream.add_viewer()
+
+    def unsubscribe(self, viewer: Viewer) -> None:
+        viewer.stream.remove_viewer(viewer)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, camera_id: int, kind: str) -> AsyncIterator[Viewer]:
+        viewer = await self.subscribe(camera_id, kind)
+        try:
+            yield viewer
+        finally:
+            self.unsubscribe(viewer)
+
+    def _forget(self, stream: LiveStream, _task: object = None) -> None:
+        self._all.discard(stream)
+        if self._streams.get(stream.key) is stream:
+            del self._streams[stream.key]
+
+    async def stop(self) -> None:
+        """Stop every stream and await its ffmpeg's exit."""
+        self._stopped = True
+        streams = list(self._all)
+        for stream in streams:
+            stream.close()
+        results = await asyncio.gather(*(s.task for s in streams), return_exceptions=True)
+        for stream, result in zip(streams, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("%s: failed: %r", stream.name, result)

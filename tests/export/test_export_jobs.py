@@ -1,0 +1,111 @@
+"""Export jobs: concurrency limit, progress, cancel (queued and running), and restart recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+from recorder.export import ExportService
+from tests.export.conftest import BASE_US, ExportWorld
+from vms.db import models as m
+from web.keys import CLOCK, GATEWAY, SETTINGS
+
+
+def slow_ffmpeg(tmp_path: Path, settings: Any) -> str:
+    """The real ffmpeg reading its input at real-time speed (a 20 s export takes ~20 s)."""
+    script = tmp_path / "slow-ffmpeg"
+    script.write_text(f'#!/bin/sh\nexec "{settings.ffmpeg_exe()}" -readrate 1 "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+async def until(predicate: Any, timeout_s: float = 15.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await predicate():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_limit_progress_and_cancel(xworld: ExportWorld, tmp_path: Path) -> None:
+    app = xworld.app
+    service = ExportService(app[GATEWAY], app[SETTINGS], app[CLOCK], concurrency=1,
+                            ffmpeg_exe=slow_ffmpeg(tmp_path, app[SETTINGS]))
+    await service.start()
+    try:
+        whole = {"from_us": BASE_US, "to_us": xworld.run_end_us}
+        first = await service.create(None, [xworld.cam_a], whole["from_us"], whole["to_us"],
+                                     username="t")
+        second = await service.create(None, [xworld.cam_a], whole["from_us"], whole["to_us"],
+                                      username="t")
+
+        async def running() -> bool:
+            state = await service.get(None, first)
+            return bool(state["state"] == "running" and 0 < state["progress"] < 1)
+
+        await until(running)
+        assert (await service.get(None, second))["state"] == "queued"  # limit of one at a time
+        cancelled = await service.cancel(None, second)
+        assert cancelled["state"] == "cancelled"
+        await service.cancel(None, first)
+        final = await service.wait(first, 10)
+        assert final["state"] == "cancelled" and final["error"] == "cancelled by the user"
+        leftovers = [p.name for p in (app[SETTINGS].data_dir / "exports").iterdir()]
+        assert leftovers == [], leftovers
+        await asyncio.sleep(0.3)
+        assert (await service.get(None, second))["state"] == "cancelled"  # never started
+    finally:
+        await service.stop()
+
+
+async def test_interrupted_jobs_resume_or_fail_on_restart(xworld: ExportWorld,
+                                                          tmp_path: Path) -> None:
+    app = xworld.app
+    gw, settings, clock = app[GATEWAY], app[SETTINGS], app[CLOCK]
+
+    # a graceful stop mid-run puts the job back in the queue
+    slow = ExportService(gw, settings, clock, ffmpeg_exe=slow_ffmpeg(tmp_path, settings))
+    await slow.start()
+    resumed_by_stop = await slow.create(None, [xworld.cam_a], BASE_US, xworld.run_end_us,
+                                        username="t")
+
+    async def running() -> bool:
+        return (await slow.get(None, resumed_by_stop))["state"] == "running"
+
+    await until(running)
+    await slow.stop()
+    assert (await slow.get(None, resumed_by_stop))["state"] == "queued"
+
+    # a killed server leaves rows 'running' and partial files behind
+    def leave_running() -> tuple[int, int]:
+        common = {"state": "running", "progress": 0.4, "from_us": BASE_US,
+                  "to_us": BASE_US + 6_000_000, "created_us": clock.now_us(),
+                  "manifest": json.dumps({"exported_by": {"username": "t"}})}
+        ok = m.Export.create(camera_ids=json.dumps([xworld.cam_a]), **common)
+        gone = m.Export.create(camera_ids=json.dumps([999]), **common)
+        return ok.id, gone.id
+
+    killed, orphan = await gw.write(leave_running)
+    partial = settings.data_dir / "exports" / f"tmp-{killed}"
+    partial.mkdir(parents=True, exist_ok=True)
+    (partial / "01-camera.mp4").write_bytes(b"half a file")
+
+    restarted = ExportService(gw, settings, clock)
+    await restarted.start()
+    try:
+        for export_id in (resumed_by_stop, killed):
+            state = await restarted.wait(export_id, 60)
+            assert state["state"] == "done", state
+        failed = await restarted.wait(orphan, 10)
+        assert failed["state"] == "failed" and "camera 999 no longer exists" in failed["error"]
+        assert not partial.exists()
+        manifest = await restarted.manifest(None, killed)
+        path = settings.data_dir / "exports" / manifest["file"]["name"]
+        import hashlib
+
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["file"]["sha256"]
+    finally:
+        await restarted.stop()

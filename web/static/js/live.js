@@ -1,0 +1,243 @@
+// Live view: plays fragmented MP4 from the live WebSocket through Media Source Extensions.
+//
+// Every <video data-live-src="/api/v1/cameras/ID/live?stream=…"> on the page gets a LivePlayer.
+// The server sends a JSON "init" message (codec, MIME type), the binary init segment, then one
+// binary fragment (moof+mdat) per frame. The player keeps close to the live edge (seeks forward
+// when it is more than MAX_LAG_S behind, plays slightly faster when a little behind), trims old
+// buffer, and reconnects with a backoff when the socket closes. Figures for tests and the
+// benchmark are kept on window.vmsLivePlayers[i].stats.
+"use strict";
+
+(() => {
+  const MAX_LAG_S = 1.0;      // seek to the live edge beyond this
+  const EDGE_S = 0.15;        // where to land behind the newest buffered frame
+  const KEEP_S = 10;          // buffer kept behind the playhead
+  const RECONNECT_MAX_MS = 10000;
+  // camsim's capture-time SEI (user_data_unregistered UUID, then int64 UTC µs): for latency figures
+  const SEI_UUID = [0xe7, 0xc1, 0x39, 0x1a, 0x3e, 0x8e, 0x48, 0x7f,
+                    0xbe, 0xcc, 0x61, 0x3e, 0xdd, 0x94, 0xe4, 0x87];
+
+  function boxes(view, start, end) {
+    const out = [];
+    let pos = start;
+    while (pos + 8 <= end) {
+      const size = view.getUint32(pos);
+      const type = String.fromCharCode(view.getUint8(pos + 4), view.getUint8(pos + 5),
+                                       view.getUint8(pos + 6), view.getUint8(pos + 7));
+      if (size < 8 || pos + size > end) break;
+      out.push({ type, start: pos + 8, end: pos + size });
+      pos += size;
+    }
+    return out;
+  }
+
+  // The capture time (ms since the epoch) stamped in a fragment's first frame, or null.
+  function captureTimeMs(buffer) {
+    const view = new DataView(buffer);
+    const mdat = boxes(view, 0, buffer.byteLength).find((b) => b.type === "mdat");
+    if (!mdat) return null;
+    const bytes = new Uint8Array(buffer, mdat.start, Math.min(mdat.end - mdat.start, 1024));
+    outer: for (let i = 0; i + SEI_UUID.length + 12 <= bytes.length; i++) {
+      for (let j = 0; j < SEI_UUID.length; j++) {
+        if (bytes[i + j] !== SEI_UUID[j]) continue outer;
+      }
+      const raw = [];  // the int64 after the UUID, emulation-prevention bytes removed
+      let zeros = 0;
+      for (let k = i + SEI_UUID.length; k < bytes.length && raw.length < 8; k++) {
+        const b = bytes[k];
+        if (zeros >= 2 && b === 3) { zeros = 0; continue; }
+        raw.push(b);
+        zeros = b === 0 ? zeros + 1 : 0;
+      }
+      if (raw.length < 8) return null;
+      let us = 0n;
+      for (const b of raw) us = (us << 8n) | BigInt(b);
+      return Number(us) / 1000;
+    }
+    return null;
+  }
+
+  class LivePlayer {
+    constructor(video, status) {
+      this.video = video;
+      this.status = status;
+      this.url = video.dataset.liveSrc;
+      this.queue = [];
+      this.retryMs = 1000;
+      this.stopped = false;
+      this.stats = { connects: 0, inits: 0, fragments: 0, bytes: 0, seeks: 0, codec: "",
+                     lastCaptureMs: null, lastReceivedMs: null, captureToReceiveMs: null,
+                     lagS: null, latencyMs: null, error: "" };
+      video.addEventListener("timeupdate", () => this.chase());
+      if ("requestVideoFrameCallback" in video) {
+        const onFrame = (_now, meta) => { this.frameShown(meta); video.requestVideoFrameCallback(onFrame); };
+        video.requestVideoFrameCallback(onFrame);
+      }
+    }
+
+    say(key, extra) {
+      if (!this.status) return;
+      const text = this.status.dataset["text" + key] || key;
+      this.status.textContent = extra ? `${text} · ${extra}` : text;
+      this.status.classList.toggle("live-ok", key === "Live");
+      this.status.classList.toggle("live-bad", key !== "Live" && key !== "Connecting");
+    }
+
+    connect() {
+      if (this.stopped) return;
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      const ws = new WebSocket(`${scheme}//${location.host}${this.url}`);
+      ws.binaryType = "arraybuffer";
+      this.ws = ws;
+      this.expectInit = false;
+      this.stats.connects += 1;
+      ws.onopen = () => { this.retryMs = 1000; };
+      ws.onmessage = (ev) => this.onMessage(ev.data);
+      ws.onclose = () => {
+        if (this.stopped) return;
+        this.say("Reconnecting");
+        setTimeout(() => this.connect(), this.retryMs);
+        this.retryMs = Math.min(this.retryMs * 2, RECONNECT_MAX_MS);
+      };
+    }
+
+    onMessage(data) {
+      if (typeof data === "string") {
+        const msg = JSON.parse(data);
+        if (msg.type === "init") {
+          this.mime = msg.mime;
+          this.stats.codec = msg.codec;
+          this.expectInit = true;
+        } else if (msg.type === "status") {
+          this.say("Reconnecting", msg.message);
+        } else if (msg.type === "closed") {
+          this.stats.error = msg.message || "";
+        }
+        return;
+      }
+      if (this.expectInit) {
+        this.expectInit = false;
+        this.stats.inits += 1;
+        this.open(data);
+        return;
+      }
+      this.stats.fragments += 1;
+      this.stats.bytes += data.byteLength;
+      const captured = captureTimeMs(data);
+      if (captured !== null) {
+        this.stats.lastCaptureMs = captured;
+        this.stats.lastReceivedMs = Date.now();
+        this.stats.captureToReceiveMs = this.stats.lastReceivedMs - captured;
+      }
+      this.queue.push(data);
+      this.pump();
+    }
+
+    open(init) {
+      if (!window.MediaSource || !MediaSource.isTypeSupported(this.mime)) {
+        this.say("Unsupported", this.mime);
+        this.stats.error = `unsupported: ${this.mime}`;
+        this.stopped = true;
+        if (this.ws) this.ws.close();
+        return;
+      }
+      this.queue = [init];
+      this.sb = null;
+      const ms = new MediaSource();
+      this.ms = ms;
+      if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
+      this.objectUrl = URL.createObjectURL(ms);
+      this.video.src = this.objectUrl;
+      ms.addEventListener("sourceopen", () => {
+        if (this.ms !== ms) return;
+        this.sb = ms.addSourceBuffer(this.mime);
+        this.sb.mode = "segments";
+        this.sb.addEventListener("updateend", () => { this.trim(); this.chase(); this.pump(); });
+        this.pump();
+      }, { once: true });
+    }
+
+    pump() {
+      const sb = this.sb;
+      if (!sb || sb.updating || this.queue.length === 0 || this.ms.readyState !== "open") return;
+      let chunk = this.queue.shift();
+      if (this.queue.length > 0 && chunk.byteLength < 65536) {  // append a backlog in one go
+        const parts = [chunk];
+        let size = chunk.byteLength;
+        while (this.queue.length > 0 && size < 1 << 20) { const p = this.queue.shift(); parts.push(p); size += p.byteLength; }
+        const all = new Uint8Array(size);
+        let off = 0;
+        for (const p of parts) { all.set(new Uint8Array(p), off); off += p.byteLength; }
+        chunk = all.buffer;
+      }
+      try {
+        sb.appendBuffer(chunk);
+      } catch (err) {
+        this.stats.error = String(err);
+        if (err.name === "QuotaExceededError") { this.queue.unshift(chunk); this.trim(true); }
+        else if (this.ws) this.ws.close();
+      }
+    }
+
+    trim(force) {
+      const sb = this.sb;
+      const v = this.video;
+      if (!sb || sb.updating || sb.buffered.length === 0) return;
+      const start = sb.buffered.start(0);
+      if (force || v.currentTime - start > KEEP_S * 2) {
+        const to = Math.max(start, v.currentTime - KEEP_S);
+        if (to > start) sb.remove(start, to);
+      }
+    }
+
+    chase() {
+      const v = this.video;
+      const b = v.buffered;
+      if (b.length === 0) return;
+      const end = b.end(b.length - 1);
+      if (v.currentTime < b.start(0) || end - v.currentTime > MAX_LAG_S) {
+        v.currentTime = Math.max(b.start(b.length - 1), end - EDGE_S);
+        this.stats.seeks += 1;
+      }
+      const lag = end - v.currentTime;
+      v.playbackRate = lag > 0.5 ? 1.1 : 1.0;
+      this.stats.lagS = lag;
+      if (v.paused) v.play().catch(() => {});
+      if (this.stats.captureToReceiveMs !== null && this.stats.latencyMs === null) this.updateLatency(lag);
+    }
+
+    frameShown(meta) {
+      const b = this.video.buffered;
+      if (b.length === 0) return;
+      this.updateLatency(Math.max(0, b.end(b.length - 1) - meta.mediaTime));
+    }
+
+    // Glass to glass ≈ (newest frame's age when it arrived) + (how far playback is behind it) +
+    // (time since it arrived); reported on the status line and in stats.latencyMs.
+    updateLatency(behindS) {
+      const s = this.stats;
+      if (s.lastCaptureMs === null) { this.say("Live"); return; }
+      s.latencyMs = Date.now() - s.lastCaptureMs + behindS * 1000;
+      this.say("Live", `${(s.latencyMs / 1000).toFixed(1)} s`);
+    }
+  }
+
+  function start() {
+    const players = [];
+    for (const video of document.querySelectorAll("video[data-live-src]")) {
+      const tile = video.closest("figure");
+      const status = tile ? tile.querySelector("[data-live-status]") : null;
+      const player = new LivePlayer(video, status);
+      players.push(player);
+      if (!window.MediaSource) { player.say("Unsupported"); continue; }
+      player.connect();
+    }
+    window.vmsLivePlayers = players;
+    window.addEventListener("pagehide", () => {
+      for (const p of players) { p.stopped = true; if (p.ws) p.ws.close(); }
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

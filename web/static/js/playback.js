@@ -1,0 +1,217 @@
+// Playback page: one or up to four cameras (2×2) played from HLS playlists built from the index,
+// kept in step by wall time. The wall time of the playhead comes from each fragment's
+// EXT-X-PROGRAM-DATE-TIME (gaps are jumps in it), never from the media clock.
+"use strict";
+
+(function () {
+  const root = document.getElementById("playback");
+  if (!root || !root.dataset.cameraIds) return;
+  const ids = root.dataset.cameraIds.split(",").filter(Boolean).map(Number);
+  const timeZone = root.dataset.timezone || "UTC";
+  const canvas = document.getElementById("pb-timeline");
+  const clock = document.getElementById("pb-clock");
+  const speedSelect = document.getElementById("pb-speed");
+  const dateInput = document.getElementById("pb-date");
+  const WINDOW_MS = 3 * 3600 * 1000;   // playlist window loaded around a seek
+  const SYNC_TOLERANCE_S = 0.6;
+  let playing = true;
+  let wallMs = null;                    // the shared playhead (UTC ms)
+
+  const timeline = new window.VmsTimeline(canvas, {
+    timeZone,
+    onSeek: (t) => seek(t),
+    onView: (start, end) => scheduleTimeline(start, end),
+  });
+
+  const players = ids.map((id) => {
+    const cell = document.querySelector(`.pb-cell[data-camera-id="${id}"]`);
+    return { id, cell, video: cell.querySelector("video"), status: cell.querySelector(".pb-status"),
+      hls: null, frags: [], from: null, to: null, ready: false };
+  });
+
+  // ---- wall time <-> media time --------------------------------------------------------------
+  function wallOf(p) {
+    const ct = p.video.currentTime;
+    for (const f of p.frags) {
+      if (ct >= f.start - 0.05 && ct < f.start + f.duration + 0.05) return f.pdt + (ct - f.start) * 1000;
+    }
+    return null;
+  }
+
+  function mediaTimeOf(p, t) {
+    for (const f of p.frags) {
+      if (t >= f.pdt && t < f.pdt + f.duration * 1000) return f.start + (t - f.pdt) / 1000;
+    }
+    return null;
+  }
+
+  // ---- loading -------------------------------------------------------------------------------
+  function load(p, t) {
+    if (p.hls) { p.hls.destroy(); p.hls = null; }
+    p.frags = []; p.ready = false;
+    p.from = t; p.to = t + WINDOW_MS;
+    p.status.textContent = root.dataset.labelLoading || "";
+    const url = `/api/v1/cameras/${p.id}/playlist.m3u8?from=${Math.round(t * 1000)}&to=${Math.round(p.to * 1000)}`;
+    if (!window.Hls || !window.Hls.isSupported()) {
+      p.status.textContent = "HLS/MSE unsupported";
+      return;
+    }
+    const hls = new window.Hls({ enableWorker: false, startPosition: -1, maxBufferLength: 20,
+      backBufferLength: 30, manifestLoadingMaxRetry: 0 });
+    p.hls = hls;
+    hls.on(window.Hls.Events.LEVEL_LOADED, (_e, data) => {
+      p.frags = data.details.fragments.map((f) => ({ start: f.start, duration: f.duration,
+        pdt: f.programDateTime }));
+    });
+    hls.on(window.Hls.Events.FRAG_PARSED, () => {
+      // hls.js refines fragment starts from the media once parsed
+      if (hls.levels && hls.levels[0] && hls.levels[0].details) {
+        p.frags = hls.levels[0].details.fragments.map((f) => ({ start: f.start, duration: f.duration,
+          pdt: f.programDateTime }));
+      }
+    });
+    hls.on(window.Hls.Events.MANIFEST_PARSED, () => {
+      p.ready = true;
+      p.status.textContent = "";
+      p.video.playbackRate = Number(speedSelect.value);
+      if (playing) p.video.play().catch(() => {});
+    });
+    hls.on(window.Hls.Events.ERROR, (_e, data) => {
+      if (data.type === window.Hls.ErrorTypes.NETWORK_ERROR && data.response && data.response.code === 404
+          && data.details === window.Hls.ErrorDetails.MANIFEST_LOAD_ERROR) {
+        p.status.textContent = root.dataset.labelNoRecording || "";
+        hls.destroy(); p.hls = null;
+      } else if (data.fatal) {
+        p.status.textContent = data.details;
+      }
+    });
+    hls.loadSource(url);
+    hls.attachMedia(p.video);
+  }
+
+  function seek(t) {
+    wallMs = t;
+    for (const p of players) {
+      const media = p.ready ? mediaTimeOf(p, t) : null;
+      if (media != null) {
+        p.video.currentTime = media;
+        if (playing) p.video.play().catch(() => {});
+      } else {
+        load(p, t);
+      }
+    }
+    showWall(t);
+  }
+
+  function showWall(t) {
+    wallMs = t;
+    clock.dataset.wallUs = String(Math.round(t * 1000));
+    clock.textContent = timeline.format(t);
+    timeline.setCursor(t);
+    const span = timeline.viewSpan;
+    if (t < timeline.viewStart || t > timeline.viewStart + span) timeline.centerOn(t);
+  }
+
+  // ---- the shared clock: the first camera with media at the playhead leads -------------------
+  function tick() {
+    const leader = players.find((p) => p.ready && !p.video.paused && wallOf(p) != null)
+      || players.find((p) => p.ready && wallOf(p) != null);
+    if (leader) {
+      const t = wallOf(leader);
+      if (t != null) {
+        showWall(t);
+        for (const p of players) {
+          if (p === leader || !p.ready) continue;
+          const own = wallOf(p);
+          const media = mediaTimeOf(p, t);
+          if (media != null && (own == null || Math.abs(own - t) > SYNC_TOLERANCE_S * 1000)) {
+            p.video.currentTime = media;
+          }
+          if (playing && media != null && p.video.paused) p.video.play().catch(() => {});
+        }
+      }
+    }
+  }
+  setInterval(tick, 250);
+
+  // ---- timeline data -------------------------------------------------------------------------
+  let timelineTimer = null;
+  let events = [];
+  function scheduleTimeline(start, end) {
+    clearTimeout(timelineTimer);
+    timelineTimer = setTimeout(() => fetchTimeline(start, end), 150);
+  }
+
+  async function fetchTimeline(start, end) {
+    const pad = (end - start) / 2;
+    const from = Math.round((start - pad) * 1000), to = Math.round((end + pad) * 1000);
+    const resp = await fetch(`/api/v1/timeline?camera_ids=${ids.join(",")}&from=${from}&to=${to}`,
+      { credentials: "same-origin" });
+    if (!resp.ok) return;
+    const data = await resp.json();
+    events = [];
+    const rows = data.cameras.map((c) => {
+      const evs = c.events.map((e) => ({ type: e.type, start_ms: e.start_us / 1000,
+        end_ms: e.end_us ? e.end_us / 1000 : null }));
+      events.push(...evs);
+      return { id: c.camera.id, name: c.camera.name,
+        spans: c.spans.map((s) => [s.start_us / 1000, s.end_us / 1000]),
+        gaps: c.gaps.map((g) => [g.start_us / 1000, g.end_us / 1000, g.reason]), events: evs };
+    });
+    events.sort((a, b) => a.start_ms - b.start_ms);
+    timeline.setRows(rows);
+    return data;
+  }
+
+  // ---- controls ------------------------------------------------------------------------------
+  document.getElementById("pb-play").addEventListener("click", () => {
+    playing = !playing;
+    for (const p of players) {
+      if (playing) p.video.play().catch(() => {}); else p.video.pause();
+    }
+  });
+  speedSelect.addEventListener("change", () => {
+    for (const p of players) p.video.playbackRate = Number(speedSelect.value);
+  });
+  document.getElementById("pb-zoom-in").addEventListener("click", () => timeline.zoom(0.5, wallMs));
+  document.getElementById("pb-zoom-out").addEventListener("click", () => timeline.zoom(2, wallMs));
+  document.getElementById("pb-next-event").addEventListener("click", () => {
+    const now = wallMs == null ? -Infinity : wallMs;
+    const next = events.find((e) => e.start_ms > now + 1000);
+    if (next) seek(next.start_ms);
+  });
+  document.getElementById("pb-prev-event").addEventListener("click", () => {
+    const now = wallMs == null ? Infinity : wallMs;
+    const prev = events.filter((e) => e.start_ms < now - 1000).pop();
+    if (prev) seek(prev.start_ms);
+  });
+  dateInput.addEventListener("change", () => {
+    if (!dateInput.value) return;
+    const midnight = timeline.localMidnight(dateInput.value);
+    timeline.setView(midnight, 24 * 3600 * 1000);
+    seek(midnight);
+  });
+
+  // ---- start ---------------------------------------------------------------------------------
+  async function start() {
+    const at = root.dataset.at ? Number(root.dataset.at) / 1000 : null;
+    if (at != null) {
+      timeline.setView(at - 30 * 60000, 60 * 60000);
+      dateInput.value = timeline.localDate(at);
+      seek(at);
+      return;
+    }
+    const end = Date.now();
+    timeline.setView(end - 24 * 3600000, 24 * 3600000);
+    const data = await fetchTimeline(end - 24 * 3600000, end);
+    let last = null;
+    for (const c of (data ? data.cameras : [])) {
+      for (const s of c.spans) if (last == null || s.end_us > last.end_us) last = s;
+    }
+    const t = last ? Math.max(last.start_us / 1000, last.end_us / 1000 - 60000) : end - 60000;
+    timeline.setView(t - 30 * 60000, 60 * 60000);
+    dateInput.value = timeline.localDate(t);
+    seek(t);
+  }
+  start();
+})();

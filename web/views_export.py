@@ -1,0 +1,187 @@
+"""Evidence export routes: create, list, follow, cancel and download exports; the exports page.
+
+Thin handlers over :class:`recorder.export.ExportService` (``app[SERVICES]["exports"]``). An export
+is visible only to the user who made it (admins: all) and only while they still see every camera
+in it; anything else answers 404. Downloads are ``FileResponse`` (HTTP Range, If-Range); each
+download that starts at byte 0 writes an ``export_download`` audit record.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from recorder.export import ExportError, ExportNotFound, ExportService, parse_local
+from vms import catalog
+from vms.auth import Principal
+from vms.clock import parse_instant
+from web.inputs import bad_request, json_object, match_id
+from web.keys import GATEWAY, SERVICES, principal_of
+from web.middleware import client_address
+from web.render import render
+from web.routing import Routes
+
+log = logging.getLogger(__name__)
+
+routes = Routes()
+
+CREATE_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["camera_ids"],
+    "properties": {
+        "camera_ids": {"type": "array", "items": {"type": "integer"}},
+        "from": {"description": "ISO-8601 with offset or integer UTC microseconds"},
+        "to": {"description": "ISO-8601 with offset or integer UTC microseconds"},
+        "from_local": {"type": "string", "description": "YYYY-MM-DDTHH:MM in the site's zone"},
+        "to_local": {"type": "string", "description": "YYYY-MM-DDTHH:MM in the site's zone"},
+    },
+}
+
+
+def _service(request: web.Request) -> ExportService:
+    service = request.app[SERVICES].get("exports")
+    if service is None:
+        raise web.HTTPServiceUnavailable(text="the export service is not running")
+    assert isinstance(service, ExportService)
+    return service
+
+
+def _principal(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    assert principal is not None
+    return principal
+
+
+def _instant(data: dict[str, Any], key: str, tz_name: str) -> int:
+    value = data.get(key)
+    local = data.get(f"{key}_local")
+    if value is not None and value != "":
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise bad_request(f"field {key!r} must be ISO-8601 with an offset or integer µs")
+        try:
+            return value if isinstance(value, int) else parse_instant(value)
+        except ValueError as exc:
+            raise bad_request(f"field {key!r}: {exc}") from None
+    if isinstance(local, str) and local:
+        try:
+            return parse_local(local, tz_name)
+        except (ExportError, ValueError) as exc:
+            raise bad_request(f"field '{key}_local': {exc}") from None
+    raise bad_request(f"field {key!r} (or '{key}_local') is required")
+
+
+@routes.route("POST", "/api/v1/exports", access="export", body=CREATE_BODY,
+              summary="Queue an export of cameras over a time range; answers its id")
+async def api_create(request: web.Request) -> web.StreamResponse:
+    principal = _principal(request)
+    data = await json_object(request)
+    raw_ids = data.get("camera_ids")
+    if isinstance(raw_ids, int | str) and not isinstance(raw_ids, bool):
+        raw_ids = [raw_ids]
+    if not isinstance(raw_ids, list) or not raw_ids:
+        raise bad_request("field 'camera_ids' must be a non-empty list of camera ids")
+    camera_ids: list[int] = []
+    for item in raw_ids:
+        if isinstance(item, str) and item.isdigit():
+            item = int(item)
+        if not isinstance(item, int) or isinstance(item, bool) or item < 1:
+            raise bad_request("field 'camera_ids' must hold positive integers")
+        camera_ids.append(item)
+    gateway = request.app[GATEWAY]
+    try:
+        first = await gateway.read(catalog.get_camera, principal, camera_ids[0])
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text=f"no camera {camera_ids[0]}") from None
+    tz_name = first.site.timezone
+    from_us = _instant(data, "from", tz_name)
+    to_us = _instant(data, "to", tz_name)
+    try:
+        export_id = await _service(request).create(principal, camera_ids, from_us, to_us,
+                                                   address=client_address(request))
+    except catalog.NotFound as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    except ExportError as exc:
+        raise bad_request(str(exc)) from None
+    return web.json_response({"id": export_id, "state": "queued"}, status=201)
+
+
+@routes.route("GET", "/api/v1/exports", access="export",
+              summary="Your exports (administrators: everyone's), newest first")
+async def api_list(request: web.Request) -> web.StreamResponse:
+    exports = await _service(request).list(_principal(request))
+    return web.json_response({"exports": exports})
+
+
+async def _get(request: web.Request) -> dict[str, Any]:
+    try:
+        return await _service(request).get(_principal(request), match_id(request))
+    except ExportNotFound:
+        raise web.HTTPNotFound(text="no such export") from None
+
+
+@routes.route("GET", "/api/v1/exports/{id}", access="export",
+              summary="One export: state (queued|running|done|failed|cancelled), progress, error")
+async def api_get(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await _get(request))
+
+
+@routes.route("POST", "/api/v1/exports/{id}/cancel", access="export",
+              summary="Cancel a queued or running export")
+async def api_cancel(request: web.Request) -> web.StreamResponse:
+    try:
+        data = await _service(request).cancel(_principal(request), match_id(request))
+    except ExportNotFound:
+        raise web.HTTPNotFound(text="no such export") from None
+    return web.json_response(data)
+
+
+@routes.route("GET", "/api/v1/exports/{id}/manifest", access="export",
+              summary="The manifest of a finished export (JSON)")
+async def api_manifest(request: web.Request) -> web.StreamResponse:
+    export_id = match_id(request)
+    try:
+        manifest = await _service(request).manifest(_principal(request), export_id)
+    except ExportNotFound:
+        raise web.HTTPNotFound(text="no such export") from None
+    except ExportError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+    response = web.json_response(manifest, dumps=_pretty)
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="export-{export_id}.manifest.json"')
+    return response
+
+
+def _pretty(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@routes.route("GET", "/api/v1/exports/{id}/file", access="export",
+              summary="Download the exported MP4 (one camera) or ZIP (several); HTTP Range works")
+async def api_file(request: web.Request) -> web.StreamResponse:
+    export_id = match_id(request)
+    range_header = request.headers.get("Range", "")
+    first_byte = not range_header or range_header.replace(" ", "").startswith("bytes=0-")
+    try:
+        path, name = await _service(request).file_for_download(
+            _principal(request), export_id, address=client_address(request),
+            record=first_byte and request.method == "GET")
+    except ExportNotFound:
+        raise web.HTTPNotFound(text="no such export") from None
+    except ExportError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+    return web.FileResponse(path, headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "private, no-store",
+    })
+
+
+@routes.route("GET", "/exports", access="export", summary="Exports page: new export, progress")
+async def exports_page(request: web.Request) -> web.StreamResponse:
+    principal = _principal(request)
+    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal)
+    exports = await _service(request).list(principal)
+    return render(request, "exports.html", {"cameras": cameras, "exports": exports})

@@ -1,0 +1,282 @@
+"""Timeline and playback over HTTP: timeline JSON, HLS playlists, recorded media, snapshots, pages.
+
+Every route needs the ``playback`` right and is site-scoped: the camera is fetched through
+:func:`vms.catalog.get_camera` first (a camera of another site is "not found"), before any query
+parameter is looked at. Recorded files are found by segment id in the index, only among the
+camera's own segments, and resolved inside their storage volume; no path ever comes from the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from recorder import playback, snapshot, timeline
+from vms import catalog
+from vms.auth import Principal
+from vms.db import models as m
+from web.inputs import bad_request, match_id, query_instant
+from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of
+from web.render import render
+from web.routing import Routes
+
+log = logging.getLogger(__name__)
+
+routes = Routes()
+
+DAY_US = 86_400 * 1_000_000
+HOUR_US = 3_600 * 1_000_000
+MAX_CAMERAS = 16
+CHUNK_BYTES = 256 * 1024
+TIME_QUERY = (("from", "start: ISO-8601 with offset or integer UTC µs"),
+              ("to", "end (exclusive): ISO-8601 with offset or integer UTC µs"))
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    id: int
+    name: str
+    timezone: str
+
+
+def _principal(request: web.Request) -> Principal:
+    principal = principal_of(request)
+    assert principal is not None
+    return principal
+
+
+def _camera_info(principal: Principal, camera_id: int) -> CameraInfo:
+    camera = catalog.get_camera(principal, camera_id)
+    return CameraInfo(int(camera.id), camera.name, camera.site.timezone)
+
+
+async def _camera(request: web.Request, camera_id: int | None = None) -> CameraInfo:
+    cid = match_id(request) if camera_id is None else camera_id
+    try:
+        return await request.app[GATEWAY].read(_camera_info, _principal(request), cid)
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+
+
+def _range(request: web.Request, default_span_us: int) -> tuple[int, int]:
+    now_us = request.app[CLOCK].now_us()
+    from_us = query_instant(request, "from")
+    to_us = query_instant(request, "to")
+    if to_us is None:
+        to_us = now_us if from_us is None else from_us + default_span_us
+    if from_us is None:
+        from_us = to_us - default_span_us
+    if to_us <= from_us:
+        raise bad_request("'to' must be after 'from'")
+    return from_us, to_us
+
+
+def _camera_ids(request: web.Request) -> list[int]:
+    text = request.query.get("camera_ids", "")
+    ids: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or len(part) > 18:
+            raise bad_request(f"query parameter 'camera_ids': {part[:20]!r} is not a camera id")
+        if int(part) not in ids:
+            ids.append(int(part))
+    if len(ids) > MAX_CAMERAS:
+        raise bad_request(f"query parameter 'camera_ids': at most {MAX_CAMERAS} cameras")
+    return ids
+
+
+async def _timeline(request: web.Request, camera: CameraInfo, from_us: int,
+                    to_us: int) -> dict[str, Any]:
+    now_us = request.app[CLOCK].now_us()
+    try:
+        result = await request.app[GATEWAY].read(timeline.build_timeline, camera.id, from_us, to_us,
+                                                 now_us=now_us)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    data = result.to_dict()
+    data.update({"camera": {"id": camera.id, "name": camera.name}, "timezone": camera.timezone,
+                 "now_us": now_us})
+    return data
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/timeline", access="playback", query=TIME_QUERY,
+              summary="Recorded spans, gaps (with reasons) and events of one camera, plus the "
+                      "site's time zone")
+async def api_timeline(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    from_us, to_us = _range(request, DAY_US)
+    return web.json_response(await _timeline(request, camera, from_us, to_us))
+
+
+@routes.route("GET", "/api/v1/timeline", access="playback",
+              query=(("camera_ids", "comma-separated camera ids"), *TIME_QUERY),
+              summary="Timelines of several cameras over one range")
+async def api_timelines(request: web.Request) -> web.StreamResponse:
+    ids = _camera_ids(request)
+    if not ids:
+        raise bad_request("query parameter 'camera_ids' is required (e.g. camera_ids=1,2)")
+    cameras = [await _camera(request, cid) for cid in ids]
+    from_us, to_us = _range(request, DAY_US)
+    answers = [await _timeline(request, camera, from_us, to_us) for camera in cameras]
+    zones = {a["timezone"] for a in answers}
+    return web.json_response({"from_us": from_us, "to_us": to_us, "cameras": answers,
+                              "timezone": answers[0]["timezone"] if len(zones) == 1 else "UTC"})
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/playlist.m3u8", access="playback", query=TIME_QUERY,
+              summary="HLS playlist of a recorded range (fMP4, program-date-time, "
+                      "discontinuities at every file and gap)")
+async def api_playlist(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    from_us, to_us = _range(request, HOUR_US)
+    try:
+        segments, live = await request.app[GATEWAY].read(
+            playback.playlist_segments, camera.id, from_us, to_us, request.app[CLOCK].now_us())
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    if not segments:
+        raise web.HTTPNotFound(text="nothing recorded in this range")
+    result = playback.build_playlist(segments, from_us, media_base=f"/api/v1/cameras/{camera.id}/media",
+                                     live=live)
+    return web.Response(text=result.text, content_type="application/vnd.apple.mpegurl",
+                        headers={"Cache-Control": "no-cache"})
+
+
+def _segment_row(camera_id: int, segment_id: int) -> tuple[str, str, int] | None:
+    row = (m.Segment.select(m.Segment.volume, m.Segment.path, m.Segment.start_us)
+           .where((m.Segment.id == segment_id) & (m.Segment.camera == camera_id)).tuples().first())
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def _segment_file(request: web.Request, camera: CameraInfo,
+                        segment_id: int) -> tuple[Path, int]:
+    row = await request.app[GATEWAY].read(_segment_row, camera.id, segment_id)
+    if row is None:
+        raise web.HTTPNotFound(text="no such recording")
+    volumes = {v.name: v.path for v in request.app[SETTINGS].volumes}
+    try:
+        path = playback.resolve_segment_file(volumes, row[0], row[1])
+    except playback.UnsafePath as exc:
+        log.warning("camera %s segment %s refused: %s", camera.name, segment_id, exc)
+        raise web.HTTPNotFound(text="no such recording") from None
+    if not path.is_file():
+        raise web.HTTPNotFound(text="the recording's file is missing")
+    return path, row[2]
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/media/{segment_id:[^/]+}", access="playback",
+              query=(("part", "init (ftyp+moov) | fragments (moof/mdat) | omitted: whole file"),),
+              summary="A recorded segment file (fragmented MP4) with HTTP Range support")
+async def api_media(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    segment_id = match_id(request, "segment_id")
+    path, _start = await _segment_file(request, camera, segment_id)
+    part = request.query.get("part", "")
+    if part not in ("", "init", "fragments"):
+        raise bad_request("query parameter 'part' must be 'init' or 'fragments'")
+    if part:
+        try:
+            parts = await asyncio.to_thread(playback.file_parts, path)
+        except (playback.MediaFormatError, OSError) as exc:
+            log.warning("camera %s segment %s: %s", camera.name, segment_id, exc)
+            raise web.HTTPNotFound(text="the recording cannot be played") from None
+        base, limit = parts.init if part == "init" else parts.fragments
+    else:
+        base, limit = 0, path.stat().st_size
+    size = limit - base
+    try:
+        wanted = playback.parse_range(request.headers.get("Range"), size)
+    except ValueError as exc:
+        return web.Response(status=416, text=str(exc), headers={"Content-Range": f"bytes */{size}"})
+    start, end = wanted if wanted else (0, size)
+    response = web.StreamResponse(status=206 if wanted else 200, headers={
+        "Content-Type": "video/mp4", "Accept-Ranges": "bytes",
+        "Content-Length": str(end - start), "Cache-Control": "private, max-age=3600"})
+    if wanted:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    with path.open("rb") as fh:
+        position = base + start
+        remaining = end - start
+        while remaining > 0:
+            chunk = await asyncio.to_thread(_read_at, fh, position, min(CHUNK_BYTES, remaining))
+            if not chunk:
+                break
+            await response.write(chunk)
+            position += len(chunk)
+            remaining -= len(chunk)
+    await response.write_eof()
+    return response
+
+
+def _read_at(fh: Any, position: int, count: int) -> bytes:
+    fh.seek(position)
+    data: bytes = fh.read(count)
+    return data
+
+
+def _segment_at(camera_id: int, at_us: int) -> tuple[int, str, str, int, int] | None:
+    seg = timeline.segment_at(camera_id, at_us)
+    if seg is None or seg.state not in timeline.PLAYABLE_STATES:
+        return None
+    return seg.id, seg.volume, seg.path, seg.start_us, seg.end_us
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/snapshot.jpg", access="playback",
+              query=(("at", "the recorded instant: ISO-8601 with offset or integer UTC µs"),),
+              summary="JPEG of a recorded instant (the frame shown at that instant)")
+async def api_recorded_snapshot(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    at_us = query_instant(request, "at", required=True)
+    assert at_us is not None
+    found = await request.app[GATEWAY].read(_segment_at, camera.id, at_us)
+    if found is None:
+        raise web.HTTPNotFound(text="nothing recorded at this instant")
+    segment_id, _volume, _path, start_us, _end_us = found
+    path, _ = await _segment_file(request, camera, segment_id)
+    try:
+        shot = await asyncio.to_thread(snapshot.snapshot_at, path, start_us, at_us)
+    except snapshot.SnapshotError as exc:
+        log.warning("camera %s: snapshot at %d failed: %s", camera.name, at_us, exc)
+        raise web.HTTPNotFound(text="this instant cannot be decoded") from None
+    return web.Response(body=shot.jpeg, content_type="image/jpeg", headers={
+        "X-Frame-Time-Us": str(shot.frame_us), "X-Segment-Id": str(segment_id),
+        "X-Frame-Pts": f"{shot.frame_pts_s:.6f}", "Cache-Control": "private, max-age=3600"})
+
+
+def _page_context(cameras: list[CameraInfo], request: web.Request) -> dict[str, Any]:
+    at_us = query_instant(request, "at")
+    return {"cameras": cameras, "camera_ids": ",".join(str(c.id) for c in cameras),
+            "timezone": cameras[0].timezone if cameras else "UTC",
+            "at_us": "" if at_us is None else str(at_us)}
+
+
+@routes.route("GET", "/cameras/{id}/playback", access="playback",
+              query=(("at", "instant to open at"),), summary="Timeline and playback page of a camera")
+async def playback_page(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    return render(request, "playback.html", {**_page_context([camera], request),
+                                             "title": camera.name})
+
+
+@routes.route("GET", "/playback", access="playback",
+              query=(("camera_ids", "up to four camera ids, comma-separated"),
+                     ("at", "instant to open at")),
+              summary="Synchronised playback of up to four cameras (2×2)")
+async def playback_grid_page(request: web.Request) -> web.StreamResponse:
+    ids = _camera_ids(request)[:4]
+    if not ids:
+        principal = _principal(request)
+        listed = await request.app[GATEWAY].read(catalog.list_cameras, principal)
+        ids = [int(c["id"]) for c in listed[:4]]
+    cameras = [await _camera(request, cid) for cid in ids]
+    return render(request, "playback.html", {**_page_context(cameras, request), "title": ""})
