@@ -130,7 +130,7 @@ async def main() -> None:
         minute = make_minute(ffmpeg, work)
         camera_id, files = build_index(settings, gateway, minute, args.minutes)
         setup_s = time.perf_counter() - t0
-        to_us = START_US + sum(probe_segment(minute).duration_us for _ in range(1)) * args.minutes
+        to_us = START_US + probe_segment(minute).duration_us * args.minutes
         service = ExportService(gateway, settings, SystemClock(), concurrency=1)
         await service.start()
         bare_fs, bare_plain, our_s = [], [], []

@@ -315,6 +315,8 @@ class ExportService:
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._jobs: dict[int, _Job] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._stopping = False
         self.listeners: list[Callable[[int, str], None]] = []
         """Called with (export id, state) when a job reaches a final state (tests, metrics)."""
@@ -333,10 +335,9 @@ class ExportService:
         for job in list(self._jobs.values()):
             job.cancel.set()
             await self._terminate(job)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STOP_TIMEOUT_S
-        while self._jobs and loop.time() < deadline:  # let them record 'queued' and clean up
-            await asyncio.sleep(0.05)
+        if self._jobs:  # let them record 'queued' and clean up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), STOP_TIMEOUT_S)
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -436,7 +437,7 @@ class ExportService:
         row = await self.gw.read(self._visible_row, principal, export_id)
         return export_dict(row)
 
-    async def list(self, principal: Principal | None, limit: int = 100) -> list[dict[str, Any]]:
+    async def list_exports(self, principal: Principal | None, limit: int = 100) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
             query = m.Export.select().order_by(m.Export.id.desc())
             if principal is not None and principal.role != "admin":
@@ -475,7 +476,8 @@ class ExportService:
                 ids = json.loads(row.camera_ids or "[]")
                 cam = m.Camera.get_or_none(m.Camera.id == ids[0]) if ids else None
                 audit.record(self.clock, "export_download", principal=principal,
-                             username=username, target=f"export {export_id}", site_id=cam.site_id if cam else None,
+                             username=username, target=f"export {export_id}",
+                             site_id=cam.site_id if cam else None,
                              address=address, detail={"export_id": export_id,
                                                       "sha256": row.sha256})
             return path, path.name
@@ -560,6 +562,7 @@ class ExportService:
             return  # cancelled meanwhile
         job = _Job(export_id)
         self._jobs[export_id] = job
+        self._idle.clear()
         tmp = self.folder / f"tmp-{export_id}"
         try:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -607,6 +610,8 @@ class ExportService:
             await self._finish(export_id, "failed", error=f"file error: {exc}")
         finally:
             self._jobs.pop(export_id, None)
+            if not self._jobs:
+                self._idle.set()
 
     @staticmethod
     def _camera_file_name(plan: CameraPlan, index: int) -> str:
@@ -654,6 +659,7 @@ class ExportService:
                 "segments": len(plan.segments),
             })
         tz0 = outputs[0][0].timezone
+        size_bytes = (await asyncio.to_thread(final.stat)).st_size
         return {
             "format": "vms-export-manifest/1",
             "export_id": row.id,
@@ -663,7 +669,7 @@ class ExportService:
             "finished_us": finished, "finished_iso": format_iso(finished, tz0),
             "requested": _iso_pair(row.from_us, row.to_us, tz0),
             "file": {"name": final.name, "container": final.suffix.lstrip("."),
-                     "size_bytes": final.stat().st_size, "sha256": file_digest},
+                     "size_bytes": size_bytes, "sha256": file_digest},
             "cameras": cameras,
             "notes": ("Stream copy, no transcoding. Each MP4 starts at the keyframe at or before "
                       "the requested start; media time t is the wall instant "

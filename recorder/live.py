@@ -387,8 +387,11 @@ class LiveStream:
             while not self.closing:
                 try:
                     source = await self._load()
-                except LiveUnavailable as exc:
-                    reason = str(exc)
+                except LiveUnavailable as exc:  # camera removed, or its secret unreadable
+                    log.warning("%s: %s; ending the stream", self.name, exc)
+                    for viewer in list(self.viewers):
+                        viewer.close(str(exc))
+                    break
                 else:
                     got_media = await self._run_once(source)
                     if got_media:

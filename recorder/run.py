@@ -87,6 +87,8 @@ class RecorderOptions:
     socket_timeout_s: float = 10.0
     schedule_tick_s: float = 1.0
     """How often the supervisor re-evaluates scheduled cameras' windows."""
+    config_poll_s: float = 5.0
+    """How often the supervisor looks for camera rows edited without telling it (``updated_us``)."""
     event_segment_seconds: int = 2
     """Segment length of the event-mode ring buffer (shorter = finer pre/post-roll, more files)."""
     ring_margin_s: float = 4.0

@@ -65,6 +65,7 @@ class RecorderSupervisor:
         self._modes: dict[int, str] = {}
         self._background: list[asyncio.Task[None]] = []
         self._changes: set[asyncio.Task[None]] = set()
+        self._updated_us: dict[int, int] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -81,8 +82,9 @@ class RecorderSupervisor:
         if self.last_reconcile.problems:
             log.warning("recorder: start-up reconciliation: %s", self.last_reconcile.summary())
         self._started = True
-        camera_ids = await self.gw.read(
-            lambda: [c.id for c in Camera.select(Camera.id).order_by(Camera.id)])
+        self._updated_us = await self.gw.read(lambda: dict(
+            Camera.select(Camera.id, Camera.updated_us).tuples()))
+        camera_ids = sorted(self._updated_us)
         for camera_id in camera_ids:
             await self.camera_changed(camera_id)
         self._background.append(asyncio.create_task(self._schedule_loop(),
@@ -150,8 +152,12 @@ class RecorderSupervisor:
     # -- scheduled and event modes -----------------------------------------------------------
 
     async def _schedule_loop(self) -> None:
+        polled_us = self.clock.monotonic_us()
         while True:
             await asyncio.sleep(self.options.schedule_tick_s)
+            if self.clock.monotonic_us() - polled_us >= self.options.config_poll_s * 1e6:
+                polled_us = self.clock.monotonic_us()
+                await self._poll_camera_rows()
             now_us = self.clock.now_us()
             for camera_id, (windows, tz) in list(self._schedules.items()):
                 inside = in_window(windows, tz, now_us)
@@ -159,6 +165,21 @@ class RecorderSupervisor:
                     log.info("recorder: camera %s %s its recording window", camera_id,
                              "entered" if inside else "left")
                     await self.camera_changed(camera_id, "schedule")
+
+    async def _poll_camera_rows(self) -> None:
+        """Catch camera edits made without telling us (the CLI, another process): any camera whose
+        ``updated_us`` changed since the last poll is brought in line with the database."""
+        rows: dict[int, int] = await self.gw.read(lambda: dict(
+            Camera.select(Camera.id, Camera.updated_us).tuples()))
+        if self._updated_us is None:
+            self._updated_us = rows
+            return
+        changed = [cid for cid, upd in rows.items() if self._updated_us.get(cid) != upd]
+        changed += [cid for cid in self._updated_us if cid not in rows]
+        self._updated_us = rows
+        for camera_id in changed:
+            log.info("recorder: camera %s changed in the database; applying", camera_id)
+            await self.camera_changed(camera_id)
 
     async def _bus_loop(self, sub: Subscription) -> None:
         try:

@@ -5,6 +5,10 @@ runs at start-up. Safe while the server runs: a running server holds an exclusiv
 ``<data_dir>/server.lock``; when it is held, runs still open (``end_us`` NULL, being recorded now)
 are left out — their files are in flux — and ``--repair`` repairs only the rest, saying so. The
 exit code is 1 when problems were found and not repaired, 0 otherwise.
+
+``vms recording set CAMERA_ID [--mode …] [--schedule JSON] [--pre S] [--post S] [--stream KIND
+[--record yes|no] [--transport tcp|udp|default]]`` changes how one camera is recorded; a running
+server applies it within a few seconds (it watches ``Camera.updated_us``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,24 @@ def register(sub: Any) -> None:
                         "lost+found, mark missing files, close runs left open by a crash")
     p.add_argument("--json", action="store_true", help="one JSON document")
     p.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("recording", help="how a camera is recorded: mode, schedule, pre/post-roll")
+    rsub = r.add_subparsers(dest="recording_cmd", required=True, metavar="ACTION")
+    s = rsub.add_parser("set", help="change one camera's recording settings")
+    s.add_argument("camera_id", type=int)
+    s.add_argument("--config", metavar="FILE",
+                   help="config file (default ./vms.toml, else $VMS_CONFIG)")
+    s.add_argument("--mode", choices=("continuous", "scheduled", "event", "off"))
+    s.add_argument("--schedule", metavar="JSON",
+                   help='windows in the site\'s time zone, e.g. '
+                        '\'[{"days": "mon-fri", "start": "07:00", "end": "19:00"}]\'')
+    s.add_argument("--pre", type=int, metavar="S", help="event mode: seconds kept before an event")
+    s.add_argument("--post", type=int, metavar="S", help="event mode: seconds kept after it")
+    s.add_argument("--stream", choices=("main", "sub"), help="stream for --record/--transport")
+    s.add_argument("--record", choices=("yes", "no"), help="record this stream")
+    s.add_argument("--transport", choices=("tcp", "udp", "default"), help="RTSP transport")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_recording_set)
 
 
 def _open_runs() -> frozenset[int]:
@@ -86,3 +108,65 @@ def _text(data: dict[str, Any], summary: str) -> str:
     if data["problems"] and not data["repair"]:
         lines.append("run `vms check --repair` to fix")
     return "\n".join(lines)
+
+
+def cmd_recording_set(args: argparse.Namespace) -> int:
+    from recorder.schedule import ScheduleError, dump_schedule, parse_schedule
+    from vms.cli import CliError, _gateway, _settings
+    from vms.clock import SystemClock
+    from vms.db.models import Camera, CameraStream
+
+    camera_fields: dict[str, Any] = {}
+    if args.mode:
+        camera_fields["recording_mode"] = args.mode
+    if args.schedule is not None:
+        try:
+            camera_fields["schedule"] = dump_schedule(parse_schedule(args.schedule))
+        except ScheduleError as exc:
+            raise CliError(f"--schedule: {exc}") from None
+    for name, value in (("event_pre_s", args.pre), ("event_post_s", args.post)):
+        if value is not None:
+            if not 0 <= value <= 3600:
+                raise CliError(f"--{name[6:-2]} must be between 0 and 3600 seconds")
+            camera_fields[name] = value
+    stream_fields: dict[str, Any] = {}
+    if args.record:
+        stream_fields["record"] = args.record == "yes"
+    if args.transport:
+        stream_fields["rtsp_transport"] = "" if args.transport == "default" else args.transport
+    if stream_fields and not args.stream:
+        raise CliError("--record and --transport need --stream main|sub")
+    settings = _settings(args)
+    gateway = _gateway(settings)
+    now_us = SystemClock().now_us()
+
+    def apply() -> dict[str, Any]:
+        cam = Camera.get_or_none(Camera.id == args.camera_id)
+        if cam is None:
+            raise CliError(f"no camera {args.camera_id}")
+        if stream_fields:
+            n = CameraStream.update(**stream_fields).where(
+                (CameraStream.camera == cam) & (CameraStream.kind == args.stream)).execute()
+            if not n:
+                raise CliError(f"camera {args.camera_id} has no {args.stream} stream")
+        Camera.update(updated_us=now_us, **camera_fields).where(Camera.id == cam.id).execute()
+        cam = Camera.get_by_id(cam.id)
+        return {"id": cam.id, "name": cam.name, "recording_mode": cam.recording_mode,
+                "schedule": cam.schedule, "event_pre_s": cam.event_pre_s,
+                "event_post_s": cam.event_post_s,
+                "streams": [{"kind": st.kind, "record": st.record,
+                             "rtsp_transport": st.rtsp_transport or "default"}
+                            for st in CameraStream.select().where(CameraStream.camera == cam)]}
+
+    try:
+        data = gateway.write_sync(apply)
+    finally:
+        gateway.close()
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        print(f"camera {data['id']} ({data['name']}): {data['recording_mode']}"
+              + (f", schedule {data['schedule']}" if data["recording_mode"] == "scheduled" else "")
+              + (f", pre {data['event_pre_s']} s, post {data['event_post_s']} s"
+                 if data["recording_mode"] == "event" else ""))
+    return 0

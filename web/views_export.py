@@ -110,7 +110,7 @@ async def api_create(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/api/v1/exports", access="export",
               summary="Your exports (administrators: everyone's), newest first")
 async def api_list(request: web.Request) -> web.StreamResponse:
-    exports = await _service(request).list(_principal(request))
+    exports = await _service(request).list_exports(_principal(request))
     return web.json_response({"exports": exports})
 
 
@@ -183,5 +183,5 @@ async def api_file(request: web.Request) -> web.StreamResponse:
 async def exports_page(request: web.Request) -> web.StreamResponse:
     principal = _principal(request)
     cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal)
-    exports = await _service(request).list(principal)
+    exports = await _service(request).list_exports(principal)
     return render(request, "exports.html", {"cameras": cameras, "exports": exports})

@@ -231,3 +231,23 @@ def test_slow_viewer_is_dropped_not_buffered_forever() -> None:
     viewer.offer(LiveMessage("fragment", b"x"))
     assert viewer.closed and viewer.close_reason == "fell behind the live stream"
     assert viewer.queue.qsize() == 1  # only the "closed" marker is kept
+
+
+async def test_a_removed_camera_ends_its_stream(live_world: LiveWorld) -> None:
+    from vms.db import models as m
+    from web.keys import GATEWAY
+
+    await live_world.login("viewer_a")
+    async with live_world.client.ws_connect(f"/api/v1/cameras/{live_world.camera}/live") as ws:
+        await receive(ws, 0.2)
+        await live_world.app[GATEWAY].write(
+            lambda: m.Camera.delete().where(m.Camera.id == live_world.camera).execute())
+        live_world.rtsp.drop_sessions()  # the ffmpeg ends; the restart finds no camera
+        closed = None
+        while closed is None:
+            msg = await ws.receive(timeout=10)
+            assert msg.type != aiohttp.WSMsgType.CLOSED, "closed without saying why"
+            if msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data)["type"] == "closed":
+                closed = json.loads(msg.data)["message"]
+    assert "no camera" in closed
+    await wait_until(lambda: live_world.service.stats() == [], 5)

@@ -89,3 +89,40 @@ async def test_check_reports_repairs_and_respects_a_running_server(rec_env, rtsp
         assert env.gw.read_sync(lambda: Run.get_by_id(live_run).end_us) is None
     finally:
         lock.release()
+
+
+async def test_recording_set_cli_is_applied_by_a_running_supervisor(rec_env, rtsp_factory,
+                                                                    rec_options,
+                                                                    wait_for) -> None:
+    import asyncio
+    import dataclasses
+
+    env = rec_env
+    server = await rtsp_factory()
+    cam = env.add_camera("gate", server.url("/main"))
+    config = env.tmp_path / "vms.toml"
+    config.write_text(f'data_dir = "{env.settings.data_dir}"\n[recording]\nsegment_seconds = 2\n')
+    options = dataclasses.replace(rec_options, schedule_tick_s=0.2, config_poll_s=0.5)
+    sup = RecorderSupervisor(env.gw, env.settings, env.clock, env.secrets, options)
+    await sup.start()
+    try:
+        await wait_for(lambda: sup.status(cam)["state"] == "recording", 15)
+        bad = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "vms.cli", "recording", "set", str(cam), "--config", str(config),
+            "--mode", "scheduled", "--schedule", "[{\"start\": \"7\"}]"],
+            capture_output=True, text=True)
+        assert bad.returncode == 2 and "--schedule" in bad.stderr
+        proc = await asyncio.to_thread(subprocess.run, [
+            sys.executable, "-m", "vms.cli", "recording", "set", str(cam), "--config", str(config),
+            "--mode", "off", "--stream", "main", "--transport", "udp", "--json"],
+            capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        assert data["recording_mode"] == "off"
+        assert data["streams"] == [{"kind": "main", "record": True, "rtsp_transport": "udp"}]
+        await wait_for(lambda: sup.status(cam)["state"] == "stopped", 10)
+        assert "off" in str(sup.status(cam)["reason"])
+    finally:
+        await sup.stop()
+    runs = env.gw.read_sync(lambda: list(Run.select().where(Run.camera == cam)))
+    assert [r.end_reason for r in runs] == ["config_change"]
