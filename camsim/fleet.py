@@ -68,11 +68,11 @@ class Fleet:
         self.clock: Clock = clock or SystemClock()
         self.cameras: list[VirtualCamera] = []
         for index in range(count):
-            extra = dict(options)
+            extra: dict[str, Any] = {"host": host, "username": username, "password": password,
+                                     **options}
             if per_camera is not None and index < len(per_camera):
-                extra.update(per_camera[index])
-            opts = camera_options(index, seed=seed, host=host, username=username,
-                                  password=password, name_prefix=name_prefix, **extra)
+                extra.update(per_camera[index])  # a per-camera value wins over the fleet's
+            opts = camera_options(index, seed=seed, name_prefix=name_prefix, **extra)
             self.cameras.append(VirtualCamera(opts, clock=self.clock))
 
     async def start(self) -> Fleet:

@@ -17,7 +17,7 @@ import ctypes
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -34,6 +34,9 @@ FRAGMENTED_MP4_FLAGS = "movflags=+frag_keyframe+empty_moov+default_base_moof:flu
 process leaves a file playable up to its last complete fragment."""
 
 STDERR_TAIL_LINES = 30
+PROGRESS_PERIOD_S = 2
+"""Seconds between progress reports (stall detection needs a few seconds, not one)."""
+READ_CHUNK_BYTES = 65536
 
 AUTH_FAILED_MARKERS = ("401 Unauthorized", "403 Forbidden")
 AUDIO_UNSUPPORTED_MARKERS = ("codec not currently supported in container",)
@@ -104,7 +107,7 @@ class RecordCommand:
         compiled: list[str] = out.compile(cmd=self.ffmpeg_exe)
         global_opts = [
             "-hide_banner", "-nostdin", "-loglevel", "level+warning",
-            "-nostats", "-progress", "pipe:2", "-stats_period", "1",
+            "-nostats", "-progress", "pipe:2", "-stats_period", str(PROGRESS_PERIOD_S),
         ]
         return [compiled[0], *global_opts, *compiled[1:]]
 
@@ -176,34 +179,58 @@ class FfmpegProcess:
             asyncio.create_task(self._read_stderr(), name=f"{self.name}-stderr"),
         ]
 
+    @staticmethod
+    async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[list[bytes]]:
+        """Complete lines, a batch per read: one await per chunk, not per line (the progress
+        block of ~12 lines arrives in one write; per-line reads cost the supervisor's CPU)."""
+        pending = b""
+        while True:
+            chunk = await stream.read(READ_CHUNK_BYTES)
+            if not chunk:
+                if pending:
+                    yield [pending]
+                return
+            *lines, pending = (pending + chunk).split(b"\n")
+            if lines:
+                yield lines
+
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode("utf-8", "replace").strip()
-            seg = parse_segment_line(line)
-            if seg is not None:
-                self._on_segment(seg)
-            elif line:
-                log.debug("%s: unexpected segment-list line %r", self.name, redact(line))
+        async for batch in self._lines(self.proc.stdout):
+            for raw in batch:
+                self._stdout_line(raw)
+
+    def _stdout_line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").strip()
+        seg = parse_segment_line(line)
+        if seg is not None:
+            self._on_segment(seg)
+        elif line:
+            log.debug("%s: unexpected segment-list line %r", self.name, redact(line))
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").strip()
-            if not line:
-                continue
-            key, sep, value = line.partition("=")
-            if sep and key.isidentifier() and " " not in key:
-                if key == "out_time_us":
-                    with contextlib.suppress(ValueError):
-                        self.last_out_time_us = int(value)
-                        if self._on_progress is not None:
-                            self._on_progress(self.last_out_time_us)
-                continue  # other progress keys
-            clean = redact(line)
-            self.tail.append(clean)
-            if "Timestamps are unset" not in clean:
-                log.debug("%s: ffmpeg: %s", self.name, clean)
+        async for batch in self._lines(self.proc.stderr):
+            for raw in batch:
+                self._stderr_line(raw)
+
+    def _stderr_line(self, raw: bytes) -> None:
+        if raw.startswith(b"out_time_us="):
+            with contextlib.suppress(ValueError):
+                self.last_out_time_us = int(raw[12:])
+                if self._on_progress is not None:
+                    self._on_progress(self.last_out_time_us)
+            return
+        key, sep, _ = raw.partition(b"=")
+        if sep and b" " not in key and key.replace(b"_", b"").isalnum():
+            return  # other progress keys
+        line = raw.decode("utf-8", "replace").strip()
+        if not line:
+            return
+        clean = redact(line)
+        self.tail.append(clean)
+        if "Timestamps are unset" not in clean:
+            log.debug("%s: ffmpeg: %s", self.name, clean)
 
     def tail_text(self) -> str:
         return "\n".join(self.tail)

@@ -308,7 +308,7 @@ class StreamRecorder:
             indexer = asyncio.create_task(self._indexer(state), name=f"{self.name}-indexer")
             wait_task = asyncio.create_task(proc.wait())
             while not wait_task.done():
-                await asyncio.wait({wait_task}, timeout=0.5)
+                await asyncio.wait({wait_task}, timeout=1.0)
                 if wait_task.done() or proc.stopping:
                     continue
                 idle_s = (self.clock.monotonic_us() - last_progress_us[0]) / 1e6

@@ -110,9 +110,22 @@ def _text(data: dict[str, Any], summary: str) -> str:
     return "\n".join(lines)
 
 
+class CliError(Exception):
+    """Printed as ``vms: <message>`` with exit code 2 (``vms.cli.CliError`` is another class when
+    the CLI runs as ``python -m vms.cli``)."""
+
+
 def cmd_recording_set(args: argparse.Namespace) -> int:
+    try:
+        return _recording_set(args)
+    except CliError as exc:
+        print(f"vms: {exc}", file=sys.stderr)
+        return 2
+
+
+def _recording_set(args: argparse.Namespace) -> int:
     from recorder.schedule import ScheduleError, dump_schedule, parse_schedule
-    from vms.cli import CliError, _gateway, _settings
+    from vms.cli import _gateway, _settings
     from vms.clock import SystemClock
     from vms.db.models import Camera, CameraStream
 

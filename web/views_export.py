@@ -8,6 +8,7 @@ download that starts at byte 0 writes an ``export_download`` audit record.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -154,8 +155,6 @@ async def api_manifest(request: web.Request) -> web.StreamResponse:
 
 
 def _pretty(value: Any) -> str:
-    import json
-
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 

@@ -133,3 +133,10 @@ async def test_run_sim_prints_json_lines_until_cancelled() -> None:
         raise AssertionError("camera still answering after run_sim was cancelled")
     except aiohttp.ClientError:
         pass
+
+
+async def test_per_camera_options_override_the_fleet_defaults() -> None:
+    from camsim.fleet import Fleet
+
+    fleet = Fleet(2, password="fleet-pass-1", per_camera=[{"password": "own-pass-22"}], rtsp=False)
+    assert [c.info()["password"] for c in fleet.cameras] == ["own-pass-22", "fleet-pass-1"]
