@@ -294,13 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per camera")
     p.set_defaults(func=cmd_sim)
 
-    from vms import cli_onboarding
+    from vms import cli_export, cli_onboarding, cli_recording
 
     cli_onboarding.register(sub)
-    from vms import cli_recording
-
     cli_recording.register(sub)
-    __import__("vms.cli_export", fromlist=["register"]).register(sub)
+    cli_export.register(sub)
 
     p = sub.add_parser("user", help="users: add, list, grant, revoke, passwd, token")
     usub = p.add_subparsers(dest="user_cmd", required=True, metavar="ACTION")
