@@ -475,7 +475,7 @@ class StreamRecorder:
 
     async def _index_file(self, state: _RunState, path: Path, seq: int, start_us: int,
                           end_us: int | None, seg_state: str) -> bool:
-        probe = await asyncio.to_thread(probe_segment, path)
+        probe = await asyncio.to_thread(probe_segment, path, quick=end_us is not None)
         if not probe.playable:
             await asyncio.to_thread(self._discard, state, path, probe.video_packets, probe.error)
             return False
