@@ -12,7 +12,10 @@ Choices: main stream = highest-resolution H.264/H.265 profile with a stream URI,
 smallest one; a camera whose MAC is known is re-bound (address, credentials, streams updated),
 not duplicated. Stored RTSP URLs never carry credentials. A recording profile applied by
 :meth:`Onboarding.configure` keeps the keyframe interval at or below :data:`MAX_GOP_S` so
-segments and seeks cut cleanly, and reports what the camera actually accepted.
+segments and seeks cut cleanly, reports what the camera actually accepted and stores it on the
+stream, so :mod:`onvif_bridge.drift` can flag a later change made behind our back. A camera
+without an ONVIF snapshot URI (added by bare RTSP URL) gets its snapshot as one frame of its RTSP
+stream (:mod:`onvif_bridge.rtsp_frame`).
 """
 
 from __future__ import annotations
@@ -38,8 +41,15 @@ from onvif_bridge.client import (
     redact_url,
 )
 from onvif_bridge.discovery import discover, preferred_xaddr
-from onvif_bridge.errors import OnvifAuthError, OnvifError, OnvifUnreachableError
+from onvif_bridge.errors import (
+    OnvifAuthError,
+    OnvifError,
+    OnvifFault,
+    OnvifParseError,
+    OnvifUnreachableError,
+)
 from onvif_bridge.models import DeviceReport, DiscoveredDevice, ProfileReport, Status
+from onvif_bridge.rtsp_frame import grab_jpeg
 from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock, SystemClock
@@ -274,10 +284,20 @@ class ConfigureRequest:
     reboot: bool = False
 
 
+def applied_columns(accepted: dict[str, Any], now_us: int) -> dict[str, Any]:
+    """CameraStream columns recording what the camera accepted (drift cleared, checked now)."""
+    fps = accepted.get("fps")
+    return {"applied_width": accepted.get("width"), "applied_height": accepted.get("height"),
+            "applied_fps": round(fps) if fps is not None else None,
+            "applied_bitrate_kbps": accepted.get("bitrate_kbps"),
+            "applied_gov_length": accepted.get("gov_length"), "applied_us": now_us, "drift": "",
+            "checked_us": now_us}
+
+
 # --- the service --------------------------------------------------------------------------------
 
 @dataclass
-class _Camera:
+class StoredCamera:
     """What a camera operation needs, read in one go (clear password only in memory)."""
 
     id: int
@@ -293,13 +313,18 @@ class Onboarding:
     """Adopt, re-bind, configure and remove cameras. One instance per server (or CLI run).
 
     ``on_change`` is awaited with a camera id after every change (the recorder supervisor's
-    ``camera_changed``); its failures are logged, never raised into the caller.
+    ``camera_changed``); its failures are logged, never raised into the caller. ``ffmpeg_exe``
+    grabs snapshots from the RTSP stream of cameras that have no ONVIF snapshot URI.
     """
 
     def __init__(self, gateway: Gateway, secrets: SecretBox, clock: Clock | None = None, *,
                  timeout_s: float = DEFAULT_TIMEOUT_S, on_change: CameraChanged | None = None,
-                 default_recording_mode: str = "continuous") -> None:
+                 default_recording_mode: str = "continuous",
+                 ffmpeg_exe: Callable[[], str] | None = None) -> None:
         self.gateway = gateway
+        self.ffmpeg_exe = ffmpeg_exe
+        """Finds ffmpeg (``Settings.ffmpeg_exe``) for snapshots of streams without an ONVIF
+        snapshot URI (None: those answer 404)."""
         self.secrets = secrets
         self.clock = clock or SystemClock()
         self.timeout_s = timeout_s
@@ -340,8 +365,10 @@ class Onboarding:
                                  created_us=self.clock.now_us())
         raise OnboardingError("site_id is required: you see several sites (or none)")
 
-    async def _load(self, principal: Principal | None, camera_id: int) -> _Camera:
-        def read() -> _Camera:
+    async def load_camera(self, principal: Principal | None, camera_id: int) -> StoredCamera:
+        """The camera (with its streams and clear password) if the principal sees it."""
+
+        def read() -> StoredCamera:
             if principal is None:
                 camera = m.Camera.get_or_none(m.Camera.id == camera_id)
                 if camera is None:
@@ -353,15 +380,16 @@ class Onboarding:
                     raise OnboardingError(f"no camera {camera_id}", "not_found") from None
             streams = {s.kind: s for s in
                        m.CameraStream.select().where(m.CameraStream.camera == camera.id)}
-            return _Camera(camera.id, camera.name, camera.site_id, camera.onvif_url,
-                           camera.username, camera.password_enc, streams)
+            return StoredCamera(camera.id, camera.name, camera.site_id, camera.onvif_url,
+                                camera.username, camera.password_enc, streams)
 
         cam = await self.gateway.read(read)
         cam.password = self.secrets.decrypt(cam.password)
         register_secret(cam.password)
         return cam
 
-    def _client(self, cam: _Camera) -> OnvifClient:
+    def onvif_client(self, cam: StoredCamera) -> OnvifClient:
+        """A client for the camera's ONVIF address (refused for cameras added by RTSP URL)."""
         if not cam.onvif_url:
             raise OnboardingError(f"camera {cam.name!r} was added by RTSP URL and has no ONVIF "
                                   "address", "invalid")
@@ -568,12 +596,12 @@ class Onboarding:
         """Apply what ``request`` asks over ONVIF; returns what the camera accepted."""
         if request.stream not in ("main", "sub"):
             raise OnboardingError("stream must be 'main' or 'sub'")
-        cam = await self._load(principal, camera_id)
+        cam = await self.load_camera(principal, camera_id)
         result: dict[str, Any] = {"camera_id": cam.id, "requested": {}, "accepted": {},
                                   "clamped": []}
         stream = cam.streams.get(request.stream)
         try:
-            async with self._client(cam) as client:
+            async with self.onvif_client(cam) as client:
                 await client.measure_clock()
                 if request.set_clock:
                     await client.set_system_clock()
@@ -613,6 +641,7 @@ class Onboarding:
                     height=accepted.get("height") or stream.height,
                     fps=round(accepted.get("fps") or stream.fps),
                     bitrate_kbps=accepted.get("bitrate_kbps") or stream.bitrate_kbps,
+                    **applied_columns(accepted, fields["updated_us"]),
                 ).where(m.CameraStream.id == stream.id).execute()
             audit.record(self.clock, "camera_change", principal=principal, username=actor,
                          target=request.name or cam.name, site_id=cam.site_id, address=address,
@@ -654,9 +683,9 @@ class Onboarding:
     async def set_clock(self, principal: Principal | None, camera_id: int, *, actor: str = "",
                         address: str = "") -> dict[str, Any]:
         """Set the camera's clock to ours; returns the offset before and after (µs)."""
-        cam = await self._load(principal, camera_id)
+        cam = await self.load_camera(principal, camera_id)
         try:
-            async with self._client(cam) as client:
+            async with self.onvif_client(cam) as client:
                 await client.measure_clock()
                 before = client.clock_offset_us
                 await client.set_system_clock()
@@ -702,20 +731,20 @@ class Onboarding:
 
     async def snapshot(self, principal: Principal | None, camera_id: int,
                        stream: str = "sub") -> bytes:
-        """A fresh JPEG from the camera (ONVIF GetSnapshotUri, then HTTP digest/basic)."""
-        cam = await self._load(principal, camera_id)
+        """A fresh JPEG from the camera: ONVIF GetSnapshotUri then HTTP digest/basic; for a
+        camera without ONVIF (or without a snapshot URI), one frame of its RTSP stream."""
+        cam = await self.load_camera(principal, camera_id)
         entry = cam.streams.get(stream) or cam.streams.get("main") or cam.streams.get("sub")
-        if entry is None or not entry.profile_token:
-            raise OnboardingError(f"camera {cam.name!r} offers no ONVIF snapshot", "not_found")
+        if entry is None:
+            raise OnboardingError(f"camera {cam.name!r} has no stream", "not_found")
         key = (cam.id, entry.profile_token)
         try:
-            uri = self._snapshot_uris.get(key)
+            uri = self._snapshot_uris.get(key) if cam.onvif_url and entry.profile_token else ""
             if uri is None:
-                async with self._client(cam) as client:
-                    await client.measure_clock()
-                    await client.capabilities()
-                    uri = await client.snapshot_uri(entry.profile_token)
+                uri = await self._snapshot_uri(cam, entry.profile_token)
                 self._snapshot_uris[key] = uri
+            if not uri:
+                return await self._rtsp_snapshot(cam, entry)
             return await get_snapshot(uri, cam.username, cam.password,
                                       timeout_s=self.timeout_s)
         except OnvifUnreachableError as exc:
@@ -723,6 +752,29 @@ class Onboarding:
             raise OnboardingError(str(exc), "camera") from None
         except OnvifError as exc:
             raise OnboardingError(str(exc), "camera") from None
+
+    async def _snapshot_uri(self, cam: StoredCamera, profile_token: str) -> str:
+        """The profile's snapshot URI; "" when the camera refuses GetSnapshotUri for it."""
+        async with self.onvif_client(cam) as client:
+            await client.measure_clock()
+            await client.capabilities()
+            try:
+                return await client.snapshot_uri(profile_token)
+            except (OnvifFault, OnvifParseError) as exc:
+                logger.info("camera %s: no ONVIF snapshot URI (%s); using its RTSP stream",
+                            cam.name, exc)
+                return ""
+
+    async def _rtsp_snapshot(self, cam: StoredCamera, entry: m.CameraStream) -> bytes:
+        if self.ffmpeg_exe is None:
+            raise OnboardingError(f"camera {cam.name!r} offers no ONVIF snapshot", "not_found")
+        try:
+            ffmpeg = self.ffmpeg_exe()
+        except (ImportError, RuntimeError, OSError) as exc:
+            raise OnboardingError(f"camera {cam.name!r}: no ffmpeg for a snapshot from its RTSP "
+                                  f"stream ({exc})", "camera") from None
+        return await grab_jpeg(ffmpeg, entry.rtsp_url, cam.username, cam.password,
+                               label=cam.name, timeout_s=self.timeout_s)
 
 
 async def snapshot_of(report: DeviceReport, username: str, password: str, *,
@@ -747,6 +799,8 @@ __all__ = [
     "OnboardingError",
     "RecordingProfile",
     "ScanUpdate",
+    "StoredCamera",
+    "applied_columns",
     "choose_streams",
     "report_dict",
     "scan",

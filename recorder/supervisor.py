@@ -82,9 +82,10 @@ class RecorderSupervisor:
         if self.last_reconcile.problems:
             log.warning("recorder: start-up reconciliation: %s", self.last_reconcile.summary())
         self._started = True
-        self._updated_us = await self.gw.read(lambda: dict(
+        updated: dict[int, int] = await self.gw.read(lambda: dict(
             Camera.select(Camera.id, Camera.updated_us).tuples()))
-        camera_ids = sorted(self._updated_us)
+        self._updated_us = updated
+        camera_ids = sorted(updated)
         for camera_id in camera_ids:
             await self.camera_changed(camera_id)
         self._background.append(asyncio.create_task(self._schedule_loop(),

@@ -130,6 +130,7 @@ async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
     """Adoption of cameras and the discovery scans started from the web UI."""
     from onvif_bridge.adopt import Onboarding
+    from onvif_bridge.drift import DRIFT_CHECK_INTERVAL_S, DriftChecker
     from web.views_discovery import ScanJobs
 
     services = app[SERVICES]
@@ -139,13 +140,20 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
         if recorder is not None:
             await recorder.camera_changed(camera_id)
 
-    onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed)
+    onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed,
+                            ffmpeg_exe=app[SETTINGS].ffmpeg_exe)
     jobs = ScanJobs(app[GATEWAY], app[CLOCK], onboarding)
+    drift = DriftChecker(onboarding)
     services["onboarding"] = onboarding
     services["discovery_jobs"] = jobs
+    services["drift"] = drift
+    app[SCHEDULER].add_job(drift.run_scheduled, "interval", seconds=DRIFT_CHECK_INTERVAL_S,
+                           id="encoder_drift", max_instances=1, coalesce=True)
     try:
         yield
     finally:
+        app[SCHEDULER].remove_job("encoder_drift")
+        await drift.stop()
         await jobs.stop()
 
 

@@ -87,7 +87,13 @@ def camera_detail(principal: Principal, camera_id: int) -> dict[str, Any]:
     data["streams"] = [
         {"kind": s.kind, "profile_token": s.profile_token, "rtsp_url": s.rtsp_url,
          "codec": s.codec, "width": s.width, "height": s.height, "fps": s.fps,
-         "bitrate_kbps": s.bitrate_kbps, "record": s.record}
+         "bitrate_kbps": s.bitrate_kbps, "record": s.record,
+         # encoder drift (onvif_bridge/drift.py): what was applied, what differs now
+         "applied": None if s.applied_us is None else {
+             "width": s.applied_width, "height": s.applied_height, "fps": s.applied_fps,
+             "bitrate_kbps": s.applied_bitrate_kbps, "gov_length": s.applied_gov_length,
+             "applied_us": s.applied_us},
+         "drift": s.drift, "checked_us": s.checked_us}
         for s in m.CameraStream.select().where(m.CameraStream.camera == camera)
         .order_by(m.CameraStream.kind)
     ]

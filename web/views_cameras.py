@@ -9,6 +9,7 @@ from web.inputs import match_id, query_int
 from web.keys import GATEWAY, principal_of
 from web.render import render
 from web.routing import Routes
+from web.views_recording import live_status
 
 routes = Routes()
 
@@ -42,7 +43,11 @@ async def api_cameras(request: web.Request) -> web.StreamResponse:
 
 @routes.route("GET", "/api/v1/cameras/{id}", access="live", summary="One camera, with streams")
 async def api_camera(request: web.Request) -> web.StreamResponse:
-    return web.json_response(await _camera_detail(request))
+    detail = await _camera_detail(request)
+    stored = {"state": detail["status"], "reason": detail["status_reason"],
+              "since_us": detail["status_since_us"]}
+    detail["recording"] = live_status(request.app, int(str(detail["id"])), stored)
+    return web.json_response(detail)
 
 
 @routes.route("GET", "/cameras", access="live", summary="Camera list page")

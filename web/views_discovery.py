@@ -28,6 +28,7 @@ from onvif_bridge.adopt import (
     scan,
     snapshot_of,
 )
+from onvif_bridge.drift import DriftChecker
 from onvif_bridge.errors import DiscoveryTargetError
 from onvif_bridge.models import DeviceReport, DiscoveredDevice
 from vms import catalog
@@ -212,6 +213,14 @@ def onboarding_of(app: web.Application) -> Onboarding:
     if not isinstance(service, Onboarding):
         raise web.HTTPServiceUnavailable(text="camera onboarding is not running on this server")
     return service
+
+
+def drift_of(app: web.Application) -> DriftChecker:
+    """The encoder drift checker the composition root created (``vms.app``)."""
+    checker = app[SERVICES].get("drift")
+    if not isinstance(checker, DriftChecker):
+        raise web.HTTPServiceUnavailable(text="encoder checks are not running on this server")
+    return checker
 
 
 def jobs_of(app: web.Application) -> ScanJobs:
@@ -437,6 +446,18 @@ async def api_camera_configure(request: web.Request) -> web.StreamResponse:
     try:
         result = await onboarding_of(request.app).configure(
             _principal(request), camera_id, config, address=client_address(request))
+    except OnboardingError as exc:
+        return _refused(exc)
+    return web.json_response(result)
+
+
+@routes.route("POST", "/api/v1/cameras/{id}/check-config", access="manage_cameras",
+              summary="Re-read the camera's encoders over ONVIF now and flag drift from the "
+                      "applied recording profile")
+async def api_camera_check_config(request: web.Request) -> web.StreamResponse:
+    camera_id = match_id(request)
+    try:
+        result = await drift_of(request.app).check(_principal(request), camera_id)
     except OnboardingError as exc:
         return _refused(exc)
     return web.json_response(result)

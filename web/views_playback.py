@@ -1,9 +1,11 @@
 """Timeline and playback over HTTP: timeline JSON, HLS playlists, recorded media, snapshots, pages.
 
 Every route needs the ``playback`` right and is site-scoped: the camera is fetched through
-:func:`vms.catalog.get_camera` first (a camera of another site is "not found"), before any query
-parameter is looked at. Recorded files are found by segment id in the index, only among the
-camera's own segments, and resolved inside their storage volume; no path ever comes from the client.
+:func:`vms.catalog.get_camera` first (a camera of another site is "not found", even when the query
+is also malformed). The timeline and playlist routes do the camera look-up and the index query in
+one gateway read (one connection: on PostgreSQL each read opens one). Recorded files are found by
+segment id in the index, only among the camera's own segments, and resolved inside their storage
+volume; no path ever comes from the client.
 """
 
 from __future__ import annotations
@@ -92,27 +94,55 @@ def _camera_ids(request: web.Request) -> list[int]:
     return ids
 
 
-async def _timeline(request: web.Request, camera: CameraInfo, from_us: int,
-                    to_us: int) -> dict[str, Any]:
+def _range_or_refusal(request: web.Request,
+                      default_span_us: int) -> tuple[int, int] | web.HTTPBadRequest:
+    """The range, or the 400 to answer once the camera has been checked (another site's camera
+    stays "not found" whatever the query says)."""
+    try:
+        return _range(request, default_span_us)
+    except web.HTTPBadRequest as exc:
+        return exc
+
+
+def _timelines_of(principal: Principal, camera_ids: list[int], from_us: int, to_us: int,
+                  now_us: int) -> list[tuple[CameraInfo, timeline.Timeline]]:
+    """Site-scoped camera look-ups, then their timelines: one gateway read (one connection)."""
+    cameras = [_camera_info(principal, cid) for cid in camera_ids]
+    return [(camera, timeline.build_timeline(camera.id, from_us, to_us, now_us=now_us))
+            for camera in cameras]
+
+
+async def _timelines(request: web.Request, camera_ids: list[int]) -> tuple[int, int,
+                                                                         list[dict[str, Any]]]:
+    span = _range_or_refusal(request, DAY_US)
+    if isinstance(span, web.HTTPBadRequest):
+        for cid in camera_ids:
+            await _camera(request, cid)
+        raise span
+    from_us, to_us = span
     now_us = request.app[CLOCK].now_us()
     try:
-        result = await request.app[GATEWAY].read(timeline.build_timeline, camera.id, from_us, to_us,
-                                                 now_us=now_us)
+        found = await request.app[GATEWAY].read(_timelines_of, _principal(request), camera_ids,
+                                                from_us, to_us, now_us)
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
     except ValueError as exc:
         raise bad_request(str(exc)) from None
-    data = result.to_dict()
-    data.update({"camera": {"id": camera.id, "name": camera.name}, "timezone": camera.timezone,
-                 "now_us": now_us})
-    return data
+    answers = []
+    for camera, result in found:
+        data = result.to_dict()
+        data.update({"camera": {"id": camera.id, "name": camera.name},
+                     "timezone": camera.timezone, "now_us": now_us})
+        answers.append(data)
+    return from_us, to_us, answers
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/timeline", access="playback", query=TIME_QUERY,
               summary="Recorded spans, gaps (with reasons) and events of one camera, plus the "
                       "site's time zone")
 async def api_timeline(request: web.Request) -> web.StreamResponse:
-    camera = await _camera(request)
-    from_us, to_us = _range(request, DAY_US)
-    return web.json_response(await _timeline(request, camera, from_us, to_us))
+    _from_us, _to_us, answers = await _timelines(request, [match_id(request)])
+    return web.json_response(answers[0])
 
 
 @routes.route("GET", "/api/v1/timeline", access="playback",
@@ -122,28 +152,40 @@ async def api_timelines(request: web.Request) -> web.StreamResponse:
     ids = _camera_ids(request)
     if not ids:
         raise bad_request("query parameter 'camera_ids' is required (e.g. camera_ids=1,2)")
-    cameras = [await _camera(request, cid) for cid in ids]
-    from_us, to_us = _range(request, DAY_US)
-    answers = [await _timeline(request, camera, from_us, to_us) for camera in cameras]
+    from_us, to_us, answers = await _timelines(request, ids)
     zones = {a["timezone"] for a in answers}
     return web.json_response({"from_us": from_us, "to_us": to_us, "cameras": answers,
                               "timezone": answers[0]["timezone"] if len(zones) == 1 else "UTC"})
+
+
+def _playlist_of(principal: Principal, camera_id: int, from_us: int, to_us: int,
+                 now_us: int) -> tuple[list[timeline.SegmentRef], bool]:
+    """The site-scoped camera look-up, then the playlist's segments: one gateway read."""
+    camera = _camera_info(principal, camera_id)
+    return playback.playlist_segments(camera.id, from_us, to_us, now_us)
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/playlist.m3u8", access="playback", query=TIME_QUERY,
               summary="HLS playlist of a recorded range (fMP4, program-date-time, "
                       "discontinuities at every file and gap)")
 async def api_playlist(request: web.Request) -> web.StreamResponse:
-    camera = await _camera(request)
-    from_us, to_us = _range(request, HOUR_US)
+    camera_id = match_id(request)
+    span = _range_or_refusal(request, HOUR_US)
+    if isinstance(span, web.HTTPBadRequest):
+        await _camera(request, camera_id)
+        raise span
+    from_us, to_us = span
     try:
         segments, live = await request.app[GATEWAY].read(
-            playback.playlist_segments, camera.id, from_us, to_us, request.app[CLOCK].now_us())
+            _playlist_of, _principal(request), camera_id, from_us, to_us,
+            request.app[CLOCK].now_us())
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
     except ValueError as exc:
         raise bad_request(str(exc)) from None
     if not segments:
         raise web.HTTPNotFound(text="nothing recorded in this range")
-    result = playback.build_playlist(segments, from_us, media_base=f"/api/v1/cameras/{camera.id}/media",
+    result = playback.build_playlist(segments, from_us, media_base=f"/api/v1/cameras/{camera_id}/media",
                                      live=live)
     return web.Response(text=result.text, content_type="application/vnd.apple.mpegurl",
                         headers={"Cache-Control": "no-cache"})

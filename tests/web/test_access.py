@@ -59,6 +59,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/cameras"): "manage_cameras",
     ("POST", "/api/v1/cameras/bulk"): "manage_cameras",
     ("POST", "/api/v1/cameras/{id}/configure"): "manage_cameras",
+    ("POST", "/api/v1/cameras/{id}/check-config"): "manage_cameras",
     ("POST", "/api/v1/cameras/{id}/clock"): "manage_cameras",
     ("DELETE", "/api/v1/cameras/{id}"): "manage_cameras",
     ("GET", "/api/v1/cameras/{id}/snapshot"): "live",

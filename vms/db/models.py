@@ -131,6 +131,16 @@ class CameraStream(BaseModel):
     bitrate_kbps = pw.IntegerField(default=0)
     record = pw.BooleanField(default=True)
     rtsp_transport = pw.CharField(max_length=8, default="")  # tcp | udp | '' (config default)
+    # What the camera accepted when a recording profile was last applied (None: never applied),
+    # and the drift found by the last re-read of its encoder (onvif_bridge/drift.py).
+    applied_width = pw.IntegerField(null=True)
+    applied_height = pw.IntegerField(null=True)
+    applied_fps = pw.IntegerField(null=True)
+    applied_bitrate_kbps = pw.IntegerField(null=True)
+    applied_gov_length = pw.IntegerField(null=True)
+    applied_us = pw.BigIntegerField(null=True)
+    drift = pw.TextField(default="")  # '' : the encoder matches what was applied
+    checked_us = pw.BigIntegerField(null=True)  # last successful re-read of the encoder
 
     class Meta:
         indexes = ((("camera", "kind"), True),)
