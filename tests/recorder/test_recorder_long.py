@@ -7,10 +7,12 @@ import asyncio
 
 import pytest
 
+from camsim.sei import read_capture_times
 from recorder.supervisor import RecorderSupervisor
 from vms.db.models import Run, Segment
 
 RECORD_S = 125
+FRAME_US = 40_000  # the test clips are 25 fps
 
 
 @pytest.mark.slow
@@ -27,6 +29,7 @@ async def test_three_cameras_for_two_minutes(rec_env, rtsp_factory, rec_options,
         stop_us = env.clock.now_us()
     finally:
         await sup.stop()
+    stopped_us = env.clock.now_us()
     for cam in cams:
         segs = env.gw.read_sync(lambda c=cam: list(
             Segment.select().where(Segment.camera == c).order_by(Segment.start_us)))
@@ -38,6 +41,16 @@ async def test_three_cameras_for_two_minutes(rec_env, rtsp_factory, rec_options,
             assert a.duration_us > 0
         assert all(s.state == "ok" and s.run_id == runs[0].id for s in segs)
         indexed = sum(s.duration_us for s in segs)
-        wall = stop_us - segs[0].start_us
-        assert wall >= 120_000_000
-        assert abs(indexed - wall) <= 0.01 * wall, (indexed / 1e6, wall / 1e6)
+        # Wall time, measured independently of ffmpeg: the recording ran at least until stop_us
+        # and at most until stop() returned (the last segment runs on while ffmpeg shuts down).
+        wall_min = stop_us - segs[0].start_us
+        wall_max = stopped_us - segs[0].start_us
+        assert wall_min >= 120_000_000
+        assert 0.99 * wall_min <= indexed <= 1.01 * wall_max, (indexed / 1e6, wall_min / 1e6,
+                                                                wall_max / 1e6)
+        # and against the camera's own clock: SEI capture times of the first and last frames
+        volume = env.settings.volumes[0].path
+        first = read_capture_times(volume / segs[0].path)
+        last = read_capture_times(volume / segs[-1].path)
+        captured = last[-1][1] - first[0][1] + FRAME_US
+        assert abs(indexed - captured) <= 0.01 * captured, (indexed / 1e6, captured / 1e6)
