@@ -538,10 +538,15 @@ async def _snapshot_body(response: aiohttp.ClientResponse, safe: str, max_bytes:
         raise OnvifAuthError(f"snapshot {safe}: wrong user name or password (HTTP {response.status})")
     if response.status != 200:
         raise OnvifParseError(f"snapshot {safe}: HTTP {response.status}")
-    body = await response.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise OnvifParseError(f"snapshot {safe}: larger than {max_bytes} bytes")
-    return body
+    chunks: list[bytes] = []
+    total = 0
+    # read to the end: a single read() returns only what has arrived so far (a truncated JPEG)
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > max_bytes:
+            raise OnvifParseError(f"snapshot {safe}: larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 __all__ = [

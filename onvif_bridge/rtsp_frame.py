@@ -74,6 +74,9 @@ async def grab_jpeg(ffmpeg_exe: str, url: str, username: str = "", password: str
     argv = [
         ffmpeg_exe, "-hide_banner", "-nostdin", "-loglevel", "error",
         "-rtsp_transport", "tcp", "-timeout", str(int(timeout_s * 1_000_000)),
+        # decode keyframes only: joining mid-GOP, the first decodable picture would otherwise be
+        # a half-grey frame concealed from missing references
+        "-skip_frame", "nokey",
         "-i", source, "-an", "-frames:v", "1", "-f", "image2", "-c:v", "mjpeg", "pipe:1",
     ]
     try:
