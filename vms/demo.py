@@ -37,6 +37,10 @@ data_dir = "."
 [server]
 host = "{host}"
 port = {port}
+
+[recording]
+# short segments, so the timeline has something to play back within seconds
+segment_seconds = 10
 """
 
 
