@@ -40,6 +40,9 @@ READ_CHUNK_BYTES = 65536
 
 AUTH_FAILED_MARKERS = ("401 Unauthorized", "403 Forbidden")
 AUDIO_UNSUPPORTED_MARKERS = ("codec not currently supported in container",)
+DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")
+"""ENOSPC/EDQUOT as ffmpeg prints them (``Error submitting a packet to the muxer: No space left on
+device``, exit code 228). ffmpeg still lists the segment it failed to finish, truncated."""
 CONNECT_FAILED_MARKERS = (
     "Connection refused", "Connection timed out", "Connection reset", "No route to host",
     "503 Service Unavailable", "End of file", "Network is unreachable", "Broken pipe",
@@ -263,6 +266,14 @@ class FfmpegProcess:
                             timeout_s)
                 self.kill()
         return await self.wait()
+
+    def terminate(self) -> None:
+        """SIGTERM without waiting (ffmpeg closes its segment, lists it and exits); the owner
+        awaits the exit and kills ffmpeg if it does not come."""
+        self.stopping = True
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
 
     def kill(self) -> None:
         self.killed_by_us = True

@@ -61,6 +61,20 @@ def insert_segment(row: SegmentRow) -> int:
     return int(seg.id)
 
 
+def truncate_segment(segment_id: int, start_us: int, end_us: int, size_bytes: int) -> None:
+    """A segment found shorter than indexed (ffmpeg listed it, then failed to finish it, e.g. on a
+    full disk): its true end, and ``partial``."""
+    Segment.update(end_us=end_us, duration_us=end_us - start_us, size_bytes=size_bytes,
+                   state="partial").where(
+        Segment.id == segment_id).execute()
+
+
+def delete_segment(segment_id: int) -> None:
+    """Remove the row of a segment the recorder itself found unplayable (its file goes to
+    lost+found)."""
+    Segment.delete().where(Segment.id == segment_id).execute()
+
+
 def mark_event_segments(camera_id: int, stream: str, from_us: int, to_us: int) -> int:
     """Mark indexed segments of one stream overlapping ``[from_us, to_us)`` as kept by an event
     (retention keeps them for ``event_days``); the number marked."""

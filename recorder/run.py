@@ -14,6 +14,12 @@ when they close: they wait in a ring (files on the same volume) until an event a
 (:meth:`StreamRecorder.trigger`, pre-roll) or until they are older than the pre-roll, then they are
 deleted. Segments overlapping ``[event − pre_roll, event end + post_roll]`` are indexed with
 ``kind = "event"``; in continuous mode the same window only marks segments ``event``.
+
+Full disk: a run does not start while its volume has less than ``min_free_bytes`` free (after a
+full disk, less than that plus ``disk_resume_margin_bytes``); a running ffmpeg is stopped cleanly
+when the free space drops below it, and one that fails with ENOSPC ends its run ``disk_full``,
+its last listed segments re-probed so no row claims more than the file holds. The stream's status
+is then ``error`` naming the volume, and it retries with backoff until space is free.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from recorder.ffmpeg import (
     AUDIO_UNSUPPORTED_MARKERS,
     AUTH_FAILED_MARKERS,
     CONNECT_FAILED_MARKERS,
+    DISK_FULL_MARKERS,
     FfmpegProcess,
     RecordCommand,
     SegmentLine,
@@ -42,6 +49,7 @@ from recorder.segments import (
     probe_segment,
     run_dir,
     segment_pattern,
+    volume_space_problem,
 )
 from recorder.status import Backoff, State, StreamStatus
 from vms.clock import Clock
@@ -95,6 +103,15 @@ class RecorderOptions:
     """Ring segments are kept this much longer than the pre-roll (late events, clock skew)."""
     event_max_s: float = 600.0
     """An event that started (state true) and never ended stops keeping after this long."""
+    disk_resume_margin_bytes: int = 64 * 1024 * 1024
+    """After its volume filled up, a stream starts again only once this much more than the
+    volume's ``min_free_bytes`` is free (a few freed KiB must not start a fail-and-retry loop)."""
+
+
+TRUNCATED_TOLERANCE_US = 100_000
+"""A re-probed segment shorter than its row by more than this is truncated to what it holds."""
+RECENT_SEGMENTS = 3
+"""Segments of a run re-probed in full when it ends on a full disk."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,10 @@ class _RunState:
     last_closed_end_us: int | None = None
     """End of the last segment ffmpeg closed (indexed or in the ring): what the next one chains to."""
     last_seq: int = -1
+    recent: list[tuple[int, Path, int, int]] = field(default_factory=list)
+    """The last indexed segments: (row id, path, start_us, end_us), newest last."""
+    disk_full: str | None = None
+    """Why the run was stopped for lack of space (the volume fell below ``min_free_bytes``)."""
     segments: int = 0
     closed: int = 0
     ring: list[_Pending] = field(default_factory=list)
@@ -160,6 +181,12 @@ class StreamRecorder:
         self._active: dict[str, int] = {}
         """Events that started (state true) and have not ended: type → start instant."""
         self._state: _RunState | None = None
+        self._disk_full = False
+        """The last run ended (or could not start) on a full volume: resume needs the margin."""
+        self.disk_refusals = 0
+        """Runs not started because the volume was full (each one after a backoff delay)."""
+        self.on_disk_full: Callable[[Volume, str], None] | None = None
+        """Called when a run ends or is refused for lack of space (retention's hook, later)."""
 
     @property
     def is_event(self) -> bool:
@@ -258,11 +285,23 @@ class StreamRecorder:
     async def _one_run(self) -> float:
         """One ffmpeg session; returns how long to wait before the next one."""
         cfg = self.config
-        if self.status.state not in ("auth_failed", "error", "reconnecting"):
+        volume = pick_volume(self.settings)
+        margin = self.options.disk_resume_margin_bytes if self._disk_full else 0
+        problem = await asyncio.to_thread(volume_space_problem, volume, margin)
+        if problem is not None:
+            self.disk_refusals += 1
+            self._disk_full = True
+            self._set_status("error", f"{problem}; not recording")
+            self._notify_disk_full(volume, problem)
+            return self._backoff.next_delay_s()
+        if self._disk_full:
+            self._disk_full = False
+            self._set_status("reconnecting", f"space is free again on volume {volume.name!r}; "
+                                             "connecting to camera")
+        elif self.status.state not in ("auth_failed", "error", "reconnecting"):
             self._set_status("reconnecting", "connecting to camera")
         elif self.status.reason == "starting":
             self._set_status("reconnecting", "connecting to camera")
-        volume = pick_volume(self.settings)
         start_us = self.clock.now_us()
         run_id = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind, start_us,
                                      cfg.mode)
@@ -292,9 +331,21 @@ class StreamRecorder:
                         self._spawn_write(index.update_run_start, run_id,
                                           state.progress_anchor_us)
 
+        def check_space() -> None:
+            """At each segment boundary and each watchdog tick: stop before the volume fills."""
+            if state.disk_full is not None or proc.stopping:
+                return
+            problem = volume_space_problem(volume)
+            if problem is not None:
+                state.disk_full = problem
+                log.warning("%s: %s; stopping ffmpeg (pid %s) so it starts no new segment",
+                            self.name, problem, proc.pid)
+                proc.terminate()
+
         def on_segment(line: SegmentLine) -> None:
             last_progress_us[0] = self.clock.monotonic_us()
             state.queue.put_nowait((line, self.clock.now_us()))
+            check_space()
 
         proc = FfmpegProcess(command, name=self.name, on_segment=on_segment,
                              on_progress=on_progress)
@@ -307,9 +358,18 @@ class StreamRecorder:
             await proc.start()
             indexer = asyncio.create_task(self._indexer(state), name=f"{self.name}-indexer")
             wait_task = asyncio.create_task(proc.wait())
+            terminated_us: int | None = None
             while not wait_task.done():
                 await asyncio.wait({wait_task}, timeout=1.0)
-                if wait_task.done() or proc.stopping:
+                if wait_task.done():
+                    continue
+                check_space()
+                if state.disk_full is not None and self._stop_reason is None:
+                    terminated_us = terminated_us or self.clock.monotonic_us()
+                    if self.clock.monotonic_us() - terminated_us > \
+                            self.options.stop_timeout_s * 1e6:
+                        proc.kill()
+                if proc.stopping:
                     continue
                 idle_s = (self.clock.monotonic_us() - last_progress_us[0]) / 1e6
                 limit_s = (self.options.stall_timeout_s if state.media_seen
@@ -334,6 +394,41 @@ class StreamRecorder:
         await asyncio.to_thread(self._drop_ring, state, len(state.ring))
         return await self._finish_run(state, proc, rc, stalled)
 
+    def _notify_disk_full(self, volume: Volume, problem: str) -> None:
+        """Tell the owner. Retention (a later issue) hooks in here to delete the volume's oldest
+        footage; the next attempt (after the backoff delay) then finds the space. Never raises."""
+        if self.on_disk_full is None:
+            return
+        try:
+            self.on_disk_full(volume, problem)
+        except Exception:  # a hook's bug must not stop the recording loop
+            log.exception("%s: disk-full hook failed", self.name)
+
+    async def _verify_recent(self, state: _RunState) -> None:
+        """After a full disk, re-probe the last indexed segments in full: ffmpeg lists the segment
+        it failed to finish, so its row may claim more than the file holds."""
+        for seg_id, path, start_us, end_us in list(state.recent):
+            probe = await asyncio.to_thread(probe_segment, path)
+            if not probe.playable:
+                log.warning("%s: segment %s is not playable after the disk filled (%s); "
+                            "removing its row", self.name, path.name, probe.error)
+                await self.gw.write(index.delete_segment, seg_id)
+                await asyncio.to_thread(self._discard, state, path, probe.video_packets,
+                                        probe.error)
+                state.segments -= 1
+                state.recent.remove((seg_id, path, start_us, end_us))
+            elif start_us + probe.duration_us < end_us - TRUNCATED_TOLERANCE_US:
+                new_end = start_us + probe.duration_us
+                log.warning("%s: segment %s holds %.2fs, not %.2fs (truncated by the full disk); "
+                            "indexed as partial", self.name, path.name, probe.duration_us / 1e6,
+                            (end_us - start_us) / 1e6)
+                await self.gw.write(index.truncate_segment, seg_id, start_us, new_end,
+                                    probe.size_bytes)
+                idx = state.recent.index((seg_id, path, start_us, end_us))
+                state.recent[idx] = (seg_id, path, start_us, new_end)
+        if state.recent:
+            state.last_end_us = max(r[3] for r in state.recent)
+
     def _segment_seconds(self) -> int:
         seconds = self.settings.recording.segment_seconds
         if self.is_event:
@@ -344,10 +439,21 @@ class StreamRecorder:
                           stalled: bool) -> float:
         tail = proc.tail_text()
         err = proc.last_error_line()
-        recorded = state.segments > 0
         delay_s = 0.0
+        disk_full = state.disk_full is not None or any(m in tail for m in DISK_FULL_MARKERS)
+        if disk_full:
+            await self._verify_recent(state)
+        recorded = state.segments > 0
         if self._stop_reason is not None:
             reason = self._stop_reason
+        elif disk_full:
+            reason = "disk_full"
+            self._disk_full = True
+            problem = state.disk_full or (
+                f"volume {state.volume.name!r} ({state.volume.path}) is full "
+                f"(ffmpeg: {err or 'No space left on device'})")
+            self._set_status("error", f"{problem}; recording stopped")
+            self._notify_disk_full(state.volume, problem)
         elif stalled:
             reason = "stall"
             self._set_status("reconnecting", f"stalled: no data for {self.options.stall_timeout_s:g}s")
@@ -492,7 +598,8 @@ class StreamRecorder:
         )
         if self.is_event and state.segments == 0:
             await self.gw.write(index.update_run_start, state.run_id, start_us)
-        await self.gw.write(index.insert_segment, row)
+        seg_id = await self.gw.write(index.insert_segment, row)
+        state.recent = [*state.recent[1 - RECENT_SEGMENTS:], (seg_id, path, start_us, end_us)]
         state.last_end_us = end_us
         state.last_seq = max(state.last_seq, seq)
         state.segments += 1
@@ -512,7 +619,12 @@ class StreamRecorder:
             log.debug("%s: removing empty segment file %s (%s)", self.name, rel, error)
             path.unlink(missing_ok=True)
             return
-        dest = move_to_lost_and_found(state.volume, rel)
+        try:
+            dest = move_to_lost_and_found(state.volume, rel)
+        except OSError as exc:  # e.g. no room for the lost+found folder on a full volume
+            log.error("%s: segment %s is not playable (%s) and cannot be moved to lost+found "
+                      "(%s); left in place for `vms check --repair`", self.name, rel, error, exc)
+            return
         log.warning("%s: segment %s is not playable (%s); moved to %s", self.name, rel, error, dest)
 
     async def _index_leftovers(self, state: _RunState) -> None:

@@ -45,7 +45,15 @@ def _hms(seconds: int) -> str:
 def _days_text(days: frozenset[int]) -> str:
     if len(days) == 7:
         return "*"
-    return ",".join(DAY_NAMES[d] for d in sorted(days))
+    parts: list[str] = []
+    run: list[int] = []
+    for d in [*sorted(days), 99]:  # 99: sentinel that ends the last run
+        if run and d != run[-1] + 1:
+            parts.append(f"{DAY_NAMES[run[0]]}-{DAY_NAMES[run[-1]]}" if len(run) >= 3
+                         else ",".join(DAY_NAMES[x] for x in run))
+            run = []
+        run.append(d)
+    return ",".join(parts)
 
 
 def _parse_days(text: str) -> frozenset[int]:
@@ -101,6 +109,36 @@ def parse_schedule(text: str) -> list[Window]:
         windows.append(Window(_parse_days(str(item.get("days", "*"))),
                               _parse_time(str(item["start"])), _parse_time(str(item["end"]))))
     return windows
+
+
+def parse_schedule_text(text: str) -> list[Window]:
+    """A schedule as a person types it: the JSON of :func:`parse_schedule`, or one window a line,
+    ``DAYS HH:MM-HH:MM`` (``mon-fri 07:00-19:00``, ``* 22:00-06:00``; days may be left out)."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        return parse_schedule(stripped)
+    windows = []
+    for n, line in enumerate(stripped.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        days, _, span = line.rpartition(" ")
+        start, sep, end = span.partition("-")
+        if not sep:
+            raise ScheduleError(f"line {n}: {line!r} is not 'DAYS HH:MM-HH:MM' "
+                                "(e.g. 'mon-fri 07:00-19:00')")
+        try:
+            windows.append(Window(_parse_days(days or "*"), _parse_time(start),
+                                  _parse_time(end)))
+        except ScheduleError as exc:
+            raise ScheduleError(f"line {n}: {exc}") from None
+    return windows
+
+
+def schedule_lines(windows: list[Window]) -> str:
+    """The line form of :func:`parse_schedule_text` (for a text area)."""
+    return "\n".join(f"{w.as_dict()['days']} {w.as_dict()['start']}-{w.as_dict()['end']}"
+                     for w in windows)
 
 
 def dump_schedule(windows: list[Window]) -> str:

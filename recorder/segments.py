@@ -3,7 +3,8 @@
 This module owns the on-disk layout ``<volume>/<camera_id>/<YYYY-MM-DD UTC>/<stream>/r<run>-<seq>.mp4``
 (run id + sequence number, so two names can never collide however fast the input runs), probing a
 file with PyAV (duration, codecs, size, first/last timestamps, playability), fsync of a file and its
-folder, and the ``lost+found`` folder where unplayable files are moved aside. No database here.
+folder, the ``lost+found`` folder where unplayable files are moved aside, and whether a volume has
+room for another segment (``min_free_bytes``). No database here.
 """
 
 from __future__ import annotations
@@ -72,6 +73,36 @@ def pick_volume(settings: Settings) -> Volume:
         if free > best_free:
             best, best_free = vol, free
     return best
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def volume_space_problem(volume: Volume, margin_bytes: int = 0) -> str | None:
+    """Why no segment may be started on ``volume`` now (a reason naming it), or None.
+
+    Refused when the free space is below ``min_free_bytes`` + ``margin_bytes``, or nil. Retention
+    (a later issue) is what will make space by deleting old footage; until then a person must.
+    """
+    try:
+        free = shutil.disk_usage(volume.path).free
+    except OSError as exc:
+        return f"volume {volume.name!r} ({volume.path}) cannot be read: {exc.strerror or exc}"
+    need = volume.min_free_bytes + margin_bytes
+    if free >= max(need, 1):
+        return None
+    where = f"volume {volume.name!r} ({volume.path}) is full: {_size(free)} free"
+    if margin_bytes:
+        return f"{where}; recording resumes when {_size(need)} is free"
+    if volume.min_free_bytes:
+        return f"{where}, below min_free_bytes ({_size(volume.min_free_bytes)})"
+    return where
 
 
 @dataclass(frozen=True)

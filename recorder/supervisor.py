@@ -10,13 +10,15 @@ zone, re-evaluated every ``schedule_tick_s`` with the injected clock; end reason
 kept segments. ``camera_changed()`` brings one camera's tasks in line with the database (config
 change → restart with end reason ``config_change``; also on :class:`vms.bus.CameraChanged`),
 ``stop()`` stops them all (end reason ``shutdown``), awaits every task and releases the lock.
-Camera status rows are written from here.
+Camera status rows are written from here. A stream whose volume is full reports it through
+:attr:`RecorderSupervisor.volume_full_hooks` (retention, a later issue, registers there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from recorder import index
@@ -27,7 +29,7 @@ from recorder.schedule import ScheduleError, Window, in_window, parse_schedule
 from recorder.status import StreamStatus, worst
 from vms.bus import CameraChanged, CameraEvent, EventBus, StatusChanged, Subscription
 from vms.clock import Clock
-from vms.config import Settings
+from vms.config import Settings, Volume
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, CameraStream, Site
 from vms.secrets import SecretBox, SecretError
@@ -66,6 +68,10 @@ class RecorderSupervisor:
         self._background: list[asyncio.Task[None]] = []
         self._changes: set[asyncio.Task[None]] = set()
         self._updated_us: dict[int, int] | None = None
+        self.volume_full_hooks: list[Callable[[Volume, str], None]] = []
+        """Called (volume, reason) when a stream finds its volume full. HOOK for retention (a
+        later issue): delete the volume's oldest footage here; the stream retries after its
+        backoff delay and records again once ``min_free_bytes`` + the resume margin is free."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,6 +142,7 @@ class RecorderSupervisor:
                     continue
                 rec = StreamRecorder(self.gw, self.settings, self.clock, config, self.options,
                                      on_status=self._stream_status_changed)
+                rec.on_disk_full = self._volume_full
                 task = asyncio.create_task(rec.run(), name=f"recorder-{key[0]}-{key[1]}")
                 self._tasks[key] = _Task(rec, task)
             if not wanted:
@@ -248,6 +255,10 @@ class RecorderSupervisor:
                 pre_roll_s=float(cam.event_pre_s), post_roll_s=float(cam.event_post_s),
             )
         return wanted
+
+    def _volume_full(self, volume: Volume, reason: str) -> None:
+        for hook in self.volume_full_hooks:
+            hook(volume, reason)
 
     # -- status ------------------------------------------------------------------------------
 

@@ -7,8 +7,9 @@ are left out — their files are in flux — and ``--repair`` repairs only the r
 exit code is 1 when problems were found and not repaired, 0 otherwise.
 
 ``vms recording set CAMERA_ID [--mode …] [--schedule JSON] [--pre S] [--post S] [--stream KIND
-[--record yes|no] [--transport tcp|udp|default]]`` changes how one camera is recorded; a running
-server applies it within a few seconds (it watches ``Camera.updated_us``).
+[--record yes|no] [--transport tcp|udp|default]]`` changes how one camera is recorded through
+:mod:`recorder.settings` (the same validation and audit as the web form and API); a running server
+applies it within a few seconds (it watches ``Camera.updated_us``).
 """
 
 from __future__ import annotations
@@ -123,53 +124,66 @@ def cmd_recording_set(args: argparse.Namespace) -> int:
         return 2
 
 
+_OPTION_OF = {"recording_mode": "--mode", "schedule": "--schedule", "event_pre_s": "--pre",
+              "event_post_s": "--post"}
+
+
+def _option(field_name: str) -> str:
+    if field_name.startswith("streams."):
+        return "--" + field_name.rpartition(".")[2].replace("rtsp_", "")
+    return _OPTION_OF.get(field_name, field_name)
+
+
 def _recording_set(args: argparse.Namespace) -> int:
-    from recorder.schedule import ScheduleError, dump_schedule, parse_schedule
+    from recorder.settings import SettingsError, apply_change, parse_change
+    from vms import audit
     from vms.cli import _gateway, _settings
     from vms.clock import SystemClock
-    from vms.db.models import Camera, CameraStream
+    from vms.db.models import Camera, Site
 
-    camera_fields: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
     if args.mode:
-        camera_fields["recording_mode"] = args.mode
+        raw["recording_mode"] = args.mode
     if args.schedule is not None:
-        try:
-            camera_fields["schedule"] = dump_schedule(parse_schedule(args.schedule))
-        except ScheduleError as exc:
-            raise CliError(f"--schedule: {exc}") from None
-    for name, value in (("event_pre_s", args.pre), ("event_post_s", args.post)):
-        if value is not None:
-            if not 0 <= value <= 3600:
-                raise CliError(f"--{name[6:-2]} must be between 0 and 3600 seconds")
-            camera_fields[name] = value
-    stream_fields: dict[str, Any] = {}
+        raw["schedule"] = args.schedule
+    if args.pre is not None:
+        raw["event_pre_s"] = args.pre
+    if args.post is not None:
+        raw["event_post_s"] = args.post
+    stream: dict[str, Any] = {}
     if args.record:
-        stream_fields["record"] = args.record == "yes"
+        stream["record"] = args.record == "yes"
     if args.transport:
-        stream_fields["rtsp_transport"] = "" if args.transport == "default" else args.transport
-    if stream_fields and not args.stream:
+        stream["rtsp_transport"] = args.transport
+    if stream and not args.stream:
         raise CliError("--record and --transport need --stream main|sub")
+    if stream:
+        raw["streams"] = {args.stream: stream}
+    try:
+        change = parse_change(raw)
+    except SettingsError as exc:
+        raise CliError(f"{_option(exc.field)}: {exc.message}") from None
     settings = _settings(args)
     gateway = _gateway(settings)
-    now_us = SystemClock().now_us()
+    clock = SystemClock()
 
     def apply() -> dict[str, Any]:
-        cam = Camera.get_or_none(Camera.id == args.camera_id)
+        cam = (Camera.select(Camera, Site).join(Site).where(Camera.id == args.camera_id)
+               .first())
         if cam is None:
             raise CliError(f"no camera {args.camera_id}")
-        if stream_fields:
-            n = CameraStream.update(**stream_fields).where(
-                (CameraStream.camera == cam) & (CameraStream.kind == args.stream)).execute()
-            if not n:
-                raise CliError(f"camera {args.camera_id} has no {args.stream} stream")
-        Camera.update(updated_us=now_us, **camera_fields).where(Camera.id == cam.id).execute()
-        cam = Camera.get_by_id(cam.id)
-        return {"id": cam.id, "name": cam.name, "recording_mode": cam.recording_mode,
-                "schedule": cam.schedule, "event_pre_s": cam.event_pre_s,
-                "event_post_s": cam.event_post_s,
-                "streams": [{"kind": st.kind, "record": st.record,
-                             "rtsp_transport": st.rtsp_transport or "default"}
-                            for st in CameraStream.select().where(CameraStream.camera == cam)]}
+        try:
+            after, diff = apply_change(cam, change, clock.now_us())
+        except SettingsError as exc:
+            raise CliError(f"{_option(exc.field)}: {exc.message}") from None
+        if diff:
+            audit.record(clock, "camera_change", username="cli", target=cam.name,
+                         site_id=cam.site.id, address="cli",
+                         detail={"camera_id": cam.id, "recording": diff})
+        return {"id": cam.id, "name": cam.name, "recording_mode": after["recording_mode"],
+                "schedule": Camera.get_by_id(cam.id).schedule,
+                "event_pre_s": after["event_pre_s"], "event_post_s": after["event_post_s"],
+                "streams": [{"kind": kind, **st} for kind, st in after["streams"].items()]}
 
     try:
         data = gateway.write_sync(apply)

@@ -1,5 +1,8 @@
 """The recording status of one camera: the recorder's live state per stream, recent runs (start,
-end, why they ended) and the gaps between them — as JSON and as a page, from the same data.
+end, why they ended) and the gaps between them — as JSON and as a page, from the same data. Also
+its recording settings (mode, schedule, pre/post-roll, per-stream record and RTSP transport):
+read and changed through :mod:`recorder.settings` (JSON API and the camera page's form), audited,
+and handed to the running supervisor at once.
 
 Site-scoped through :func:`vms.catalog.get_camera` (a camera of another site is "not found"). The
 live state comes from the recorder supervisor when it runs (``SERVICES["recorder"]``); the runs
@@ -12,11 +15,14 @@ from typing import Any
 
 from aiohttp import web
 
-from vms import catalog
+from recorder.settings import STREAM_KINDS, SettingsError, apply_change, parse_change, settings_of
+from vms import audit, catalog
 from vms.auth import Principal
+from vms.clock import Clock
 from vms.db import models as m
-from web.inputs import match_id, query_int
+from web.inputs import json_object, match_id, query_int
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
+from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Routes
 
@@ -100,3 +106,123 @@ async def api_camera_recording(request: web.Request) -> web.StreamResponse:
 async def camera_recording_page(request: web.Request) -> web.StreamResponse:
     data = await recording_data(request)
     return render(request, "camera_recording.html", data)
+
+
+# -- recording settings ---------------------------------------------------------------------------
+
+SETTINGS_BODY: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "recording_mode": {"enum": ["continuous", "scheduled", "event", "off"]},
+        "schedule": {"description": "windows in the site's time zone: a list like "
+                                    '[{"days": "mon-fri", "start": "07:00", "end": "19:00"}] or '
+                                    "text, one 'DAYS HH:MM-HH:MM' a line",
+                     "oneOf": [{"type": "array", "items": {"type": "object"}},
+                               {"type": "string"}]},
+        "event_pre_s": {"type": "integer", "minimum": 0, "maximum": 3600},
+        "event_post_s": {"type": "integer", "minimum": 0, "maximum": 3600},
+        "streams": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"record": {"type": "boolean"},
+                           "rtsp_transport": {"enum": ["tcp", "udp", "default"]}}}},
+    },
+}
+
+
+def read_settings(principal: Principal, camera_id: int) -> dict[str, Any]:
+    return settings_of(catalog.get_camera(principal, camera_id))
+
+
+def change_settings(principal: Principal, camera_id: int, raw: dict[str, Any], clock: Clock,
+                    address: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate and apply a change to a camera the principal may see; audited when it changes
+    anything. Raises ``catalog.NotFound`` or :class:`SettingsError`."""
+    camera = catalog.get_camera(principal, camera_id)
+    after, diff = apply_change(camera, parse_change(raw), clock.now_us())
+    if diff:
+        audit.record(clock, "camera_change", principal=principal, target=camera.name,
+                     site_id=camera.site.id, address=address,
+                     detail={"camera_id": camera.id, "recording": diff})
+    return after, diff
+
+
+async def _change(request: web.Request, raw: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``raw``; tell the running supervisor; the new settings and live status."""
+    principal = principal_of(request)
+    assert principal is not None
+    camera_id = match_id(request)
+    try:
+        after, diff = await request.app[GATEWAY].write(
+            change_settings, principal, camera_id, raw, request.app[CLOCK],
+            client_address(request))
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+    recorder = request.app[SERVICES].get("recorder")
+    if diff and recorder is not None:
+        await recorder.camera_changed(camera_id)
+    after["changed"] = sorted(diff)
+    after["status"] = live_status(request.app, camera_id)
+    return after
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/recording-settings", access="live",
+              summary="Recording settings: mode, schedule, pre/post-roll, streams")
+async def api_recording_settings(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    try:
+        data = await request.app[GATEWAY].read(read_settings, principal, match_id(request))
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+    return web.json_response(data)
+
+
+@routes.route("PUT", "/api/v1/cameras/{id}/recording-settings", access="manage_cameras",
+              body=SETTINGS_BODY,
+              summary="Change recording settings (fields left out stay as they are); the "
+                      "recorder applies them at once")
+async def api_put_recording_settings(request: web.Request) -> web.StreamResponse:
+    raw = await json_object(request)
+    try:
+        return web.json_response(await _change(request, raw))
+    except SettingsError as exc:
+        return json_error(400, f"field {exc.field!r}: {exc.message}", field=exc.field)
+
+
+def form_to_change(form: dict[str, Any]) -> dict[str, Any]:
+    """The camera page's form (flat fields, ``main.record`` …) shaped as an API change. A field
+    that was not sent (disabled until the page's script loaded the current values) is left out."""
+    raw: dict[str, Any] = {}
+    for key in ("recording_mode", "schedule", "event_pre_s", "event_post_s"):
+        if key in form:
+            raw[key] = form[key]
+    streams: dict[str, dict[str, Any]] = {}
+    for kind in STREAM_KINDS:
+        for key in ("record", "rtsp_transport"):
+            if f"{kind}.{key}" in form:
+                streams.setdefault(kind, {})[key] = form[f"{kind}.{key}"]
+    if streams:
+        raw["streams"] = streams
+    return raw
+
+
+@routes.route("POST", "/cameras/{id}/recording-settings", access="manage_cameras",
+              summary="Change recording settings (the camera page's form)")
+async def recording_settings_form(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
+    try:
+        await _change(request, form_to_change(fields))
+    except SettingsError as exc:
+        principal = principal_of(request)
+        assert principal is not None
+        try:
+            camera = await request.app[GATEWAY].read(catalog.camera_detail, principal,
+                                                     match_id(request))
+        except catalog.NotFound:
+            raise web.HTTPNotFound(text="no such camera") from None
+        return render(request, "camera.html", {
+            "camera": camera,
+            "recording_form": {"error": f"{exc.field}: {exc.message}", "sent": fields}},
+            status=400)
+    raise web.HTTPSeeOther(f"/cameras/{match_id(request)}#camera-recording-settings")

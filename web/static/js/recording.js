@@ -1,5 +1,30 @@
-// Recording section of the camera page: live recorder state per stream, from the JSON API.
+// Recording section of the camera page: live recorder state per stream, from the JSON API; and
+// the recording settings form, whose schedule, pre/post-roll and transport fields are filled in
+// from /api/v1/cameras/{id}/recording-settings and enabled here (disabled fields are not sent).
 "use strict";
+(function () {
+  const section = document.getElementById("camera-recording-settings");
+  if (!section) return;
+  fetch(section.dataset.src, { credentials: "same-origin" })
+    .then((res) => (res.ok ? res.json() : null))
+    .then((data) => {
+      if (!data) return;
+      for (const el of section.querySelectorAll("[data-field]")) {
+        if (!el.disabled) continue; // re-shown after a refused post: keep what was sent
+        el.value = data[el.dataset.field] ?? "";
+        el.disabled = false;
+      }
+      for (const el of section.querySelectorAll("select[data-stream]")) {
+        if (!el.disabled) continue;
+        const st = (data.streams || {})[el.dataset.stream];
+        if (st) el.value = st.rtsp_transport;
+        el.disabled = false;
+      }
+    })
+    .catch(() => {
+      // offline: the fields stay disabled and a post leaves them unchanged
+    });
+})();
 (function () {
   const section = document.getElementById("camera-recording");
   if (!section) return;
