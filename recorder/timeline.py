@@ -2,9 +2,13 @@
 
 Answered from the segment index alone, in O(log n + k): segments never overlap within one camera
 stream (the recorder chains them), so the rows that touch the range are the last one starting before
-``from_us`` (one ``ORDER BY start_us DESC LIMIT 1`` probe of the ``(camera, stream, start_us)``
-index) plus those starting inside the range (one index range scan). Runs are fetched by id for the
-spans found, events by the ``(camera, start_us)`` index. No migration is needed for this.
+``from_us`` (an ``ORDER BY start_us DESC LIMIT 1`` probe of the ``(camera, stream, start_us)``
+index) plus those starting inside the range (one index range scan), fetched in one query. Runs are
+fetched by id for the spans found, events by the ``(camera, start_us)`` index.
+
+Speed: a camera-day is ~1,440 rows. Only the columns needed are selected, and rows are taken as the
+driver returns them (no peewee model or per-value conversion); spans are built in one pass over
+plain tuples.
 
 A **span** is a maximal stretch of contiguous, playable segments of one run. A **gap** is every
 part of the range not covered by a span, with a reason: the ``end_reason`` of the run that ended
@@ -19,8 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import peewee as pw
+from peewee import fn
 
 from vms.db.models import Event, Run, Segment
 
@@ -63,14 +70,16 @@ class Timeline:
     def to_dict(self) -> dict[str, Any]:
         return {
             "camera_id": self.camera_id, "from_us": self.from_us, "to_us": self.to_us,
-            "spans": [asdict(s) for s in self.spans], "gaps": [asdict(g) for g in self.gaps],
+            "spans": [{"start_us": s.start_us, "end_us": s.end_us, "run": s.run}
+                      for s in self.spans],
+            "gaps": [{"start_us": g.start_us, "end_us": g.end_us, "reason": g.reason}
+                     for g in self.gaps],
             "events": self.events, "events_truncated": self.events_truncated,
         }
 
 
-@dataclass(frozen=True)
-class SegmentRef:
-    """What playback needs of one indexed segment."""
+class SegmentRef(NamedTuple):
+    """What playback needs of one indexed segment (a named tuple: made straight from a row)."""
 
     id: int
     run: int
@@ -81,39 +90,80 @@ class SegmentRef:
     state: str
 
 
+REF_COLUMNS = (Segment.id, Segment.run, Segment.volume, Segment.path, Segment.start_us,
+               Segment.end_us, Segment.state)
+SPAN_COLUMNS = (Segment.start_us, Segment.end_us, Segment.run, Segment.state)
+"""What the timeline needs of a segment: no file names, no id."""
+
+
+def _raw_rows(query: pw.SelectBase) -> list[tuple[Any, ...]]:
+    """The driver's rows of ``query``, without peewee's per-value conversion (which costs more than
+    the query itself for a camera-day): every column read here is an integer or a string, which
+    both SQLite and psycopg already return as ``int``/``str``."""
+    rows: list[tuple[Any, ...]] = query.model._meta.database.execute(query).fetchall()
+    return rows
+
+
+def range_query(columns: tuple[pw.Field, ...], camera_id: int, from_us: int, to_us: int,
+                stream: str = "main", limit: int | None = None) -> pw.SelectQuery:
+    """The query of :func:`range_rows` (also for ``EXPLAIN`` in tests)."""
+    key = (Segment.camera == camera_id) & (Segment.stream == stream)
+    before = (Segment.select(Segment.start_us).where(key & (Segment.start_us < from_us))
+              .order_by(Segment.start_us.desc()).limit(1))
+    query = (Segment.select(*columns)
+             .where(key & (Segment.start_us >= fn.COALESCE(before, from_us))
+                    & (Segment.start_us < to_us))
+             .order_by(Segment.start_us))
+    return query.limit(limit + 1) if limit is not None else query
+
+
+def range_rows(columns: tuple[pw.Field, ...], camera_id: int, from_us: int, to_us: int,
+               stream: str = "main", limit: int | None = None) -> list[tuple[Any, ...]]:
+    """Raw rows (``columns``) of the last segment starting before ``from_us`` and of the segments
+    starting in ``[from_us, to_us)``, ordered by start, in **one** query: the lower bound is a
+    scalar subquery (``ORDER BY start_us DESC LIMIT 1`` on the segment index, falling back to
+    ``from_us``), then one range scan of the same index. With the columns of :data:`SPAN_COLUMNS`
+    or ``recorder.playback.PLAYLIST_COLUMNS`` both are index-only (the index covers them,
+    migration 004). ``start_us`` must be among ``columns`` (callers tell the "before" rows by
+    ``start_us < from_us``); ``limit`` counts only rows inside the range."""
+    return _raw_rows(range_query(columns, camera_id, from_us, to_us, stream, limit))
+
+
+def split_before(rows: list[tuple[Any, ...]], start_index: int, from_us: int,
+                  limit: int | None) -> tuple[tuple[Any, ...] | None, list[tuple[Any, ...]]]:
+    """(the last row starting before ``from_us``, the rows inside the range, at most ``limit``)."""
+    first_inside = 0
+    while first_inside < len(rows) and rows[first_inside][start_index] < from_us:
+        first_inside += 1
+    before = rows[first_inside - 1] if first_inside else None
+    inside = rows[first_inside:] if first_inside else rows
+    if limit is not None and len(inside) > limit:
+        inside = inside[:limit]
+    return before, inside
+
+
 def segments_in_range(camera_id: int, from_us: int, to_us: int, stream: str = "main",
                       limit: int | None = None) -> tuple[SegmentRef | None, list[SegmentRef]]:
     """(the last segment starting before ``from_us``, segments starting in ``[from_us, to_us)``).
 
-    Two probes of the ``(camera, stream, start_us)`` index; the first item may or may not reach
-    into the range (callers check ``end_us``).
+    One query on the ``(camera, stream, start_us)`` index (:func:`range_rows`); the first item may
+    or may not reach into the range (callers check ``end_us``).
     """
-    fields = (Segment.id, Segment.run, Segment.volume, Segment.path, Segment.start_us,
-              Segment.end_us, Segment.state)
-    before_row = (Segment.select(*fields)
-                  .where((Segment.camera == camera_id) & (Segment.stream == stream)
-                         & (Segment.start_us < from_us))
-                  .order_by(Segment.start_us.desc()).limit(1).tuples().first())
-    query = (Segment.select(*fields)
-             .where((Segment.camera == camera_id) & (Segment.stream == stream)
-                    & (Segment.start_us >= from_us) & (Segment.start_us < to_us))
-             .order_by(Segment.start_us))
-    if limit is not None:
-        query = query.limit(limit)
-    before = SegmentRef(*before_row) if before_row else None
-    return before, [SegmentRef(*row) for row in query.tuples()]
+    rows = range_rows(REF_COLUMNS, camera_id, from_us, to_us, stream, limit)
+    before, inside = split_before(rows, 4, from_us, limit)
+    return (SegmentRef._make(before) if before is not None else None,
+            list(map(SegmentRef._make, inside)))
 
 
 def segment_at(camera_id: int, at_us: int, stream: str = "main") -> SegmentRef | None:
     """The segment covering ``at_us`` (one index probe), or None."""
-    row = (Segment.select(Segment.id, Segment.run, Segment.volume, Segment.path, Segment.start_us,
-                          Segment.end_us, Segment.state)
-           .where((Segment.camera == camera_id) & (Segment.stream == stream)
-                  & (Segment.start_us <= at_us))
-           .order_by(Segment.start_us.desc()).limit(1).tuples().first())
-    if row is None:
+    rows = _raw_rows(Segment.select(*REF_COLUMNS)
+                     .where((Segment.camera == camera_id) & (Segment.stream == stream)
+                            & (Segment.start_us <= at_us))
+                     .order_by(Segment.start_us.desc()).limit(1))
+    if not rows:
         return None
-    seg = SegmentRef(*row)
+    seg = SegmentRef._make(rows[0])
     return seg if seg.end_us > at_us else None
 
 
@@ -150,20 +200,30 @@ def build_timeline(camera_id: int, from_us: int, to_us: int, *, stream: str = "m
         raise ValueError("'to' must be after 'from'")
     if to_us - from_us > MAX_RANGE_US:
         raise ValueError(f"a timeline covers at most {MAX_RANGE_US // 86_400_000_000} days")
-    before, rows = segments_in_range(camera_id, from_us, to_us, stream)
+    before, rows = split_before(range_rows(SPAN_COLUMNS, camera_id, from_us, to_us, stream), 0,
+                                 from_us, None)
     timeline = Timeline(camera_id, from_us, to_us)
-    # raw spans (unclipped) from playable segments, merged while contiguous within one run
+    # one pass: raw spans (unclipped) from playable segments, merged while contiguous within one
+    # run, and the unplayable stretches
     raw: list[list[int]] = []  # [start, end, run]
-    candidates = ([before] if before is not None and before.end_us > from_us else []) + rows
-    for seg in candidates:
-        if seg.state not in PLAYABLE_STATES or seg.end_us <= seg.start_us:
+    missing: list[tuple[int, int]] = []
+    if before is not None and before[1] > from_us:
+        rows.insert(0, before)
+    for start_us, end_us, run, state in rows:
+        if state not in PLAYABLE_STATES:
+            missing.append((start_us, end_us))
             continue
-        if raw and raw[-1][2] == seg.run and seg.start_us - raw[-1][1] <= CONTIGUOUS_US:
-            raw[-1][1] = max(raw[-1][1], seg.end_us)
-        else:
-            raw.append([seg.start_us, seg.end_us, seg.run])
-    runs = _run_reasons({r[2] for r in raw} | ({before.run} if before is not None else set()))
-    missing = [(s.start_us, s.end_us) for s in candidates if s.state not in PLAYABLE_STATES]
+        if end_us <= start_us:
+            continue
+        if raw:
+            last = raw[-1]
+            if last[2] == run and start_us - last[1] <= CONTIGUOUS_US:
+                if end_us > last[1]:
+                    last[1] = end_us
+                continue
+        raw.append([start_us, end_us, run])
+    before_run: int | None = before[2] if before is not None else None
+    runs = _run_reasons({r[2] for r in raw} | ({before_run} if before_run is not None else set()))
 
     def reason_between(prev_run: int | None, start_us: int, end_us: int, next_run: int | None) -> str:
         if any(ms < end_us and me > start_us for ms, me in missing):
@@ -178,7 +238,7 @@ def build_timeline(camera_id: int, from_us: int, to_us: int, *, stream: str = "m
         return reason or "not_recorded"
 
     cursor = from_us
-    prev_run = before.run if before is not None else None
+    prev_run = before_run
     for start_us, end_us, run in raw:
         clipped = Span(max(start_us, from_us), min(end_us, to_us), run)
         if clipped.start_us > cursor:

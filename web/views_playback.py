@@ -159,7 +159,7 @@ async def api_timelines(request: web.Request) -> web.StreamResponse:
 
 
 def _playlist_of(principal: Principal, camera_id: int, from_us: int, to_us: int,
-                 now_us: int) -> tuple[list[timeline.SegmentRef], bool]:
+                 now_us: int) -> tuple[list[playback.PlaylistSegment], bool]:
     """The site-scoped camera look-up, then the playlist's segments: one gateway read."""
     camera = _camera_info(principal, camera_id)
     return playback.playlist_segments(camera.id, from_us, to_us, now_us)

@@ -181,7 +181,8 @@ class Segment(BaseModel):
 
     class Meta:
         indexes = (
-            (("camera", "stream", "start_us"), False),
+            # covers the timeline and the playlist (index-only scans; migration 004)
+            (("camera", "stream", "start_us", "end_us", "run", "state", "id"), False),
             (("volume", "path"), True),
         )
         constraints = [

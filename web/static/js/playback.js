@@ -16,6 +16,7 @@
   const SYNC_TOLERANCE_S = 0.6;
   let playing = true;
   let wallMs = null;                    // the shared playhead (UTC ms)
+  let lastSeek = null;                  // { wallMs, at: performance.now() } of the last seek
 
   const timeline = new window.VmsTimeline(canvas, {
     timeZone,
@@ -30,13 +31,14 @@
   });
 
   // ---- wall time <-> media time --------------------------------------------------------------
-  function wallOf(p) {
-    const ct = p.video.currentTime;
+  function wallOfMedia(p, ct) {
     for (const f of p.frags) {
       if (ct >= f.start - 0.05 && ct < f.start + f.duration + 0.05) return f.pdt + (ct - f.start) * 1000;
     }
     return null;
   }
+
+  function wallOf(p) { return wallOfMedia(p, p.video.currentTime); }
 
   function mediaTimeOf(p, t) {
     for (const f of p.frags) {
@@ -91,6 +93,7 @@
 
   function seek(t) {
     wallMs = t;
+    lastSeek = { wallMs: t, at: performance.now() };
     for (const p of players) {
       const media = p.ready ? mediaTimeOf(p, t) : null;
       if (media != null) {
@@ -191,6 +194,13 @@
     timeline.setView(midnight, 24 * 3600 * 1000);
     seek(midnight);
   });
+
+  // ---- read-only hooks for the browser test and bench/playback_first_frame.py ------------------
+  window.VmsPlayback = {
+    get lastSeek() { return lastSeek; },
+    // the wall time (UTC ms) of a media time of the camera at `index`, or null outside the playlist
+    wallOfMedia(index, mediaTime) { return players[index] ? wallOfMedia(players[index], mediaTime) : null; },
+  };
 
   // ---- start ---------------------------------------------------------------------------------
   async function start() {
