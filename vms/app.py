@@ -60,6 +60,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     return app
 
 
+async def freeze_startup_objects(app: web.Application) -> None:
+    """Move the ~85,000 objects made at start-up out of the garbage collector's sight: a full
+    collection walking them took ~45 ms, which showed up as the p99 of timeline requests.
+
+    For a server process (``vms serve``, ``vms demo``): append to ``app.on_startup`` after
+    :func:`create_app`, so it runs once every resource has started. Not in tests, where many apps
+    come and go in one process and frozen objects would never be freed."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -79,9 +79,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(settings.logging.level, settings.logging.format)
     from aiohttp import web
 
-    from vms.app import create_app
+    from vms.app import create_app, freeze_startup_objects
 
     app = create_app(settings)
+    app.on_startup.append(freeze_startup_objects)
     ssl_context = _ssl_context(settings)
     scheme = "https" if ssl_context else "http"
     web.run_app(app, host=settings.server.host, port=settings.server.port,

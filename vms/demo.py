@@ -66,7 +66,7 @@ async def _demo(cameras: int, port: int, data_dir: Path, host: str, out: TextIO)
     from camsim.fleet import Fleet
     from onvif_bridge.adopt import scan
     from onvif_bridge.models import Status
-    from vms.app import create_app
+    from vms.app import create_app, freeze_startup_objects
     from web.views_discovery import onboarding_of
 
     config = data_dir / "vms.toml"
@@ -86,6 +86,7 @@ async def _demo(cameras: int, port: int, data_dir: Path, host: str, out: TextIO)
     # The administrator and the site exist before the server starts (so it has a user at once).
     admin_password, site_id = await asyncio.to_thread(_prepare, settings)
     app = create_app(settings)
+    app.on_startup.append(freeze_startup_objects)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     try:
         await fleet.start()
