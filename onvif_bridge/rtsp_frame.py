@@ -14,28 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from onvif_bridge.client import redact_url
 from onvif_bridge.errors import OnvifAuthError, OnvifParseError, OnvifUnreachableError
+from vms.urls import credentialed_url
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FRAME_TIMEOUT_S = 10.0
+
 _STOP_TIMEOUT_S = 2.0
 _JPEG_START = b"\xff\xd8"
-
-
-def _with_credentials(url: str, username: str, password: str) -> str:
-    """``url`` with ``username:password@`` (percent-encoded); for ffmpeg's argv only."""
-    if not username:
-        return url
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    userinfo = quote(username, safe="")
-    if password:
-        userinfo += ":" + quote(password, safe="")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
@@ -69,7 +59,7 @@ async def grab_jpeg(ffmpeg_exe: str, url: str, username: str = "", password: str
     """
     safe = redact_url(url)
     who = f"camera {label!r} ({safe})" if label else f"stream {safe}"
-    source = _with_credentials(url, username, password)
+    source = credentialed_url(url, username, password)
     secrets = (source, password, quote(password, safe="")) if password else (source,)
     argv = [
         ffmpeg_exe, "-hide_banner", "-nostdin", "-loglevel", "error",

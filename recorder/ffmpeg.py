@@ -20,11 +20,11 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import ffmpeg as ffmpeg_python
 
 from vms.logs import redact, register_secret
+from vms.urls import credentialed_url
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +48,6 @@ CONNECT_FAILED_MARKERS = (
     "503 Service Unavailable", "End of file", "Network is unreachable", "Broken pipe",
     "Operation timed out", "Invalid data found when processing input",
 )
-
-
-def credentialed_url(url: str, username: str, password: str) -> str:
-    """``url`` with ``username:password@`` (percent-encoded) in its authority; for the argv only."""
-    if not username:
-        return url
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    userinfo = quote(username, safe="")
-    if password:
-        userinfo += ":" + quote(password, safe="")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
 @dataclass(frozen=True)

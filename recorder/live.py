@@ -28,12 +28,13 @@ from typing import Literal
 
 import ffmpeg as ffmpeg_python
 
-from recorder.ffmpeg import _set_parent_death_signal, credentialed_url
+from recorder.ffmpeg import _set_parent_death_signal
 from vms.config import Settings
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, CameraStream
 from vms.logs import redact, register_secret
 from vms.secrets import SecretBox, SecretError
+from vms.urls import credentialed_url
 
 log = logging.getLogger(__name__)
 
