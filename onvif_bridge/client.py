@@ -523,8 +523,8 @@ async def get_snapshot(
                                 timeout=timeout, middlewares=(middleware,)) as digest:
                             async with digest.get(uri) as again:
                                 return await _snapshot_body(again, safe, max_bytes)
-                    async with session.get(
-                            uri, auth=aiohttp.BasicAuth(username, password)) as again:
+                    basic = aiohttp.encode_basic_auth(username, password)
+                    async with session.get(uri, headers={"Authorization": basic}) as again:
                         return await _snapshot_body(again, safe, max_bytes)
                 return await _snapshot_body(response, safe, max_bytes)
     except TimeoutError:
