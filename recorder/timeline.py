@@ -1,10 +1,11 @@
-"""The timeline of a camera over ``[from_us, to_us)``: recorded spans, gaps with reasons, events.
+"""The timeline of a camera over ``[from_us, to_us)``: recorded spans, gaps with reasons, events,
+holds.
 
 Answered from the segment index alone, in O(log n + k): segments never overlap within one camera
 stream (the recorder chains them), so the rows that touch the range are the last one starting before
 ``from_us`` (an ``ORDER BY start_us DESC LIMIT 1`` probe of the ``(camera, stream, start_us)``
 index) plus those starting inside the range (one index range scan), fetched in one query. Runs are
-fetched by id for the spans found, events by the ``(camera, start_us)`` index.
+fetched by id for the spans found, events and holds by their ``(camera, start_us)`` indexes.
 
 Speed: a camera-day is ~1,440 rows. Only the columns needed are selected, and rows are taken as the
 driver returns them (no peewee model or per-value conversion); spans are built in one pass over
@@ -29,13 +30,18 @@ from typing import Any, NamedTuple
 import peewee as pw
 from peewee import fn
 
-from vms.db.models import Event, Run, Segment
+from vms.db.models import Event, Hold, Run, Segment
 
 log = logging.getLogger(__name__)
 
 MAX_RANGE_US = 35 * 86_400 * 1_000_000
 """The longest range one timeline request may cover (the UI zooms out to a week)."""
 MAX_EVENTS = 5_000
+MAX_HOLDS = 1_000
+HOLD_MAX_US = 31 * 86_400 * 1_000_000
+"""The longest hold (the API refuses longer ones), so the holds overlapping a range are found
+with one bounded range scan of the ``(camera, start_us)`` index: ``start_us`` in
+``[from_us - HOLD_MAX_US, to_us)``, then ``end_us > from_us``."""
 EVENT_LOOKBACK_US = 3_600 * 1_000_000
 """Events that started up to this long before ``from_us`` and are still open are included."""
 CONTIGUOUS_US = 1_000
@@ -66,6 +72,7 @@ class Timeline:
     gaps: list[Gap] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     events_truncated: bool = False
+    holds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +82,7 @@ class Timeline:
             "gaps": [{"start_us": g.start_us, "end_us": g.end_us, "reason": g.reason}
                      for g in self.gaps],
             "events": self.events, "events_truncated": self.events_truncated,
+            "holds": self.holds,
         }
 
 
@@ -193,8 +201,21 @@ def _events(camera_id: int, from_us: int, to_us: int) -> tuple[list[dict[str, An
     return events[:MAX_EVENTS], truncated
 
 
+def holds_in_range(camera_id: int, from_us: int, to_us: int,
+                   limit: int = MAX_HOLDS) -> list[dict[str, Any]]:
+    """Holds of ``camera_id`` overlapping ``[from_us, to_us)``, by start: one range scan of the
+    ``(camera, start_us)`` index, bounded below by :data:`HOLD_MAX_US`."""
+    query = (Hold.select(Hold.id, Hold.start_us, Hold.end_us, Hold.reason)
+             .where((Hold.camera == camera_id) & (Hold.start_us >= from_us - HOLD_MAX_US)
+                    & (Hold.start_us < to_us) & (Hold.end_us > from_us))
+             .order_by(Hold.start_us, Hold.id).limit(limit))
+    return [{"id": hid, "start_us": start_us, "end_us": end_us, "reason": reason}
+            for hid, start_us, end_us, reason in _raw_rows(query)]
+
+
 def build_timeline(camera_id: int, from_us: int, to_us: int, *, stream: str = "main",
-                   now_us: int | None = None, with_events: bool = True) -> Timeline:
+                   now_us: int | None = None, with_events: bool = True,
+                   with_holds: bool = True) -> Timeline:
     """The timeline of ``camera_id`` over ``[from_us, to_us)``; spans and gaps are clipped to it."""
     if to_us <= from_us:
         raise ValueError("'to' must be after 'from'")
@@ -254,4 +275,6 @@ def build_timeline(camera_id: int, from_us: int, to_us: int, *, stream: str = "m
             timeline.gaps.append(Gap(cursor, end, reason_between(prev_run, cursor, end, None)))
     if with_events:
         timeline.events, timeline.events_truncated = _events(camera_id, from_us, to_us)
+    if with_holds:
+        timeline.holds = holds_in_range(camera_id, from_us, to_us)
     return timeline

@@ -6,6 +6,10 @@ is also malformed). The timeline and playlist routes do the camera look-up and t
 one gateway read (one connection: on PostgreSQL each read opens one). Recorded files are found by
 segment id in the index, only among the camera's own segments, and resolved inside their storage
 volume; no path ever comes from the client.
+
+Holds (a camera's range kept as evidence; retention must skip the segments they overlap) are listed
+with ``playback`` and created or deleted with ``export`` (operators and administrators); each
+creation and deletion writes an audit record in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 from aiohttp import web
 
 from recorder import playback, snapshot, timeline
-from vms import catalog
+from vms import audit, catalog
 from vms.auth import Principal
+from vms.clock import Clock, parse_instant
 from vms.db import models as m
-from web.inputs import bad_request, match_id, query_instant
+from web.inputs import bad_request, get_str, json_object, match_id, query_instant
 from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of
+from web.middleware import client_address
 from web.render import render
 from web.routing import Routes
 
@@ -322,3 +329,132 @@ async def playback_grid_page(request: web.Request) -> web.StreamResponse:
         ids = [int(c["id"]) for c in listed[:4]]
     cameras = [await _camera(request, cid) for cid in ids]
     return render(request, "playback.html", {**_page_context(cameras, request), "title": ""})
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+HOLD_MAX_US = timeline.HOLD_MAX_US
+HOLD_REASON_MAX = 500
+
+
+class HoldNotFound(Exception):
+    pass
+
+
+def _body_instant(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if value is None or value == "":
+        raise bad_request(f"field {key!r} is required")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise bad_request(f"field {key!r} must be ISO-8601 with an offset or integer UTC µs")
+    try:
+        return value if isinstance(value, int) else parse_instant(value)
+    except ValueError as exc:
+        raise bad_request(f"field {key!r}: {exc}") from None
+
+
+def _hold_dict(row: m.Hold, username: str | None) -> dict[str, Any]:
+    return {"id": row.id, "camera_id": row.camera_id, "start_us": row.start_us,
+            "end_us": row.end_us, "reason": row.reason, "created_by": username,
+            "created_us": row.created_us}
+
+
+def _holds_of(principal: Principal, camera_id: int, from_us: int,
+              to_us: int) -> list[dict[str, Any]]:
+    camera = _camera_info(principal, camera_id)
+    found = timeline.holds_in_range(camera.id, from_us, to_us)
+    ids = [h["id"] for h in found]
+    extra: dict[int, tuple[str | None, int]] = {}
+    if ids:
+        rows = (m.Hold.select(m.Hold.id, m.User.username, m.Hold.created_us)
+                .join(m.User, pw.JOIN.LEFT_OUTER, on=(m.Hold.created_by == m.User.id))
+                .where(m.Hold.id.in_(ids)).tuples())
+        extra = {hid: (username, created_us) for hid, username, created_us in rows}
+    for hold in found:
+        hold["created_by"], hold["created_us"] = extra.get(hold["id"], (None, 0))
+    return found
+
+
+def _create_hold(clock: Clock, principal: Principal, camera_id: int, start_us: int, end_us: int,
+                 reason: str, address: str) -> dict[str, Any]:
+    camera = catalog.get_camera(principal, camera_id)
+    row = m.Hold.create(camera=camera.id, start_us=start_us, end_us=end_us, reason=reason,
+                        created_by=principal.user_id, created_us=clock.now_us())
+    audit.record(clock, "hold_create", principal=principal,
+                 target=f"camera {camera.id} hold {row.id}", site_id=camera.site_id,
+                 address=address, detail={"hold_id": row.id, "camera_id": camera.id,
+                                          "start_us": start_us, "end_us": end_us,
+                                          "reason": reason})
+    return _hold_dict(row, principal.username)
+
+
+def _delete_hold(clock: Clock, principal: Principal, camera_id: int, hold_id: int,
+                 address: str) -> None:
+    camera = catalog.get_camera(principal, camera_id)
+    row = m.Hold.get_or_none((m.Hold.id == hold_id) & (m.Hold.camera == camera.id))
+    if row is None:
+        raise HoldNotFound
+    row.delete_instance()
+    audit.record(clock, "hold_delete", principal=principal,
+                 target=f"camera {camera.id} hold {hold_id}", site_id=camera.site_id,
+                 address=address, detail={"hold_id": hold_id, "camera_id": camera.id,
+                                          "start_us": row.start_us, "end_us": row.end_us,
+                                          "reason": row.reason})
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/holds", access="playback", query=TIME_QUERY,
+              summary="Holds (ranges kept as evidence) of a camera overlapping a range")
+async def api_holds(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    from_us, to_us = _range(request, HOLD_MAX_US)
+    if to_us - from_us > timeline.MAX_RANGE_US:
+        raise bad_request(f"a range covers at most {timeline.MAX_RANGE_US // DAY_US} days")
+    try:
+        holds = await request.app[GATEWAY].read(_holds_of, _principal(request), camera.id,
+                                                from_us, to_us)
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+    return web.json_response({"camera_id": camera.id, "from_us": from_us, "to_us": to_us,
+                              "holds": holds})
+
+
+@routes.route("POST", "/api/v1/cameras/{id}/holds", access="export",
+              body={"type": "object", "required": ["from", "to", "reason"], "properties": {
+                  "from": {"type": ["string", "integer"]}, "to": {"type": ["string", "integer"]},
+                  "reason": {"type": "string", "maxLength": HOLD_REASON_MAX}}},
+              summary="Hold a camera's range as evidence (retention keeps it); at most 31 days")
+async def api_hold_create(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    data = await json_object(request)
+    start_us = _body_instant(data, "from")
+    end_us = _body_instant(data, "to")
+    if end_us <= start_us:
+        raise bad_request("field 'to' must be after 'from'")
+    if end_us - start_us > HOLD_MAX_US:
+        raise bad_request(f"field 'to': a hold covers at most {HOLD_MAX_US // DAY_US} days")
+    reason = get_str(data, "reason", max_len=HOLD_REASON_MAX).strip()
+    if not reason:
+        raise bad_request("field 'reason' must not be empty")
+    principal = _principal(request)
+    try:
+        hold = await request.app[GATEWAY].write(
+            _create_hold, request.app[CLOCK], principal, camera.id, start_us, end_us, reason,
+            client_address(request))
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+    return web.json_response(hold, status=201)
+
+
+@routes.route("DELETE", "/api/v1/cameras/{id}/holds/{hold_id}", access="export",
+              summary="Release a hold")
+async def api_hold_delete(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    hold_id = match_id(request, "hold_id")
+    try:
+        await request.app[GATEWAY].write(_delete_hold, request.app[CLOCK], _principal(request),
+                                         camera.id, hold_id, client_address(request))
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+    except HoldNotFound:
+        raise web.HTTPNotFound(text="no such hold") from None
+    return web.Response(status=204)

@@ -78,6 +78,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/cameras/{id}/snapshot.jpg"): "playback",
     ("GET", "/cameras/{id}/playback"): "playback",
     ("GET", "/playback"): "playback",
+    ("GET", "/api/v1/cameras/{id}/holds"): "playback",
+    ("POST", "/api/v1/cameras/{id}/holds"): "export",
+    ("DELETE", "/api/v1/cameras/{id}/holds/{hold_id}"): "export",
 }
 
 CAMERA_SCOPED = {path for (_m, path) in EXPECTED if "/cameras/{id}" in path}

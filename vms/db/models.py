@@ -228,7 +228,26 @@ class Export(BaseModel):
     finished_us = pw.BigIntegerField(null=True)
 
 
+class Hold(BaseModel):
+    """A camera's time range ``[start_us, end_us)`` kept as evidence.
+
+    Retention must skip every segment that overlaps a hold of its camera (it may delete a held
+    segment only once no hold overlaps it any more). Holds are shown on the timeline.
+    """
+
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="holds")
+    start_us = pw.BigIntegerField()
+    end_us = pw.BigIntegerField()
+    reason = pw.CharField(max_length=500, default="")
+    created_by = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_us = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("camera", "start_us"), False),)
+        constraints = [pw.SQL("CHECK (end_us > start_us)")]
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
-    PendingDeletion, Event, Export,
+    PendingDeletion, Event, Export, Hold,
 )

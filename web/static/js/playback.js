@@ -159,7 +159,8 @@
       events.push(...evs);
       return { id: c.camera.id, name: c.camera.name,
         spans: c.spans.map((s) => [s.start_us / 1000, s.end_us / 1000]),
-        gaps: c.gaps.map((g) => [g.start_us / 1000, g.end_us / 1000, g.reason]), events: evs };
+        gaps: c.gaps.map((g) => [g.start_us / 1000, g.end_us / 1000, g.reason]), events: evs,
+        holds: (c.holds || []).map((h) => [h.start_us / 1000, h.end_us / 1000, h.reason]) };
     });
     events.sort((a, b) => a.start_ms - b.start_ms);
     timeline.setRows(rows);

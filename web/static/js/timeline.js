@@ -13,7 +13,7 @@
     .concat([86400000, 2 * 86400000]);
   const COLORS = {
     span: "#2e8b57", gap: "#d9534f", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad",
-    other: "#555555", cursor: "#000000", axis: "#666666", grid: "#e3e3e3", text: "#222222",
+    other: "#555555", hold: "#1f3a93", cursor: "#000000", axis: "#666666", grid: "#e3e3e3", text: "#222222",
   };
 
   function tzOffsetMs(formatter, t) {
@@ -31,7 +31,8 @@
       this.timeZone = options.timeZone || "UTC";
       this.onSeek = options.onSeek || (() => {});
       this.onView = options.onView || (() => {});
-      this.rows = [];           // [{id, name, spans:[[s,e]], gaps:[[s,e,reason]], events:[...]}]
+      // [{id, name, spans:[[s,e]], gaps:[[s,e,reason]], events:[...], holds:[[s,e,reason]]}]
+      this.rows = [];
       this.cursorMs = null;
       this.viewStart = Date.now() - 3600000;
       this.viewSpan = 2 * 3600000;
@@ -182,7 +183,11 @@
         ctx.fillText(label, x + 2, rowsH + 4);
       }
       this.rows.forEach((row, i) => {
-        const y = i * rowH + 2, hh = rowH - 4;
+        const top = i * rowH + 2;
+        // holds: a thin band above the spans (evidence kept from retention)
+        const holdH = Math.max(3, Math.round((rowH - 4) * 0.12));
+        for (const [s, e] of row.holds || []) this._bar(s, e, top, holdH, COLORS.hold);
+        const y = top + holdH + 1, hh = rowH - 4 - holdH - 1;
         for (const [s, e] of row.gaps) this._bar(s, e, y + hh * 0.35, hh * 0.3, COLORS.gap);
         for (const [s, e] of row.spans) this._bar(s, e, y, hh, COLORS.span);
         for (const ev of row.events) {
