@@ -1,7 +1,7 @@
 """Evidence export: recorded segments of one or more cameras over a time range → MP4 + manifest.
 
 This module owns the export job from request to finished file: planning from the segment index
-(which files, where to cut, which gaps), one ``ffmpeg -f concat -c copy -movflags +faststart`` per
+(which files, where to cut, which gaps), one ``ffmpeg -f concat -c copy -moov_size N`` (faststart) per
 camera (never a transcode), progress from ``-progress pipe:1`` (``out_time_us`` against the
 expected span), a queue worked by a fixed number of workers (the concurrency limit), cancellation,
 recovery of unfinished jobs at start-up, the manifest (cameras, requested and actual ranges, gaps,
@@ -249,13 +249,29 @@ def concat_list(files: list[PlannedFile]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_argv(ffmpeg_exe: str, list_path: Path, out_path: Path, *, audio: bool) -> list[str]:
+# Bytes of moov per sample are ~13 measured (stsz, stco, stts, stss, ctts); 24 is a safe bound.
+MOOV_BYTES_PER_SAMPLE = 24
+SAMPLES_PER_S_BOUND = 60 + 50  # video up to 60 fps, AAC up to 48 kHz (~47 frames/s)
+MOOV_TOO_SMALL = "reserved_moov_size is too small"
+
+
+def moov_reserve_bytes(expected_us: int) -> int:
+    """Room to reserve at the start of the file so ffmpeg writes the moov there in one pass."""
+    return 64 * 1024 + (expected_us // 1_000_000 + 1) * SAMPLES_PER_S_BOUND * MOOV_BYTES_PER_SAMPLE
+
+
+def export_argv(ffmpeg_exe: str, list_path: Path, out_path: Path, *, audio: bool,
+                moov_reserve: int | None = None) -> list[str]:
+    """The stream-copy command. With ``moov_reserve`` the moov is written into space reserved at
+    the start (``-moov_size``): the file is faststart without ``+faststart``'s second pass over the
+    whole file; if the reserve proves too small ffmpeg fails and the caller retries with it."""
     argv = [ffmpeg_exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
             "-progress", "pipe:1", "-stats_period", "0.5",
             "-f", "concat", "-safe", "0", "-i", str(list_path), "-map", "0:v:0"]
     if audio:
         argv += ["-map", "0:a:0?"]
-    argv += ["-c", "copy", "-movflags", "+faststart", "-f", "mp4", "-y", str(out_path)]
+    layout = ["-moov_size", str(moov_reserve)] if moov_reserve else ["-movflags", "+faststart"]
+    argv += ["-c", "copy", *layout, "-f", "mp4", "-y", str(out_path)]
     return argv
 
 
@@ -682,7 +698,20 @@ class ExportService:
         if job.cancel.is_set():
             raise _Cancelled
         await asyncio.to_thread(list_path.write_text, concat_list(plan.files), "utf-8")
-        argv = export_argv(self.ffmpeg_exe, list_path, out, audio=bool(plan.audio_codec))
+        try:
+            await self._run_ffmpeg(job, plan, list_path, out, done_us, total_us,
+                                   moov_reserve_bytes(plan.expected_us))
+        except ExportError as exc:
+            if MOOV_TOO_SMALL not in str(exc):
+                raise
+            log.warning("export %s: camera %r: moov reserve too small, writing with +faststart",
+                        job.export_id, plan.camera_name)
+            await self._run_ffmpeg(job, plan, list_path, out, done_us, total_us, None)
+
+    async def _run_ffmpeg(self, job: _Job, plan: CameraPlan, list_path: Path, out: Path,
+                          done_us: int, total_us: int, moov_reserve: int | None) -> None:
+        argv = export_argv(self.ffmpeg_exe, list_path, out, audio=bool(plan.audio_codec),
+                           moov_reserve=moov_reserve)
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
@@ -723,7 +752,9 @@ class ExportService:
         if job.cancel.is_set():
             raise _Cancelled
         if rc != 0:
-            message = tail[-1] if tail else f"exit code {rc}"
+            # the line naming the cause, when it is the reserve, is what _ffmpeg retries on
+            message = next((line for line in tail if MOOV_TOO_SMALL in line),
+                           tail[-1] if tail else f"exit code {rc}")
             raise ExportError(f"camera {plan.camera_name!r}: ffmpeg failed: {message}")
 
     @staticmethod
