@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
+import peewee as pw
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, Gauge
@@ -96,19 +97,18 @@ async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    gateway = app[GATEWAY]
     cameras = Gauge("vms_cameras", "Cameras by status", ["status"], registry=app[METRICS])
 
     def count() -> None:
+        """Run on a reader thread (the scheduler below calls it through the gateway)."""
+        query = (m.Camera.select(m.Camera.status, pw.fn.COUNT(m.Camera.id))
+                 .group_by(m.Camera.status).tuples())
+        totals = dict(query)
         cameras.clear()
-        query = m.Camera.select(m.Camera.status, m.Camera.id).tuples()
-        totals: dict[str, int] = {}
-        for status, _id in query:
-            totals[status] = totals.get(status, 0) + 1
         for status, n in totals.items():
             cameras.labels(status).set(n)
 
-    app[SERVICES]["metrics_refresh"] = lambda: gateway.read_sync(count)
+    app[SERVICES]["metrics_refresh"] = count
     yield
 
 

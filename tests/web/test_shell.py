@@ -97,3 +97,11 @@ async def test_language_change_of_signed_in_user_needs_csrf(world: World) -> Non
     await world.login("viewer1")
     resp = await world.client.post("/language", data={"language": "ru"}, allow_redirects=False)
     assert resp.status == 403
+
+
+async def test_metrics_count_cameras_by_status(world: World) -> None:
+    from web.keys import GATEWAY, SERVICES
+
+    await world.app[GATEWAY].read(world.app[SERVICES]["metrics_refresh"])
+    text = await (await world.client.get("/metrics")).text()
+    assert 'vms_cameras{status="new"} 2.0' in text
