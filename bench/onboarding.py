@@ -17,8 +17,8 @@ import logging
 import time
 
 from camsim.fleet import Fleet
-from onvif_bridge.adopt import scan
 from onvif_bridge.models import Status
+from onvif_bridge.scan import scan
 
 PASSWORD = "bench-pass-123"
 

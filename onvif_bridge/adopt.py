@@ -1,12 +1,11 @@
-"""Onboarding: scan (discover + interrogate), adopt, re-bind by MAC, configure and remove cameras.
+"""Onboarding: adopt, re-bind by MAC, configure and remove cameras.
 
-This module owns the installer's flow from "a device answered a Probe" to "a camera row with
-encrypted credentials, a main and a sub stream, and an audit record". :func:`scan` pairs
-WS-Discovery with bounded concurrent interrogation; :class:`Onboarding` is the service the web
-layer, the CLI and the demo call. Every method takes the asking :class:`~vms.auth.Principal`
-(``None`` only for the local command line, which has the whole database anyway): a site the
-principal does not see does not exist for it, and a camera already adopted into such a site is
-refused (never re-bound across sites).
+This module owns the installer's flow from "an ONVIF address" (typed in, or found by a scan:
+:mod:`onvif_bridge.scan`) to "a camera row with encrypted credentials, a main and a sub stream,
+and an audit record". :class:`Onboarding` is the service the web layer, the CLI and the demo call.
+Every method takes the asking :class:`~vms.auth.Principal` (``None`` only for the local command
+line, which has the whole database anyway): a site the principal does not see does not exist for
+it, and a camera already adopted into such a site is refused (never re-bound across sites).
 
 Choices: main stream = highest-resolution H.264/H.265 profile with a stream URI, sub = the
 smallest one; a camera whose MAC is known is re-bound (address, credentials, streams updated),
@@ -21,14 +20,13 @@ stream (:mod:`onvif_bridge.rtsp_frame`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import peewee as pw
 
@@ -40,7 +38,6 @@ from onvif_bridge.client import (
     interrogate,
     redact_url,
 )
-from onvif_bridge.discovery import discover, preferred_xaddr
 from onvif_bridge.errors import (
     OnvifAuthError,
     OnvifError,
@@ -48,8 +45,9 @@ from onvif_bridge.errors import (
     OnvifParseError,
     OnvifUnreachableError,
 )
-from onvif_bridge.models import DeviceReport, DiscoveredDevice, ProfileReport, Status
+from onvif_bridge.models import DeviceReport, ProfileReport, Status
 from onvif_bridge.rtsp_frame import grab_jpeg
+from onvif_bridge.scan import strip_credentials
 from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock, SystemClock
@@ -63,7 +61,6 @@ logger = logging.getLogger(__name__)
 MAX_GOP_S = 2.0
 """Longest keyframe interval a recording profile may ask for."""
 RECORDABLE_CODECS = ("H264", "H265")
-DEFAULT_SCAN_CONCURRENCY = 16
 DEFAULT_SITE_NAME = "Default site"
 _HOSTNAME_RE = re.compile(r"[^A-Za-z0-9-]+")
 
@@ -84,122 +81,7 @@ class OnboardingError(Exception):
         self.report = report
 
 
-# --- scanning -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class ScanUpdate:
-    """One step of a scan: a device was ``found``, or its interrogation ``report`` is in."""
-
-    kind: str  # found | report | bye
-    device: DiscoveredDevice
-    report: DeviceReport | None = None
-
-
-async def scan(
-    targets: Iterable[str],
-    username: str,
-    password: str,
-    *,
-    interfaces: Sequence[str] | None = None,
-    timeout_s: float = 3.0,
-    concurrency: int = DEFAULT_SCAN_CONCURRENCY,
-    interrogate_timeout_s: float = 5.0,
-    clock: Clock | None = None,
-) -> AsyncIterator[ScanUpdate]:
-    """Discover devices and interrogate each one as soon as it answers (at most ``concurrency``
-    at a time); yields updates as they happen and ends when the discovery window is over and
-    every interrogation finished. Raises DiscoveryTargetError for bad targets before sending.
-    """
-    queue: asyncio.Queue[ScanUpdate | None] = asyncio.Queue()
-    limit = asyncio.Semaphore(max(1, concurrency))
-    tasks: set[asyncio.Task[None]] = set()
-    if password:
-        register_secret(password)
-
-    async def examine(device: DiscoveredDevice) -> None:
-        xaddr = preferred_xaddr(device)
-        if xaddr is None:
-            report = DeviceReport(address=device.sender, status=Status.BAD_RESPONSE,
-                                  message=f"device {device.sender}: no HTTP device address in its "
-                                          "ProbeMatch")
-        else:
-            async with limit:
-                report = await interrogate(xaddr, username, password, clock=clock,
-                                           timeout_s=interrogate_timeout_s, name=device.name)
-        await queue.put(ScanUpdate("report", device, report))
-
-    async def produce() -> None:
-        try:
-            async for device in discover(targets, interfaces=interfaces, timeout_s=timeout_s,
-                                         clock=clock):
-                if device.message == "Bye":
-                    await queue.put(ScanUpdate("bye", device))
-                    continue
-                await queue.put(ScanUpdate("found", device))
-                task = asyncio.create_task(examine(device), name=f"interrogate {device.sender}")
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            while tasks:
-                await asyncio.gather(*list(tasks), return_exceptions=True)
-        finally:
-            await queue.put(None)
-
-    producer = asyncio.create_task(produce(), name="scan")
-    try:
-        while True:
-            update = await queue.get()
-            if update is None:
-                break
-            yield update
-        await producer  # re-raise a discovery error (bad target)
-    finally:
-        for task in (producer, *tasks):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(producer, *tasks, return_exceptions=True)
-
-
-def report_dict(report: DeviceReport) -> dict[str, Any]:
-    """The public view of an interrogation (JSON-ready; never a credential)."""
-    info = report.device_info
-    return {
-        "address": report.address,
-        "xaddr": report.xaddr,
-        "status": str(report.status),
-        "message": report.message,
-        "mac": report.mac,
-        "manufacturer": info.manufacturer if info else "",
-        "model": info.model if info else "",
-        "firmware": info.firmware_version if info else "",
-        "serial": info.serial_number if info else "",
-        "hostname": report.hostname,
-        "clock_offset_us": report.clock_offset_us,
-        "warnings": list(report.warnings),
-        "profiles": [_profile_dict(p) for p in report.profiles],
-    }
-
-
-def _profile_dict(entry: ProfileReport) -> dict[str, Any]:
-    p = entry.profile
-    return {
-        "token": p.token, "name": p.name, "codec": p.encoding or "", "width": p.width,
-        "height": p.height, "fps": p.fps, "bitrate_kbps": p.bitrate_kbps,
-        "gov_length": p.gov_length,
-        "stream_uri": strip_credentials(entry.stream_uri) if entry.stream_uri else None,
-        "snapshot": bool(entry.snapshot_uri), "error": entry.error,
-    }
-
-
 # --- stream choice ------------------------------------------------------------------------------
-
-def strip_credentials(url: str) -> str:
-    """The URL without ``user:password@`` (what we store; credentials live encrypted apart)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[1], parts.path, parts.query,
-                       parts.fragment))
-
 
 def _pixels(entry: ProfileReport) -> int:
     return (entry.profile.width or 0) * (entry.profile.height or 0)
@@ -798,12 +680,8 @@ __all__ = [
     "Onboarding",
     "OnboardingError",
     "RecordingProfile",
-    "ScanUpdate",
     "StoredCamera",
     "applied_columns",
     "choose_streams",
-    "report_dict",
-    "scan",
     "snapshot_of",
-    "strip_credentials",
 ]

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from recorder.clip import Clip, ClipCancelled, Source, plan_clip, write_clip
+from recorder.mp4 import Mp4Error
 from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock, datetime_to_us, format_iso, zone
@@ -231,6 +234,35 @@ def finish_plan(plan: CameraPlan, from_us: int, to_us: int) -> CameraPlan:
     return plan
 
 
+def prepare_plan(plan: CameraPlan, from_us: int, to_us: int, *,
+                 direct: bool = True) -> Clip | None:
+    """Decide how this camera's part is made (call in a thread: reads the segments' boxes).
+
+    Returns the :class:`~recorder.clip.Clip` to copy directly, or None (``direct`` off, or
+    segments recorder/mp4.py does not read); then ``plan.files`` holds ffmpeg's concat plan.
+    """
+    paths = [s.abs_path for s in plan.segments]  # type: ignore[attr-defined]
+    for p in paths:
+        if not p.is_file():
+            raise ExportError(f"camera {plan.camera_name!r}: recorded file {p} is missing")
+    if not direct:
+        finish_plan(plan, from_us, to_us)
+        return None
+    sources = [Source(p, s.start_us) for p, s in zip(paths, plan.segments, strict=True)]
+    try:
+        clip = plan_clip(sources, from_us, to_us, audio=bool(plan.audio_codec))
+    except Mp4Error as exc:
+        log.warning("camera %r: exporting with ffmpeg, the segments cannot be copied directly: %s",
+                    plan.camera_name, exc)
+        finish_plan(plan, from_us, to_us)
+        return None
+    for path in clip.truncated:
+        log.warning("camera %r: %s ends inside a fragment; its whole fragments are exported",
+                    plan.camera_name, path)
+    plan.actual_from_us, plan.actual_to_us = clip.actual_from_us, clip.actual_to_us
+    return clip
+
+
 def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "'\\''") + "'"
 
@@ -321,11 +353,11 @@ class ExportService:
     """Creates, runs, lists and cancels exports. ``start()`` recovers and starts the workers."""
 
     def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, *,
-                 concurrency: int = 2, ffmpeg_exe: str | None = None) -> None:
+                 concurrency: int | None = None, ffmpeg_exe: str | None = None) -> None:
         self.gw = gateway
         self.settings = settings
         self.clock = clock
-        self.concurrency = max(1, concurrency)
+        self.concurrency = max(1, concurrency or settings.export.concurrency)
         self.ffmpeg_exe = ffmpeg_exe or settings.ffmpeg_exe()
         self.folder = settings.data_dir / "exports"
         self._queue: asyncio.Queue[int] = asyncio.Queue()
@@ -584,19 +616,25 @@ class ExportService:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
             camera_ids = [int(c) for c in json.loads(row.camera_ids)]
-            plans = []
+            plans: list[tuple[CameraPlan, Clip | None]] = []
             for cid in camera_ids:
                 plan = await self.gw.read(load_plan, self.settings, cid, row.from_us, row.to_us)
-                plans.append(await asyncio.to_thread(finish_plan, plan, row.from_us, row.to_us))
-            total_us = sum(p.expected_us for p in plans)
+                clip = await asyncio.to_thread(prepare_plan, plan, row.from_us, row.to_us,
+                                               direct=self.settings.export.muxer == "auto")
+                plans.append((plan, clip))
+            total_us = sum(p.expected_us for p, _ in plans)
             done_us = 0
             outputs: list[tuple[CameraPlan, Path, str, int]] = []
-            for i, plan in enumerate(plans):
+            for i, (plan, clip) in enumerate(plans):
                 out = tmp / self._camera_file_name(plan, i)
-                await self._ffmpeg(job, plan, tmp / f"list-{i}.txt", out, done_us, total_us)
+                if clip is not None:
+                    digest, size = await self._copy(job, plan, clip, out, done_us, total_us)
+                else:
+                    await self._ffmpeg(job, plan, tmp / f"list-{i}.txt", out, done_us, total_us)
+                    digest = await asyncio.to_thread(sha256_file, out)
+                    size = out.stat().st_size
                 done_us += plan.expected_us
-                digest = await asyncio.to_thread(sha256_file, out)
-                outputs.append((plan, out, digest, out.stat().st_size))
+                outputs.append((plan, out, digest, size))
             final = await asyncio.to_thread(self._package, export_id, outputs)
             file_digest = (outputs[0][2] if len(outputs) == 1
                            else await asyncio.to_thread(sha256_file, final))
@@ -692,6 +730,37 @@ class ExportService:
                       "media_time_zero_us + t (gaps keep their length: the last frame before "
                       "a gap is held)."),
         }
+
+    async def _copy(self, job: _Job, plan: CameraPlan, clip: Clip, out: Path, done_us: int,
+                    total_us: int) -> tuple[str, int]:
+        """Write ``clip`` on a thread (hashing as it goes); progress by bytes copied."""
+        if job.cancel.is_set():
+            raise _Cancelled
+        stop = threading.Event()
+        copied = [0]
+
+        def progress(written: int) -> None:
+            copied[0] = written
+
+        watcher = asyncio.create_task(job.cancel.wait())
+        watcher.add_done_callback(lambda _task: stop.set())
+        writer = asyncio.ensure_future(asyncio.to_thread(
+            write_clip, clip, out, progress=progress, cancel=stop,
+            max_bytes_per_s=self.settings.export.max_kb_per_s * 1000))
+        try:
+            while not writer.done():
+                await asyncio.wait({writer}, timeout=PROGRESS_WRITE_INTERVAL_S)
+                share = min(1.0, copied[0] / max(1, clip.payload_size))
+                await self._set(job.export_id, progress=min(
+                    0.99, (done_us + share * plan.expected_us) / total_us))
+            return writer.result()
+        except ClipCancelled:
+            raise _Cancelled from None
+        except Mp4Error as exc:
+            raise ExportError(f"camera {plan.camera_name!r}: {exc}") from None
+        finally:
+            stop.set()  # also ends the thread when this task itself is cancelled
+            watcher.cancel()
 
     async def _ffmpeg(self, job: _Job, plan: CameraPlan, list_path: Path, out: Path,
                       done_us: int, total_us: int) -> None:

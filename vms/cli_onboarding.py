@@ -142,8 +142,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
 
 async def _discover(args: argparse.Namespace, password: str, interfaces: list[str] | None) -> None:
-    from onvif_bridge.adopt import report_dict, scan
     from onvif_bridge.discovery import discover, preferred_xaddr
+    from onvif_bridge.scan import report_dict, scan
 
     count = 0
     if not args.user:

@@ -62,6 +62,15 @@ SETTINGS: tuple[Setting, ...] = (
             "ffmpeg binary to use; empty: the one bundled with imageio-ffmpeg."),
     Setting("recording", "rtsp_transport", str, "tcp", "Default RTSP transport for recording.",
             choices=("tcp", "udp")),
+    Setting("export", "concurrency", int, 2,
+            "Exports made at the same time; more wait in the queue.", minimum=1),
+    Setting("export", "max_kb_per_s", int, 0,
+            "Cap on how fast an export copies recorded video, kilobytes a second, so exports "
+            "never starve the recorders' disks; 0: no cap.", minimum=0),
+    Setting("export", "muxer", str, "auto",
+            "auto: copy the recorded samples straight into the MP4 (ffmpeg for segments that "
+            "cannot be read that way); ffmpeg: always ffmpeg's concat demuxer.",
+            choices=("auto", "ffmpeg")),
     Setting("retention", "continuous_days", int, 30,
             "Days to keep continuous recordings (per-camera policies may differ).", minimum=0),
     Setting("retention", "event_days", int, 90, "Days to keep event recordings.", minimum=0),
@@ -115,6 +124,13 @@ class RecordingSettings:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    concurrency: int = 2
+    max_kb_per_s: int = 0
+    muxer: str = "auto"
+
+
+@dataclass(frozen=True)
 class RetentionSettings:
     continuous_days: int = 30
     event_days: int = 90
@@ -140,6 +156,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
@@ -169,6 +186,7 @@ _SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "database": DatabaseSettings,
     "recording": RecordingSettings,
+    "export": ExportSettings,
     "retention": RetentionSettings,
     "logging": LoggingSettings,
     "mqtt": MqttSettings,

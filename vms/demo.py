@@ -64,8 +64,8 @@ def run_demo(cameras: int, port: int, data_dir: Path, host: str) -> int:
 
 async def _demo(cameras: int, port: int, data_dir: Path, host: str, out: TextIO) -> int:
     from camsim.fleet import Fleet
-    from onvif_bridge.adopt import scan
     from onvif_bridge.models import Status
+    from onvif_bridge.scan import scan
     from vms.app import create_app, freeze_startup_objects
     from web.views_discovery import onboarding_of
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -24,13 +25,12 @@ from onvif_bridge.adopt import (
     Onboarding,
     OnboardingError,
     RecordingProfile,
-    report_dict,
-    scan,
     snapshot_of,
 )
 from onvif_bridge.drift import DriftChecker
 from onvif_bridge.errors import DiscoveryTargetError
 from onvif_bridge.models import DeviceReport, DiscoveredDevice
+from onvif_bridge.scan import report_dict, scan
 from vms import catalog
 from vms.auth import Principal
 from vms.clock import Clock
@@ -47,7 +47,7 @@ from web.inputs import (
 from web.keys import GATEWAY, SERVICES, principal_of
 from web.middleware import client_address, json_error
 from web.render import render
-from web.routing import Routes
+from web.routing import Handler, Routes
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,20 @@ def _refused(exc: OnboardingError) -> web.Response:
     return json_error(_HTTP_STATUS.get(exc.kind, 400), str(exc), **extra)
 
 
+def _answers_refusals(handler: Handler) -> Handler:
+    """The handler, answering an :class:`OnboardingError` it raises with :func:`_refused` (its
+    status from ``kind``, the message, the camera report) instead of letting it become a 500."""
+
+    @functools.wraps(handler)
+    async def answering(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except OnboardingError as exc:
+            return _refused(exc)
+
+    return answering
+
+
 def _credentials(data: dict[str, Any]) -> tuple[str, str]:
     return (get_str(data, "username", required=False, max_len=200),
             get_str(data, "password", required=False, max_len=200))
@@ -299,6 +313,7 @@ async def api_discovery_get(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/api/v1/discovery/{id}/snapshot", access="manage_cameras",
               query=(("device", "the device's index in the scan"),),
               summary="A JPEG from a device found by a scan (scan credentials)")
+@_answers_refusals
 async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
     jobs = jobs_of(request.app)
     job = jobs.get(_principal(request), _job_id(request))
@@ -307,11 +322,7 @@ async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
     if row is None or row.report is None:
         raise web.HTTPNotFound(text="no such device in this scan (yet)")
     if row.thumbnail is None:
-        try:
-            row.thumbnail = await snapshot_of(row.report, job.username, job.password,
-                                              timeout_s=5.0)
-        except OnboardingError as exc:
-            return _refused(exc)
+        row.thumbnail = await snapshot_of(row.report, job.username, job.password, timeout_s=5.0)
     return web.Response(body=row.thumbnail, content_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=60"})
 
@@ -332,6 +343,7 @@ async def discovery_page(request: web.Request) -> web.StreamResponse:
                   "username": {"type": "string"}, "password": {"type": "string"},
                   "site_id": {"type": "integer"}, "name": {"type": "string"},
                   "set_clock": {"type": "boolean"}}})
+@_answers_refusals
 async def api_camera_adopt(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
     onvif_url = get_str(data, "onvif_url", required=False, max_len=500)
@@ -346,17 +358,14 @@ async def api_camera_adopt(request: web.Request) -> web.StreamResponse:
         raise bad_request("field 'set_clock' must be true or false")
     service = onboarding_of(request.app)
     principal = _principal(request)
-    try:
-        if rtsp_url:
-            result = await service.adopt_rtsp(principal, rtsp_url, username, password,
-                                              site_id=site_id, name=name,
-                                              address=client_address(request))
-        else:
-            result = await service.adopt(principal, onvif_url, username, password,
-                                         site_id=site_id, name=name, set_clock=set_clock,
-                                         address=client_address(request))
-    except OnboardingError as exc:
-        return _refused(exc)
+    if rtsp_url:
+        result = await service.adopt_rtsp(principal, rtsp_url, username, password,
+                                          site_id=site_id, name=name,
+                                          address=client_address(request))
+    else:
+        result = await service.adopt(principal, onvif_url, username, password, site_id=site_id,
+                                     name=name, set_clock=set_clock,
+                                     address=client_address(request))
     detail = await request.app[GATEWAY].read(catalog.camera_detail, principal, result.camera_id)
     return web.json_response({**detail, "adoption": result.as_dict()},
                              status=201 if result.created else 200)
@@ -369,6 +378,7 @@ async def api_camera_adopt(request: web.Request) -> web.StreamResponse:
                   "password": {"type": "string"},
                   "xaddrs": {"type": "array", "items": {"type": "string"}},
                   "set_clock": {"type": "boolean"}}})
+@_answers_refusals
 async def api_camera_bulk(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
     site_id = get_int(data, "site_id", minimum=1)
@@ -379,12 +389,9 @@ async def api_camera_bulk(request: web.Request) -> web.StreamResponse:
     set_clock = data.get("set_clock", False)
     if not isinstance(set_clock, bool):
         raise bad_request("field 'set_clock' must be true or false")
-    try:
-        results = await onboarding_of(request.app).adopt_many(
-            _principal(request), xaddrs, username, password, site_id=site_id,
-            set_clock=set_clock, address=client_address(request))
-    except OnboardingError as exc:
-        return _refused(exc)
+    results = await onboarding_of(request.app).adopt_many(
+        _principal(request), xaddrs, username, password, site_id=site_id, set_clock=set_clock,
+        address=client_address(request))
     adopted = sum(1 for r in results if r["ok"])
     return web.json_response({"adopted": adopted, "failed": len(results) - adopted,
                               "results": results})
@@ -425,6 +432,7 @@ def _profile(data: dict[str, Any]) -> RecordingProfile | None:
                   "name": {"type": "string"}, "set_clock": {"type": "boolean"},
                   "ntp_servers": {"type": "array", "items": {"type": "string"}},
                   "reboot": {"type": "boolean"}}})
+@_answers_refusals
 async def api_camera_configure(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
     data = await json_object(request)
@@ -443,61 +451,50 @@ async def api_camera_configure(request: web.Request) -> web.StreamResponse:
             or config.reboot):
         raise bad_request("nothing to configure: give profile, name, ntp_servers, set_clock or "
                           "reboot")
-    try:
-        result = await onboarding_of(request.app).configure(
-            _principal(request), camera_id, config, address=client_address(request))
-    except OnboardingError as exc:
-        return _refused(exc)
+    result = await onboarding_of(request.app).configure(
+        _principal(request), camera_id, config, address=client_address(request))
     return web.json_response(result)
 
 
 @routes.route("POST", "/api/v1/cameras/{id}/check-config", access="manage_cameras",
               summary="Re-read the camera's encoders over ONVIF now and flag drift from the "
                       "applied recording profile")
+@_answers_refusals
 async def api_camera_check_config(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
-    try:
-        result = await drift_of(request.app).check(_principal(request), camera_id)
-    except OnboardingError as exc:
-        return _refused(exc)
+    result = await drift_of(request.app).check(_principal(request), camera_id)
     return web.json_response(result)
 
 
 @routes.route("POST", "/api/v1/cameras/{id}/clock", access="manage_cameras",
               summary="Set the camera's clock to the server's (SetSystemDateAndTime)")
+@_answers_refusals
 async def api_camera_clock(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
-    try:
-        result = await onboarding_of(request.app).set_clock(
-            _principal(request), camera_id, address=client_address(request))
-    except OnboardingError as exc:
-        return _refused(exc)
+    result = await onboarding_of(request.app).set_clock(
+        _principal(request), camera_id, address=client_address(request))
     return web.json_response(result)
 
 
 @routes.route("DELETE", "/api/v1/cameras/{id}", access="manage_cameras",
               summary="Remove a camera (its recordings stay on disk until retention)")
+@_answers_refusals
 async def api_camera_remove(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
-    try:
-        result = await onboarding_of(request.app).remove(
-            _principal(request), camera_id, address=client_address(request))
-    except OnboardingError as exc:
-        return _refused(exc)
+    result = await onboarding_of(request.app).remove(
+        _principal(request), camera_id, address=client_address(request))
     return web.json_response(result)
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/snapshot", access="live",
               query=(("stream", "main or sub (default sub)"),),
               summary="A fresh JPEG from the camera")
+@_answers_refusals
 async def api_camera_snapshot(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
     stream = request.query.get("stream", "sub")
     if stream not in ("main", "sub"):
         raise bad_request("query parameter 'stream' must be main or sub")
-    try:
-        jpeg = await onboarding_of(request.app).snapshot(_principal(request), camera_id, stream)
-    except OnboardingError as exc:
-        return _refused(exc)
+    jpeg = await onboarding_of(request.app).snapshot(_principal(request), camera_id, stream)
     return web.Response(body=jpeg, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import stat
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from recorder.export import ExportService
 from tests.export.conftest import BASE_US, ExportWorld
+from vms.config import ExportSettings
 from vms.db import models as m
 from web.keys import CLOCK, GATEWAY, SETTINGS
+
+SLOW_KB_PER_S = 60
+"""The 20 s test recording is ~0.8 MB: paced at this rate its export takes ~14 s."""
 
 
 def slow_ffmpeg(tmp_path: Path, settings: Any) -> str:
@@ -22,6 +29,15 @@ def slow_ffmpeg(tmp_path: Path, settings: Any) -> str:
     return str(script)
 
 
+def slow_service(app: Any, tmp_path: Path, muxer: str, **kwargs: Any) -> ExportService:
+    """An export service whose copy runs slowly enough to watch: the direct copy paced by
+    ``export.max_kb_per_s``, or ffmpeg reading at real-time speed."""
+    settings = dataclasses.replace(app[SETTINGS], export=ExportSettings(
+        muxer=muxer, max_kb_per_s=SLOW_KB_PER_S))
+    ffmpeg = slow_ffmpeg(tmp_path, settings) if muxer == "ffmpeg" else None
+    return ExportService(app[GATEWAY], settings, app[CLOCK], ffmpeg_exe=ffmpeg, **kwargs)
+
+
 async def until(predicate: Any, timeout_s: float = 15.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -30,10 +46,10 @@ async def until(predicate: Any, timeout_s: float = 15.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_limit_progress_and_cancel(xworld: ExportWorld, tmp_path: Path) -> None:
+@pytest.mark.parametrize("muxer", ["auto", "ffmpeg"])
+async def test_limit_progress_and_cancel(xworld: ExportWorld, tmp_path: Path, muxer: str) -> None:
     app = xworld.app
-    service = ExportService(app[GATEWAY], app[SETTINGS], app[CLOCK], concurrency=1,
-                            ffmpeg_exe=slow_ffmpeg(tmp_path, app[SETTINGS]))
+    service = slow_service(app, tmp_path, muxer, concurrency=1)
     await service.start()
     try:
         whole = {"from_us": BASE_US, "to_us": xworld.run_end_us}
@@ -67,7 +83,7 @@ async def test_interrupted_jobs_resume_or_fail_on_restart(xworld: ExportWorld,
     gw, settings, clock = app[GATEWAY], app[SETTINGS], app[CLOCK]
 
     # a graceful stop mid-run puts the job back in the queue
-    slow = ExportService(gw, settings, clock, ffmpeg_exe=slow_ffmpeg(tmp_path, settings))
+    slow = slow_service(app, tmp_path, "auto")
     await slow.start()
     resumed_by_stop = await slow.create(None, [xworld.cam_a], BASE_US, xworld.run_end_us,
                                         username="t")
