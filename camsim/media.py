@@ -163,6 +163,11 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def _ffmpeg_argv(*args: str) -> list[str]:
+    """The bundled ffmpeg with ``args``: errors only on stderr, stdin unread, outputs overwritten."""
+    return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+
+
 # ----------------------------------------------------------------------------- encoding
 
 
@@ -172,18 +177,7 @@ def _encode_argv(spec: ClipSpec, video_out: Path, audio_out: Path | None) -> lis
         f"testsrc2=size={spec.width}x{spec.height}:rate={spec.fps}:duration={spec.seconds},"
         "noise=alls=12:allf=t"
     )
-    argv = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        video_src,
-    ]
+    argv = _ffmpeg_argv("-f", "lavfi", "-i", video_src)
     if spec.audio is not None:
         rate = AAC_SAMPLE_RATE if spec.audio == "aac" else PCMU_SAMPLE_RATE
         argv += [
@@ -487,25 +481,9 @@ def ensure_snapshot(spec: ClipSpec, cache_dir: Path | None = None) -> bytes:
     with _FileLock(directory / f"{spec.stem()}.lock"):
         if not jpeg.exists():
             tmp = jpeg.with_name(f".{jpeg.name}.{os.getpid()}.tmp.jpg")
-            argv = [
-                ffmpeg_exe(),
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-nostdin",
-                "-y",
-                "-f",
-                "h264",
-                "-i",
-                str(video),
-                "-frames:v",
-                "1",
-                "-q:v",
-                "3",
-                "-f",
-                "image2",
-                str(tmp),
-            ]
+            argv = _ffmpeg_argv(
+                "-f", "h264", "-i", str(video), "-frames:v", "1", "-q:v", "3", "-f", "image2", str(tmp)
+            )
             proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
             if proc.returncode != 0 or not tmp.exists():
                 tmp.unlink(missing_ok=True)

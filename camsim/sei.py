@@ -57,6 +57,20 @@ def build_sei_nal(capture_us: int) -> bytes:
     return b"\x06" + add_emulation_prevention(rbsp)
 
 
+def _read_sei_value(rbsp: bytes, pos: int) -> tuple[int, int] | None:
+    """(value, next position) of an SEI payload type or size at ``pos``, or None if cut short.
+
+    Both are coded alike (H.264 §7.3.2.3.1): each 0xFF byte adds 255, the first other byte ends it.
+    """
+    value = 0
+    while pos < len(rbsp) and rbsp[pos] == 0xFF:
+        value += 255
+        pos += 1
+    if pos >= len(rbsp):
+        return None
+    return value + rbsp[pos], pos + 1
+
+
 def parse_sei_nal(nal: bytes) -> int | None:
     """The capture time in one SEI NAL (header byte included), or None if none of ours."""
     if not nal or (nal[0] & 0x1F) != 6:
@@ -64,22 +78,14 @@ def parse_sei_nal(nal: bytes) -> int | None:
     rbsp = remove_emulation_prevention(nal[1:])
     pos = 0
     while pos < len(rbsp) and rbsp[pos] != 0x80:
-        payload_type = 0
-        while pos < len(rbsp) and rbsp[pos] == 0xFF:
-            payload_type += 255
-            pos += 1
-        if pos >= len(rbsp):
+        read = _read_sei_value(rbsp, pos)
+        if read is None:
             return None
-        payload_type += rbsp[pos]
-        pos += 1
-        size = 0
-        while pos < len(rbsp) and rbsp[pos] == 0xFF:
-            size += 255
-            pos += 1
-        if pos >= len(rbsp):
+        payload_type, pos = read
+        read = _read_sei_value(rbsp, pos)
+        if read is None:
             return None
-        size += rbsp[pos]
-        pos += 1
+        size, pos = read
         payload = rbsp[pos : pos + size]
         pos += size
         if (

@@ -1,8 +1,10 @@
 """Evidence export: recorded segments of one or more cameras over a time range → MP4 + manifest.
 
 This module owns the export job from request to finished file: planning from the segment index
-(which files, where to cut, which gaps), one ``ffmpeg -f concat -c copy -moov_size N`` (faststart) per
-camera (never a transcode), progress from ``-progress pipe:1`` (``out_time_us`` against the
+(which files, which gaps), the copy — normally recorder/clip.py, which copies the recorded samples
+into a faststart MP4 and hashes it while writing; ``ffmpeg -f concat -c copy -moov_size N`` per
+camera when the segments cannot be read that way or ``export.muxer = "ffmpeg"`` (never a
+transcode either way) — progress (bytes copied, or ffmpeg's ``out_time_us``, against the
 expected span), a queue worked by a fixed number of workers (the concurrency limit), cancellation,
 recovery of unfinished jobs at start-up, the manifest (cameras, requested and actual ranges, gaps,
 codecs, SHA-256, who and when, server version) and the audit record of the creation. The web layer

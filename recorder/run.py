@@ -13,7 +13,8 @@ In mode ``event`` the same loop records into short ring-buffer segments that are
 when they close: they wait in a ring (files on the same volume) until an event asks for them
 (:meth:`StreamRecorder.trigger`, pre-roll) or until they are older than the pre-roll, then they are
 deleted. Segments overlapping ``[event − pre_roll, event end + post_roll]`` are indexed with
-``kind = "event"``; in continuous mode the same window only marks segments ``event``.
+``kind = "event"``; in continuous mode the same window only marks segments ``event``. The keep
+windows and the ring live in :mod:`recorder.preroll`; this module decides when to consult them.
 
 Full disk: a run does not start while its volume has less than ``min_free_bytes`` free (after a
 full disk, less than that plus ``disk_resume_margin_bytes``); a running ffmpeg is stopped cleanly
@@ -41,6 +42,7 @@ from recorder.ffmpeg import (
     RecordCommand,
     SegmentLine,
 )
+from recorder.preroll import KeepWindows, PendingSegment, PreRollRing, ring_horizon_us
 from recorder.segments import (
     SEGMENT_RE,
     fsync_path,
@@ -114,16 +116,6 @@ RECENT_SEGMENTS = 3
 """Segments of a run re-probed in full when it ends on a full disk."""
 
 
-@dataclass(frozen=True)
-class _Pending:
-    """A closed ring-buffer segment, not indexed (event mode)."""
-
-    path: Path
-    seq: int
-    start_us: int
-    end_us: int
-
-
 _FLUSH = "flush"
 """Indexer queue marker: an event arrived, index the ring segments it keeps."""
 
@@ -147,7 +139,7 @@ class _RunState:
     """Why the run was stopped for lack of space (the volume fell below ``min_free_bytes``)."""
     segments: int = 0
     closed: int = 0
-    ring: list[_Pending] = field(default_factory=list)
+    ring: PreRollRing = field(default_factory=PreRollRing)
     media_seen: bool = False
     progress_anchor_us: int | None = None
     """Early estimate of media time 0 from the first progress report (used until a segment closes)."""
@@ -176,10 +168,8 @@ class StreamRecorder:
         self.status = StreamStatus("reconnecting", "starting", clock.now_us())
         self.runs_started = 0
         self._pending_writes: set[asyncio.Task[object]] = set()
-        self._keeps: list[list[int]] = []
-        """Event keep windows ``[from_us, until_us]`` (wall clock), merged, oldest first."""
-        self._active: dict[str, int] = {}
-        """Events that started (state true) and have not ended: type → start instant."""
+        self._keeps = KeepWindows(clock, config.pre_roll_s, config.post_roll_s,
+                                  options.event_max_s)
         self._state: _RunState | None = None
         self._disk_full = False
         """The last run ended (or could not start) on a full volume: resume needs the margin."""
@@ -200,46 +190,14 @@ class StreamRecorder:
         ``state`` true opens an event that lasts until a false of the same type arrives (capped at
         ``event_max_s``); ``None`` is a momentary event; false ends one.
         """
-        pre_us = int(self.config.pre_roll_s * 1e6)
-        post_us = int(self.config.post_roll_s * 1e6)
-        if state is False:
-            started = self._active.pop(event_type, None)
-            self._add_keep(started - pre_us if started is not None else at_us - pre_us,
-                           at_us + post_us)
-        else:
-            if state is True:
-                self._active.setdefault(event_type, at_us)
-            self._add_keep(at_us - pre_us, at_us + post_us)
+        self._keeps.add_event(event_type, state, at_us)
         log.info("%s: event %s (%s) at %d: keeping recording", self.name, event_type, state,
                  at_us)
         if self.is_event and self._state is not None:
             self._state.queue.put_nowait(_FLUSH)
         elif not self.is_event:
             self._spawn_write(index.mark_event_segments, self.config.camera_id, self.config.kind,
-                              at_us - pre_us, at_us + post_us)
-
-    def _add_keep(self, from_us: int, until_us: int) -> None:
-        for keep in self._keeps:
-            if from_us <= keep[1] and until_us >= keep[0]:
-                keep[0] = min(keep[0], from_us)
-                keep[1] = max(keep[1], until_us)
-                break
-        else:
-            self._keeps.append([from_us, until_us])
-            self._keeps.sort()
-
-    def keeping(self, start_us: int, end_us: int) -> bool:
-        """Whether a segment spanning ``[start_us, end_us]`` is wanted by an event."""
-        now_us = self.clock.now_us()
-        max_us = int(self.options.event_max_s * 1e6)
-        for started in self._active.values():
-            if end_us > started - int(self.config.pre_roll_s * 1e6) and \
-                    start_us < min(now_us, started + max_us) + int(self.config.post_roll_s * 1e6):
-                return True
-        return any(end_us > k[0] and start_us < k[1] for k in self._keeps)
-
-    def _prune_keeps(self, before_us: int) -> None:
-        self._keeps = [k for k in self._keeps if k[1] >= before_us]
+                              *self._keeps.window(at_us))
 
     # -- control -----------------------------------------------------------------------------
 
@@ -391,7 +349,7 @@ class StreamRecorder:
                 proc.kill()
                 await proc.wait()
         await self._index_leftovers(state)
-        await asyncio.to_thread(self._drop_ring, state, len(state.ring))
+        await asyncio.to_thread(state.ring.drop_oldest, len(state.ring))
         return await self._finish_run(state, proc, rc, stalled)
 
     def _notify_disk_full(self, volume: Volume, problem: str) -> None:
@@ -546,8 +504,8 @@ class StreamRecorder:
         end_us = max(end_us, start_us)
         state.last_closed_end_us = end_us
         state.closed += 1
-        if self.is_event and not self.keeping(start_us, end_us):
-            state.ring.append(_Pending(path, seq, start_us, end_us))
+        if self.is_event and not self._keeps.keeping(start_us, end_us):
+            state.ring.add(PendingSegment(path, seq, start_us, end_us))
             state.last_seq = max(state.last_seq, seq)
             if not state.media_seen:
                 state.media_seen = True
@@ -558,26 +516,17 @@ class StreamRecorder:
 
     async def _flush_ring(self, state: _RunState) -> None:
         """Index the ring segments an event now keeps (pre-roll), oldest first."""
-        keep = [p for p in state.ring if self.keeping(p.start_us, p.end_us)]
-        if not keep:
-            return
-        state.ring = [p for p in state.ring if p not in keep]
-        for p in keep:
+        for p in state.ring.take_kept(self._keeps):
             await self._index_file(state, p.path, p.seq, p.start_us, p.end_us, "ok")
 
     async def _prune_ring(self, state: _RunState, latest_end_us: int) -> None:
-        horizon_us = latest_end_us - int((self.config.pre_roll_s + self.options.ring_margin_s)
-                                         * 1e6)
-        old = sum(1 for p in state.ring if p.end_us < horizon_us)
+        """Delete the ring files too old for any pre-roll, and the keep windows ended before them."""
+        horizon_us = ring_horizon_us(latest_end_us, self.config.pre_roll_s,
+                                     self.options.ring_margin_s)
+        old = state.ring.count_ending_before(horizon_us)
         if old:
-            await asyncio.to_thread(self._drop_ring, state, old)
-        self._prune_keeps(horizon_us)
-
-    def _drop_ring(self, state: _RunState, count: int) -> None:
-        """Delete the ``count`` oldest ring files (no row was ever written for them)."""
-        for p in state.ring[:count]:
-            p.path.unlink(missing_ok=True)
-        del state.ring[:count]
+            await asyncio.to_thread(state.ring.drop_oldest, old)
+        self._keeps.prune(horizon_us)
 
     async def _index_file(self, state: _RunState, path: Path, seq: int, start_us: int,
                           end_us: int | None, seg_state: str) -> bool:
@@ -594,7 +543,7 @@ class StreamRecorder:
             start_us=start_us, end_us=end_us, size_bytes=probe.size_bytes,
             video_codec=probe.video_codec, audio_codec=probe.audio_codec, width=probe.width,
             height=probe.height, state=seg_state,
-            kind="event" if self.is_event or self.keeping(start_us, end_us) else "continuous",
+            kind="event" if self.is_event or self._keeps.keeping(start_us, end_us) else "continuous",
         )
         if self.is_event and state.segments == 0:
             await self.gw.write(index.update_run_start, state.run_id, start_us)
@@ -642,7 +591,7 @@ class StreamRecorder:
                 continue
             start_us = state.last_closed_end_us if state.last_closed_end_us is not None else (
                 state.anchor_us or state.progress_anchor_us or state.provisional_start_us)
-            if self.is_event and not self.keeping(start_us, self.clock.now_us()):
+            if self.is_event and not self._keeps.keeping(start_us, self.clock.now_us()):
                 await asyncio.to_thread(path.unlink, True)
                 continue
             if await self._index_file(state, path, seq, start_us, None, "partial"):
