@@ -40,6 +40,7 @@ from vms.clock import Clock, datetime_to_us, format_iso, zone
 from vms.config import Settings
 from vms.db import models as m
 from vms.db.gateway import Gateway
+from vms.signing import ManifestSigner
 
 log = logging.getLogger(__name__)
 
@@ -355,8 +356,10 @@ class ExportService:
     """Creates, runs, lists and cancels exports. ``start()`` recovers and starts the workers."""
 
     def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, *,
-                 concurrency: int | None = None, ffmpeg_exe: str | None = None) -> None:
+                 concurrency: int | None = None, ffmpeg_exe: str | None = None,
+                 signer: ManifestSigner | None = None) -> None:
         self.gw = gateway
+        self.signer = signer or ManifestSigner.for_data_dir(settings.data_dir)
         self.settings = settings
         self.clock = clock
         self.concurrency = max(1, concurrency or settings.export.concurrency)
@@ -640,7 +643,7 @@ class ExportService:
             final = await asyncio.to_thread(self._package, export_id, outputs)
             file_digest = (outputs[0][2] if len(outputs) == 1
                            else await asyncio.to_thread(sha256_file, final))
-            manifest = await self._manifest(row, outputs, final, file_digest)
+            manifest = self.signer.sign(await self._manifest(row, outputs, final, file_digest))
             manifest_path = self.folder / f"export-{export_id}.manifest.json"
             manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False)
             await asyncio.to_thread(manifest_path.write_text, manifest_text, "utf-8")

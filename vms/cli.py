@@ -295,11 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per camera")
     p.set_defaults(func=cmd_sim)
 
-    from vms import cli_export, cli_onboarding, cli_recording
+    from vms import cli_export, cli_onboarding, cli_recording, cli_verify
 
     cli_onboarding.register(sub)
     cli_recording.register(sub)
     cli_export.register(sub)
+    cli_verify.register(sub, with_config)
 
     p = sub.add_parser("user", help="users: add, list, grant, revoke, passwd, token")
     usub = p.add_subparsers(dest="user_cmd", required=True, metavar="ACTION")

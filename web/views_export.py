@@ -122,6 +122,13 @@ async def _get(request: web.Request) -> dict[str, Any]:
         raise web.HTTPNotFound(text="no such export") from None
 
 
+# before /exports/{id}, which would take "signing-key" for an id
+@routes.route("GET", "/api/v1/exports/signing-key", access="export",
+              summary="The public key that signs export manifests (check with `vms verify --key`)")
+async def api_signing_key(request: web.Request) -> web.StreamResponse:
+    return web.json_response(_service(request).signer.public_info())
+
+
 @routes.route("GET", "/api/v1/exports/{id}", access="export",
               summary="One export: state (queued|running|done|failed|cancelled), progress, error")
 async def api_get(request: web.Request) -> web.StreamResponse:

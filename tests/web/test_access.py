@@ -25,6 +25,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/exports/{id}/cancel"): "export",
     ("GET", "/api/v1/exports/{id}/file"): "export",
     ("GET", "/api/v1/exports/{id}/manifest"): "export",
+    ("GET", "/api/v1/exports/signing-key"): "export",
     ("GET", "/exports"): "export",
     ("GET", "/"): "login",
     ("GET", "/login"): "public",
