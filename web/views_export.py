@@ -124,9 +124,18 @@ async def _get(request: web.Request) -> dict[str, Any]:
 
 # before /exports/{id}, which would take "signing-key" for an id
 @routes.route("GET", "/api/v1/exports/signing-key", access="export",
-              summary="The public key that signs export manifests (check with `vms verify --key`)")
+              summary="The public key that signs export manifests (check with `vms verify --key`);"
+                      " ?format=pem downloads it as a PEM file")
 async def api_signing_key(request: web.Request) -> web.StreamResponse:
-    return web.json_response(_service(request).signer.public_info())
+    signer = _service(request).signer
+    fmt = request.query.get("format", "json")
+    if fmt == "pem":
+        return web.Response(text=signer.public_pem(), content_type="application/x-pem-file",
+                            headers={"Content-Disposition": 'attachment; filename='
+                                     f'"vms-export-signing-key-{signer.key_id}.pem"'})
+    if fmt != "json":
+        raise bad_request(f"format: expected json or pem, got {fmt!r}")
+    return web.json_response(signer.public_info())
 
 
 @routes.route("GET", "/api/v1/exports/{id}", access="export",
@@ -189,5 +198,7 @@ async def api_file(request: web.Request) -> web.StreamResponse:
 async def exports_page(request: web.Request) -> web.StreamResponse:
     principal = _principal(request)
     cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal)
-    exports = await _service(request).list_exports(principal)
-    return render(request, "exports.html", {"cameras": cameras, "exports": exports})
+    service = _service(request)
+    exports = await service.list_exports(principal)
+    return render(request, "exports.html", {"cameras": cameras, "exports": exports,
+                                            "signing_key_id": service.signer.key_id})

@@ -62,6 +62,12 @@ async def test_exports_are_signed_and_verified_offline(xworld: ExportWorld,
     headers = await xworld.login("operator1")
     key = await (await xworld.client.get("/api/v1/exports/signing-key")).json()
     assert key["algorithm"] == "Ed25519" and key["public_key_pem"].startswith("-----BEGIN")
+    pem = await xworld.client.get("/api/v1/exports/signing-key?format=pem")
+    assert pem.status == 200 and await pem.text() == key["public_key_pem"]
+    assert key["key_id"] in pem.headers["Content-Disposition"]
+    assert (await xworld.client.get("/api/v1/exports/signing-key?format=xml")).status == 400
+    page = await (await xworld.client.get("/exports")).text()
+    assert key["key_id"] in page and "signing-key?format=pem" in page
     ids = []
     for cameras in ([xworld.cam_a], [xworld.cam_a, xworld.cam_a2]):
         resp = await xworld.client.post("/api/v1/exports", headers=headers, json={
