@@ -95,3 +95,54 @@ async def test_plays_a_recorded_range_and_seeks_by_clicking(browser, recorded_ap
     assert after - before > 3, "the video itself jumped forward to the clicked run"
     assert not errors, errors
     await context.close()
+
+
+async def test_mark_a_range_while_playing_and_export_it(browser, recorded_app: str,
+                                                        recording: Recording) -> None:
+    """An operator marks start and end at the playhead, exports, and gets the clip's links; a
+    viewer (no export right) sees no export controls."""
+    rec = recording
+    context = await browser.new_context(base_url=recorded_app, viewport={"width": 1000, "height": 900})
+    errors: list[str] = []
+    page = await context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    resp = await context.request.post("/api/v1/auth/login",
+                                      data={"username": "pb_admin", "password": PASSWORD})
+    assert resp.ok
+    start_at = rec.segments[0]["start_us"] + 200_000
+    await page.goto(f"/cameras/{rec.camera_id}/playback?at={start_at}")
+    video = "document.querySelector('video.pb-video')"
+    await wait_js(page, f"{video}.readyState >= 2 && !{video}.paused")
+    assert await page.is_disabled("#pb-export-start")
+    await page.click("#pb-mark-in")
+    mark_in = int(await page.evaluate("document.getElementById('pb-clock').dataset.wallUs"))
+    t0 = await page.evaluate(f"{video}.currentTime")
+    await wait_js(page, f"{video}.currentTime > {t0} + 2.5")
+    await page.click("#pb-mark-out")
+    mark_out = int(await page.evaluate("document.getElementById('pb-clock').dataset.wallUs"))
+    assert mark_out - mark_in >= 2_000_000
+    assert "–" in await page.inner_text("#pb-selection")
+    await page.click("#pb-export-start")
+    await wait_js(page, "document.getElementById('pb-export').dataset.state === 'done'", 30)
+    href = await page.get_attribute("a.pb-export-download", "href")
+    assert href and href.endswith("/file")
+    manifest = await (await context.request.get(href.replace("/file", "/manifest"))).json()
+    camera = manifest["cameras"][0]
+    assert camera["id"] == rec.camera_id
+    # the range asked for is the marked one (to the playhead's precision: one tick of the clock)
+    assert abs(camera["requested"]["from_us"] - mark_in) <= 300_000
+    assert abs(camera["requested"]["to_us"] - mark_out) <= 300_000
+    clip = await (await context.request.get(href)).body()
+    assert clip[4:8] == b"ftyp"
+    assert not errors, errors
+
+    viewer = await context.new_page()
+    await context.request.post("/api/v1/auth/logout", headers={
+        "X-CSRF-Token": await page.evaluate("document.getElementById('pb-export').dataset.csrf")})
+    resp = await context.request.post("/api/v1/auth/login",
+                                      data={"username": "pb_viewer", "password": PASSWORD})
+    assert resp.ok
+    await viewer.goto(f"/cameras/{rec.camera_id}/playback?at={start_at}")
+    assert await viewer.locator("#pb-export").count() == 0
+    await context.close()

@@ -196,9 +196,12 @@
     seek(midnight);
   });
 
-  // ---- read-only hooks for the browser test and bench/playback_first_frame.py ------------------
+  // ---- hooks for playback_export.js, the browser test and bench/playback_first_frame.py ------------------
   window.VmsPlayback = {
     get lastSeek() { return lastSeek; },
+    get wallMs() { return wallMs; },
+    format(t) { return timeline.format(t); },
+    setSelection(range) { timeline.setSelection(range); },
     // the wall time (UTC ms) of a media time of the camera at `index`, or null outside the playlist
     wallOfMedia(index, mediaTime) { return players[index] ? wallOfMedia(players[index], mediaTime) : null; },
   };

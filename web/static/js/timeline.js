@@ -14,6 +14,7 @@
   const COLORS = {
     span: "#2e8b57", gap: "#d9534f", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad",
     other: "#555555", hold: "#1f3a93", cursor: "#000000", axis: "#666666", grid: "#e3e3e3", text: "#222222",
+    selection: "rgba(51, 122, 183, 0.18)", selectionEdge: "#337ab7",
   };
 
   function tzOffsetMs(formatter, t) {
@@ -77,6 +78,9 @@
     setRows(rows) { this.rows = rows; this.draw(); }
 
     setCursor(t) { this.cursorMs = t; this.draw(); }
+
+    // the range marked for export ([start, end] UTC ms, or null), drawn as a band over the rows
+    setSelection(range) { this.selection = range; this.draw(); }
 
     setView(start, span) {
       this.viewSpan = Math.min(MAX_SPAN_MS, Math.max(MIN_SPAN_MS, span));
@@ -205,6 +209,16 @@
           ctx.fillText(row.name, 4, y + 2);
         }
       });
+      if (this.selection) {
+        const x1 = Math.max(0, this.xOf(this.selection[0]));
+        const x2 = Math.min(w, this.xOf(this.selection[1]));
+        if (x2 > 0 && x1 < w) {
+          ctx.fillStyle = COLORS.selection;
+          ctx.fillRect(x1, 0, Math.max(1, x2 - x1), rowsH);
+          ctx.strokeStyle = COLORS.selectionEdge;
+          ctx.strokeRect(x1 + 0.5, 0.5, Math.max(1, x2 - x1 - 1), rowsH - 1);
+        }
+      }
       if (this.cursorMs != null) {
         const x = this.xOf(this.cursorMs);
         ctx.strokeStyle = COLORS.cursor;
