@@ -53,6 +53,8 @@ GAP_TOLERANCE_US = 250_000
 """Consecutive segments of one run closer than this are contiguous (the recorder chains them
 exactly). Between runs every hole, however short, is a gap: the camera was not being recorded."""
 PROGRESS_WRITE_INTERVAL_S = 0.5
+SPACE_MARGIN_BYTES = 64 * 1024 * 1024
+"""Kept free beyond the recordings' reserve when an export's size is checked against the disk."""
 STOP_TIMEOUT_S = 5.0
 
 
@@ -264,6 +266,27 @@ def prepare_plan(plan: CameraPlan, from_us: int, to_us: int, *,
                     plan.camera_name, path)
     plan.actual_from_us, plan.actual_to_us = clip.actual_from_us, clip.actual_to_us
     return clip
+
+
+def space_problem(settings: Settings, folder: Path, need_bytes: int) -> str | None:
+    """Why ``need_bytes`` may not be written into ``folder`` now, or None.
+
+    An export must never take the space the recorders need: on a file system that also holds a
+    storage volume, that volume's ``min_free_bytes`` (plus a margin) must stay free afterwards.
+    """
+    usage = shutil.disk_usage(folder)
+    device = folder.stat().st_dev
+    reserve = SPACE_MARGIN_BYTES
+    for volume in settings.volumes:
+        with contextlib.suppress(OSError):
+            if volume.path.stat().st_dev == device:
+                reserve = max(reserve, volume.min_free_bytes + SPACE_MARGIN_BYTES)
+    if usage.free - need_bytes >= reserve:
+        return None
+    mib = 1024 * 1024
+    return (f"not enough free space for this export: it needs {need_bytes // mib} MiB, "
+            f"{usage.free // mib} MiB are free on {folder}, and {reserve // mib} MiB stay "
+            "reserved for recordings (storage volumes' min_free_bytes and a margin)")
 
 
 def _quote(path: Path) -> str:
@@ -627,6 +650,12 @@ class ExportService:
                 clip = await asyncio.to_thread(prepare_plan, plan, row.from_us, row.to_us,
                                                direct=self.settings.export.muxer == "auto")
                 plans.append((plan, clip))
+            need = sum(clip.payload_size if clip is not None
+                       else sum(seg.size_bytes for seg in plan.segments) for plan, clip in plans)
+            problem = await asyncio.to_thread(space_problem, self.settings, self.folder,
+                                              need * (2 if len(plans) > 1 else 1))  # + the ZIP
+            if problem:
+                raise ExportError(problem)
             total_us = sum(p.expected_us for p, _ in plans)
             done_us = 0
             outputs: list[tuple[CameraPlan, Path, str, int]] = []

@@ -125,3 +125,26 @@ async def test_interrupted_jobs_resume_or_fail_on_restart(xworld: ExportWorld,
         assert hashlib.sha256(path.read_bytes()).hexdigest() == manifest["file"]["sha256"]
     finally:
         await restarted.stop()
+
+
+async def test_an_export_never_takes_the_recordings_reserve(xworld: ExportWorld) -> None:
+    """With the recordings' volume on the same disk reserving more than is free, the export is
+    refused with the sizes named, and nothing is left behind."""
+    app = xworld.app
+    settings = app[SETTINGS]
+    greedy = tuple(dataclasses.replace(v, min_free_bytes=10**15) for v in settings.volumes)
+    service = ExportService(app[GATEWAY], dataclasses.replace(settings, volumes=greedy),
+                            app[CLOCK])
+    await service.start()
+    try:
+        export_id = await service.create(None, [xworld.cam_a], BASE_US, xworld.run_end_us,
+                                         username="t")
+        state = await service.wait(export_id, 30)
+    finally:
+        await service.stop()
+    assert state["state"] == "failed", state
+    assert "not enough free space for this export" in state["error"]
+    assert "reserved for recordings" in state["error"]
+    assert list((settings.data_dir / "exports").iterdir()) == []
+    recorded = settings.volumes[0].path
+    assert any(recorded.rglob("*.mp4"))  # the recordings are untouched
