@@ -283,10 +283,60 @@ def _head(clip: Clip) -> bytes:
     raise Mp4Error("moov size did not settle")  # pragma: no cover - stco→co64 switches once
 
 
+class HashingWriter:
+    """Passes every write to ``write`` and hashes it (SHA-256) on a thread of its own, so the
+    hash costs no second read and runs beside the copy. Also a file object for ``zipfile``
+    (``write``/``flush``; no ``tell``, so a ZIP is streamed with data descriptors)."""
+
+    def __init__(self, write: Callable[[bytes], object]) -> None:
+        self._write = write
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._pending: queue.Queue[bytes | None] = queue.Queue(maxsize=HASH_QUEUE_DEPTH)
+        self._thread = threading.Thread(target=_hash_worker, args=(self._pending, self._digest),
+                                        name="sha256", daemon=True)
+        self._thread.start()
+        self._hex: str | None = None
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        piece = data if isinstance(data, bytes) else bytes(data)  # hashed later: never a view
+        self._write(piece)
+        self._pending.put(piece)
+        self.size += len(piece)
+        return len(piece)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass  # the caller owns what ``write`` writes to; finish() ends the hashing
+
+    def finish(self) -> str:
+        """Stop the thread (idempotent); the hex digest of everything written."""
+        if self._hex is None:
+            self._pending.put(None)
+            self._thread.join()
+            self._hex = self._digest.hexdigest()
+        return self._hex
+
+
 def write_clip(clip: Clip, out: Path, *, progress: Callable[[int], None] | None = None,
                cancel: threading.Event | None = None,
                max_bytes_per_s: int = 0) -> tuple[str, int]:
-    """Write ``clip`` to ``out``; returns (SHA-256 hex of the file, its size in bytes).
+    """Write ``clip`` to the file ``out``; returns (SHA-256 hex of the file, its size)."""
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        return write_clip_to(clip, lambda data: write_all(fd, data), progress=progress,
+                             cancel=cancel, max_bytes_per_s=max_bytes_per_s)
+    finally:
+        os.close(fd)
+
+
+def write_clip_to(clip: Clip, write: Callable[[bytes], object], *,
+                  progress: Callable[[int], None] | None = None,
+                  cancel: threading.Event | None = None,
+                  max_bytes_per_s: int = 0) -> tuple[str, int]:
+    """Write ``clip`` through ``write`` (a file, a ZIP member…); returns (SHA-256 hex, size).
 
     ``max_bytes_per_s`` (0: no cap) paces the copy so that an export leaves disk bandwidth to
     the recorders; ``cancel`` is checked between pieces and while waiting.
@@ -296,18 +346,10 @@ def write_clip(clip: Clip, out: Path, *, progress: Callable[[int], None] | None 
     piece_size = COPY_PIECE if not max_bytes_per_s else max(4096, min(COPY_PIECE,
                                                                       max_bytes_per_s // 4))
     started = time.monotonic()
-    digest = hashlib.sha256()
-    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=HASH_QUEUE_DEPTH)
-    hasher = threading.Thread(target=_hash_worker, args=(pending, digest), name="clip-sha256",
-                              daemon=True)
-    hasher.start()
-    written = 0
+    sink = HashingWriter(write)
     fds: dict[int, int] = {}
-    out_fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        _write_all(out_fd, head)
-        pending.put(head)
-        written = len(head)
+        sink.write(head)
         for source, offset, size in clip.spans:
             if cancel.is_set():
                 raise ClipCancelled
@@ -318,31 +360,27 @@ def write_clip(clip: Clip, out: Path, *, progress: Callable[[int], None] | None 
             done = 0
             while done < size:
                 if max_bytes_per_s:
-                    ahead = (written - len(head)) / max_bytes_per_s - (time.monotonic() - started)
+                    ahead = (sink.size - len(head)) / max_bytes_per_s - (time.monotonic() - started)
                     if ahead > 0 and cancel.wait(ahead):
                         raise ClipCancelled
                 piece = os.pread(fds[source], min(piece_size, size - done), offset + done)
                 if not piece:
                     raise Mp4Error(f"{clip.paths[source]} ended before its samples did "
                                    "(file changed during the export?)")
-                _write_all(out_fd, piece)
-                pending.put(piece)
+                sink.write(piece)
                 done += len(piece)
-                written += len(piece)
             if progress is not None:
-                progress(written)
+                progress(sink.size)
     finally:
-        pending.put(None)
-        hasher.join()
+        digest = sink.finish()
         for fd in fds.values():
             os.close(fd)
-        os.close(out_fd)
-    if written != len(head) + clip.payload_size:  # pragma: no cover - guarded above
-        raise Mp4Error(f"wrote {written} bytes, expected {len(head) + clip.payload_size}")
-    return digest.hexdigest(), written
+    if sink.size != len(head) + clip.payload_size:  # pragma: no cover - guarded above
+        raise Mp4Error(f"wrote {sink.size} bytes, expected {len(head) + clip.payload_size}")
+    return digest, sink.size
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

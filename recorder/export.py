@@ -32,7 +32,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from recorder.clip import Clip, ClipCancelled, Source, plan_clip, write_clip
+from recorder.clip import (
+    Clip,
+    ClipCancelled,
+    HashingWriter,
+    Source,
+    plan_clip,
+    write_all,
+    write_clip,
+    write_clip_to,
+)
 from recorder.mp4 import Mp4Error
 from vms import audit, catalog
 from vms.auth import Principal
@@ -331,6 +340,18 @@ def export_argv(ffmpeg_exe: str, list_path: Path, out_path: Path, *, audio: bool
     layout = ["-moov_size", str(moov_reserve)] if moov_reserve else ["-movflags", "+faststart"]
     argv += ["-c", "copy", *layout, "-f", "mp4", "-y", str(out_path)]
     return argv
+
+
+def _copy_into_zip(zf: zipfile.ZipFile, name: str, path: Path) -> tuple[str, int]:
+    """Copy the file ``path`` into a new member of ``zf``; (its SHA-256, its size)."""
+    digest = hashlib.sha256()
+    size = 0
+    with zf.open(name, "w", force_zip64=True) as member, path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            member.write(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def sha256_file(path: Path) -> str:
@@ -650,28 +671,32 @@ class ExportService:
                 clip = await asyncio.to_thread(prepare_plan, plan, row.from_us, row.to_us,
                                                direct=self.settings.export.muxer == "auto")
                 plans.append((plan, clip))
-            need = sum(clip.payload_size if clip is not None
-                       else sum(seg.size_bytes for seg in plan.segments) for plan, clip in plans)
-            problem = await asyncio.to_thread(space_problem, self.settings, self.folder,
-                                              need * (2 if len(plans) > 1 else 1))  # + the ZIP
+            zipped = len(plans) > 1
+            need = sum(clip.payload_size if clip is not None  # ffmpeg's file is then copied
+                       else sum(seg.size_bytes for seg in plan.segments) * (1 + zipped)
+                       for plan, clip in plans)
+            problem = await asyncio.to_thread(space_problem, self.settings, self.folder, need)
             if problem:
                 raise ExportError(problem)
             total_us = sum(p.expected_us for p, _ in plans)
-            done_us = 0
-            outputs: list[tuple[CameraPlan, Path, str, int]] = []
-            for i, (plan, clip) in enumerate(plans):
-                out = tmp / self._camera_file_name(plan, i)
+            if zipped:
+                final, file_digest, outputs = await self._zip(job, plans, tmp, total_us)
+            else:
+                plan, clip = plans[0]
+                out = tmp / self._camera_file_name(plan, 0)
                 if clip is not None:
-                    digest, size = await self._copy(job, plan, clip, out, done_us, total_us)
+                    file_digest, size = await self._copy(
+                        job, plan, clip.payload_size, total_us, 0,
+                        lambda progress, cancel: write_clip(
+                            clip, out, progress=progress, cancel=cancel,
+                            max_bytes_per_s=self._rate()))
                 else:
-                    await self._ffmpeg(job, plan, tmp / f"list-{i}.txt", out, done_us, total_us)
-                    digest = await asyncio.to_thread(sha256_file, out)
+                    await self._ffmpeg(job, plan, tmp / "list-0.txt", out, 0, total_us)
+                    file_digest = await asyncio.to_thread(sha256_file, out)
                     size = out.stat().st_size
-                done_us += plan.expected_us
-                outputs.append((plan, out, digest, size))
-            final = await asyncio.to_thread(self._package, export_id, outputs)
-            file_digest = (outputs[0][2] if len(outputs) == 1
-                           else await asyncio.to_thread(sha256_file, final))
+                outputs = [(plan, Path(out.name), file_digest, size)]
+                final = self.folder / f"export-{export_id}.mp4"
+                os.replace(out, final)
             manifest = self.signer.sign(await self._manifest(row, outputs, final, file_digest))
             manifest_path = self.folder / f"export-{export_id}.manifest.json"
             manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False)
@@ -706,19 +731,45 @@ class ExportService:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in plan.camera_name)[:60]
         return f"{index + 1:02d}-camera{plan.camera_id}-{safe or 'camera'}.mp4"
 
-    def _package(self, export_id: int,
-                 outputs: list[tuple[CameraPlan, Path, str, int]]) -> Path:
-        if len(outputs) == 1:
-            final = self.folder / f"export-{export_id}.mp4"
-            os.replace(outputs[0][1], final)
-            return final
-        final = self.folder / f"export-{export_id}.zip"
-        partial = self.folder / f"tmp-{export_id}" / "package.zip"
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for _plan, path, _digest, _size in outputs:
-                zf.write(path, arcname=path.name)
+    def _rate(self) -> int:
+        return self.settings.export.max_kb_per_s * 1000
+
+    async def _zip(self, job: _Job, plans: list[tuple[CameraPlan, Clip | None]], tmp: Path,
+                   total_us: int) -> tuple[Path, str, list[tuple[CameraPlan, Path, str, int]]]:
+        """Several cameras: one stored ZIP written in one pass, each MP4 copied straight into
+        its member; the ZIP and every member are hashed as they are written."""
+        partial = tmp / "package.zip"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        sink = HashingWriter(lambda data: write_all(fd, data))
+        outputs: list[tuple[CameraPlan, Path, str, int]] = []
+        try:
+            # no tell() on the sink: zipfile streams, with data descriptors
+            zf = zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+            done_us = 0
+            for i, (plan, clip) in enumerate(plans):
+                name = self._camera_file_name(plan, i)
+                if clip is not None:
+                    def member(progress: Callable[[int], None], cancel: threading.Event,
+                               clip: Clip = clip, name: str = name) -> tuple[str, int]:
+                        with zf.open(name, "w", force_zip64=True) as fh:
+                            return write_clip_to(clip, fh.write, progress=progress, cancel=cancel,
+                                                 max_bytes_per_s=self._rate())
+                    digest, size = await self._copy(job, plan, clip.payload_size, total_us,
+                                                    done_us, member)
+                else:
+                    out = tmp / name
+                    await self._ffmpeg(job, plan, tmp / f"list-{i}.txt", out, done_us, total_us)
+                    digest, size = await asyncio.to_thread(_copy_into_zip, zf, name, out)
+                    out.unlink()
+                done_us += plan.expected_us
+                outputs.append((plan, Path(name), digest, size))
+            await asyncio.to_thread(zf.close)
+        finally:
+            file_digest = await asyncio.to_thread(sink.finish)
+            os.close(fd)
+        final = self.folder / f"export-{job.export_id}.zip"
         os.replace(partial, final)
-        return final
+        return final, file_digest, outputs
 
     async def _manifest(self, row: m.Export, outputs: list[tuple[CameraPlan, Path, str, int]],
                         final: Path, file_digest: str) -> dict[str, Any]:
@@ -765,9 +816,11 @@ class ExportService:
                       "a gap is held)."),
         }
 
-    async def _copy(self, job: _Job, plan: CameraPlan, clip: Clip, out: Path, done_us: int,
-                    total_us: int) -> tuple[str, int]:
-        """Write ``clip`` on a thread (hashing as it goes); progress by bytes copied."""
+    async def _copy(self, job: _Job, plan: CameraPlan, payload_bytes: int, total_us: int,
+                    done_us: int,
+                    copy: Callable[[Callable[[int], None], threading.Event], tuple[str, int]]
+                    ) -> tuple[str, int]:
+        """Run ``copy(progress, cancel)`` (a direct clip copy) on a thread; progress by bytes."""
         if job.cancel.is_set():
             raise _Cancelled
         stop = threading.Event()
@@ -778,13 +831,11 @@ class ExportService:
 
         watcher = asyncio.create_task(job.cancel.wait())
         watcher.add_done_callback(lambda _task: stop.set())
-        writer = asyncio.ensure_future(asyncio.to_thread(
-            write_clip, clip, out, progress=progress, cancel=stop,
-            max_bytes_per_s=self.settings.export.max_kb_per_s * 1000))
+        writer = asyncio.ensure_future(asyncio.to_thread(copy, progress, stop))
         try:
             while not writer.done():
                 await asyncio.wait({writer}, timeout=PROGRESS_WRITE_INTERVAL_S)
-                share = min(1.0, copied[0] / max(1, clip.payload_size))
+                share = min(1.0, copied[0] / max(1, payload_bytes))
                 await self._set(job.export_id, progress=min(
                     0.99, (done_us + share * plan.expected_us) / total_us))
             return writer.result()

@@ -115,7 +115,9 @@ async def test_several_cameras_make_a_zip(xworld: ExportWorld, tmp_path) -> None
     body = await (await xworld.client.get(f"/api/v1/exports/{export_id}/file")).read()
     assert hashlib.sha256(body).hexdigest() == manifest["file"]["sha256"]
     assert manifest["file"]["container"] == "zip"
+    assert manifest["file"]["size_bytes"] == len(body)
     with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        assert zf.testzip() is None  # every member's CRC (streamed: data descriptors)
         names = zf.namelist()
         assert names == [c["file"] for c in manifest["cameras"]]
         for cam in manifest["cameras"]:
