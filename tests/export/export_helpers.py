@@ -18,7 +18,8 @@ SEGMENT_FLAGS = "movflags=+frag_keyframe+empty_moov+default_base_moof"
 
 
 def make_segment_files(ffmpeg: str, folder: Path, *, seconds: int, segment_s: int = 2,
-                       size: str = "320x180", bitrate: str = "300k") -> list[Path]:
+                       size: str = "320x180", bitrate: str = "300k",
+                       bframes: int = 0) -> list[Path]:
     """Encode a test pattern with AAC audio into fragmented-MP4 segments (1 s GOP), each starting
     at timestamp 0, like the recorder's files."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -26,7 +27,7 @@ def make_segment_files(ffmpeg: str, folder: Path, *, seconds: int, segment_s: in
             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
             "-f", "lavfi", "-i", f"sine=frequency=1000:sample_rate=16000:duration={seconds}",
             "-c:v", "libx264", "-preset", "ultrafast", "-b:v", bitrate, "-g", "25",
-            "-keyint_min", "25", "-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p",
+            "-keyint_min", "25", "-sc_threshold", "0", "-bf", str(bframes), "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "32k", "-ac", "1",
             "-f", "segment", "-segment_time", str(segment_s), "-reset_timestamps", "1",
             "-segment_format", "mp4", "-segment_format_options", SEGMENT_FLAGS,

@@ -97,6 +97,26 @@ def test_whole_range_copies_every_packet_at_its_wall_time(segment_files: list[Pa
     assert [key for _, key, _ in of("video", got)] == [key for _, key, _ in of("video", want)]
 
 
+def test_b_frames_keep_presentation_times(tmp_path: Path) -> None:
+    """Composition offsets (B-frames) are copied and an edit list makes the keyframe at the start
+    present at 0: every frame at its recorded wall time, decoded without an error."""
+    ffmpeg = load_settings(None, env={}, overrides={}).ffmpeg_exe()
+    files = make_segment_files(ffmpeg, tmp_path / "bf", seconds=8, bframes=2)
+    sources = sources_for(files)
+    clip = plan_clip(sources, START_US + 1_500_000, START_US + 6_300_000)
+    assert clip.tables[0].media_time > 0 and any(clip.tables[0].cts)
+    out = tmp_path / "bf.mp4"
+    write_clip(clip, out)
+    assert ffmpeg_errors(out) == ""
+    video = of("video", packets(out))
+    assert min(pts for pts, _, _ in video) == 0 and video[0][1]
+    recorded = {data: wall for wall, _, data in of("video", wall_packets(sources))}
+    errors = [clip.actual_from_us + pts - recorded[data] for pts, _, data in video]
+    assert max(abs(e) for e in errors) <= 100, (min(errors), max(errors))
+    assert len(video) == sum(1 for w in recorded.values()
+                             if clip.actual_from_us - 1 <= w < START_US + 6_300_000 + 80_000)
+
+
 def test_cut_at_keyframes_and_a_gap_keeps_its_length(segment_files: list[Path],
                                                      tmp_path: Path) -> None:
     # segments 0-3, then a 5 s hole, then 5-9: the media clock must jump with the wall clock
