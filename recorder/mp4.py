@@ -14,6 +14,7 @@ Box layouts are those of ISO/IEC 14496-12; every integer is big-endian.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import sys
 from array import array
@@ -271,9 +272,8 @@ def _parse_moov(moov: bytes) -> dict[int, Track]:
                     defaults[tid] = (sdi, dur, size, flags)
     for tid, (sdi, dur, size, flags) in defaults.items():
         if tid in tracks:
-            t = tracks[tid]
-            tracks[tid] = Track(**{**t.__dict__, "default_sdi": sdi, "default_duration": dur,
-                                   "default_size": size, "default_flags": flags})
+            tracks[tid] = dataclasses.replace(tracks[tid], default_sdi=sdi, default_duration=dur,
+                                              default_size=size, default_flags=flags)
     if not tracks:
         raise Mp4Error("moov has no tracks")
     return tracks
