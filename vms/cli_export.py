@@ -73,7 +73,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False))
     else:
         print(f"{result['file']} ({result['size_bytes']} bytes, sha256 {result['sha256']})")
-        print(f"{result['manifest']}")
+        print(f"{result['manifest']} (signed, key {result['signing_key_id']}; check with "
+              "`vms verify`)")
         for gap in result.get("gaps", []):
             print(f"gap: {gap['start_iso']} .. {gap['end_iso']} ({gap['reason']})")
     return 0
@@ -108,7 +109,8 @@ def _summary(output: Path, manifest_path: Path, manifest: dict[str, Any]) -> dic
     gaps = [g for cam in manifest.get("cameras", []) for g in cam.get("gaps", [])]
     return {"export_id": manifest.get("export_id"), "file": str(output),
             "manifest": str(manifest_path), "size_bytes": output.stat().st_size,
-            "sha256": manifest["file"]["sha256"], "gaps": gaps}
+            "sha256": manifest["file"]["sha256"], "gaps": gaps,
+            "signing_key_id": manifest.get("signature", {}).get("key_id", "")}
 
 
 def _manifest_path(output: Path) -> Path:
@@ -116,10 +118,16 @@ def _manifest_path(output: Path) -> Path:
 
 
 def _check_and_write_manifest(output: Path, manifest: dict[str, Any]) -> Path:
+    from vms.signing import check_signature
+
     actual = _sha256(output)
     if actual != manifest["file"]["sha256"]:
         raise ExportCliError(f"{output}: SHA-256 {actual} differs from the manifest's "
                              f"{manifest['file']['sha256']}")
+    signature = check_signature(manifest)
+    if not signature.valid:
+        raise ExportCliError(f"{output}: the manifest's signature does not check: "
+                             f"{signature.problem}")
     path = _manifest_path(output)
     path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path

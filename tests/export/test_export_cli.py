@@ -27,6 +27,7 @@ def check_outputs(output: Path, result: dict[str, object]) -> dict[str, object]:
     digest = hashlib.sha256(output.read_bytes()).hexdigest()
     assert digest == manifest["file"]["sha256"] == result["sha256"]
     assert result["file"] == str(output) and result["manifest"] == str(manifest_path)
+    assert result["signing_key_id"] == manifest["signature"]["key_id"] != ""
     return manifest
 
 
