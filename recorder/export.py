@@ -27,25 +27,23 @@ import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from recorder.clip import (
-    Clip,
-    ClipCancelled,
-    HashingWriter,
-    Source,
-    plan_clip,
-    write_all,
-    write_clip,
-    write_clip_to,
+from recorder.clip import Clip, ClipCancelled, HashingWriter, write_all, write_clip, write_clip_to
+from recorder.export_ffmpeg import MOOV_TOO_SMALL, concat_list, export_argv, moov_reserve_bytes
+from recorder.export_plan import (
+    CameraPlan,
+    ExportError,
+    load_plan,
+    prepare_plan,
+    space_problem,
 )
 from recorder.mp4 import Mp4Error
 from vms import audit, catalog
 from vms.auth import Principal
-from vms.clock import Clock, datetime_to_us, format_iso, zone
+from vms.clock import Clock, format_iso
 from vms.config import Settings
 from vms.db import models as m
 from vms.db.gateway import Gateway
@@ -58,17 +56,8 @@ FINAL_STATES = frozenset({"done", "failed", "cancelled"})
 MAX_RANGE_US = 24 * 3600 * 1_000_000
 """Longest range one export may cover (24 h)."""
 MAX_CAMERAS = 16
-GAP_TOLERANCE_US = 250_000
-"""Consecutive segments of one run closer than this are contiguous (the recorder chains them
-exactly). Between runs every hole, however short, is a gap: the camera was not being recorded."""
 PROGRESS_WRITE_INTERVAL_S = 0.5
-SPACE_MARGIN_BYTES = 64 * 1024 * 1024
-"""Kept free beyond the recordings' reserve when an export's size is checked against the disk."""
 STOP_TIMEOUT_S = 5.0
-
-
-class ExportError(Exception):
-    """An export cannot be made; the message is for the person who asked."""
 
 
 class ExportNotFound(LookupError):
@@ -80,266 +69,6 @@ def server_version() -> str:
         return metadata.version("vms")
     except metadata.PackageNotFoundError:  # pragma: no cover - always installed here
         return "unknown"
-
-
-def parse_local(text: str, tz_name: str) -> int:
-    """A wall-clock time typed in the site's zone (``YYYY-MM-DDTHH:MM[:SS]``) → UTC µs.
-
-    DST: an ambiguous time (the repeated autumn hour) means its first occurrence; a time that does
-    not exist (the skipped spring hour) is refused. Text with an explicit offset is taken as is.
-    """
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ExportError(f"{text!r} is not a local time (expected YYYY-MM-DDTHH:MM)") from None
-    if parsed.tzinfo is not None:
-        return datetime_to_us(parsed)
-    tz = zone(tz_name)
-    local = parsed.replace(tzinfo=tz, fold=0)
-    instant = datetime_to_us(local)
-    back = format_iso(instant, tz_name)[:19]
-    if back != parsed.replace(microsecond=0).isoformat()[:19]:
-        raise ExportError(f"{text} does not exist in {tz_name} (clocks were moved forward)")
-    return instant
-
-
-# ----------------------------------------------------------------------------------- planning
-
-
-@dataclass(frozen=True)
-class Gap:
-    start_us: int
-    end_us: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class PlannedFile:
-    path: Path
-    start_us: int
-    """Index start of the segment."""
-    inpoint_us: int | None = None
-    """Offset into the file where the export starts (a keyframe), first file only."""
-    outpoint_us: int | None = None
-    """Offset into the file where the export ends (exclusive), last file only."""
-    duration_us: int | None = None
-    """Media time until the next file starts (keeps wall time across gaps)."""
-
-
-@dataclass
-class CameraPlan:
-    camera_id: int
-    camera_name: str
-    site_id: int
-    site_name: str
-    timezone: str
-    segments: list[m.Segment]
-    gaps: list[Gap]
-    video_codec: str
-    audio_codec: str
-    width: int
-    height: int
-    files: list[PlannedFile] = field(default_factory=list)
-    actual_from_us: int = 0
-    actual_to_us: int = 0
-
-    @property
-    def expected_us(self) -> int:
-        return max(1, self.actual_to_us - self.actual_from_us)
-
-
-def _gap_reason(prev: m.Segment, nxt: m.Segment, run_reasons: dict[int, str]) -> str:
-    if prev.run_id != nxt.run_id:
-        reason = run_reasons.get(prev.run_id, "")
-        return f"recording stopped: {reason}" if reason else "recording stopped"
-    return "segment missing from the index"
-
-
-def load_plan(settings: Settings, camera_id: int, from_us: int, to_us: int) -> CameraPlan:
-    """Read the index for one camera (call through ``Gateway.read``). No file access here."""
-    camera = m.Camera.select(m.Camera, m.Site).join(m.Site).where(m.Camera.id == camera_id).first()
-    if camera is None:
-        raise ExportError(f"camera {camera_id} no longer exists")
-    segments = list(
-        m.Segment.select()
-        .where((m.Segment.camera == camera_id) & (m.Segment.stream == "main")
-               & (m.Segment.end_us > from_us) & (m.Segment.start_us < to_us)
-               & (m.Segment.state.in_(["ok", "partial"])))
-        .order_by(m.Segment.start_us))
-    volumes = {v.name: v.path for v in settings.volumes}
-    name = camera.name
-    if not segments:
-        raise ExportError(f"camera {name!r}: nothing recorded between {format_iso(from_us)} "
-                          f"and {format_iso(to_us)}")
-    runs = {s.run_id for s in segments}
-    reasons = {r.id: r.end_reason for r in m.Run.select().where(m.Run.id.in_(list(runs)))}
-    gaps: list[Gap] = []
-    if segments[0].start_us > from_us:
-        gaps.append(Gap(from_us, segments[0].start_us, "not recorded"))
-    kept: list[m.Segment] = []
-    for seg in segments:
-        if kept and seg.start_us < kept[-1].end_us - GAP_TOLERANCE_US:
-            log.warning("camera %r: segment %s overlaps the previous one; skipped", name, seg.id)
-            continue
-        tolerance = GAP_TOLERANCE_US if kept and seg.run_id == kept[-1].run_id else 0
-        if kept and seg.start_us - kept[-1].end_us > tolerance:
-            gaps.append(Gap(kept[-1].end_us, seg.start_us, _gap_reason(kept[-1], seg, reasons)))
-        kept.append(seg)
-    if kept[-1].end_us < to_us:
-        gaps.append(Gap(kept[-1].end_us, to_us, "not recorded"))
-    for seg in kept:
-        if seg.volume not in volumes:
-            raise ExportError(f"camera {name!r}: storage volume {seg.volume!r} of segment "
-                              f"{seg.path} is not configured")
-        seg.abs_path = volumes[seg.volume] / seg.path  # type: ignore[attr-defined]
-    first = kept[0]
-    return CameraPlan(camera_id=camera.id, camera_name=name, site_id=camera.site.id,
-                      site_name=camera.site.name, timezone=camera.site.timezone, segments=kept,
-                      gaps=gaps, video_codec=first.video_codec, audio_codec=first.audio_codec,
-                      width=first.width, height=first.height)
-
-
-def keyframe_at_or_before(path: Path, offset_us: int) -> int:
-    """Media offset (µs) of the last video keyframe at or before ``offset_us`` in ``path``."""
-    import av
-
-    best = 0
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for packet in container.demux(stream):
-            if packet.pts is None or packet.time_base is None or packet.size == 0:
-                continue
-            pts_us = int(packet.pts * packet.time_base * 1_000_000)
-            if pts_us > offset_us:
-                break
-            if packet.is_keyframe:
-                best = pts_us
-    return best
-
-
-def finish_plan(plan: CameraPlan, from_us: int, to_us: int) -> CameraPlan:
-    """Decide the cut points (reads the first file's keyframes); fills ``files`` and the range."""
-    segs = plan.segments
-    first, last = segs[0], segs[-1]
-    paths = [s.abs_path for s in segs]  # type: ignore[attr-defined]
-    for p in paths:
-        if not p.is_file():
-            raise ExportError(f"camera {plan.camera_name!r}: recorded file {p} is missing")
-    inpoint = 0
-    if from_us > first.start_us:
-        inpoint = keyframe_at_or_before(paths[0], from_us - first.start_us)
-    plan.actual_from_us = first.start_us + inpoint
-    outpoint: int | None = None
-    if to_us < last.end_us:
-        outpoint = to_us - last.start_us
-        plan.actual_to_us = to_us
-    else:
-        plan.actual_to_us = last.end_us
-    files = []
-    for i, seg in enumerate(segs):
-        begin = plan.actual_from_us if i == 0 else seg.start_us
-        nxt = segs[i + 1].start_us if i + 1 < len(segs) else None
-        files.append(PlannedFile(
-            path=paths[i], start_us=seg.start_us,
-            inpoint_us=inpoint if i == 0 and inpoint > 0 else None,
-            outpoint_us=outpoint if i == len(segs) - 1 else None,
-            duration_us=(nxt - begin) if nxt is not None else None))
-    plan.files = files
-    return plan
-
-
-def prepare_plan(plan: CameraPlan, from_us: int, to_us: int, *,
-                 direct: bool = True) -> Clip | None:
-    """Decide how this camera's part is made (call in a thread: reads the segments' boxes).
-
-    Returns the :class:`~recorder.clip.Clip` to copy directly, or None (``direct`` off, or
-    segments recorder/mp4.py does not read); then ``plan.files`` holds ffmpeg's concat plan.
-    """
-    paths = [s.abs_path for s in plan.segments]  # type: ignore[attr-defined]
-    for p in paths:
-        if not p.is_file():
-            raise ExportError(f"camera {plan.camera_name!r}: recorded file {p} is missing")
-    if not direct:
-        finish_plan(plan, from_us, to_us)
-        return None
-    sources = [Source(p, s.start_us) for p, s in zip(paths, plan.segments, strict=True)]
-    try:
-        clip = plan_clip(sources, from_us, to_us, audio=bool(plan.audio_codec))
-    except Mp4Error as exc:
-        log.warning("camera %r: exporting with ffmpeg, the segments cannot be copied directly: %s",
-                    plan.camera_name, exc)
-        finish_plan(plan, from_us, to_us)
-        return None
-    for path in clip.truncated:
-        log.warning("camera %r: %s ends inside a fragment; its whole fragments are exported",
-                    plan.camera_name, path)
-    plan.actual_from_us, plan.actual_to_us = clip.actual_from_us, clip.actual_to_us
-    return clip
-
-
-def space_problem(settings: Settings, folder: Path, need_bytes: int) -> str | None:
-    """Why ``need_bytes`` may not be written into ``folder`` now, or None.
-
-    An export must never take the space the recorders need: on a file system that also holds a
-    storage volume, that volume's ``min_free_bytes`` (plus a margin) must stay free afterwards.
-    """
-    usage = shutil.disk_usage(folder)
-    device = folder.stat().st_dev
-    reserve = SPACE_MARGIN_BYTES
-    for volume in settings.volumes:
-        with contextlib.suppress(OSError):
-            if volume.path.stat().st_dev == device:
-                reserve = max(reserve, volume.min_free_bytes + SPACE_MARGIN_BYTES)
-    if usage.free - need_bytes >= reserve:
-        return None
-    mib = 1024 * 1024
-    return (f"not enough free space for this export: it needs {need_bytes // mib} MiB, "
-            f"{usage.free // mib} MiB are free on {folder}, and {reserve // mib} MiB stay "
-            "reserved for recordings (storage volumes' min_free_bytes and a margin)")
-
-
-def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "'\\''") + "'"
-
-
-def concat_list(files: list[PlannedFile]) -> str:
-    """The ffmpeg concat-demuxer script for ``files`` (absolute paths, µs directives)."""
-    lines = ["ffconcat version 1.0"]
-    for f in files:
-        lines.append(f"file {_quote(f.path)}")
-        if f.inpoint_us is not None:
-            lines.append(f"inpoint {f.inpoint_us}us")
-        if f.outpoint_us is not None:
-            lines.append(f"outpoint {f.outpoint_us}us")
-        if f.duration_us is not None:
-            lines.append(f"duration {f.duration_us}us")
-    return "\n".join(lines) + "\n"
-
-
-# Bytes of moov per sample are ~13 measured (stsz, stco, stts, stss, ctts); 24 is a safe bound.
-MOOV_BYTES_PER_SAMPLE = 24
-SAMPLES_PER_S_BOUND = 60 + 50  # video up to 60 fps, AAC up to 48 kHz (~47 frames/s)
-MOOV_TOO_SMALL = "reserved_moov_size is too small"
-
-
-def moov_reserve_bytes(expected_us: int) -> int:
-    """Room to reserve at the start of the file so ffmpeg writes the moov there in one pass."""
-    return 64 * 1024 + (expected_us // 1_000_000 + 1) * SAMPLES_PER_S_BOUND * MOOV_BYTES_PER_SAMPLE
-
-
-def export_argv(ffmpeg_exe: str, list_path: Path, out_path: Path, *, audio: bool,
-                moov_reserve: int | None = None) -> list[str]:
-    """The stream-copy command. With ``moov_reserve`` the moov is written into space reserved at
-    the start (``-moov_size``): the file is faststart without ``+faststart``'s second pass over the
-    whole file; if the reserve proves too small ffmpeg fails and the caller retries with it."""
-    argv = [ffmpeg_exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
-            "-progress", "pipe:1", "-stats_period", "0.5",
-            "-f", "concat", "-safe", "0", "-i", str(list_path), "-map", "0:v:0"]
-    if audio:
-        argv += ["-map", "0:a:0?"]
-    layout = ["-moov_size", str(moov_reserve)] if moov_reserve else ["-movflags", "+faststart"]
-    argv += ["-c", "copy", *layout, "-f", "mp4", "-y", str(out_path)]
-    return argv
 
 
 def _copy_into_zip(zf: zipfile.ZipFile, name: str, path: Path) -> tuple[str, int]:

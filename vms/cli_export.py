@@ -223,7 +223,8 @@ class _suppress_cli:  # noqa: N801 - used like contextlib.suppress
 # --- local ---------------------------------------------------------------------------------
 
 async def _local(args: argparse.Namespace) -> dict[str, Any]:
-    from recorder.export import ExportError, ExportService
+    from recorder.export import ExportService
+    from recorder.export_plan import ExportError
     from vms.catalog import NotFound
     from vms.clock import SystemClock, parse_instant
     from vms.config import ConfigError, find_config, load_settings

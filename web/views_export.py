@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from recorder.export import ExportError, ExportNotFound, ExportService, parse_local
+from recorder.export import ExportNotFound, ExportService
+from recorder.export_plan import ExportError, parse_local
 from vms import catalog
 from vms.auth import Principal
 from vms.clock import parse_instant

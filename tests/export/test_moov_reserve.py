@@ -7,7 +7,8 @@ import struct
 import subprocess
 from pathlib import Path
 
-from recorder.export import MOOV_TOO_SMALL, PlannedFile, concat_list, export_argv, moov_reserve_bytes
+from recorder.export_ffmpeg import MOOV_TOO_SMALL, concat_list, export_argv, moov_reserve_bytes
+from recorder.export_plan import PlannedFile
 
 
 def top_level_boxes(path: Path) -> list[str]:
