@@ -1,4 +1,4 @@
-"""Onboarding: adopt, re-bind by MAC, configure and remove cameras.
+"""Onboarding: adopt cameras, re-bind them by MAC, and remove them.
 
 This module owns the installer's flow from "an ONVIF address" (typed in, or found by a scan:
 :mod:`onvif_bridge.scan`) to "a camera row with encrypted credentials, a main and a sub stream,
@@ -9,22 +9,19 @@ it, and a camera already adopted into such a site is refused (never re-bound acr
 
 Choices: main stream = highest-resolution H.264/H.265 profile with a stream URI, sub = the
 smallest one; a camera whose MAC is known is re-bound (address, credentials, streams updated),
-not duplicated. Stored RTSP URLs never carry credentials. A recording profile applied by
-:meth:`Onboarding.configure` keeps the keyframe interval at or below :data:`MAX_GOP_S` so
-segments and seeks cut cleanly, reports what the camera actually accepted and stores it on the
-stream, so :mod:`onvif_bridge.drift` can flag a later change made behind our back. A camera
-without an ONVIF snapshot URI (added by bare RTSP URL) gets its snapshot as one frame of its RTSP
-stream (:mod:`onvif_bridge.rtsp_frame`).
+not duplicated. Stored RTSP URLs never carry credentials. What is done to a camera once adopted
+(recording profile, name, NTP, clock, reboot) lives in :mod:`onvif_bridge.configure`;
+:meth:`Onboarding.configure` and :meth:`Onboarding.set_clock` delegate to it. A camera without an
+ONVIF snapshot URI (added by bare RTSP URL) gets its snapshot as one frame of its RTSP stream
+(:mod:`onvif_bridge.rtsp_frame`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,14 +35,10 @@ from onvif_bridge.client import (
     interrogate,
     redact_url,
 )
-from onvif_bridge.errors import (
-    OnvifAuthError,
-    OnvifError,
-    OnvifFault,
-    OnvifParseError,
-    OnvifUnreachableError,
-)
+from onvif_bridge.configure import ConfigureRequest, configure_camera, set_camera_clock
+from onvif_bridge.errors import OnvifError, OnvifFault, OnvifParseError, OnvifUnreachableError
 from onvif_bridge.models import DeviceReport, ProfileReport, Status
+from onvif_bridge.onboarding_common import OnboardingError, StoredCamera
 from onvif_bridge.rtsp_frame import grab_jpeg
 from onvif_bridge.scan import strip_credentials
 from vms import audit, catalog
@@ -58,27 +51,10 @@ from vms.secrets import SecretBox
 
 logger = logging.getLogger(__name__)
 
-MAX_GOP_S = 2.0
-"""Longest keyframe interval a recording profile may ask for."""
 RECORDABLE_CODECS = ("H264", "H265")
 DEFAULT_SITE_NAME = "Default site"
-_HOSTNAME_RE = re.compile(r"[^A-Za-z0-9-]+")
 
 CameraChanged = Callable[[int], Awaitable[None]]
-
-
-class OnboardingError(Exception):
-    """A request that cannot be carried out; the message is for the person who asked.
-
-    ``kind`` maps to an HTTP status in the web layer: ``invalid`` (400), ``not_found`` (404),
-    ``conflict`` (409), ``camera`` (424: the camera refused or did not answer).
-    """
-
-    def __init__(self, message: str, kind: str = "invalid", *,
-                 report: DeviceReport | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.report = report
 
 
 # --- stream choice ------------------------------------------------------------------------------
@@ -131,65 +107,7 @@ class AdoptResult:
                 "message": self.message, "mac": self.mac}
 
 
-@dataclass(frozen=True, slots=True)
-class RecordingProfile:
-    """What an installer asks a camera to encode (None: leave as it is)."""
-
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    bitrate_kbps: int | None = None
-    gop_s: float = 1.0
-    """Keyframe interval in seconds; at most :data:`MAX_GOP_S`."""
-
-    def __post_init__(self) -> None:
-        if not 0 < self.gop_s <= MAX_GOP_S:
-            raise OnboardingError(f"gop_s must be in (0, {MAX_GOP_S:g}] seconds so recordings cut "
-                                  f"cleanly, not {self.gop_s:g}")
-        if (self.width is None) != (self.height is None):
-            raise OnboardingError("give both width and height, or neither")
-        for name in ("width", "height", "bitrate_kbps"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise OnboardingError(f"{name} must be positive")
-        if self.fps is not None and not 0 < self.fps <= 120:
-            raise OnboardingError("fps must be in (0, 120]")
-
-
-@dataclass
-class ConfigureRequest:
-    stream: str = "main"
-    profile: RecordingProfile | None = None
-    name: str | None = None
-    set_clock: bool = False
-    ntp_servers: list[str] = field(default_factory=list)
-    reboot: bool = False
-
-
-def applied_columns(accepted: dict[str, Any], now_us: int) -> dict[str, Any]:
-    """CameraStream columns recording what the camera accepted (drift cleared, checked now)."""
-    fps = accepted.get("fps")
-    return {"applied_width": accepted.get("width"), "applied_height": accepted.get("height"),
-            "applied_fps": round(fps) if fps is not None else None,
-            "applied_bitrate_kbps": accepted.get("bitrate_kbps"),
-            "applied_gov_length": accepted.get("gov_length"), "applied_us": now_us, "drift": "",
-            "checked_us": now_us}
-
-
 # --- the service --------------------------------------------------------------------------------
-
-@dataclass
-class StoredCamera:
-    """What a camera operation needs, read in one go (clear password only in memory)."""
-
-    id: int
-    name: str
-    site_id: int
-    onvif_url: str
-    username: str
-    password: str
-    streams: dict[str, m.CameraStream]
-
 
 class Onboarding:
     """Adopt, re-bind, configure and remove cameras. One instance per server (or CLI run).
@@ -475,116 +393,18 @@ class Onboarding:
     async def configure(self, principal: Principal | None, camera_id: int,
                         request: ConfigureRequest, *, actor: str = "",
                         address: str = "") -> dict[str, Any]:
-        """Apply what ``request`` asks over ONVIF; returns what the camera accepted."""
-        if request.stream not in ("main", "sub"):
-            raise OnboardingError("stream must be 'main' or 'sub'")
-        cam = await self.load_camera(principal, camera_id)
-        result: dict[str, Any] = {"camera_id": cam.id, "requested": {}, "accepted": {},
-                                  "clamped": []}
-        stream = cam.streams.get(request.stream)
-        try:
-            async with self.onvif_client(cam) as client:
-                await client.measure_clock()
-                if request.set_clock:
-                    await client.set_system_clock()
-                    result["clock_offset_us"] = client.clock_offset_us
-                if request.ntp_servers:
-                    await client.set_ntp(request.ntp_servers)
-                    result["ntp_servers"] = request.ntp_servers
-                if request.name:
-                    hostname = _HOSTNAME_RE.sub("-", request.name).strip("-")[:63] or "camera"
-                    result["hostname"] = (await client.set_hostname(hostname)).name
-                if request.profile is not None:
-                    await client.capabilities()  # learn the media service's address
-                    if stream is None or not stream.profile_token:
-                        raise OnboardingError(f"camera {cam.name!r} has no ONVIF profile for its "
-                                              f"{request.stream} stream")
-                    result.update(await self._apply_profile(client, stream, request.profile))
-                if request.reboot:
-                    await client.reboot()
-                    result["rebooting"] = True
-        except OnvifAuthError as exc:
-            raise OnboardingError(f"{exc}; update the camera's credentials", "camera") from None
-        except OnvifError as exc:
-            raise OnboardingError(str(exc), "camera") from None
-
-        accepted = result["accepted"]
-
-        def save() -> None:
-            fields: dict[str, Any] = {"updated_us": self.clock.now_us()}
-            if request.name:
-                fields["name"] = request.name[:200]
-            if "clock_offset_us" in result:
-                fields["clock_offset_us"] = result["clock_offset_us"] or 0
-            m.Camera.update(**fields).where(m.Camera.id == cam.id).execute()
-            if stream is not None and accepted:
-                m.CameraStream.update(
-                    width=accepted.get("width") or stream.width,
-                    height=accepted.get("height") or stream.height,
-                    fps=round(accepted.get("fps") or stream.fps),
-                    bitrate_kbps=accepted.get("bitrate_kbps") or stream.bitrate_kbps,
-                    **applied_columns(accepted, fields["updated_us"]),
-                ).where(m.CameraStream.id == stream.id).execute()
-            audit.record(self.clock, "camera_change", principal=principal, username=actor,
-                         target=request.name or cam.name, site_id=cam.site_id, address=address,
-                         detail={"camera_id": cam.id, "requested": result["requested"],
-                                 "accepted": accepted, "clamped": result["clamped"],
-                                 "set_clock": request.set_clock, "reboot": request.reboot,
-                                 "name": request.name})
-
-        await self.gateway.write(save)
-        await self._changed(cam.id)
+        """Apply what ``request`` asks over ONVIF; returns what the camera accepted
+        (:func:`onvif_bridge.configure.configure_camera`)."""
+        result = await configure_camera(self, principal, camera_id, request, actor=actor,
+                                        address=address)
+        await self._changed(result["camera_id"])
         return result
-
-    async def _apply_profile(self, client: OnvifClient, stream: m.CameraStream,
-                             profile: RecordingProfile) -> dict[str, Any]:
-        fps = profile.fps or float(stream.fps or 0) or 25.0
-        gov_length = max(1, math.floor(fps * profile.gop_s))
-        requested: dict[str, Any] = {"width": profile.width, "height": profile.height,
-                                     "fps": profile.fps, "bitrate_kbps": profile.bitrate_kbps,
-                                     "gov_length": gov_length, "gop_s": profile.gop_s}
-        config = await client.set_video_encoder(
-            stream.profile_token, width=profile.width, height=profile.height, fps=profile.fps,
-            bitrate_kbps=profile.bitrate_kbps, gov_length=gov_length)
-        accepted_fps = config.fps or fps
-        accepted: dict[str, Any] = {
-            "width": config.width, "height": config.height, "fps": config.fps,
-            "bitrate_kbps": config.bitrate_kbps, "gov_length": config.gov_length,
-            "gop_s": round(config.gov_length / accepted_fps, 3) if config.gov_length else None,
-            "codec": config.encoding,
-        }
-        clamped = [key for key in ("width", "height", "fps", "bitrate_kbps", "gov_length")
-                   if requested[key] is not None and accepted[key] is not None
-                   and float(requested[key]) != float(accepted[key])]
-        if accepted["gop_s"] is not None and accepted["gop_s"] > MAX_GOP_S:
-            clamped.append("gop_s")
-        if clamped:
-            logger.warning("camera %s: encoder clamped %s", client.label, ", ".join(clamped))
-        return {"requested": requested, "accepted": accepted, "clamped": clamped}
 
     async def set_clock(self, principal: Principal | None, camera_id: int, *, actor: str = "",
                         address: str = "") -> dict[str, Any]:
-        """Set the camera's clock to ours; returns the offset before and after (µs)."""
-        cam = await self.load_camera(principal, camera_id)
-        try:
-            async with self.onvif_client(cam) as client:
-                await client.measure_clock()
-                before = client.clock_offset_us
-                await client.set_system_clock()
-                after = client.clock_offset_us
-        except OnvifError as exc:
-            raise OnboardingError(str(exc), "camera") from None
-
-        def save() -> None:
-            m.Camera.update(clock_offset_us=after or 0, updated_us=self.clock.now_us()).where(
-                m.Camera.id == cam.id).execute()
-            audit.record(self.clock, "camera_change", principal=principal, username=actor,
-                         target=cam.name, site_id=cam.site_id, address=address,
-                         detail={"camera_id": cam.id, "clock_set": True,
-                                 "offset_before_us": before, "offset_after_us": after})
-
-        await self.gateway.write(save)
-        return {"camera_id": cam.id, "offset_before_us": before, "clock_offset_us": after}
+        """Set the camera's clock to ours; returns the offset before and after (µs)
+        (:func:`onvif_bridge.configure.set_camera_clock`)."""
+        return await set_camera_clock(self, principal, camera_id, actor=actor, address=address)
 
     async def remove(self, principal: Principal | None, camera_id: int, *, actor: str = "",
                      address: str = "") -> dict[str, Any]:
@@ -674,14 +494,8 @@ async def snapshot_of(report: DeviceReport, username: str, password: str, *,
 
 
 __all__ = [
-    "MAX_GOP_S",
     "AdoptResult",
-    "ConfigureRequest",
     "Onboarding",
-    "OnboardingError",
-    "RecordingProfile",
-    "StoredCamera",
-    "applied_columns",
     "choose_streams",
     "snapshot_of",
 ]

@@ -22,9 +22,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from onvif_bridge.adopt import Onboarding, OnboardingError, StoredCamera
+from onvif_bridge.adopt import Onboarding
 from onvif_bridge.errors import OnvifAuthError, OnvifError
 from onvif_bridge.models import MediaProfile
+from onvif_bridge.onboarding_common import OnboardingError, StoredCamera
 from vms.auth import Principal
 from vms.db import models as m
 

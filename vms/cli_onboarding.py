@@ -202,7 +202,7 @@ def _site_id(gateway: Any, name: str | None) -> int | None:
 
 @_command
 def cmd_camera_add(args: argparse.Namespace) -> int:
-    from onvif_bridge.adopt import OnboardingError
+    from onvif_bridge.onboarding_common import OnboardingError
     from vms.cli import _emit, _settings
     from vms.logs import setup_logging
 
@@ -236,7 +236,8 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
 
 @_command
 def cmd_camera_set(args: argparse.Namespace) -> int:
-    from onvif_bridge.adopt import ConfigureRequest, OnboardingError, RecordingProfile
+    from onvif_bridge.configure import ConfigureRequest, RecordingProfile
+    from onvif_bridge.onboarding_common import OnboardingError
     from vms.cli import _emit, _settings
     from vms.logs import setup_logging
 

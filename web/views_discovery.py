@@ -20,16 +20,12 @@ from typing import Any
 
 from aiohttp import web
 
-from onvif_bridge.adopt import (
-    ConfigureRequest,
-    Onboarding,
-    OnboardingError,
-    RecordingProfile,
-    snapshot_of,
-)
+from onvif_bridge.adopt import Onboarding, snapshot_of
+from onvif_bridge.configure import ConfigureRequest, RecordingProfile
 from onvif_bridge.drift import DriftChecker
 from onvif_bridge.errors import DiscoveryTargetError
 from onvif_bridge.models import DeviceReport, DiscoveredDevice
+from onvif_bridge.onboarding_common import OnboardingError
 from onvif_bridge.scan import report_dict, scan
 from vms import catalog
 from vms.auth import Principal
