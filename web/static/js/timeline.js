@@ -14,7 +14,7 @@
   const COLORS = {
     span: "#2e8b57", gap: "#d9534f", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad",
     other: "#555555", hold: "#1f3a93", cursor: "#000000", axis: "#666666", grid: "#e3e3e3", text: "#222222",
-    selection: "rgba(51, 122, 183, 0.18)", selectionEdge: "#337ab7",
+    selection: "rgba(51, 122, 183, 0.35)", selectionEdge: "#337ab7",
   };
 
   function tzOffsetMs(formatter, t) {
@@ -214,9 +214,14 @@
         const x2 = Math.min(w, this.xOf(this.selection[1]));
         if (x2 > 0 && x1 < w) {
           ctx.fillStyle = COLORS.selection;
-          ctx.fillRect(x1, 0, Math.max(1, x2 - x1), rowsH);
+          ctx.fillRect(x1, 0, Math.max(2, x2 - x1), rowsH);
           ctx.strokeStyle = COLORS.selectionEdge;
-          ctx.strokeRect(x1 + 0.5, 0.5, Math.max(1, x2 - x1 - 1), rowsH - 1);
+          ctx.lineWidth = 2;
+          ctx.beginPath();
+          ctx.moveTo(x1, 0); ctx.lineTo(x1, rowsH);
+          ctx.moveTo(x2, 0); ctx.lineTo(x2, rowsH);
+          ctx.stroke();
+          ctx.lineWidth = 1;
         }
       }
       if (this.cursorMs != null) {
