@@ -58,7 +58,13 @@ class KeepWindows:
                       at_us + self._post_us)
         else:
             if state is True:
-                self._active.setdefault(event_type, at_us)
+                started = self._active.get(event_type)
+                if started is None or at_us - started > self._max_us:
+                    # a new event, or one whose end never came (a camera that lost the false):
+                    # the stale one is closed at its cap, and this one starts now
+                    if started is not None:
+                        self._add(started - self._pre_us, started + self._max_us + self._post_us)
+                    self._active[event_type] = at_us
             self._add(at_us - self._pre_us, at_us + self._post_us)
 
     def _add(self, from_us: int, until_us: int) -> None:
@@ -83,6 +89,10 @@ class KeepWindows:
     def prune(self, before_us: int) -> None:
         """Forget the windows that ended before ``before_us`` (open events are kept)."""
         self._keeps = [k for k in self._keeps if k[1] >= before_us]
+
+    def __len__(self) -> int:
+        """Windows held (open events not counted): what :meth:`prune` keeps bounded."""
+        return len(self._keeps)
 
 
 def ring_horizon_us(latest_end_us: int, pre_roll_s: float, margin_s: float) -> int:

@@ -555,6 +555,10 @@ class StreamRecorder:
         if not state.media_seen:
             state.media_seen = True
             self._set_status("recording", self._recording_reason())
+        if not self.is_event:
+            # segments come in time order: a window that ended before this one began can no
+            # longer mark one (without this, continuous mode kept every event's window forever)
+            self._keeps.prune(start_us)
         return True
 
     def _recording_reason(self) -> str:
