@@ -47,7 +47,7 @@ from vms.clock import Clock, format_iso
 from vms.config import Settings
 from vms.db import models as m
 from vms.db.gateway import Gateway
-from vms.signing import ManifestSigner
+from vms.signing import ManifestSigner, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,6 @@ def _copy_into_zip(zf: zipfile.ZipFile, name: str, path: Path) -> tuple[str, int
             member.write(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------- running

@@ -175,10 +175,7 @@ def finish_plan(plan: CameraPlan, from_us: int, to_us: int) -> CameraPlan:
     """Decide the cut points (reads the first file's keyframes); fills ``files`` and the range."""
     segs = plan.segments
     first, last = segs[0], segs[-1]
-    paths = [s.abs_path for s in segs]  # type: ignore[attr-defined]
-    for p in paths:
-        if not p.is_file():
-            raise ExportError(f"camera {plan.camera_name!r}: recorded file {p} is missing")
+    paths = [s.abs_path for s in segs]  # type: ignore[attr-defined]  # checked by prepare_plan
     inpoint = 0
     if from_us > first.start_us:
         inpoint = keyframe_at_or_before(paths[0], from_us - first.start_us)

@@ -235,10 +235,9 @@ def _parse_track(moov: bytes, trak: Box) -> Track:
         elst = need(moov, edts, "elst")
         version, _, at = full_box(moov, elst)
         (count,) = struct.unpack_from(">I", moov, at)
-        fmt = ">Qq" if version == 1 else ">Ii"
-        entries = [struct.unpack_from(fmt, moov, at + 4 + i * (20 if version == 1 else 12))
-                   for i in range(count)]
-        if len(entries) > 1 or any(rate != 1 for rate in _edit_rates(moov, at, count, version)):
+        fmt, step = (">Qqhh", 20) if version == 1 else (">Iihh", 12)
+        entries = [struct.unpack_from(fmt, moov, at + 4 + i * step) for i in range(count)]
+        if len(entries) > 1 or any(entry[2] != 1 for entry in entries):
             raise Mp4Error(f"track {track_id}: edit list with {count} entries is not handled")
         if entries:
             edit_media_time = max(0, entries[0][1])
@@ -250,11 +249,6 @@ def _parse_track(moov: bytes, trak: Box) -> Track:
                  language=language, tkhd=box_bytes(tkhd_box), hdlr=box_bytes(hdlr),
                  media_header=box_bytes(media_header), dinf=box_bytes(dinf),
                  stsd=box_bytes(stsd), edit_media_time=edit_media_time)
-
-
-def _edit_rates(data: bytes, at: int, count: int, version: int) -> list[int]:
-    step, skip = (20, 16) if version == 1 else (12, 8)
-    return [struct.unpack_from(">h", data, at + 4 + i * step + skip)[0] for i in range(count)]
 
 
 def _parse_moov(moov: bytes) -> dict[int, Track]:

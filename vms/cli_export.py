@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import hashlib
 import json
 import logging
 import os
@@ -97,14 +96,6 @@ def _clear_bar(args: argparse.Namespace) -> None:
         sys.stderr.flush()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _summary(output: Path, manifest_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     gaps = [g for cam in manifest.get("cameras", []) for g in cam.get("gaps", [])]
     return {"export_id": manifest.get("export_id"), "file": str(output),
@@ -118,9 +109,9 @@ def _manifest_path(output: Path) -> Path:
 
 
 def _check_and_write_manifest(output: Path, manifest: dict[str, Any]) -> Path:
-    from vms.signing import check_signature
+    from vms.signing import check_signature, sha256_file
 
-    actual = _sha256(output)
+    actual = sha256_file(output)
     if actual != manifest["file"]["sha256"]:
         raise ExportCliError(f"{output}: SHA-256 {actual} differs from the manifest's "
                              f"{manifest['file']['sha256']}")

@@ -18,7 +18,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from vms.signing import ManifestSigner, SigningError, check_signature, load_public_key
+from vms.signing import (
+    ManifestSigner,
+    SigningError,
+    check_signature,
+    load_public_key,
+    sha256_file,
+)
 
 
 def register(sub: Any, with_config: Any) -> None:
@@ -47,14 +53,6 @@ def _manifest_for(clip: Path, given: str | None) -> Path:
     if beside.is_file():
         return beside
     return clip.with_name(clip.stem + ".manifest.json")  # the server's own layout
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _zip_members(clip: Path, manifest: dict[str, Any]) -> list[str]:
@@ -89,7 +87,7 @@ def verify(clip: Path, manifest_path: Path, key_text: str | None = None) -> dict
     if not isinstance(manifest, dict) or not isinstance(manifest.get("file"), dict):
         raise SigningError(f"{manifest_path}: not an export manifest")
     file_info = manifest["file"]
-    digest = _sha256(clip)
+    digest = sha256_file(clip)
     size = clip.stat().st_size
     if digest != file_info.get("sha256"):
         problems.append(f"{clip.name}: SHA-256 {digest} differs from the manifest's "

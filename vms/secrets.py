@@ -8,6 +8,7 @@ in memory, for as long as a request or an ffmpeg argv needs them, and are never 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -17,6 +18,22 @@ class SecretError(Exception):
     """A stored secret cannot be read (wrong or missing key file)."""
 
 
+def private_key_file(path: Path, generate: Callable[[], bytes]) -> bytes:
+    """The bytes of the key file ``path``; created once (0600, fsynced) from ``generate()``
+    when absent. Shared by the camera-credential key and the export signing key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    data = generate()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return data
+
+
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
@@ -24,17 +41,7 @@ class SecretBox:
     @classmethod
     def from_key_file(cls, path: Path) -> SecretBox:
         """Load the key, creating it (0600) when absent."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            key = path.read_bytes().strip()
-        else:
-            key = Fernet.generate_key()
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(key + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+        key = private_key_file(path, lambda: Fernet.generate_key() + b"\n").strip()
         try:
             return cls(key)
         except ValueError as exc:

@@ -19,7 +19,6 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,23 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from vms.secrets import private_key_file
+
 KEY_FILE_NAME = "export-signing.key"
 ALGORITHM = "Ed25519"
 
 
 class SigningError(Exception):
     """The signing key cannot be read or a public key given for checking is not one."""
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def canonical(manifest: dict[str, Any]) -> bytes:
@@ -64,9 +74,15 @@ def load_public_key(text: str) -> Ed25519PublicKey:
         raise SigningError(f"not an Ed25519 public key (PEM or base64): {exc}") from None
 
 
-def _read_private_key(path: Path) -> Ed25519PrivateKey:
+def _new_private_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+
+
+def _read_private_key(path: Path, pem: bytes) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(pem, password=None)
     except ValueError as exc:
         raise SigningError(f"{path}: not a PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -84,19 +100,7 @@ class ManifestSigner:
     @classmethod
     def from_key_file(cls, path: Path) -> ManifestSigner:
         """Load the key, creating it (0600) when absent."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls(_read_private_key(path))
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return cls(key)
+        return cls(_read_private_key(path, private_key_file(path, _new_private_pem)))
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> ManifestSigner:

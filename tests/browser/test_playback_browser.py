@@ -47,18 +47,28 @@ async def wait_js(page: Any, expression: str, timeout_s: float = 15) -> Any:
         await asyncio.sleep(0.1)
 
 
-async def test_plays_a_recorded_range_and_seeks_by_clicking(browser, recorded_app: str,
-                                                             recording: Recording) -> None:
-    rec = recording
-    context = await browser.new_context(base_url=recorded_app, viewport={"width": 1000, "height": 900})
+async def open_playback(browser: Any, base_url: str, rec: Recording, username: str, *,
+                        console_errors: bool = False) -> tuple[Any, Any, list[str]]:
+    """A new context logged in as ``username``, on the camera's playback page just after the
+    recording starts; returns (context, page, the page errors seen)."""
+    context = await browser.new_context(base_url=base_url, viewport={"width": 1000, "height": 900})
     errors: list[str] = []
     page = await context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    if console_errors:
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     resp = await context.request.post("/api/v1/auth/login",
-                                      data={"username": "pb_viewer", "password": PASSWORD})
+                                      data={"username": username, "password": PASSWORD})
     assert resp.ok
     start_at = rec.segments[0]["start_us"] + 200_000
     await page.goto(f"/cameras/{rec.camera_id}/playback?at={start_at}")
+    return context, page, errors
+
+
+async def test_plays_a_recorded_range_and_seeks_by_clicking(browser, recorded_app: str,
+                                                             recording: Recording) -> None:
+    rec = recording
+    context, page, errors = await open_playback(browser, recorded_app, rec, "pb_viewer")
     video = "document.querySelector('video.pb-video')"
     # plays: a frame is decoded and time advances
     await wait_js(page, f"{video}.readyState >= 2 && {video}.videoWidth === 320")
@@ -102,16 +112,9 @@ async def test_mark_a_range_while_playing_and_export_it(browser, recorded_app: s
     """An operator marks start and end at the playhead, exports, and gets the clip's links; a
     viewer (no export right) sees no export controls."""
     rec = recording
-    context = await browser.new_context(base_url=recorded_app, viewport={"width": 1000, "height": 900})
-    errors: list[str] = []
-    page = await context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    resp = await context.request.post("/api/v1/auth/login",
-                                      data={"username": "pb_admin", "password": PASSWORD})
-    assert resp.ok
+    context, page, errors = await open_playback(browser, recorded_app, rec, "pb_admin",
+                                                console_errors=True)
     start_at = rec.segments[0]["start_us"] + 200_000
-    await page.goto(f"/cameras/{rec.camera_id}/playback?at={start_at}")
     video = "document.querySelector('video.pb-video')"
     await wait_js(page, f"{video}.readyState >= 2 && !{video}.paused")
     assert await page.is_disabled("#pb-export-start")
