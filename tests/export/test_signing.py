@@ -115,3 +115,21 @@ async def test_exports_are_signed_and_verified_offline(xworld: ExportWorld,
 
     rc, _, err = await run_vms("verify", str(tmp_path / "missing.mp4"))
     assert rc == 2 and "no such file" in err
+
+
+def test_vms_export_refuses_a_download_whose_manifest_was_altered(tmp_path: Path) -> None:
+    """The check ``vms export --server`` runs on what it downloaded: a manifest whose hash matches
+    the clip but whose signature does not (rewritten after signing) is refused."""
+    import hashlib
+
+    from vms.cli_export import ExportCliError, _check_and_write_manifest
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a clip, but bytes with a hash")
+    signer = ManifestSigner.for_data_dir(tmp_path / "server")
+    manifest = signer.sign({"export_id": 3, "file": {
+        "sha256": hashlib.sha256(clip.read_bytes()).hexdigest(), "size_bytes": 40}})
+    assert _check_and_write_manifest(clip, manifest).is_file()
+    manifest["export_id"] = 4
+    with pytest.raises(ExportCliError, match="signature does not check"):
+        _check_and_write_manifest(clip, manifest)
