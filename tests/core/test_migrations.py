@@ -46,7 +46,7 @@ def test_migrated_schema_matches_models(empty_db_url: str) -> None:
         # the same models created directly on a second database are the reference
         migrated = gateway.db
         with migrated.connection_context():
-            tables = set(migrated.get_tables()) - {"migratehistory"}
+            tables = set(migrated.get_tables()) - {"migratehistory", "sqlite_sequence"}
             assert tables == {model._meta.table_name for model in ALL_MODELS}
             for model in ALL_MODELS:
                 table = model._meta.table_name
@@ -92,3 +92,87 @@ def test_unsupported_url_is_named() -> None:
         open_database("mysql://root:pw@localhost/x")
     with pytest.raises(DatabaseError, match=r"\*\*\*"):
         open_database("mysql://root:topsecret@localhost/x")
+
+
+# --- identities unique forever (issue 11, item 1) ----------------------------------------------
+
+def _camera_with_run(m, name: str, site_id: int | None = None) -> tuple[int, int]:
+    site = (m.Site.get_by_id(site_id) if site_id else
+            m.Site.create(name=f"site-{name}", created_us=0))
+    cam = m.Camera.create(site=site, name=name, status_since_us=0, created_us=0, updated_us=0)
+    run = m.Run.create(camera=cam, start_us=0)
+    return cam.id, run.id
+
+
+def test_ids_are_never_reused(empty_db_url: str) -> None:
+    """Deleting the newest camera and run does not hand their ids (or uuids) to the next ones —
+    on SQLite too, where a plain INTEGER PRIMARY KEY would reuse them."""
+    from vms.db import models as m
+
+    gateway = Gateway(empty_db_url)
+    gateway.migrate()
+    try:
+        cam1, run1 = gateway.write_sync(_camera_with_run, m, "a")
+        old = gateway.read_sync(lambda: (m.Camera.get_by_id(cam1).uuid, m.Run.get_by_id(run1).uuid))
+        gateway.write_sync(lambda: m.Camera.delete().where(m.Camera.id == cam1).execute())
+        cam2, run2 = gateway.write_sync(_camera_with_run, m, "b")
+        assert cam2 > cam1 and run2 > run1
+        new = gateway.read_sync(lambda: (m.Camera.get_by_id(cam2).uuid, m.Run.get_by_id(run2).uuid))
+        assert all(len(u) == 32 for u in old + new) and not set(old) & set(new)
+        if gateway.is_sqlite:
+            with gateway.db.connection_context():
+                rows = gateway.db.execute_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT IN "
+                    "('migratehistory', 'sqlite_sequence')").fetchall()
+            plain = [name for name, sql in rows if "AUTOINCREMENT" not in sql.upper()]
+            assert not plain, f"tables whose ids SQLite may reuse: {plain}"
+    finally:
+        gateway.close()
+
+
+def test_migration_006_keeps_existing_rows(engine: str, tmp_path: Path,
+                                           empty_db_url: str) -> None:
+    """Upgrading a database that holds cameras, runs and segments rebuilds the SQLite tables
+    without cascading anything away, and gives every existing camera and run its own uuid."""
+    from peewee_migrate import Router
+
+    from vms.db.gateway import MIGRATIONS_DIR
+
+    db = open_database(empty_db_url)
+    with db.connection_context():
+        router = Router(db, migrate_dir=str(MIGRATIONS_DIR), ignore=["basemodel"])
+        router.run("005_holds")
+        db.execute_sql("INSERT INTO site (name, timezone, created_us) VALUES ('s', 'UTC', 0)")
+        for n in (1, 2):
+            db.execute_sql(
+                "INSERT INTO camera (site_id, name, onvif_url, username, password_enc, manufacturer,"
+                " model, firmware, serial, enabled, recording_mode, status, status_reason,"
+                " status_since_us, clock_offset_us, created_us, updated_us, schedule, event_pre_s,"
+                f" event_post_s) VALUES (1, 'c{n}', '', '', '', '', '', '', '', true, 'continuous',"
+                " 'new', '', 0, 0, 0, 0, '', 5, 10)")
+            db.execute_sql(f"INSERT INTO run (camera_id, stream, start_us, end_reason, mode) "
+                           f"VALUES ({n}, 'main', 0, '', 'continuous')")
+            db.execute_sql(
+                "INSERT INTO segment (camera_id, stream, run_id, volume, path, start_us, end_us,"
+                " duration_us, size_bytes, video_codec, audio_codec, width, height, state, kind)"
+                f" VALUES ({n}, 'main', {n}, 'main', '{n}/x.mp4', 0, 1, 1, 1, '', '', 0, 0, 'ok',"
+                " 'continuous')")
+    db.close()
+    gateway = Gateway(empty_db_url)
+    try:
+        assert gateway.migrate()[0] == "006_identity"
+        from vms.db import models as m
+
+        counts = gateway.read_sync(lambda: (m.Camera.select().count(), m.Run.select().count(),
+                                            m.Segment.select().count()))
+        assert counts == (2, 2, 2)
+        uuids = gateway.read_sync(lambda: [c.uuid for c in m.Camera.select()]
+                                  + [r.uuid for r in m.Run.select()])
+        assert len(set(uuids)) == 4 and all(len(u) == 32 for u in uuids)
+        # the highest camera deleted: its id is not handed out again
+        gateway.write_sync(lambda: m.Camera.delete().where(m.Camera.id == 2).execute())
+        cam3, _ = gateway.write_sync(_camera_with_run, m, "c3", 1)
+        assert cam3 == 3
+        assert gateway.read_sync(lambda: m.Segment.select().count()) == 1  # cascade still works
+    finally:
+        gateway.close()

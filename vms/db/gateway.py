@@ -92,8 +92,24 @@ def migrate(db: pw.Database, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]
     router = Router(db, migrate_dir=str(migrations_dir), ignore=["basemodel"],
                     logger=logging.getLogger("vms.migrations"))
     pending = list(router.diff)
-    if pending:
+    if not pending:
+        return pending
+    sqlite = isinstance(db, pw.SqliteDatabase)
+    if sqlite:
+        # SQLite can change a table only by rebuilding it; with foreign keys on, dropping the old
+        # table would cascade-delete every child row. The pragma is a no-op inside a transaction,
+        # so it is set here, around the migrations, and the keys are checked before turning it on.
+        db.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
         router.run()
+        if sqlite:
+            broken = db.execute_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise DatabaseError(f"after migrations {', '.join(pending)}: foreign keys broken "
+                                    f"in {sorted({row[0] for row in broken})}")
+    finally:
+        if sqlite:
+            db.execute_sql("PRAGMA foreign_keys = ON")
     return pending
 
 

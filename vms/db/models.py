@@ -8,10 +8,35 @@ that migrating an empty database gives exactly these models).
 
 from __future__ import annotations
 
+import uuid
+
 import peewee as pw
 
 
+class ForeverIdField(pw.AutoField):
+    """An integer primary key that is never reused, on every engine.
+
+    PostgreSQL's ``SERIAL`` sequence never hands out a value twice. SQLite's plain ``INTEGER
+    PRIMARY KEY`` does: after the highest row is deleted, the next insert takes its id again (a
+    removed camera's id given to a new camera of another site); ``AUTOINCREMENT`` forbids that.
+    Migration 006 rebuilt the existing SQLite tables this way; a test checks every table.
+    """
+
+    def ddl(self, ctx: pw.Context) -> pw.NodeList:
+        node = super().ddl(ctx)
+        if isinstance(self.model._meta.database, pw.SqliteDatabase):
+            return pw.NodeList((node, pw.SQL("AUTOINCREMENT")))
+        return node
+
+
+def new_uuid() -> str:
+    """A random identity unique forever: 32 lower-case hex digits (what paths on disk carry)."""
+    return uuid.uuid4().hex
+
+
 class BaseModel(pw.Model):
+    id = ForeverIdField()
+
     class Meta:
         legacy_table_names = False
 
@@ -88,6 +113,8 @@ class AuditLog(BaseModel):
 
 class Camera(BaseModel):
     site = pw.ForeignKeyField(Site, on_delete="RESTRICT", backref="cameras")
+    uuid = pw.CharField(max_length=32, unique=True, default=new_uuid)
+    """Identity unique forever; the camera's folder on every storage volume is named by it."""
     name = pw.CharField(max_length=200)
     mac = pw.CharField(max_length=17, null=True, unique=True)
     onvif_url = pw.CharField(max_length=500, default="")
@@ -110,6 +137,9 @@ class Camera(BaseModel):
     "end": "19:00"}]`` in the site's time zone (see recorder/schedule.py)."""
     event_pre_s = pw.IntegerField(default=5)  # mode ``event``: seconds kept before an event
     event_post_s = pw.IntegerField(default=10)  # mode ``event``: seconds kept after it ends
+    archived_us = pw.BigIntegerField(null=True)
+    """Set when the camera was removed: it records and streams no more and is hidden from live
+    lists, but its recordings stay, playable and exportable by its site, until retention."""
 
     class Meta:
         constraints = [
@@ -150,6 +180,8 @@ class Run(BaseModel):
     """One continuous ffmpeg session of one stream, and why it ended."""
 
     camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="runs")
+    uuid = pw.CharField(max_length=32, unique=True, default=new_uuid)
+    """Identity unique forever; the run's segment files are named by it (recorder/segments.py)."""
     stream = pw.CharField(max_length=8, default="main")
     start_us = pw.BigIntegerField()
     end_us = pw.BigIntegerField(null=True)
