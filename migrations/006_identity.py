@@ -24,7 +24,7 @@ def _fill_uuids(database: pw.Database, table: str) -> None:
         expr = "lower(hex(randomblob(16)))"
     else:
         expr = "replace(gen_random_uuid()::text, '-', '')"
-    database.execute_sql(f'UPDATE "{table}" SET "uuid" = {expr} WHERE "uuid" = \'\'')
+    database.execute_sql(f'UPDATE "{table}" SET "uuid" = {expr} WHERE "uuid" = \'\'')  # noqa: S608
 
 
 def _sqlite_autoincrement(database: pw.Database) -> None:
@@ -48,7 +48,7 @@ def _sqlite_autoincrement(database: pw.Database) -> None:
             raise RuntimeError(f"migration 006: cannot read the definition of table {name!r}")
         new_sql = new_sql.replace(_PK, _PK + " AUTOINCREMENT", 1)
         database.execute_sql(new_sql)
-        database.execute_sql(f'INSERT INTO "{temp}" SELECT * FROM "{name}"')
+        database.execute_sql(f'INSERT INTO "{temp}" SELECT * FROM "{name}"')  # noqa: S608
         database.execute_sql(f'DROP TABLE "{name}"')
         database.execute_sql(f'ALTER TABLE "{temp}" RENAME TO "{name}"')
         for index_sql in indexes:

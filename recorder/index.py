@@ -29,9 +29,11 @@ class SegmentRow:
     kind: str = "continuous"
 
 
-def insert_run(camera_id: int, stream: str, start_us: int, mode: str = "continuous") -> int:
+def insert_run(camera_id: int, stream: str, start_us: int,
+               mode: str = "continuous") -> tuple[int, str]:
+    """A new run row: its id and its uuid (which names its files, recorder/segments.py)."""
     run = Run.create(camera=camera_id, stream=stream, start_us=start_us, mode=mode)
-    return int(run.id)
+    return int(run.id), str(run.uuid)
 
 
 def update_run_start(run_id: int, start_us: int) -> None:

@@ -4,8 +4,13 @@ Run at recorder start-up (before any ffmpeg starts) and by ``vms check [--repair
 interrupted deletions (``PendingDeletion`` rows), indexes segment files that have no row — the file a
 killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
 unplayable one is moved to ``<volume>/lost+found/`` — marks rows whose file vanished ``missing``
-(and back to ``ok`` when it reappears), reports files it cannot place, and closes runs left open by
-a crash with end reason ``crash_recovered`` at the end of their last segment. Unindexed files of an
+(and back to ``ok`` when it reappears), and closes runs left open by a crash with end reason
+``crash_recovered`` at the end of their last segment. A file is attached to a run only when its
+path proves it: the camera uuid and run uuid it is named by must both match one ``Run`` row (of
+that stream). Anything else — a name in another layout (the id-based one of old releases
+included), a run or camera no row knows, or one whose uuids disagree — is moved to
+``<volume>/quarantine/`` and reported; quarantined files are never indexed nor served, and every
+check lists them until a person deals with them. Unindexed files of an
 event-mode run are ring-buffer leftovers no event asked for: they are deleted. Without ``repair`` it
 only reports. Synchronous: call it from a thread (it uses the gateway's ``*_sync`` helpers).
 """
@@ -21,8 +26,10 @@ import peewee as pw
 from recorder import index
 from recorder.segments import (
     fsync_path,
+    iter_quarantined,
     iter_segment_files,
     move_to_lost_and_found,
+    move_to_quarantine,
     parse_segment_path,
     probe_segment,
     volume_by_name,
@@ -30,7 +37,7 @@ from recorder.segments import (
 from vms.clock import Clock
 from vms.config import Settings
 from vms.db.gateway import Gateway
-from vms.db.models import PendingDeletion, Run, Segment
+from vms.db.models import Camera, PendingDeletion, Run, Segment
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +51,12 @@ class ReconcileReport:
     """Files without a row that were (or would be) indexed."""
     lost_and_found: list[str] = field(default_factory=list)
     """Unplayable files moved (or to be moved) aside."""
-    unknown: list[str] = field(default_factory=list)
-    """Files that cannot be placed (no such run/camera, unexpected name); left in place."""
+    quarantined: list[str] = field(default_factory=list)
+    """Files no row can be proven to own (unknown or mismatched uuids, another layout): moved
+    (or to be moved) to ``<volume>/quarantine/``."""
+    in_quarantine: list[str] = field(default_factory=list)
+    """Every file in a quarantine folder after this pass (not a problem in itself: a person
+    decides what they are)."""
     missing: list[str] = field(default_factory=list)
     """Rows whose file is gone (marked ``missing``)."""
     restored: list[str] = field(default_factory=list)
@@ -59,13 +70,13 @@ class ReconcileReport:
 
     @property
     def problems(self) -> int:
-        return (len(self.adopted) + len(self.lost_and_found) + len(self.unknown)
+        return (len(self.adopted) + len(self.lost_and_found) + len(self.quarantined)
                 + len(self.missing) + len(self.restored) + self.deletions_completed
                 + len(self.runs_closed) + len(self.ring_discarded))
 
     def summary(self) -> str:
         return (f"{len(self.adopted)} adopted, {len(self.lost_and_found)} moved to lost+found, "
-                f"{len(self.unknown)} unknown, {len(self.missing)} missing, "
+                f"{len(self.quarantined)} quarantined, {len(self.missing)} missing, "
                 f"{len(self.restored)} restored, {self.deletions_completed} deletions completed, "
                 f"{len(self.runs_closed)} open runs closed, "
                 f"{len(self.ring_discarded)} ring-buffer files discarded")
@@ -73,7 +84,8 @@ class ReconcileReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "repair": self.repair, "adopted": self.adopted, "lost_and_found": self.lost_and_found,
-            "unknown": self.unknown, "missing": self.missing, "restored": self.restored,
+            "quarantined": self.quarantined, "in_quarantine": self.in_quarantine,
+            "missing": self.missing, "restored": self.restored,
             "deletions_completed": self.deletions_completed, "runs_closed": self.runs_closed,
             "ring_discarded": self.ring_discarded, "excluded_runs": self.excluded_runs,
             "problems": self.problems,
@@ -120,11 +132,14 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
                 Segment.id == i).execute())
 
     _close_open_runs(gateway, repair, report, exclude_run_ids)
+    for volume in settings.volumes:
+        report.in_quarantine += [f"{volume.name}:{rel}" for rel in iter_quarantined(volume)]
     for line in report.lost_and_found:
         log.warning("reconcile: unplayable segment %s %s", line,
                     "moved to lost+found" if repair else "(would be moved to lost+found)")
-    for line in report.unknown:
-        log.warning("reconcile: unknown file %s (no matching run or camera); left in place", line)
+    for line in report.quarantined:
+        log.warning("reconcile: file %s belongs to no known camera and run %s", line,
+                    "; moved to quarantine" if repair else "(would be moved to quarantine)")
     if report.problems:
         log.info("reconcile (%s): %s", "repair" if repair else "check only", report.summary())
     return report
@@ -156,12 +171,16 @@ def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair
     place = parse_segment_path(rel)
     run: Run | None = None
     if place is not None:
-        if place.run_id in exclude_run_ids:
+        run = gateway.read_sync(lambda: Run.select(Run, Camera).join(Camera)
+                                .where(Run.uuid == place.run_uuid).first())
+        if run is not None and run.id in exclude_run_ids:
             return
-        run = gateway.read_sync(lambda: Run.get_or_none(Run.id == place.run_id))
-    if place is None or run is None or run.camera_id != place.camera_id \
+    if place is None or run is None or run.camera.uuid != place.camera_uuid \
             or run.stream != place.stream:
-        report.unknown.append(label)
+        # Nothing proves whose footage this is: never index it under a guess.
+        report.quarantined.append(label)
+        if repair:
+            move_to_quarantine(volume, rel)
         return
     if run.mode == "event":
         report.ring_discarded.append(label)
@@ -189,7 +208,7 @@ def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair
 
     start_us = gateway.read_sync(previous_end)
     row = index.SegmentRow(
-        camera_id=place.camera_id, stream=place.stream, run_id=run.id, volume=vol_name, path=rel,
+        camera_id=run.camera_id, stream=place.stream, run_id=run.id, volume=vol_name, path=rel,
         start_us=start_us, end_us=start_us + probe.duration_us, size_bytes=probe.size_bytes,
         video_codec=probe.video_codec, audio_codec=probe.audio_codec, width=probe.width,
         height=probe.height, state="partial",
@@ -198,8 +217,10 @@ def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair
     try:
         gateway.write_sync(index.insert_segment, row)
     except pw.IntegrityError as exc:  # e.g. the run's camera was deleted meanwhile
+        log.warning("reconcile: %s could not be indexed (%s); quarantined", label, exc)
         report.adopted.remove(label)
-        report.unknown.append(f"{label} ({exc})")
+        report.quarantined.append(label)
+        move_to_quarantine(volume, rel)
 
 
 def _close_open_runs(gateway: Gateway, repair: bool, report: ReconcileReport,

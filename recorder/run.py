@@ -72,6 +72,7 @@ class StreamConfig:
     """What to record; compared as a whole to decide whether a config change needs a restart."""
 
     camera_id: int
+    camera_uuid: str
     camera_name: str
     kind: str
     url: str
@@ -123,6 +124,7 @@ _FLUSH = "flush"
 @dataclass
 class _RunState:
     run_id: int
+    run_uuid: str
     volume: Volume
     folder: Path
     provisional_start_us: int
@@ -261,16 +263,16 @@ class StreamRecorder:
         elif self.status.reason == "starting":
             self._set_status("reconnecting", "connecting to camera")
         start_us = self.clock.now_us()
-        run_id = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind, start_us,
-                                     cfg.mode)
+        run_id, run_uuid = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind,
+                                               start_us, cfg.mode)
         self.runs_started += 1
-        folder = run_dir(volume, cfg.camera_id, cfg.kind, start_us)
+        folder = run_dir(volume, cfg.camera_uuid, cfg.kind, start_us)
         folder.mkdir(parents=True, exist_ok=True)
-        state = _RunState(run_id, volume, folder, start_us)
+        state = _RunState(run_id, run_uuid, volume, folder, start_us)
         self._state = state
         command = RecordCommand(
             ffmpeg_exe=self.settings.ffmpeg_exe(), url=cfg.url, username=cfg.username,
-            password=cfg.password, output_pattern=segment_pattern(folder, run_id),
+            password=cfg.password, output_pattern=segment_pattern(folder, run_uuid),
             segment_seconds=self._segment_seconds(),
             rtsp_transport=cfg.rtsp_transport, transcode_audio=self._transcode_audio,
             socket_timeout_s=self.options.socket_timeout_s,
@@ -582,7 +584,7 @@ class StreamRecorder:
 
     async def _index_leftovers(self, state: _RunState) -> None:
         """Index the file ffmpeg was writing when it died (no list line came for it)."""
-        prefix = f"r{state.run_id}-"
+        prefix = f"{state.run_uuid}-"
         if not state.folder.is_dir():
             return
         leftovers = sorted(p for p in state.folder.iterdir()

@@ -1,10 +1,14 @@
 """Segment files: where they live on a volume, what is in them, and making them durable.
 
-This module owns the on-disk layout ``<volume>/<camera_id>/<YYYY-MM-DD UTC>/<stream>/r<run>-<seq>.mp4``
-(run id + sequence number, so two names can never collide however fast the input runs), probing a
-file with PyAV (duration, codecs, size, first/last timestamps, playability), fsync of a file and its
-folder, the ``lost+found`` folder where unplayable files are moved aside, and whether a volume has
-room for another segment (``min_free_bytes``). No database here.
+This module owns the on-disk layout
+``<volume>/<camera uuid>/<YYYY-MM-DD UTC>/<stream>/<run uuid>-<seq>.mp4``: the camera's and the
+run's identities are unique forever (``Camera.uuid``, ``Run.uuid``), so no new recording can land
+on an old file, whatever ids a database hands out, and a file proves which camera and run it
+belongs to; the sequence number keeps names apart however fast the input runs. It also owns probing
+a file with PyAV (duration, codecs, size, first/last timestamps, playability), fsync of a file and
+its folder, the ``lost+found`` folder where unplayable files are moved aside, the ``quarantine``
+folder where files no row can claim are moved (never served), and whether a volume has room for
+another segment (``min_free_bytes``). No database here.
 """
 
 from __future__ import annotations
@@ -19,40 +23,50 @@ from pathlib import Path
 from vms.clock import us_to_datetime
 from vms.config import Settings, Volume
 
-SEGMENT_RE = re.compile(r"^r(?P<run>\d+)-(?P<seq>\d{6})\.mp4$")
+SEGMENT_RE = re.compile(r"^(?P<run>[0-9a-f]{32})-(?P<seq>\d{6})\.mp4$")
+UUID_RE = re.compile(r"^[0-9a-f]{32}$")
 LOST_AND_FOUND = "lost+found"
+QUARANTINE = "quarantine"
+SET_ASIDE = (LOST_AND_FOUND, QUARANTINE)
+"""Folders at a volume's root that hold files set aside: never indexed, never served."""
 
 
 @dataclass(frozen=True)
 class SegmentPath:
     """A segment file's place, parsed from its path relative to the volume."""
 
-    camera_id: int
+    camera_uuid: str
     date: str
     stream: str
-    run_id: int
+    run_uuid: str
     seq: int
 
 
-def run_dir(volume: Volume, camera_id: int, stream: str, at_us: int) -> Path:
-    """The folder for files of ``camera_id``/``stream`` whose run started at ``at_us``."""
+def run_dir(volume: Volume, camera_uuid: str, stream: str, at_us: int) -> Path:
+    """The folder for files of camera ``camera_uuid``/``stream`` whose run started at ``at_us``."""
+    if not UUID_RE.match(camera_uuid):
+        raise ValueError(f"camera uuid {camera_uuid!r}: expected 32 hex digits")
     day = us_to_datetime(at_us).strftime("%Y-%m-%d")
-    return volume.path / str(camera_id) / day / stream
+    return volume.path / camera_uuid / day / stream
 
 
-def segment_pattern(folder: Path, run_id: int) -> Path:
-    return folder / f"r{run_id}-%06d.mp4"
+def segment_pattern(folder: Path, run_uuid: str) -> Path:
+    if not UUID_RE.match(run_uuid):
+        raise ValueError(f"run uuid {run_uuid!r}: expected 32 hex digits")
+    return folder / f"{run_uuid}-%06d.mp4"
 
 
 def parse_segment_path(rel: str) -> SegmentPath | None:
-    """Parse ``<camera>/<date>/<stream>/r<run>-<seq>.mp4``; None for anything else."""
+    """Parse ``<camera uuid>/<date>/<stream>/<run uuid>-<seq>.mp4``; None for anything else
+    (files named in the layout before uuids, ``<camera id>/…/r<run id>-<seq>.mp4``, included:
+    nothing in such a name proves which camera it belongs to)."""
     parts = Path(rel).parts
-    if len(parts) != 4 or not parts[0].isdigit():
+    if len(parts) != 4 or not UUID_RE.match(parts[0]):
         return None
     match = SEGMENT_RE.match(parts[3])
     if match is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", parts[1]):
         return None
-    return SegmentPath(int(parts[0]), parts[1], parts[2], int(match["run"]), int(match["seq"]))
+    return SegmentPath(parts[0], parts[1], parts[2], match["run"], int(match["seq"]))
 
 
 def volume_by_name(settings: Settings, name: str) -> Volume | None:
@@ -193,8 +207,17 @@ def fsync_dir(folder: Path) -> None:
 
 def move_to_lost_and_found(volume: Volume, rel: str) -> Path:
     """Move ``rel`` to ``<volume>/lost+found/<rel>`` (never overwriting); the new path."""
+    return _set_aside(volume, rel, LOST_AND_FOUND)
+
+
+def move_to_quarantine(volume: Volume, rel: str) -> Path:
+    """Move ``rel`` to ``<volume>/quarantine/<rel>`` (never overwriting); the new path."""
+    return _set_aside(volume, rel, QUARANTINE)
+
+
+def _set_aside(volume: Volume, rel: str, folder: str) -> Path:
     src = volume.path / rel
-    dest = volume.path / LOST_AND_FOUND / rel
+    dest = volume.path / folder / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     n = 1
     while dest.exists():
@@ -207,16 +230,26 @@ def move_to_lost_and_found(volume: Volume, rel: str) -> Path:
     return dest
 
 
-def iter_segment_files(volume: Volume) -> list[str]:
-    """Every ``*.mp4`` under ``volume`` (paths relative to it), lost+found excluded, sorted."""
+def iter_segment_files(volume: Volume, under: str = "") -> list[str]:
+    """Every ``*.mp4`` under ``volume`` (paths relative to it; ``under``: only in that folder of
+    it), lost+found and quarantine excluded, sorted."""
     root = volume.path
-    if not root.is_dir():
+    if not (root / under).is_dir():
         return []
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        if Path(dirpath) == root and LOST_AND_FOUND in dirnames:
-            dirnames.remove(LOST_AND_FOUND)
+    for dirpath, dirnames, filenames in os.walk(root / under):
+        if Path(dirpath) == root:
+            dirnames[:] = [d for d in dirnames if d not in SET_ASIDE]
         for name in filenames:
             if name.endswith(".mp4"):
                 found.append(str((Path(dirpath) / name).relative_to(root)))
     return sorted(found)
+
+
+def iter_quarantined(volume: Volume) -> list[str]:
+    """Every file in ``<volume>/quarantine`` (paths relative to the volume), sorted."""
+    root = volume.path / QUARANTINE
+    if not root.is_dir():
+        return []
+    return sorted(str((Path(d) / n).relative_to(volume.path))
+                  for d, _, names in os.walk(root) for n in names)

@@ -145,7 +145,7 @@ class RecorderSupervisor:
                 rec.on_disk_full = self._volume_full
                 task = asyncio.create_task(rec.run(), name=f"recorder-{key[0]}-{key[1]}")
                 self._tasks[key] = _Task(rec, task)
-            if not wanted:
+            if not wanted and self._modes.get(camera_id) != "archived":
                 self._publish(camera_id, StreamStatus("stopped", self._idle_reason(camera_id),
                                                       self.clock.now_us()))
 
@@ -224,6 +224,9 @@ class RecorderSupervisor:
             return {}
         mode = cam.recording_mode
         self._modes[camera_id] = mode
+        if cam.archived_us is not None:
+            self._modes[camera_id] = "archived"
+            return {}
         if not cam.enabled or mode not in ("continuous", "scheduled", "event"):
             return {}
         if mode == "scheduled":
@@ -248,7 +251,8 @@ class RecorderSupervisor:
             if not stream.record or not stream.rtsp_url:
                 continue
             wanted[(camera_id, stream.kind)] = StreamConfig(
-                camera_id=camera_id, camera_name=cam.name, kind=stream.kind,
+                camera_id=camera_id, camera_uuid=cam.uuid, camera_name=cam.name,
+                kind=stream.kind,
                 url=stream.rtsp_url, username=cam.username, password=password,
                 rtsp_transport=stream.rtsp_transport or self.settings.recording.rtsp_transport,
                 mode="event" if mode == "event" else "continuous",

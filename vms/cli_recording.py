@@ -99,13 +99,17 @@ def _text(data: dict[str, Any], summary: str) -> str:
               ("lost_and_found", "unplayable → lost+found"),
               ("missing", "indexed but file gone → missing"),
               ("restored", "missing file is back → ok"),
-              ("unknown", "cannot be placed (left in place)"),
+              ("quarantined", "belongs to no known camera and run → quarantine"),
               ("ring_discarded", "event ring-buffer leftover → deleted"))
     for key, label in labels:
         for item in data[key]:
             lines.append(f"  {item}: {label}")
     for run_id in data["runs_closed"]:
         lines.append(f"  run {run_id}: left open by a crash → closed (crash_recovered)")
+    if data["in_quarantine"]:
+        lines.append(f"{len(data['in_quarantine'])} file(s) in quarantine (never indexed nor served;"
+                     " look at them, then move or delete them):")
+        lines += [f"  {item}" for item in data["in_quarantine"]]
     if data["problems"] and not data["repair"]:
         lines.append("run `vms check --repair` to fix")
     return "\n".join(lines)

@@ -44,7 +44,8 @@ def index_files(settings: Settings, camera_id: int, files: list[Path], start_us:
     run = m.Run.create(camera=camera_id, stream="main", start_us=start_us)
     at = start_us
     for i, src in enumerate(files):
-        rel = Path(str(camera_id)) / "exp" / "main" / f"r{run.id}-{i:06d}.mp4"
+        camera_uuid = m.Camera.get_by_id(camera_id).uuid
+        rel = Path(camera_uuid) / "2026-01-01" / "main" / f"{run.uuid}-{i:06d}.mp4"
         dest = volume.path / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)

@@ -43,30 +43,30 @@ async def test_check_reports_repairs_and_respects_a_running_server(rec_env, rtsp
     config.write_text(f'data_dir = "{env.settings.data_dir}"\n[recording]\nsegment_seconds = 2\n')
     volume = env.settings.volumes[0].path
     segs = env.gw.read_sync(lambda: list(Segment.select().order_by(Segment.start_us)))
-    run_id = segs[0].run_id
+    run_uuid = env.gw.read_sync(lambda: Run.get_by_id(segs[0].run_id).uuid)
     code, report, _ = _check(config)
     assert code == 0 and report["problems"] == 0, report
 
     # damage: a vanished file, a playable orphan, an unplayable orphan, a run left open
     (volume / segs[0].path).unlink()
     folder = (volume / segs[1].path).parent
-    shutil.copy(volume / segs[1].path, folder / f"r{run_id}-000099.mp4")
-    (folder / f"r{run_id}-000098.mp4").write_bytes(b"\x00garbage" * 20_000)
+    shutil.copy(volume / segs[1].path, folder / f"{run_uuid}-000099.mp4")
+    (folder / f"{run_uuid}-000098.mp4").write_bytes(b"\x00garbage" * 20_000)
     open_run = env.gw.write_sync(lambda: Run.create(camera=cam, stream="main",
                                                     start_us=segs[-1].end_us + 10).id)
     code, report, _ = _check(config)
     assert code == 1
     assert report["missing"] == [f"main:{segs[0].path}"]
-    assert [p.rsplit("/", 1)[1] for p in report["adopted"]] == [f"r{run_id}-000099.mp4"]
-    assert [p.rsplit("/", 1)[1] for p in report["lost_and_found"]] == [f"r{run_id}-000098.mp4"]
+    assert [p.rsplit("/", 1)[1] for p in report["adopted"]] == [f"{run_uuid}-000099.mp4"]
+    assert [p.rsplit("/", 1)[1] for p in report["lost_and_found"]] == [f"{run_uuid}-000098.mp4"]
     assert report["runs_closed"] == [open_run] and report["server_running"] is False
-    assert (folder / f"r{run_id}-000098.mp4").exists(), "check without --repair changes nothing"
+    assert (folder / f"{run_uuid}-000098.mp4").exists(), "check without --repair changes nothing"
 
     code, report, _ = _check(config, "--repair")
     assert code == 0 and report["repair"] is True and report["problems"] == 4
-    assert not (folder / f"r{run_id}-000098.mp4").exists()
+    assert not (folder / f"{run_uuid}-000098.mp4").exists()
     assert (volume / "lost+found" / Path(report["lost_and_found"][0][5:])).exists()
-    name = f"r{run_id}-000099.mp4"
+    name = f"{run_uuid}-000099.mp4"
     adopted = env.gw.read_sync(lambda: Segment.get(Segment.path.endswith(name)))
     assert adopted.state == "partial" and adopted.duration_us > 0
     assert env.gw.read_sync(lambda: Run.get_by_id(open_run).end_reason) == "crash_recovered"
@@ -77,9 +77,10 @@ async def test_check_reports_repairs_and_respects_a_running_server(rec_env, rtsp
     lock = ServerLock(lock_path(env.settings.data_dir))
     lock.acquire()
     try:
-        live_run = env.gw.write_sync(lambda: Run.create(camera=cam, stream="main",
-                                                        start_us=segs[-1].end_us + 20).id)
-        live_file = folder / f"r{live_run}-000000.mp4"
+        live = env.gw.write_sync(lambda: Run.create(camera=cam, stream="main",
+                                                    start_us=segs[-1].end_us + 20))
+        live_run = live.id
+        live_file = folder / f"{live.uuid}-000000.mp4"
         live_file.write_bytes(b"\x00in flux" * 20_000)
         code, report, err = _check(config, "--repair")
         assert "server is running" in err and "not repaired" in err

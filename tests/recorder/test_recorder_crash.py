@@ -14,7 +14,7 @@ import av
 
 from recorder.reconcile import reconcile
 from recorder.segments import iter_segment_files
-from vms.db.models import Run, Segment
+from vms.db.models import Camera, Run, Segment
 
 CHILD = r'''
 import asyncio, json, sys
@@ -81,7 +81,7 @@ async def test_kill_9_of_the_server_mid_segment(rec_env, rtsp_factory, wait_for)
 
     report = await asyncio.to_thread(reconcile, env.gw, env.settings, env.clock, True)
     assert len(report.adopted) == 1, report.as_dict()
-    assert not report.lost_and_found and not report.missing and not report.unknown
+    assert not report.lost_and_found and not report.missing and not report.quarantined
     assert len(report.runs_closed) == 1
     segs = env.gw.read_sync(lambda: list(
         Segment.select().where(Segment.camera == cam).order_by(Segment.start_us)))
@@ -119,17 +119,25 @@ async def test_reconcile_reports_and_repairs_disk_damage(rec_env, rtsp_factory, 
     volume = env.settings.volumes[0]
     segs = env.gw.read_sync(lambda: list(Segment.select().order_by(Segment.start_us)))
     (volume.path / segs[0].path).unlink()  # vanished file
-    garbage = volume.path / str(cam) / "2026-01-01" / "main" / f"r{segs[0].run_id}-000099.mp4"
+    run = env.gw.read_sync(lambda: Run.select(Run, Camera).join(Camera)
+                           .where(Run.id == segs[0].run_id).get())
+    garbage = volume.path / run.camera.uuid / "2026-01-01" / "main" / f"{run.uuid}-000099.mp4"
     garbage.parent.mkdir(parents=True)
     garbage.write_bytes(b"\x00" * 100_000)  # unplayable
-    stray = volume.path / "999" / "2026-01-01" / "main" / "r999-000000.mp4"
-    stray.parent.mkdir(parents=True)
-    stray.write_bytes((volume.path / segs[1].path).read_bytes())  # playable, unknown run
+    playable = (volume.path / segs[1].path).read_bytes()
+    # playable, but nothing proves whose: an unknown run uuid, the camera's uuid with another
+    # stream's name, and the id-based layout of old releases
+    strays = [volume.path / run.camera.uuid / "2026-01-01" / "main" / f"{'ab' * 16}-000000.mp4",
+              volume.path / run.camera.uuid / "2026-01-01" / "sub" / f"{run.uuid}-000001.mp4",
+              volume.path / str(cam) / "2026-01-01" / "main" / f"r{run.id}-000002.mp4"]
+    for stray in strays:
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(playable)
 
     check = await asyncio.to_thread(reconcile, env.gw, env.settings, env.clock, False)
     assert check.missing == [f"main:{segs[0].path}"]
-    assert len(check.lost_and_found) == 1 and len(check.unknown) == 1
-    assert garbage.exists()  # check-only changes nothing
+    assert len(check.lost_and_found) == 1 and len(check.quarantined) == 3
+    assert garbage.exists() and all(p.exists() for p in strays)  # check-only changes nothing
 
     fixed = await asyncio.to_thread(reconcile, env.gw, env.settings, env.clock, True)
     assert fixed.missing == check.missing
@@ -137,5 +145,10 @@ async def test_reconcile_reports_and_repairs_disk_damage(rec_env, rtsp_factory, 
     assert (volume.path / "lost+found" / garbage.relative_to(volume.path)).exists()
     state = env.gw.read_sync(lambda: Segment.get_by_id(segs[0].id).state)
     assert state == "missing"
+    for stray in strays:
+        assert not stray.exists()
+        assert (volume.path / "quarantine" / stray.relative_to(volume.path)).exists()
+    assert env.gw.read_sync(lambda: Segment.select().where(
+        Segment.path.contains("quarantine") | Segment.path.contains(f"r{run.id}-")).count()) == 0
     after = await asyncio.to_thread(reconcile, env.gw, env.settings, env.clock, False)
-    assert after.problems == len(after.unknown) == 1
+    assert after.problems == 0 and len(after.in_quarantine) == 3
