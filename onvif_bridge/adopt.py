@@ -178,6 +178,10 @@ class Onboarding:
                     camera = catalog.get_camera(principal, camera_id)
                 except catalog.NotFound:
                     raise OnboardingError(f"no camera {camera_id}", "not_found") from None
+            if camera.archived_us is not None:
+                raise OnboardingError(f"camera {camera.name!r} was removed (archived): it takes "
+                                      "no commands; its recordings can still be played",
+                                      "conflict")
             streams = {s.kind: s for s in
                        m.CameraStream.select().where(m.CameraStream.camera == camera.id)}
             return StoredCamera(camera.id, camera.name, camera.site_id, camera.onvif_url,
@@ -238,8 +242,11 @@ class Onboarding:
 
         def store() -> AdoptResult:
             now = self.clock.now_us()
-            existing = (m.Camera.get_or_none(m.Camera.mac == report.mac) if report.mac
-                        else m.Camera.get_or_none(m.Camera.onvif_url == report.xaddr))
+            # archived cameras are never re-bound: their footage stays with the old identity
+            in_service = m.Camera.archived_us.is_null()
+            existing = (m.Camera.get_or_none(m.Camera.mac == report.mac, in_service)
+                        if report.mac else
+                        m.Camera.get_or_none(m.Camera.onvif_url == report.xaddr, in_service))
             # A re-bound camera stays in its site unless a site is named.
             site = (existing.site if existing is not None and site_id is None
                     else self._site_for(principal, site_id))
@@ -408,7 +415,13 @@ class Onboarding:
 
     async def remove(self, principal: Principal | None, camera_id: int, *, actor: str = "",
                      address: str = "") -> dict[str, Any]:
-        def delete() -> dict[str, Any]:
+        """Archive the camera: it stops recording (the recorder is told and has stopped when this
+        returns) and streaming, leaves the live lists and frees its MAC address for a new
+        adoption, but keeps its identity and recordings, playable and exportable by those who
+        see its site until retention takes them. Deleting the recordings too is a separate,
+        explicit step (``recorder.purge``). Removing an archived camera again changes nothing."""
+
+        def archive() -> dict[str, Any]:
             if principal is None:
                 camera = m.Camera.get_or_none(m.Camera.id == camera_id)
             else:
@@ -418,13 +431,22 @@ class Onboarding:
                     camera = None
             if camera is None:
                 raise OnboardingError(f"no camera {camera_id}", "not_found")
-            m.Camera.delete().where(m.Camera.id == camera.id).execute()
+            result = {"camera_id": camera.id, "name": camera.name, "removed": True,
+                      "archived": True}
+            if camera.archived_us is not None:
+                return {**result, "archived_us": camera.archived_us}
+            now = self.clock.now_us()
+            m.Camera.update(archived_us=now, mac=None, status="archived",
+                            status_reason="removed; recordings kept until retention",
+                            status_since_us=now, updated_us=now).where(
+                m.Camera.id == camera.id).execute()
             audit.record(self.clock, "camera_remove", principal=principal, username=actor,
                          target=camera.name, site_id=camera.site_id, address=address,
-                         detail={"camera_id": camera.id, "mac": camera.mac})
-            return {"camera_id": camera.id, "name": camera.name, "removed": True}
+                         detail={"camera_id": camera.id, "mac": camera.mac, "archived": True,
+                                 "uuid": camera.uuid})
+            return {**result, "archived_us": now}
 
-        result = await self.gateway.write(delete)
+        result = await self.gateway.write(archive)
         self._snapshot_uris = {k: v for k, v in self._snapshot_uris.items() if k[0] != camera_id}
         await self._changed(camera_id)
         return result

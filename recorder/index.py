@@ -86,5 +86,7 @@ def mark_event_segments(camera_id: int, stream: str, from_us: int, to_us: int) -
 
 
 def set_camera_status(camera_id: int, status: str, reason: str, since_us: int) -> None:
+    """Record the recorder's view of a camera; an archived camera keeps its ``archived`` status
+    (its last recorder stopping is not news)."""
     Camera.update(status=status, status_reason=reason, status_since_us=since_us).where(
-        Camera.id == camera_id).execute()
+        Camera.id == camera_id, Camera.archived_us.is_null()).execute()

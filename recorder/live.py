@@ -557,6 +557,9 @@ class LiveService:
         cam, urls = await self.gw.read(load)
         if cam is None:
             raise LiveUnavailable(f"no camera {camera_id}")
+        if cam.archived_us is not None:
+            raise LiveUnavailable(f"camera {cam.name!r} was removed: no live view (its "
+                                  "recordings can still be played)")
         chosen = kind if kind in urls else next((k for k in STREAM_KINDS if k in urls), None)
         if chosen is None:
             raise LiveUnavailable(f"camera {cam.name!r} has no stream to show")

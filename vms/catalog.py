@@ -19,6 +19,11 @@ class NotFound(LookupError):
     """The thing does not exist, or the user may not know that it does."""
 
 
+class Archived(NotFound):
+    """The camera was removed: its recordings can be played and exported, but it has no live
+    picture and takes no commands."""
+
+
 def scope_cameras(query: pw.ModelSelect, principal: Principal) -> pw.ModelSelect:
     if principal.site_ids is None:
         return query
@@ -49,6 +54,7 @@ def camera_dict(camera: m.Camera, site: m.Site | None = None) -> dict[str, Any]:
         "enabled": camera.enabled, "recording_mode": camera.recording_mode,
         "clock_offset_us": camera.clock_offset_us,
         "created_us": camera.created_us, "updated_us": camera.updated_us,
+        "archived_us": camera.archived_us,
     }
 
 
@@ -64,20 +70,30 @@ def get_site(principal: Principal, site_id: int) -> m.Site:
     return site
 
 
-def list_cameras(principal: Principal, site_id: int | None = None) -> list[dict[str, Any]]:
+def list_cameras(principal: Principal, site_id: int | None = None, *,
+                 archived: bool | None = False) -> list[dict[str, Any]]:
+    """Cameras the principal may see. ``archived``: False (default) only cameras in service,
+    True only archived (removed) ones, None both — playback and export offer both."""
     query = (m.Camera.select(m.Camera, m.Site).join(m.Site)
              .order_by(m.Site.name, m.Camera.name, m.Camera.id))
     query = scope_cameras(query, principal)
     if site_id is not None:
         query = query.where(m.Camera.site == site_id)
+    if archived is not None:
+        query = query.where(m.Camera.archived_us.is_null(not archived))
     return [camera_dict(c, c.site) for c in query]
 
 
-def get_camera(principal: Principal, camera_id: int) -> m.Camera:
+def get_camera(principal: Principal, camera_id: int, *, in_service: bool = False) -> m.Camera:
+    """The camera if the principal may see it. Archived cameras are found (their recordings are
+    still played and exported) unless ``in_service``: then they raise :class:`Archived`."""
     query = m.Camera.select(m.Camera, m.Site).join(m.Site).where(m.Camera.id == camera_id)
     camera = scope_cameras(query, principal).first()
     if camera is None:
         raise NotFound(f"no camera {camera_id}")
+    if in_service and camera.archived_us is not None:
+        raise Archived(f"camera {camera_id} ({camera.name!r}) was removed: its recordings can "
+                       "still be played and exported, but it has no live view")
     return camera
 
 

@@ -231,15 +231,52 @@ def cmd_camera(args: argparse.Namespace) -> int:
                 f"{r['id']:>4} {r['name']:<24} {r['site']['name']:<20} {r['status']}"
                 for r in rs) or "no cameras")
         elif args.camera_cmd == "remove":
-            def remove() -> int:
-                return m.Camera.delete().where(m.Camera.id == args.id).execute()
-
-            if not gateway.write_sync(remove):
-                raise CliError(f"no camera {args.id}")
-            print(f"camera {args.id} removed (its recordings stay on disk until retention)")
+            _camera_remove(args, settings, gateway)
     finally:
         gateway.close()
     return 0
+
+
+def _camera_remove(args: argparse.Namespace, settings: Settings, gateway: Any) -> None:
+    """Archive a camera (recordings kept); with --delete-recordings, delete them and it too."""
+    from onvif_bridge.adopt import Onboarding
+    from onvif_bridge.onboarding_common import OnboardingError
+    from recorder.lock import is_locked, lock_path
+    from recorder.purge import PurgeRefused, delete_camera_recordings
+    from vms.clock import SystemClock
+    from vms.secrets import SecretBox
+
+    if args.delete_recordings and is_locked(settings.data_dir):
+        raise CliError(f"a server is running on this data directory ({lock_path(settings.data_dir)}"
+                       f" is locked) and may be recording camera {args.id}: delete its recordings "
+                       f"through it (DELETE /api/v1/cameras/{args.id}?delete_recordings=true), or "
+                       "stop it first")
+    if args.delete_recordings:
+        from recorder.purge import held_footage_problem
+
+        problem = gateway.read_sync(held_footage_problem, args.id)
+        if problem is not None:
+            raise CliError(f"{problem}; nothing was changed")
+    actor = f"cli:{getpass.getuser()}"
+    service = Onboarding(gateway, SecretBox.from_key_file(settings.key_file), SystemClock())
+    try:
+        result = asyncio.run(service.remove(None, args.id, actor=actor))
+    except OnboardingError as exc:
+        raise CliError(str(exc)) from None
+    if args.delete_recordings:
+        try:
+            purged = delete_camera_recordings(gateway, settings, SystemClock(), args.id,
+                                              username=actor)
+        except PurgeRefused as exc:
+            raise CliError(f"{exc} (the camera is archived; its recordings are kept)") from None
+        result.update(purged.as_dict())
+    _emit(args, result, lambda r: (
+        f"camera {r['camera_id']} ({r['name']}) and its recordings deleted: "
+        f"{r['segments_deleted']} segments, {r['bytes_deleted']} bytes"
+        if r.get("recordings_deleted") else
+        f"camera {r['camera_id']} ({r['name']}) removed: archived, no longer recorded; its "
+        "recordings are kept, playable and exportable, until retention (--delete-recordings "
+        "deletes them)"))
 
 
 # --- sim and demo -----------------------------------------------------------------------------
@@ -342,8 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="camera_cmd", required=True, metavar="ACTION")
     a = with_config(csub.add_parser("list", help="list cameras"))
     a.add_argument("--json", action="store_true")
-    a = with_config(csub.add_parser("remove", help="remove a camera"))
+    a = with_config(csub.add_parser(
+        "remove", help="remove a camera: archived, its recordings kept until retention"))
     a.add_argument("id", type=int)
+    a.add_argument("--delete-recordings", action="store_true",
+                   help="also delete every recording of the camera, and the camera (audited; "
+                        "refused while evidence holds protect them or a server is running)")
+    a.add_argument("--json", action="store_true")
     cli_onboarding.register_camera(csub, with_config)
     p.set_defaults(func=cmd_camera)
     return parser

@@ -89,6 +89,6 @@ def N_(message: str) -> str:  # noqa: N802 - the conventional name extractors lo
 DYNAMIC_TERMS = (
     N_("admin"), N_("installer"), N_("operator"), N_("viewer"),
     N_("new"), N_("recording"), N_("reconnecting"), N_("auth_failed"), N_("error"),
-    N_("stopped"), N_("offline"), N_("online"),
+    N_("stopped"), N_("offline"), N_("online"), N_("archived"),
     N_("continuous"), N_("scheduled"), N_("event"), N_("off"),
 )

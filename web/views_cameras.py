@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from vms import catalog
-from web.inputs import match_id, query_int
+from web.inputs import bad_request, match_id, query_int
 from web.keys import GATEWAY, principal_of
 from web.render import render
 from web.routing import Routes
@@ -31,13 +31,21 @@ async def api_sites(request: web.Request) -> web.StreamResponse:
                                                                        principal)})
 
 
-@routes.route("GET", "/api/v1/cameras", access="live", query=(("site_id", "only this site"),),
+@routes.route("GET", "/api/v1/cameras", access="live",
+              query=(("site_id", "only this site"),
+                     ("archived", "false (default): cameras in service; true: removed cameras "
+                                  "whose recordings are kept; all: both")),
               summary="Cameras you may see, with site and status")
 async def api_cameras(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
     site_id = query_int(request, "site_id", minimum=1)
-    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, site_id)
+    choice = request.query.get("archived", "false")
+    archived = {"false": False, "true": True, "all": None}.get(choice, "bad")
+    if archived == "bad":
+        raise bad_request("query parameter 'archived' must be false, true or all")
+    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, site_id,
+                                              archived=archived)
     return web.json_response({"cameras": cameras})
 
 
@@ -55,7 +63,8 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
     cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal)
-    return render(request, "cameras.html", {"cameras": cameras})
+    archived = await request.app[GATEWAY].read(catalog.list_cameras, principal, archived=True)
+    return render(request, "cameras.html", {"cameras": cameras, "archived": archived})
 
 
 @routes.route("GET", "/cameras/{id}", access="live", summary="Camera page")

@@ -27,6 +27,7 @@ from onvif_bridge.errors import DiscoveryTargetError
 from onvif_bridge.models import DeviceReport, DiscoveredDevice
 from onvif_bridge.onboarding_common import OnboardingError
 from onvif_bridge.scan import report_dict, scan
+from recorder.purge import PurgeRefused, delete_camera_recordings, held_footage_problem
 from vms import catalog
 from vms.auth import Principal
 from vms.clock import Clock
@@ -40,7 +41,7 @@ from web.inputs import (
     match_id,
     query_int,
 )
-from web.keys import GATEWAY, SERVICES, principal_of
+from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Handler, Routes
@@ -473,12 +474,39 @@ async def api_camera_clock(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("DELETE", "/api/v1/cameras/{id}", access="manage_cameras",
-              summary="Remove a camera (its recordings stay on disk until retention)")
+              query=(("delete_recordings", "true: also delete every recording of the camera "
+                                           "(refused while evidence holds protect them); "
+                                           "default false: archive, recordings kept"),),
+              summary="Remove a camera: archived (no live view, no recording), its recordings "
+                      "kept and playable until retention; or deleted with them on request")
 @_answers_refusals
 async def api_camera_remove(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
+    flag = request.query.get("delete_recordings", "false").lower()
+    if flag not in ("true", "false", "1", "0"):
+        raise bad_request("query parameter 'delete_recordings' must be true or false")
+    principal = _principal(request)
+    delete = flag in ("true", "1")
+    if delete:
+        try:  # another site's camera: 404, before anything is looked at
+            await request.app[GATEWAY].read(catalog.get_camera, principal, camera_id)
+        except catalog.NotFound:
+            return json_error(404, f"no camera {camera_id}")
+        problem = await request.app[GATEWAY].read(held_footage_problem, camera_id)
+        if problem is not None:
+            return json_error(409, problem)
+    # archiving first stops the camera's recording (awaited), so no file is written after this
     result = await onboarding_of(request.app).remove(
-        _principal(request), camera_id, address=client_address(request))
+        principal, camera_id, address=client_address(request))
+    if delete:
+        app = request.app
+        try:
+            purged = await asyncio.to_thread(
+                delete_camera_recordings, app[GATEWAY], app[SETTINGS], app[CLOCK], camera_id,
+                principal=principal, address=client_address(request))
+        except PurgeRefused as exc:
+            return json_error(409, str(exc))
+        result = {**result, **purged.as_dict()}
     return web.json_response(result)
 
 

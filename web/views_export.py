@@ -198,7 +198,8 @@ async def api_file(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/exports", access="export", summary="Exports page: new export, progress")
 async def exports_page(request: web.Request) -> web.StreamResponse:
     principal = _principal(request)
-    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal)
+    # removed (archived) cameras too: their recordings are still evidence
+    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, archived=None)
     service = _service(request)
     exports = await service.list_exports(principal)
     return render(request, "exports.html", {"cameras": cameras, "exports": exports,

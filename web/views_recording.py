@@ -137,7 +137,7 @@ def change_settings(principal: Principal, camera_id: int, raw: dict[str, Any], c
                     address: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate and apply a change to a camera the principal may see; audited when it changes
     anything. Raises ``catalog.NotFound`` or :class:`SettingsError`."""
-    camera = catalog.get_camera(principal, camera_id)
+    camera = catalog.get_camera(principal, camera_id, in_service=True)
     after, diff = apply_change(camera, parse_change(raw), clock.now_us())
     if diff:
         audit.record(clock, "camera_change", principal=principal, target=camera.name,
@@ -155,6 +155,8 @@ async def _change(request: web.Request, raw: dict[str, Any]) -> dict[str, Any]:
         after, diff = await request.app[GATEWAY].write(
             change_settings, principal, camera_id, raw, request.app[CLOCK],
             client_address(request))
+    except catalog.Archived as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
     except catalog.NotFound:
         raise web.HTTPNotFound(text="no such camera") from None
     recorder = request.app[SERVICES].get("recorder")

@@ -268,11 +268,47 @@ async def test_configure_applies_a_recording_profile(world: World, camsim_factor
                      {"name": "x"})
     assert resp.status == 403
 
+    # removal archives: still found (its recordings are evidence), out of the live lists, and
+    # it takes no more commands
     resp = await api(world, "DELETE", f"/api/v1/cameras/{camera_id}", "installer1")
-    assert resp.status == 200
+    assert resp.status == 200 and (await resp.json())["archived"] is True
+    resp = await api(world, "GET", f"/api/v1/cameras/{camera_id}", "installer1")
+    assert resp.status == 200 and (await resp.json())["status"] == "archived"
+    resp = await api(world, "GET", "/api/v1/cameras", "installer1")
+    assert camera_id not in [c["id"] for c in (await resp.json())["cameras"]]
+    resp = await api(world, "GET", "/api/v1/cameras?archived=true", "installer1")
+    assert [c["id"] for c in (await resp.json())["cameras"]] == [camera_id]
+    resp = await api(world, "POST", f"/api/v1/cameras/{camera_id}/configure", "installer1",
+                     {"name": "again"})
+    assert resp.status == 409 and "removed" in await resp.text()
+    resp = await api(world, "PUT", f"/api/v1/cameras/{camera_id}/recording-settings",
+                     "installer1", {"recording_mode": "off"})
+    assert resp.status == 409
+    assert len(await audit_rows(world, "camera_remove")) == 1
+
+    # deleting its recordings: refused while a hold protects them, and for another site's user
+    resp = await api(world, "POST", f"/api/v1/cameras/{camera_id}/holds", "admin1",
+                     {"from": 10**15, "to": 10**15 + 10**9, "reason": "case 12"})
+    assert resp.status in (200, 201), await resp.text()
+    hold_id = (await resp.json())["id"]
+    resp = await api(world, "DELETE", f"/api/v1/cameras/{camera_id}?delete_recordings=true",
+                     "installer1")
+    assert resp.status == 409 and "hold" in await resp.text()
+    resp = await api(world, "DELETE", f"/api/v1/cameras/{camera_id}/holds/{hold_id}", "admin1")
+    assert resp.status in (200, 204)
+    resp = await api(world, "DELETE", f"/api/v1/cameras/{world.camera_b}?delete_recordings=true",
+                     "installer1")
+    assert resp.status == 404
+    resp = await api(world, "DELETE", f"/api/v1/cameras/{camera_id}?delete_recordings=maybe",
+                     "installer1")
+    assert resp.status == 400
+    resp = await api(world, "DELETE", f"/api/v1/cameras/{camera_id}?delete_recordings=true",
+                     "installer1")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["recordings_deleted"] is True
     resp = await api(world, "GET", f"/api/v1/cameras/{camera_id}", "installer1")
     assert resp.status == 404
-    assert len(await audit_rows(world, "camera_remove")) == 1
+    assert len(await audit_rows(world, "camera_recordings_delete")) == 1
 
 
 async def test_manual_add_by_rtsp_url(world: World) -> None:
