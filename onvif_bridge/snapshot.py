@@ -166,7 +166,7 @@ class _Fetch:
 
     def _authorization(self, url: URL, challenges: list[str]) -> str:
         """Digest if offered; Basic only for the camera's own host."""
-        schemes = {}
+        schemes: dict[str, str] = {}
         for challenge in challenges:
             scheme, _, params = challenge.strip().partition(" ")
             schemes.setdefault(scheme.lower(), params)
