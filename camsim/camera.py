@@ -104,6 +104,9 @@ class CameraOptions:
     multicast_interface: str | None = None
     reboot_s: float = 2.0
     cache_dir: Path | None = None
+    snapshot_uri: str = ""
+    """GetSnapshotUri answers this URL instead of the camera's own (a hostile or misconfigured
+    camera naming another host); empty: the camera's own snapshot endpoint."""
 
     def __post_init__(self) -> None:
         if self.audio not in ("aac", "pcmu"):
@@ -137,6 +140,7 @@ class VirtualCamera:
             ptz=PtzState(self.clock) if opts.ptz else None,
             audio=opts.audio,
             clock_offset_us=int(opts.clock_offset_s * US),
+            snapshot_uri=opts.snapshot_uri,
         )
         if not opts.ptz:
             for profile in self.state_model.profiles:

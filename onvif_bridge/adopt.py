@@ -31,16 +31,23 @@ from onvif_bridge.client import (
     DEFAULT_TIMEOUT_S,
     OnvifClient,
     device_xaddr,
-    get_snapshot,
     interrogate,
     redact_url,
 )
 from onvif_bridge.configure import ConfigureRequest, configure_camera, set_camera_clock
-from onvif_bridge.errors import OnvifError, OnvifFault, OnvifParseError, OnvifUnreachableError
+from onvif_bridge.errors import (
+    OnvifError,
+    OnvifFault,
+    OnvifParseError,
+    OnvifRefusedUrlError,
+    OnvifUnreachableError,
+)
+from onvif_bridge.http import url_host
 from onvif_bridge.models import DeviceReport, ProfileReport, Status
 from onvif_bridge.onboarding_common import OnboardingError, StoredCamera
 from onvif_bridge.rtsp_frame import grab_jpeg
 from onvif_bridge.scan import strip_credentials
+from onvif_bridge.snapshot import get_snapshot
 from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock, SystemClock
@@ -115,13 +122,17 @@ class Onboarding:
     ``on_change`` is awaited with a camera id after every change (the recorder supervisor's
     ``camera_changed``); its failures are logged, never raised into the caller. ``ffmpeg_exe``
     grabs snapshots from the RTSP stream of cameras that have no ONVIF snapshot URI.
+    ``snapshot_hosts_allowed``: hosts besides each camera's own that its snapshot URL may name
+    (setting ``cameras.snapshot_hosts_allowed``; :mod:`onvif_bridge.snapshot`).
     """
 
     def __init__(self, gateway: Gateway, secrets: SecretBox, clock: Clock | None = None, *,
                  timeout_s: float = DEFAULT_TIMEOUT_S, on_change: CameraChanged | None = None,
                  default_recording_mode: str = "continuous",
-                 ffmpeg_exe: Callable[[], str] | None = None) -> None:
+                 ffmpeg_exe: Callable[[], str] | None = None,
+                 snapshot_hosts_allowed: Iterable[str] = ()) -> None:
         self.gateway = gateway
+        self.snapshot_hosts_allowed = tuple(snapshot_hosts_allowed)
         self.ffmpeg_exe = ffmpeg_exe
         """Finds ffmpeg (``Settings.ffmpeg_exe``) for snapshots of streams without an ONVIF
         snapshot URI (None: those answer 404)."""
@@ -455,8 +466,9 @@ class Onboarding:
 
     async def snapshot(self, principal: Principal | None, camera_id: int,
                        stream: str = "sub") -> bytes:
-        """A fresh JPEG from the camera: ONVIF GetSnapshotUri then HTTP digest/basic; for a
-        camera without ONVIF (or without a snapshot URI), one frame of its RTSP stream."""
+        """A fresh JPEG from the camera: ONVIF GetSnapshotUri then HTTP (only from the camera's
+        own host, :mod:`onvif_bridge.snapshot`); for a camera without ONVIF (or without a
+        snapshot URI), one frame of its RTSP stream."""
         cam = await self.load_camera(principal, camera_id)
         entry = cam.streams.get(stream) or cam.streams.get("main") or cam.streams.get("sub")
         if entry is None:
@@ -470,7 +482,12 @@ class Onboarding:
             if not uri:
                 return await self._rtsp_snapshot(cam, entry)
             return await get_snapshot(uri, cam.username, cam.password,
+                                      camera_host=url_host(device_xaddr(cam.onvif_url)),
+                                      allowed_hosts=self.snapshot_hosts_allowed,
                                       timeout_s=self.timeout_s)
+        except OnvifRefusedUrlError as exc:
+            logger.warning("camera %s: %s", cam.name, exc)
+            raise OnboardingError(f"camera {cam.name!r}: {exc}", "camera") from None
         except OnvifUnreachableError as exc:
             self._snapshot_uris.pop(key, None)
             raise OnboardingError(str(exc), "camera") from None
@@ -502,15 +519,19 @@ class Onboarding:
 
 
 async def snapshot_of(report: DeviceReport, username: str, password: str, *,
+                      allowed_hosts: Iterable[str] = (),
                       timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
-    """A JPEG of a not-yet-adopted device from its interrogation report (smallest profile)."""
+    """A JPEG of a not-yet-adopted device from its interrogation report (smallest profile),
+    only from the host it was interrogated at (or ``allowed_hosts``)."""
     candidates = [p for p in report.profiles if p.snapshot_uri]
     if not candidates:
         raise OnboardingError(f"{report.address}: no snapshot URI", "not_found")
     entry = min(candidates, key=_pixels)
     assert entry.snapshot_uri is not None
     try:
-        return await get_snapshot(entry.snapshot_uri, username, password, timeout_s=timeout_s)
+        return await get_snapshot(entry.snapshot_uri, username, password,
+                                  camera_host=url_host(report.xaddr or device_xaddr(report.address)),
+                                  allowed_hosts=allowed_hosts, timeout_s=timeout_s)
     except OnvifError as exc:
         raise OnboardingError(str(exc), "camera") from None
 

@@ -1,4 +1,4 @@
-"""ONVIF device/media client: interrogate a camera, change its clock, encoders, name; snapshots.
+"""ONVIF device/media client: interrogate a camera, change its clock, encoders, name.
 
 Requests are built by onvif-zeep-async (its bundled WSDLs and WS-Security UsernameToken with a
 time shift); every answer is read as raw bytes by :mod:`onvif_bridge.parsers`, the same code the
@@ -14,6 +14,8 @@ credentials; the offset (camera − our clock) is measured and, by default, the 
 seconds to five minutes off, and recordings and events would carry the wrong time); the
 installer fixes it with :meth:`OnvifClient.set_system_clock`.
 
+Every answer is read with a byte limit and a time limit (:mod:`onvif_bridge.http`), and requests
+go only to the camera's own host. Snapshots (an HTTP GET, not SOAP) are :mod:`onvif_bridge.snapshot`.
 Passwords are never logged; URLs are logged through :func:`redact_url`.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,9 +41,12 @@ from onvif_bridge.errors import (
     OnvifAuthError,
     OnvifError,
     OnvifFault,
+    OnvifHttpStatusError,
     OnvifParseError,
+    OnvifTooLargeError,
     OnvifUnreachableError,
 )
+from onvif_bridge.http import BoundedTransport, same_host, url_host
 from onvif_bridge.models import (
     Capabilities,
     DeviceInformation,
@@ -55,6 +61,7 @@ from onvif_bridge.models import (
     VideoEncoderConfig,
 )
 from onvif_bridge.parsers import expect, parse_response
+from onvif_bridge.xml import MAX_XML_BYTES
 from vms.clock import Clock, SystemClock, us_to_datetime
 
 logger = logging.getLogger(__name__)
@@ -69,6 +76,7 @@ _SERVICE_KEYS = {"device": "devicemgmt", "media": "media", "ptz": "ptz", "events
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, ONVIFError, RuntimeError)
 # One tuple of expected exceptions per operation kind (callers catch these, nothing broader).
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (OnvifError,)
+_MIME_RE = re.compile(r"[a-z0-9.+-]{1,40}/[a-z0-9.+-]{1,60}")
 
 
 def redact_url(url: str) -> str:
@@ -116,7 +124,9 @@ class OnvifClient:
     """One camera's ONVIF endpoints; use as ``async with OnvifClient(...) as client:``.
 
     Safe to use for many cameras concurrently (one client per camera). ``timeout_s`` bounds
-    each request.
+    each request, ``max_answer_bytes`` each answer (read with the limit: :mod:`onvif_bridge.http`).
+    Requests go only to the device's own host: a service address the camera names on another
+    host is moved onto the device's ``host:port`` (see :meth:`capabilities`).
     """
 
     def __init__(
@@ -129,15 +139,19 @@ class OnvifClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         name: str | None = None,
         compensate_clock: bool = True,
+        max_answer_bytes: int = MAX_XML_BYTES,
     ) -> None:
         self.xaddr = device_xaddr(xaddr_or_host_port)
         self.address = _address(self.xaddr)
+        self.name = name
         self.label = f"{name!r} ({self.address})" if name else self.address
         self._username = username
         self._password = password
         self._clock = clock or SystemClock()
         self._timeout_s = timeout_s
         self._compensate = compensate_clock
+        self._max_answer_bytes = max_answer_bytes
+        self._session: aiohttp.ClientSession | None = None
         self._xaddrs: dict[str, str] = {"devicemgmt": self.xaddr}
         self._services: dict[tuple[str, str], ONVIFService] = {}
         self._wsse_shift: dt.timedelta | None = None
@@ -156,8 +170,22 @@ class OnvifClient:
                 await service.close()
             except _TRANSPORT_ERRORS as exc:  # closing a dead connection
                 logger.debug("camera %s: closing service: %s", self.label, exc)
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     # --- transport ------------------------------------------------------------------------
+
+    def _http(self) -> aiohttp.ClientSession:
+        """This client's connection pool (every service of the camera shares it)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=False, limit_per_host=4),
+                timeout=aiohttp.ClientTimeout(total=self._timeout_s,
+                                              sock_connect=self._timeout_s),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
 
     async def _service(self, key: str) -> ONVIFService:
         xaddr = self._xaddrs.get(key)
@@ -172,6 +200,8 @@ class OnvifClient:
                 xaddr, self._username, self._password, str(_WSDL_DIR / definition["wsdl"]),
                 encrypt=True, no_cache=True, dt_diff=self._wsse_shift, binding_name=binding,
             )
+            # Before setup(): zeep's clients are built on it, so every call is bounded.
+            service.transport = BoundedTransport(self._http(), max_bytes=self._max_answer_bytes)
             await service.setup()
             self._services[cache_key] = service
         return service
@@ -180,7 +210,12 @@ class OnvifClient:
         self, key: str, operation: str, params: Mapping[str, Any] | None = None, *,
         auth: bool = True,
     ) -> Any:
-        """Send ``operation`` to service ``key`` and parse the answer (see parse_response)."""
+        """Send ``operation`` to service ``key`` and parse the answer (see parse_response).
+
+        An HTTP error status is reported as such (:class:`OnvifHttpStatusError`) unless the
+        answer is a SOAP fault: an HTML error page is not "hostile XML". An answer longer than
+        ``max_answer_bytes`` is cut off (:class:`OnvifTooLargeError`).
+        """
         service = await self._service(key)
         client = service.zeep_client if auth else service.zeep_client_authless
         proxy = service.ws_client if auth else service.ws_client_authless
@@ -194,6 +229,9 @@ class OnvifClient:
             raise OnvifUnreachableError(
                 f"camera {self.label}: no answer to {operation} within {self._timeout_s:g} s"
             ) from None
+        except OnvifTooLargeError as exc:
+            raise OnvifTooLargeError(f"camera {self.label}: {operation}: {exc.reason}",
+                                     exc.limit_bytes) from None
         except _TRANSPORT_ERRORS as exc:
             raise OnvifUnreachableError(
                 f"camera {self.label}: cannot reach {redact_url(service.xaddr)} "
@@ -213,13 +251,22 @@ class OnvifClient:
                 ) from None
             raise
         except OnvifParseError as exc:
+            if status >= 300:  # an error page, not SOAP: its status is the news, not its body
+                raise self._status_error(operation, status, response.headers) from None
             raise OnvifParseError(
                 f"camera {self.label}: unreadable answer to {operation} (HTTP {status}): "
                 f"{exc.reason}"
             ) from None
         if status >= 300:
-            raise OnvifParseError(f"camera {self.label}: HTTP {status} to {operation}")
+            raise self._status_error(operation, status, response.headers)
         return result
+
+    def _status_error(self, operation: str, status: int,
+                      headers: Mapping[str, str]) -> OnvifHttpStatusError:
+        kind = str(headers.get("Content-Type", "")).split(";", 1)[0].strip().lower()
+        what = f"{kind} answer" if _MIME_RE.fullmatch(kind) else "an answer"
+        return OnvifHttpStatusError(
+            f"camera {self.label}: HTTP {status} to {operation} ({what}, not SOAP)", status)
 
     # --- clock ----------------------------------------------------------------------------
 
@@ -312,8 +359,27 @@ class OnvifClient:
         for service in caps.services:
             key = _SERVICE_KEYS.get(service.name)
             if key and key != "devicemgmt":
-                self._xaddrs[key] = service.xaddr
+                self._xaddrs[key] = self._on_device_host(service.name, service.xaddr)
         return caps
+
+    def _on_device_host(self, name: str, xaddr: str) -> str:
+        """``xaddr`` if it is on the device's host, else its path on the device's ``host:port``.
+
+        Our requests carry the camera's login, so they go to no other host than the one the
+        installer named. A camera behind NAT names its LAN address; its port-forwarded
+        ``host:port`` is where it really answers, which the rewrite also gets right.
+        """
+        if same_host(url_host(xaddr), url_host(self.xaddr)):
+            return xaddr
+        try:
+            parts, device = urlsplit(xaddr), urlsplit(self.xaddr)
+        except ValueError:
+            logger.warning("camera %s: %s service address unreadable; not used", self.label, name)
+            return self.xaddr
+        moved = urlunsplit((device.scheme, device.netloc, parts.path or "/", parts.query, ""))
+        logger.warning("camera %s: %s service named on another host (%s); using %s",
+                       self.label, name, redact_url(xaddr), redact_url(moved))
+        return moved
 
     # --- media ----------------------------------------------------------------------------
 
@@ -378,9 +444,12 @@ class OnvifClient:
         return accepted
 
 
-def _fail(address: str, status: Status, message: str, **fields: Any) -> DeviceReport:
-    logger.warning("camera %s: %s", address, message)
-    return DeviceReport(address=address, status=status, message=message, **fields)
+def _fail(client: OnvifClient, status: Status, message: str, **fields: Any) -> DeviceReport:
+    """A failed interrogation: ``address`` stays a plain ``host:port`` (the name is apart and in
+    the message)."""
+    logger.warning("camera %s: %s", client.label, message)
+    return DeviceReport(address=client.address, name=client.name, status=status, message=message,
+                        **fields)
 
 
 async def interrogate(
@@ -417,7 +486,7 @@ async def _interrogate(client: OnvifClient, max_clock_skew_s: float) -> DeviceRe
         if offset is not None and abs(offset) > max_clock_skew_s * 1_000_000:
             skewed = True
             if not client._compensate:
-                return _fail(label, Status.CLOCK_SKEW, _skew_message(label, offset), **base)
+                return _fail(client, Status.CLOCK_SKEW, _skew_message(label, offset), **base)
         info = await client.device_information()
         base["device_info"] = info
         try:
@@ -435,7 +504,7 @@ async def _interrogate(client: OnvifClient, max_clock_skew_s: float) -> DeviceRe
         base["capabilities"] = caps
         if not caps.has("media"):
             what = "only Media2, which is not supported yet" if caps.has("media2") else "none"
-            return _fail(label, Status.NO_MEDIA,
+            return _fail(client, Status.NO_MEDIA,
                          f"camera {label}: no ONVIF media service ({what}); cannot stream",
                          warnings=tuple(warnings), **base)
         profiles = await client.profiles()
@@ -456,28 +525,28 @@ async def _interrogate(client: OnvifClient, max_clock_skew_s: float) -> DeviceRe
         base["profiles"] = tuple(reports)
     except OnvifAuthError as exc:
         if skewed:
-            return _fail(label, Status.CLOCK_SKEW,
+            return _fail(client, Status.CLOCK_SKEW,
                          _skew_message(label, client.clock_offset_us or 0) + f"; {exc}", **base)
-        return _fail(label, Status.AUTH_FAILED, f"camera {label}: wrong password ({_why(exc)})",
+        return _fail(client, Status.AUTH_FAILED, f"camera {label}: wrong password ({_why(exc)})",
                      **base)
     except OnvifUnreachableError as exc:
-        return _fail(label, Status.UNREACHABLE, str(exc), **base)
+        return _fail(client, Status.UNREACHABLE, str(exc), **base)
     except OnvifFault as exc:
-        return _fail(label, Status.BAD_RESPONSE, f"camera {label}: refused a request ({exc})",
+        return _fail(client, Status.BAD_RESPONSE, f"camera {label}: refused a request ({exc})",
                      **base)
     except OnvifError as exc:
-        return _fail(label, Status.BAD_RESPONSE, f"{exc}", **base)
+        return _fail(client, Status.BAD_RESPONSE, f"{exc}", **base)
     streams = [r for r in base["profiles"] if r.stream_uri]
     if not streams:
-        return _fail(label, Status.NO_MEDIA,
+        return _fail(client, Status.NO_MEDIA,
                      f"camera {label}: no media profile with an RTSP stream",
                      warnings=tuple(warnings), **base)
     if skewed:
-        return _fail(label, Status.CLOCK_SKEW,
+        return _fail(client, Status.CLOCK_SKEW,
                      _skew_message(label, client.clock_offset_us or 0),
                      warnings=tuple(warnings), **base)
     logger.info("camera %s: interrogated, %d profile(s)", label, len(base["profiles"]))
-    return DeviceReport(address=client.address, status=Status.OK,
+    return DeviceReport(address=client.address, name=client.name, status=Status.OK,
                         message=f"camera {label}: ok", warnings=tuple(warnings), **base)
 
 
@@ -504,57 +573,11 @@ async def set_system_clock(
         return client.clock_offset_us
 
 
-async def get_snapshot(
-    uri: str, username: str, password: str, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-    max_bytes: int = 16 * 1024 * 1024,
-) -> bytes:
-    """Fetch a snapshot over HTTP with digest (or basic) auth; raises our typed errors."""
-    safe = redact_url(uri)
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(uri) as response:
-                if response.status == 401:
-                    challenge = response.headers.get("WWW-Authenticate", "")
-                    await response.read()
-                    if challenge.lower().startswith("digest"):
-                        middleware = aiohttp.DigestAuthMiddleware(username, password)
-                        async with aiohttp.ClientSession(
-                                timeout=timeout, middlewares=(middleware,)) as digest:
-                            async with digest.get(uri) as again:
-                                return await _snapshot_body(again, safe, max_bytes)
-                    basic = aiohttp.encode_basic_auth(username, password)
-                    async with session.get(uri, headers={"Authorization": basic}) as again:
-                        return await _snapshot_body(again, safe, max_bytes)
-                return await _snapshot_body(response, safe, max_bytes)
-    except TimeoutError:
-        raise OnvifUnreachableError(f"snapshot {safe}: no answer within {timeout_s:g} s") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise OnvifUnreachableError(f"snapshot {safe}: {type(exc).__name__}: {exc}") from None
-
-
-async def _snapshot_body(response: aiohttp.ClientResponse, safe: str, max_bytes: int) -> bytes:
-    if response.status in (401, 403):
-        raise OnvifAuthError(f"snapshot {safe}: wrong user name or password (HTTP {response.status})")
-    if response.status != 200:
-        raise OnvifParseError(f"snapshot {safe}: HTTP {response.status}")
-    chunks: list[bytes] = []
-    total = 0
-    # read to the end: a single read() returns only what has arrived so far (a truncated JPEG)
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        total += len(chunk)
-        if total > max_bytes:
-            raise OnvifParseError(f"snapshot {safe}: larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "MAX_CLOCK_SKEW_S",
     "OnvifClient",
     "device_xaddr",
-    "get_snapshot",
     "interrogate",
     "redact_url",
     "set_system_clock",

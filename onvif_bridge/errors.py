@@ -26,6 +26,31 @@ class OnvifHostileXmlError(OnvifParseError):
     """The answer carries a DTD, an entity declaration or an external reference (XXE, bombs)."""
 
 
+class OnvifTooLargeError(OnvifParseError):
+    """The answer is longer than ``limit_bytes``: reading stopped there and the connection was
+    closed (an endless or huge answer never gets into memory whole)."""
+
+    def __init__(self, reason: str, limit_bytes: int) -> None:
+        super().__init__(reason)
+        self.limit_bytes = limit_bytes
+
+
+class OnvifHttpStatusError(OnvifParseError):
+    """An HTTP error status with an answer that is no SOAP fault (an HTML 500 page, a 404).
+
+    Reported by its ``status``; the body is never parsed further nor repeated to anyone.
+    """
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class OnvifRefusedUrlError(OnvifError):
+    """A URL a camera named that we will not fetch: another host than the camera's (SSRF), a
+    redirect away from it, or not HTTP(S)."""
+
+
 class OnvifFault(OnvifError):
     """The device answered with a SOAP fault.
 

@@ -205,7 +205,7 @@ class DeviceReport:
     """What interrogating one camera found; ``status`` says whether it can be adopted."""
 
     address: str
-    """``host:port`` of the device service."""
+    """``host:port`` of the device service, nothing else (the name is :attr:`name`)."""
     status: Status
     message: str
     """One line for a person, e.g. ``camera 10.0.3.17:80: wrong password (ONVIF NotAuthorized)``."""
@@ -220,3 +220,5 @@ class DeviceReport:
     hostname: str | None = None
     date_time: SystemDateAndTime | None = None
     warnings: tuple[str, ...] = field(default=())
+    name: str | None = None
+    """The name we were given for the device (WS-Discovery's, or the installer's)."""

@@ -59,7 +59,8 @@ async def scan(
     async def examine(device: DiscoveredDevice) -> None:
         xaddr = preferred_xaddr(device)
         if xaddr is None:
-            report = DeviceReport(address=device.sender, status=Status.BAD_RESPONSE,
+            report = DeviceReport(address=device.sender, name=device.name,
+                                  status=Status.BAD_RESPONSE,
                                   message=f"device {device.sender}: no HTTP device address in its "
                                           "ProbeMatch")
         else:
@@ -100,10 +101,12 @@ async def scan(
 
 
 def report_dict(report: DeviceReport) -> dict[str, Any]:
-    """The public view of an interrogation (JSON-ready; never a credential)."""
+    """The public view of an interrogation (JSON-ready; never a credential). ``address`` is a
+    plain ``host:port``; the device's name is ``name``."""
     info = report.device_info
     return {
         "address": report.address,
+        "name": report.name,
         "xaddr": report.xaddr,
         "status": str(report.status),
         "message": report.message,

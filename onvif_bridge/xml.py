@@ -81,8 +81,9 @@ def parse_xml(data: bytes | str) -> Element:
     if not stripped:
         raise OnvifParseError("empty answer")
     if not stripped.startswith(b"<"):
-        preview = stripped[:40].decode("utf-8", "replace")
-        raise OnvifParseError(f"answer is not XML (starts with {preview!r})")
+        # Never quote the answer: whatever answers at a camera's address (an internal service a
+        # hostile camera points us at) must not get its text repeated to the person asking.
+        raise OnvifParseError(f"answer is not XML ({len(data)} bytes)")
     try:
         root = _defused_fromstring(stripped, forbid_dtd=True, forbid_entities=True,
                                    forbid_external=True)
@@ -94,7 +95,7 @@ def parse_xml(data: bytes | str) -> Element:
         raise OnvifParseError(f"malformed XML: {exc}") from None
     except (ValueError, LookupError, RecursionError, MemoryError) as exc:
         # ValueError: bad encoding declarations; LookupError: unknown codec names.
-        raise OnvifParseError(f"unreadable XML: {type(exc).__name__}: {exc}") from None
+        raise OnvifParseError(f"unreadable XML ({type(exc).__name__})") from None
     return root
 
 
@@ -144,7 +145,7 @@ def attr(element: Element | None, name: str, default: str = "") -> str:
 def soap_body(root: Element) -> Element:
     """The SOAP Body of an envelope; OnvifParseError when ``root`` is not an envelope."""
     if local(root.tag) != "Envelope":
-        raise OnvifParseError(f"not a SOAP envelope (root element is <{local(root.tag)}>)")
+        raise OnvifParseError(f"not a SOAP envelope (root element is <{local(root.tag)[:32]}>)")
     body = child(root, "Body")
     if body is None:
         raise OnvifParseError("SOAP envelope without a Body")

@@ -154,7 +154,8 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
             await recorder.camera_changed(camera_id)
 
     onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed,
-                            ffmpeg_exe=app[SETTINGS].ffmpeg_exe)
+                            ffmpeg_exe=app[SETTINGS].ffmpeg_exe,
+                            snapshot_hosts_allowed=app[SETTINGS].cameras.snapshot_hosts)
     jobs = ScanJobs(app[GATEWAY], app[CLOCK], onboarding)
     drift = DriftChecker(onboarding)
     services["onboarding"] = onboarding

@@ -78,6 +78,10 @@ SETTINGS: tuple[Setting, ...] = (
             choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("logging", "format", str, "text", "Log line format: text or json (one object a line).",
             choices=("text", "json")),
+    Setting("cameras", "snapshot_hosts_allowed", str, "",
+            "Hosts (names or IP addresses, comma-separated) besides each camera's own that a "
+            "camera's ONVIF snapshot URL may name; empty: a snapshot comes only from the host "
+            "the camera was adopted at."),
     Setting("mqtt", "url", str, "", "MQTT broker, e.g. mqtt://127.0.0.1:1883; empty: off."),
     Setting("mqtt", "topic_prefix", str, "vms", "Prefix of every MQTT topic we publish."),
 )
@@ -143,6 +147,16 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class CamerasSettings:
+    snapshot_hosts_allowed: str = ""
+
+    @property
+    def snapshot_hosts(self) -> tuple[str, ...]:
+        """``snapshot_hosts_allowed`` as a list of hosts."""
+        return tuple(h for h in self.snapshot_hosts_allowed.replace(",", " ").split() if h)
+
+
+@dataclass(frozen=True)
 class MqttSettings:
     url: str = ""
     topic_prefix: str = "vms"
@@ -159,6 +173,7 @@ class Settings:
     export: ExportSettings = field(default_factory=ExportSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    cameras: CamerasSettings = field(default_factory=CamerasSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     volumes: tuple[Volume, ...] = ()
     source: str = "<defaults>"
@@ -189,6 +204,7 @@ _SECTIONS: dict[str, type] = {
     "export": ExportSettings,
     "retention": RetentionSettings,
     "logging": LoggingSettings,
+    "cameras": CamerasSettings,
     "mqtt": MqttSettings,
 }
 

@@ -84,6 +84,7 @@ class _Row:
         if self.report is not None:
             base.update(report_dict(self.report))
             base["address"] = self.report.address or d.sender
+            base["name"] = self.report.name or d.name
             base["xaddr"] = self.report.xaddr or base["xaddr"]
             base["known_camera_id"] = self.known_camera_id
         return base
@@ -319,7 +320,9 @@ async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
     if row is None or row.report is None:
         raise web.HTTPNotFound(text="no such device in this scan (yet)")
     if row.thumbnail is None:
-        row.thumbnail = await snapshot_of(row.report, job.username, job.password, timeout_s=5.0)
+        row.thumbnail = await snapshot_of(
+            row.report, job.username, job.password, timeout_s=5.0,
+            allowed_hosts=onboarding_of(request.app).snapshot_hosts_allowed)
     return web.Response(body=row.thumbnail, content_type="image/jpeg",
                         headers={"Cache-Control": "private, max-age=60"})
 

@@ -194,7 +194,7 @@ def build(state: CameraState) -> Service:
 
     async def get_snapshot_uri(req: Request) -> str:
         profile = _profile_or_fault(state, req)
-        uri = f"{state.base_url()}{SNAPSHOT_PATH}/{profile.token}"
+        uri = state.snapshot_uri or f"{state.base_url()}{SNAPSHOT_PATH}/{profile.token}"
         return (
             f"<trt:GetSnapshotUriResponse><trt:MediaUri><tt:Uri>{x(uri)}</tt:Uri>"
             "<tt:InvalidAfterConnect>false</tt:InvalidAfterConnect>"

@@ -238,6 +238,7 @@ class CameraState:
     ntp: NtpSettings = field(default_factory=NtpSettings)
     date_time_type: str = "NTP"
     tz: str = "UTC0"
+    snapshot_uri: str = ""  # GetSnapshotUri's answer when set (else the camera's own endpoint)
     # hooks
     base_url: Callable[[], str] = lambda: "http://127.0.0.1"
     rtsp_url: Callable[[str], str] = lambda path: f"rtsp://127.0.0.1:554{path}"

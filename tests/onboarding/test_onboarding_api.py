@@ -40,6 +40,9 @@ async def test_scan_reports_each_device_and_bulk_adopts(world: World, camsim_fac
     assert rows["camsim-01"]["status"] == "ok" and rows["camsim-02"]["status"] == "ok"
     wrong = rows["other-01"]
     assert wrong["status"] == "auth_failed" and "wrong password" in wrong["message"]
+    # address is the plain host:port (issue 11 item 16); the name is a field of its own
+    assert wrong["address"] == other.cameras[0].info()["onvif_url"].split("/")[2]
+    assert wrong["name"] == "other-01" and "'other-01'" in wrong["message"]
     ok = rows["camsim-01"]
     assert ok["mac"] == fleet.cameras[0].info()["mac"] and ok["mac"] in by_mac
     assert ok["manufacturer"] == "CamSim" and ok["model"] and ok["serial"] and ok["firmware"]

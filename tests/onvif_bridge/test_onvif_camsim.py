@@ -8,10 +8,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from onvif_bridge.client import OnvifClient, get_snapshot, interrogate, redact_url
+from onvif_bridge.client import OnvifClient, interrogate, redact_url
 from onvif_bridge.discovery import discover, preferred_xaddr
 from onvif_bridge.errors import OnvifAuthError
 from onvif_bridge.models import Status
+from onvif_bridge.snapshot import get_snapshot
 from vms.clock import SystemClock
 
 pytest.importorskip("camsim.pytest_plugin", reason="camsim's pytest plugin is not there yet")
@@ -46,7 +47,7 @@ async def test_interrogate_ok(camsim_camera: Any) -> None:
     assert main.profile.encoding in ("H264", "H265") and main.profile.width
     if main.snapshot_uri:
         jpeg = await get_snapshot(main.snapshot_uri, info["username"], info["password"],
-                                  timeout_s=5.0)
+                                  camera_host="127.0.0.1", timeout_s=5.0)
         assert jpeg[:2] == b"\xff\xd8"
 
 
@@ -118,7 +119,8 @@ async def test_snapshot_with_wrong_password(camsim_camera: Any) -> None:
     if uri is None:
         pytest.skip("camsim offers no snapshot URI")
     with pytest.raises(OnvifAuthError):
-        await get_snapshot(uri, info["username"], "wrong", timeout_s=5.0)
+        await get_snapshot(uri, info["username"], "wrong", camera_host="127.0.0.1",
+                           timeout_s=5.0)
 
 
 def test_redact_url() -> None:
