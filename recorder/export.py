@@ -285,8 +285,9 @@ class ExportService:
 
     async def file_for_download(self, principal: Principal | None, export_id: int, *,
                                 address: str = "", record: bool = True,
-                                username: str = "") -> tuple[Path, str]:
-        """The finished file (path, download name); writes an ``export_download`` audit record."""
+                                username: str = "", byte_range: str = "") -> tuple[Path, str]:
+        """The finished file (path, download name); writes an ``export_download`` audit record
+        (with ``byte_range``, the HTTP Range asked for; empty: the whole file)."""
         def check() -> tuple[Path, str]:
             row = self._visible_row(principal, export_id)
             if row.state != "done" or not row.path:
@@ -301,7 +302,8 @@ class ExportService:
                              username=username, target=f"export {export_id}",
                              site_id=cam.site_id if cam else None,
                              address=address, detail={"export_id": export_id,
-                                                      "sha256": row.sha256})
+                                                      "sha256": row.sha256,
+                                                      "range": byte_range[:100] or None})
             return path, path.name
 
         return await self.gw.write(check)
