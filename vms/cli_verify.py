@@ -149,7 +149,7 @@ def coverage_problems(name: str, times: VideoTimes, camera: dict[str, Any]
     return problems, summary
 
 
-def _media_problems(clip: Path, manifest: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+def media_problems(clip: Path, manifest: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """Each camera's MP4 (the clip, or its member of the ZIP) read back against the manifest."""
     problems: list[str] = []
     summaries: list[dict[str, Any]] = []
@@ -198,7 +198,7 @@ def verify(clip: Path, manifest_path: Path, key_text: str | None = None) -> dict
         problems += _zip_members(clip, manifest)
     videos: list[dict[str, Any]] = []
     if not problems:  # the bytes are the ones exported: does the manifest describe them?
-        found, videos = _media_problems(clip, manifest)
+        found, videos = media_problems(clip, manifest)
         problems += found
     trusted = load_public_key(key_text) if key_text is not None else None
     check = check_signature(manifest, trusted)

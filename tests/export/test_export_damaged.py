@@ -18,6 +18,7 @@ import pytest
 from recorder.export import ExportService
 from recorder.mp4 import iter_boxes
 from tests.export.conftest import BASE_US, ExportWorld
+from vms.cli_export import ExportCliError, _check_and_write_manifest
 from vms.cli_verify import verify
 from vms.config import ExportSettings
 from vms.db import models as m
@@ -162,13 +163,17 @@ async def test_manifest_describes_what_was_written(xworld: ExportWorld, tmp_path
     if zipped:  # the undamaged camera: its recording stops at ~8 s, nothing else is missing
         assert [g["reason"] for g in manifest["cameras"][1]["gaps"]] == ["not recorded"]
 
-    # signed by the server's key, but claiming the damaged segment's video: refused
+    # signed by the server's key, but claiming the damaged segment's video: refused by `vms
+    # verify`, and by `vms export` on what it downloads
     forged = tmp_path / "overstated.manifest.json"
-    forged.write_text(json.dumps(xworld.service.signer.sign(overstated(manifest))))
+    signed = xworld.service.signer.sign(overstated(manifest))
+    forged.write_text(json.dumps(signed))
     report = verify(clip, forged)
     assert not report["ok"] and report["signature"]["valid"], report
     assert any("but the manifest lists no gap there" in p for p in report["problems"]), report
     assert any("the manifest says it covers" in p for p in report["problems"]), report
+    with pytest.raises(ExportCliError, match="not what its manifest says"):
+        _check_and_write_manifest(clip, signed)
 
     manifest_path = clip.with_name(clip.name.split(".")[0] + ".manifest.json")
     report = verify(clip, manifest_path)
