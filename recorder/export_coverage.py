@@ -25,8 +25,7 @@ UNREADABLE = "unreadable"
 """Recorded, but the segment file's frames there could not be read (damaged, cut short, or
 not opened at all)."""
 NO_FRAMES = "no frames recorded"
-"""The segment file reads whole and holds frames on both sides, but none there (the camera sent
-none)."""
+"""The segment file reads whole but holds no frames there (the camera sent none)."""
 NOT_RECORDED = "not recorded"
 
 
@@ -48,12 +47,10 @@ class _Files:
         frames = self.frames(seg)
         if frames is None:
             return UNREADABLE
-        before = any(t <= start_us for t in frames)
-        after = any(t >= end_us - slack_us for t in frames)
+        # a file read whole without frames there: the camera sent none; frames there that the
+        # clip lacks were in the file but could not be read (ffmpeg skipped them)
         inside = any(start_us + slack_us < t < end_us - slack_us for t in frames)
-        # a file read whole, with frames on both sides and none between: the camera sent none;
-        # frames the clip lacks, or a file that stops early, mean they could not be read
-        return NO_FRAMES if before and after and not inside else UNREADABLE
+        return UNREADABLE if inside else NO_FRAMES
 
 
 def _read(seg: m.Segment) -> list[int] | None:
@@ -62,7 +59,7 @@ def _read(seg: m.Segment) -> list[int] | None:
     except (Mp4Error, OSError):
         return None
     video = f.track(b"vide")
-    if f.truncated or video is None:
+    if f.truncated or f.stray_boxes or video is None:
         return None
     out = []
     for run in f.runs:

@@ -2,12 +2,14 @@
 holds — covered ranges read from the frames written, the damaged part an ``unreadable`` gap — with
 either muxer, for one camera (MP4) and several (ZIP); and ``vms verify`` reads the frames back and
 refuses a manifest that claims more video than the file holds, even when that manifest is signed
-by the server's own key (as the old code signed one)."""
+by the server's own key (as the old code signed one). A hole inside a whole file (a camera that
+stalled) is a gap too, named for what it is."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from recorder.export import ExportService
 from recorder.mp4 import iter_boxes
 from tests.export.conftest import BASE_US, ExportWorld
+from tests.export.export_helpers import SEGMENT_FLAGS, index_files
 from vms.cli_export import ExportCliError, _check_and_write_manifest
 from vms.cli_verify import verify
 from vms.config import ExportSettings
@@ -179,3 +182,62 @@ async def test_manifest_describes_what_was_written(xworld: ExportWorld, tmp_path
     report = verify(clip, manifest_path)
     assert report["ok"], report["problems"]
     assert abs(report["videos"][0]["video_covered_us"] - cam["covered_us"]) <= FRAME_US
+
+
+def stalled_file(folder: Path) -> Path:
+    """One 4 s fragmented-MP4 segment whose frames stop for ~1.5 s after 2 s (a camera that
+    stalled while ffmpeg kept the file open): timestamps passed through, nothing duplicated."""
+    from vms.config import load_settings
+
+    ffmpeg = load_settings(None, env={}, overrides={}).ffmpeg_exe()
+    out = folder / "stalled.mp4"
+    subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+                    "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=4",
+                    "-vf", "setpts='if(gte(N,50),PTS+1.5/TB,PTS)'", "-fps_mode", "passthrough",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-bf", "0",
+                    "-pix_fmt", "yuv420p", "-f", "mp4", "-movflags", SEGMENT_FLAGS.split("=")[1],
+                    str(out)], check=True)
+    return out
+
+
+@pytest.mark.parametrize("muxer", ["auto", "ffmpeg"])
+async def test_a_stall_inside_a_segment_is_a_gap_of_no_frames(xworld: ExportWorld, tmp_path: Path,
+                                                              muxer: str) -> None:
+    """A hole inside a whole segment file is listed too, as 'no frames recorded' (the file is
+    fine: the camera sent nothing), and the clip verifies."""
+    app = xworld.app
+    start_us = BASE_US + 100_000_000
+    stalled = stalled_file(tmp_path)
+
+    def seed() -> int:
+        site = m.Camera.get_by_id(xworld.cam_a).site_id
+        cam = m.Camera.create(site=site, name="Stall", status_since_us=0, created_us=0,
+                              updated_us=0)
+        index_files(app[SETTINGS], cam.id, [stalled], start_us)
+        return int(cam.id)
+
+    cam_id = await app[GATEWAY].write(seed)
+    settings = dataclasses.replace(app[SETTINGS], export=ExportSettings(muxer=muxer))
+    service = ExportService(app[GATEWAY], settings, app[CLOCK])
+    await service.start()
+    try:
+        export_id = await service.create(None, [cam_id], start_us, start_us + 5_000_000,
+                                         username="t")
+        state = await service.wait(export_id, 60)
+        assert state["state"] == "done", state
+        manifest = await service.manifest(None, export_id)
+    finally:
+        await service.stop()
+    cam = manifest["cameras"][0]
+    walls = video_walls(settings.data_dir / "exports" / manifest["file"]["name"],
+                        cam["media_time_zero_us"])
+    last_before = max(w for w in walls if w < start_us + 2_500_000)
+    first_after = min(w for w in walls if w > start_us + 2_500_000)
+    assert first_after - last_before > 1_000_000  # the stall is in the clip
+    assert [(g["start_us"], g["end_us"], g["reason"]) for g in cam["gaps"]] == [
+        (last_before + FRAME_US, first_after, "no frames recorded")]
+    assert [(c["start_us"], c["end_us"]) for c in cam["covered"]] == [
+        (start_us, last_before + FRAME_US), (first_after, start_us + 5_000_000)]
+    clip = settings.data_dir / "exports" / manifest["file"]["name"]
+    report = verify(clip, clip.with_name(f"export-{export_id}.manifest.json"))
+    assert report["ok"], report["problems"]
