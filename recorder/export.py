@@ -9,8 +9,8 @@ expected span), a queue worked by a fixed number of workers (the concurrency lim
 recovery of unfinished jobs at start-up, the manifest (cameras, requested and actual ranges, the
 ranges the clip really covers and the gaps with their reasons — from the frames written, never
 from the index alone — codecs, SHA-256, who and when, server version) and the audit records of
-the creation and of every download. The web layer
-and the CLI call :class:`ExportService`; see docs/design/export.md for the decisions.
+the creation and of every download. The web layer and the CLI call :class:`ExportService`; see
+docs/design/export.md for the decisions.
 
 Files live in ``<data_dir>/exports/``: ``export-<id>.mp4`` for one camera, ``export-<id>.zip``
 (stored, one MP4 per camera) for several, and ``export-<id>.manifest.json`` beside it.
