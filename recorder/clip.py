@@ -25,6 +25,7 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from recorder.mp4 import (
@@ -39,6 +40,7 @@ from recorder.mp4 import (
     progressive_moov,
     read_fragmented,
 )
+from vms.coverage import VideoTimes, ticks_to_us
 
 COPY_PIECE = 8 * 1024 * 1024
 """Largest single read while copying (bounds memory with the hash queue's depth)."""
@@ -67,6 +69,9 @@ class Clip:
     actual_to_us: int
     """Wall time where the last video frame ends."""
     payload_size: int
+    video: VideoTimes
+    """The video frames written, in media time (µs after ``actual_from_us``): what the clip
+    covers (recorder/export_coverage.py turns it into the manifest's covered ranges and gaps)."""
     truncated: list[Path] = field(default_factory=list)
     """Sources that end inside a fragment (a killed recording): their whole fragments are used."""
 
@@ -177,7 +182,22 @@ def plan_clip(sources: list[Source], from_us: int, to_us: int, *, audio: bool = 
     # chunks were appended per table in decode order, and sorting by file position keeps that
     return Clip(tables=tables, spans=spans, paths=[s.path for s in sources],
                 actual_from_us=actual_from, actual_to_us=actual_to, payload_size=payload,
+                video=_video_times(states[0].decode, tables[0]),
                 truncated=[f.path for f in files if f.truncated])
+
+
+def _video_times(decode: array[int], table: TrackTable) -> VideoTimes:
+    """The frames' presentation times as the written file presents them (decode time +
+    composition offset; the edit list maps the first keyframe to 0), in µs, as a reader such as
+    PyAV converts them."""
+    time_base = Fraction(1, table.source.timescale)
+    starts, end = [], 0
+    for d, cts, duration in zip(decode, table.cts, table.durations, strict=True):
+        start = ticks_to_us(d + cts, time_base)
+        starts.append(start)
+        end = max(end, start + ticks_to_us(duration, time_base))
+    starts.sort()
+    return VideoTimes(starts, max(end, starts[-1]))
 
 
 def _after_previous(src: Source, f: FragmentedFile, video: Track, state: _TrackState,

@@ -6,9 +6,11 @@ into a faststart MP4 and hashes it while writing; ``ffmpeg -f concat -c copy -mo
 camera when the segments cannot be read that way or ``export.muxer = "ffmpeg"`` (never a
 transcode either way) — progress (bytes copied, or ffmpeg's ``out_time_us``, against the
 expected span), a queue worked by a fixed number of workers (the concurrency limit), cancellation,
-recovery of unfinished jobs at start-up, the manifest (cameras, requested and actual ranges, gaps,
-codecs, SHA-256, who and when, server version) and the audit record of the creation. The web layer
-and the CLI call :class:`ExportService`; see docs/design/export.md for the decisions.
+recovery of unfinished jobs at start-up, the manifest (cameras, requested and actual ranges, the
+ranges the clip really covers and the gaps with their reasons — from the frames written, never
+from the index alone — codecs, SHA-256, who and when, server version) and the audit records of
+the creation and of every download. The web layer and the CLI call :class:`ExportService`; see
+docs/design/export.md for the decisions.
 
 Files live in ``<data_dir>/exports/``: ``export-<id>.mp4`` for one camera, ``export-<id>.zip``
 (stored, one MP4 per camera) for several, and ``export-<id>.manifest.json`` beside it.
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from recorder.clip import Clip, ClipCancelled, HashingWriter, write_all, write_clip, write_clip_to
+from recorder.export_coverage import describe
 from recorder.export_ffmpeg import MOOV_TOO_SMALL, concat_list, export_argv, moov_reserve_bytes
 from recorder.export_plan import (
     CameraPlan,
@@ -45,6 +48,7 @@ from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock, format_iso
 from vms.config import Settings
+from vms.coverage import MediaProbeError, probe_video, total
 from vms.db import models as m
 from vms.db.gateway import Gateway
 from vms.signing import ManifestSigner, sha256_file
@@ -281,8 +285,9 @@ class ExportService:
 
     async def file_for_download(self, principal: Principal | None, export_id: int, *,
                                 address: str = "", record: bool = True,
-                                username: str = "") -> tuple[Path, str]:
-        """The finished file (path, download name); writes an ``export_download`` audit record."""
+                                username: str = "", byte_range: str = "") -> tuple[Path, str]:
+        """The finished file (path, download name); writes an ``export_download`` audit record
+        (with ``byte_range``, the HTTP Range asked for; empty: the whole file)."""
         def check() -> tuple[Path, str]:
             row = self._visible_row(principal, export_id)
             if row.state != "done" or not row.path:
@@ -297,7 +302,8 @@ class ExportService:
                              username=username, target=f"export {export_id}",
                              site_id=cam.site_id if cam else None,
                              address=address, detail={"export_id": export_id,
-                                                      "sha256": row.sha256})
+                                                      "sha256": row.sha256,
+                                                      "range": byte_range[:100] or None})
             return path, path.name
 
         return await self.gw.write(check)
@@ -391,6 +397,8 @@ class ExportService:
                 plan = await self.gw.read(load_plan, self.settings, cid, row.from_us, row.to_us)
                 clip = await asyncio.to_thread(prepare_plan, plan, row.from_us, row.to_us,
                                                direct=self.settings.export.muxer == "auto")
+                if clip is not None:  # ffmpeg's part is described once it is written
+                    await asyncio.to_thread(describe, plan, clip.video, clip.actual_from_us)
                 plans.append((plan, clip))
             zipped = len(plans) > 1
             need = sum(clip.payload_size if clip is not None  # ffmpeg's file is then copied
@@ -510,6 +518,9 @@ class ExportService:
                 "requested": _iso_pair(row.from_us, row.to_us, tz),
                 "actual": _iso_pair(plan.actual_from_us, plan.actual_to_us, tz),
                 "media_time_zero_us": plan.actual_from_us,
+                "covered": [{"start_us": a, "end_us": b, "start_iso": format_iso(a, tz),
+                             "end_iso": format_iso(b, tz)} for a, b in plan.covered],
+                "covered_us": total(plan.covered),
                 "gaps": [{"start_us": g.start_us, "end_us": g.end_us,
                           "start_iso": format_iso(g.start_us, tz),
                           "end_iso": format_iso(g.end_us, tz), "reason": g.reason}
@@ -534,7 +545,9 @@ class ExportService:
             "notes": ("Stream copy, no transcoding. Each MP4 starts at the keyframe at or before "
                       "the requested start; media time t is the wall instant "
                       "media_time_zero_us + t (gaps keep their length: the last frame before "
-                      "a gap is held)."),
+                      "a gap is held). 'covered' lists the wall ranges the MP4 holds video "
+                      "for, read from the frames written; every other part of the requested "
+                      "range is a gap with its reason."),
         }
 
     async def _copy(self, job: _Job, plan: CameraPlan, payload_bytes: int, total_us: int,
@@ -582,6 +595,14 @@ class ExportService:
             log.warning("export %s: camera %r: moov reserve too small, writing with +faststart",
                         job.export_id, plan.camera_name)
             await self._run_ffmpeg(job, plan, list_path, out, done_us, total_us, None)
+        # ffmpeg decides what it copies (it skips what it cannot read, and still exits 0): the
+        # manifest describes the frames read back from its output
+        try:
+            times = await asyncio.to_thread(probe_video, out)
+        except MediaProbeError as exc:
+            raise ExportError(f"camera {plan.camera_name!r}: ffmpeg wrote no readable video: "
+                              f"{exc}") from None
+        await asyncio.to_thread(describe, plan, times, plan.actual_from_us)
 
     async def _run_ffmpeg(self, job: _Job, plan: CameraPlan, list_path: Path, out: Path,
                           done_us: int, total_us: int, moov_reserve: int | None) -> None:

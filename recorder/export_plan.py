@@ -3,9 +3,11 @@ whether it fits on the disk — everything decided before a byte is copied.
 
 :func:`load_plan` reads the index (no file access); :func:`prepare_plan` reads the segments' boxes
 and returns the :class:`~recorder.clip.Clip` to copy directly, or fills the ffmpeg concat plan
-(:func:`finish_plan`, keyframe found with PyAV) when the segments cannot be copied directly;
+(:func:`finish_plan`, keyframe found with PyAV; files PyAV cannot open are left out, since one
+would end ffmpeg's whole input) when the segments cannot be copied directly;
 :func:`space_problem` keeps exports out of the recordings' disk reserve. recorder/export.py runs
-the job; docs/design/export.md has the decisions.
+the job, recorder/export_coverage.py says what the written clip covers; docs/design/export.md
+has the decisions.
 """
 
 from __future__ import annotations
@@ -93,9 +95,15 @@ class CameraPlan:
     audio_codec: str
     width: int
     height: int
+    requested_from_us: int = 0
+    requested_to_us: int = 0
     files: list[PlannedFile] = field(default_factory=list)
     actual_from_us: int = 0
     actual_to_us: int = 0
+    covered: list[tuple[int, int]] = field(default_factory=list)
+    """Wall ranges the written clip holds video for (recorder/export_coverage.py)."""
+    unreadable_ids: set[int] = field(default_factory=set)
+    """Segments whose files could not be opened; left out of ffmpeg's concat plan."""
 
     @property
     def expected_us(self) -> int:
@@ -150,7 +158,8 @@ def load_plan(settings: Settings, camera_id: int, from_us: int, to_us: int) -> C
     return CameraPlan(camera_id=camera.id, camera_name=name, site_id=camera.site.id,
                       site_name=camera.site.name, timezone=camera.site.timezone, segments=kept,
                       gaps=gaps, video_codec=first.video_codec, audio_codec=first.audio_codec,
-                      width=first.width, height=first.height)
+                      width=first.width, height=first.height, requested_from_us=from_us,
+                      requested_to_us=to_us)
 
 
 def keyframe_at_or_before(path: Path, offset_us: int) -> int:
@@ -171,14 +180,48 @@ def keyframe_at_or_before(path: Path, offset_us: int) -> int:
     return best
 
 
+def unopenable(path: Path) -> str | None:
+    """Why PyAV (ffmpeg's own demuxer) cannot open ``path`` as a video file, or None.
+
+    ffmpeg's concat demuxer ends its whole input at a file it cannot open (and exits 0), so such a
+    file must be left out of the list rather than cost every segment after it."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return "no video track"
+    # IndexError: what PyAV raises for some damaged moov boxes
+    except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
 def finish_plan(plan: CameraPlan, from_us: int, to_us: int) -> CameraPlan:
-    """Decide the cut points (reads the first file's keyframes); fills ``files`` and the range."""
-    segs = plan.segments
+    """Decide the cut points (reads the first file's keyframes); fills ``files`` and the range.
+
+    Segments whose files cannot be opened are left out (``plan.unreadable_ids``); the file before
+    such a hole lasts until the next one, like any gap."""
+    for seg in plan.segments:
+        problem = unopenable(seg.abs_path)  # type: ignore[attr-defined]
+        if problem:
+            log.warning("camera %r: %s cannot be read, left out of the export: %s",
+                        plan.camera_name, seg.abs_path, problem)  # type: ignore[attr-defined]
+            plan.unreadable_ids.add(seg.id)
+    segs = [s for s in plan.segments if s.id not in plan.unreadable_ids]
+    if not segs:
+        raise ExportError(f"camera {plan.camera_name!r}: none of the {len(plan.segments)} "
+                          "recorded files in this range can be read")
     first, last = segs[0], segs[-1]
     paths = [s.abs_path for s in segs]  # type: ignore[attr-defined]  # checked by prepare_plan
     inpoint = 0
     if from_us > first.start_us:
-        inpoint = keyframe_at_or_before(paths[0], from_us - first.start_us)
+        import av
+
+        try:
+            inpoint = keyframe_at_or_before(paths[0], from_us - first.start_us)
+        except av.FFmpegError as exc:
+            raise ExportError(f"camera {plan.camera_name!r}: {paths[0]}: {exc}") from None
     plan.actual_from_us = first.start_us + inpoint
     outpoint: int | None = None
     if to_us < last.end_us:

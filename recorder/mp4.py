@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_BOX_READ = 64 * 1024 * 1024
+SEGMENT_BOXES = frozenset({b"ftyp", b"styp", b"moov", b"moof", b"mdat", b"mfra", b"free", b"skip",
+                           b"sidx", b"prft", b"emsg", b"uuid", b"meta", b"udta"})
+"""Top-level boxes a segment may hold; any other kind after the moov is damage (skipped)."""
 """Largest ``moov``/``moof`` this reader loads (a 1 s GOP's moof is a few hundred bytes)."""
 MAX_RUN_SAMPLES = 1_000_000
 """More samples than this in one ``trun`` is not a recorder segment (a GOP holds tens)."""
@@ -170,6 +173,8 @@ class FragmentedFile:
     runs: list[SampleRun] = field(default_factory=list)
     truncated: bool = False
     """The file ends inside a fragment (a killed recording): runs stop at the last whole one."""
+    stray_boxes: int = 0
+    """Top-level boxes after the moov of no kind a segment holds (damaged bytes, skipped)."""
 
     def track(self, handler: bytes) -> Track | None:
         return next((t for t in self.tracks.values() if t.handler == handler), None)
@@ -399,6 +404,8 @@ def _read_fragmented(path: Path) -> FragmentedFile:
                 trafs = [b for b in iter_boxes(moof, header, size) if b.kind == b"traf"]
                 for i, traf in enumerate(trafs):
                     result.runs.extend(_parse_traf(moof, traf, start, i == 0, tracks, next_dts))
+            elif result is not None and kind not in SEGMENT_BOXES:
+                result.stray_boxes += 1
     if result is None:
         raise Mp4Error(f"{path.name}: no moov box: not an MP4 segment")
     for run in result.runs:

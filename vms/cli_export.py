@@ -2,7 +2,8 @@
 
 Part of the composition root (called by :mod:`vms.cli`, which owns the parser). With ``--server``
 it uses the HTTP API (``POST /api/v1/exports``, polls its state, downloads the file and the
-manifest next to it, checks the SHA-256), authenticating with ``--token`` (an API token) or
+manifest next to it, checks the SHA-256, the signature and that the clip's frames are what the
+manifest says, as ``vms verify`` does), authenticating with ``--token`` (an API token) or
 ``--user`` and a password on stdin. Without ``--server`` it runs the same export service locally
 against the configured database. A progress bar goes to stderr; ``--json`` prints the result.
 """
@@ -74,6 +75,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{result['file']} ({result['size_bytes']} bytes, sha256 {result['sha256']})")
         print(f"{result['manifest']} (signed, key {result['signing_key_id']}; check with "
               "`vms verify`)")
+        for span in result.get("covered", []):
+            print(f"video: {span['start_iso']} .. {span['end_iso']}")
         for gap in result.get("gaps", []):
             print(f"gap: {gap['start_iso']} .. {gap['end_iso']} ({gap['reason']})")
     return 0
@@ -98,9 +101,10 @@ def _clear_bar(args: argparse.Namespace) -> None:
 
 def _summary(output: Path, manifest_path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     gaps = [g for cam in manifest.get("cameras", []) for g in cam.get("gaps", [])]
+    covered = [c for cam in manifest.get("cameras", []) for c in cam.get("covered", [])]
     return {"export_id": manifest.get("export_id"), "file": str(output),
             "manifest": str(manifest_path), "size_bytes": output.stat().st_size,
-            "sha256": manifest["file"]["sha256"], "gaps": gaps,
+            "sha256": manifest["file"]["sha256"], "gaps": gaps, "covered": covered,
             "signing_key_id": manifest.get("signature", {}).get("key_id", "")}
 
 
@@ -109,6 +113,7 @@ def _manifest_path(output: Path) -> Path:
 
 
 def _check_and_write_manifest(output: Path, manifest: dict[str, Any]) -> Path:
+    from vms.cli_verify import media_problems
     from vms.signing import check_signature, sha256_file
 
     actual = sha256_file(output)
@@ -119,6 +124,10 @@ def _check_and_write_manifest(output: Path, manifest: dict[str, Any]) -> Path:
     if not signature.valid:
         raise ExportCliError(f"{output}: the manifest's signature does not check: "
                              f"{signature.problem}")
+    problems, _videos = media_problems(output, manifest)
+    if problems:
+        raise ExportCliError(f"{output}: the clip is not what its manifest says: "
+                             + "; ".join(problems))
     path = _manifest_path(output)
     path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path

@@ -4,13 +4,17 @@ Part of the composition root (registered by :mod:`vms.cli`). ``vms verify CLIP``
 and no database — whoever received a clip can run it: it recomputes the SHA-256 of the clip (and
 of every MP4 inside a ZIP), compares them with the manifest, and checks the manifest's Ed25519
 signature (vms/signing.py); with ``--key`` (the server's public key, from ``vms signing-key`` or
-``GET /api/v1/exports/signing-key``) it also says whether that server signed it. Exit code 0 when
-everything checked out, 1 otherwise; the report names each problem.
+``GET /api/v1/exports/signing-key``) it also says whether that server signed it. It then reads
+each MP4's video frames back (PyAV, vms/coverage.py) and checks that the manifest does not claim
+more than the file holds: where the video starts and ends, that every hole in the frames is a
+listed gap, that no listed gap holds frames, and that the covered duration matches. Exit code 0
+when everything checked out, 1 otherwise; the report names each problem.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -18,6 +22,17 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from vms.clock import format_iso
+from vms.coverage import (
+    EDGE_TOLERANCE_US,
+    MediaProbeError,
+    VideoTimes,
+    frame_holes,
+    merge,
+    probe_video,
+    subtract,
+    total,
+)
 from vms.signing import (
     ManifestSigner,
     SigningError,
@@ -80,6 +95,90 @@ def _zip_members(clip: Path, manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _seconds(us: int) -> str:
+    return f"{us / 1_000_000:.3f} s"
+
+
+def coverage_problems(name: str, times: VideoTimes, camera: dict[str, Any]
+                      ) -> tuple[list[str], dict[str, Any]]:
+    """Does the manifest entry ``camera`` claim more (or less) video than the frames ``times``
+    of its MP4 hold? (problems, a summary for the report).
+
+    Tolerances: one ordinary frame interval wherever the frames meet a time the manifest took
+    from the index (the clip's end: the last frame may run past the requested end; each edge of
+    a listed gap, placed from the index on one side and the frames on the other), plus
+    ``EDGE_TOLERANCE_US`` per segment boundary (each segment's start is rounded once to the
+    track's timescale). A hole shorter than the tolerances is not a hole (vms/coverage.py)."""
+    zero = int(camera["media_time_zero_us"])
+    actual_from, actual_to = int(camera["actual"]["from_us"]), int(camera["actual"]["to_us"])
+    gaps = [(int(g["start_us"]), int(g["end_us"])) for g in camera.get("gaps", [])]
+    listed = merge(gaps)
+    frame = times.nominal_us + EDGE_TOLERANCE_US
+    boundaries = max(0, int(camera.get("segments", 1)) - 1)
+    starts = [zero + t for t in times.starts_us]
+    first, end = starts[0], zero + times.end_us
+    problems: list[str] = []
+    if abs(first - actual_from) > frame:
+        problems.append(f"{name}: the video starts at {format_iso(first)}; the manifest says "
+                        f"{format_iso(actual_from)}")
+    if end < actual_to - frame:
+        problems.append(f"{name}: the video ends at {format_iso(end)}, {_seconds(actual_to - end)}"
+                        f" before the end the manifest gives ({format_iso(actual_to)})")
+    holes = [(zero + a, zero + b) for a, b in frame_holes(times)]
+    for a, b in holes:
+        unlisted = subtract(a + frame, b - frame, listed)
+        if unlisted:
+            problems.append(f"{name}: no video from {format_iso(a)} to {format_iso(b)} "
+                            f"({_seconds(b - a)}), but the manifest lists no gap there")
+    inside = [(a, b) for a, b in listed if b > first and a < end]
+    for a, b in inside:
+        frames = sum(1 for t in starts if a + frame < t < b - frame)
+        if frames:
+            problems.append(f"{name}: the manifest lists a gap from {format_iso(a)} to "
+                            f"{format_iso(b)}, but the video has {frames} frames there")
+    in_file = total(subtract(first, min(end, actual_to), [*holes, *listed]))
+    claimed = camera.get("covered_us")
+    if claimed is None:  # a manifest from before 'covered' was written: the range minus gaps
+        claimed = total(subtract(actual_from, actual_to, listed))
+    tolerance = frame * (1 + 2 * len(inside)) + EDGE_TOLERANCE_US * boundaries
+    if abs(int(claimed) - in_file) > tolerance:
+        problems.append(f"{name}: the manifest says it covers {_seconds(int(claimed))} of video; "
+                        f"the file holds {_seconds(in_file)}")
+    summary = {"file": name, "manifest_covered_us": int(claimed), "video_covered_us": in_file,
+               "video_from_us": first, "video_to_us": end, "holes": len(holes)}
+    return problems, summary
+
+
+def media_problems(clip: Path, manifest: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Each camera's MP4 (the clip, or its member of the ZIP) read back against the manifest."""
+    problems: list[str] = []
+    summaries: list[dict[str, Any]] = []
+    cameras = [c for c in manifest.get("cameras", []) if isinstance(c, dict)]
+    zipped = manifest["file"].get("container") == "zip"
+    try:
+        with zipfile.ZipFile(clip) if zipped else contextlib.nullcontext() as zf:
+            for camera in cameras:
+                name = str(camera.get("file") or clip.name)
+                try:
+                    if zf is not None:
+                        with zf.open(name) as member:
+                            times = probe_video(member)
+                    else:
+                        times = probe_video(clip)
+                    found, summary = coverage_problems(name, times, camera)
+                except MediaProbeError as exc:
+                    problems.append(f"{name}: {exc}")
+                    continue
+                except (KeyError, TypeError, ValueError) as exc:
+                    problems.append(f"{name}: the manifest's entry is incomplete ({exc})")
+                    continue
+                problems += found
+                summaries.append(summary)
+    except zipfile.BadZipFile as exc:
+        problems.append(f"{clip.name}: not a readable ZIP ({exc})")
+    return problems, summaries
+
+
 def verify(clip: Path, manifest_path: Path, key_text: str | None = None) -> dict[str, Any]:
     """The report ``vms verify`` prints: ``ok`` and the ``problems`` found."""
     problems: list[str] = []
@@ -97,6 +196,10 @@ def verify(clip: Path, manifest_path: Path, key_text: str | None = None) -> dict
                         f"{file_info.get('size_bytes')}")
     if file_info.get("container") == "zip" and not problems:
         problems += _zip_members(clip, manifest)
+    videos: list[dict[str, Any]] = []
+    if not problems:  # the bytes are the ones exported: does the manifest describe them?
+        found, videos = media_problems(clip, manifest)
+        problems += found
     trusted = load_public_key(key_text) if key_text is not None else None
     check = check_signature(manifest, trusted)
     if check.problem:
@@ -105,7 +208,7 @@ def verify(clip: Path, manifest_path: Path, key_text: str | None = None) -> dict
             "sha256": digest, "size_bytes": size, "export_id": manifest.get("export_id"),
             "signature": {"valid": check.valid, "key_id": check.key_id,
                           "trusted_key_matches": check.trusted},
-            "problems": problems}
+            "videos": videos, "problems": problems}
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -133,6 +236,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"sha256    {report['sha256']}\n"
               f"signature {'valid' if sig['valid'] else 'INVALID'}, key {sig['key_id'] or '-'}: "
               f"{trust[sig['trusted_key_matches']]}")
+        for video in report["videos"]:
+            print(f"video     {video['file']}: {_seconds(video['video_covered_us'])} of video, "
+                  f"the manifest says {_seconds(video['manifest_covered_us'])}")
         for problem in report["problems"]:
             print(f"problem   {problem}")
         print("verdict   " + ("OK: the clip is unaltered and its manifest is signed"

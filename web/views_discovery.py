@@ -324,7 +324,7 @@ async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
             row.report, job.username, job.password, timeout_s=5.0,
             allowed_hosts=onboarding_of(request.app).snapshot_hosts_allowed)
     return web.Response(body=row.thumbnail, content_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=60"})
+                        headers={"Cache-Control": "no-store"})
 
 
 @routes.route("GET", "/discovery", access="manage_cameras", summary="Discovery page")

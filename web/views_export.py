@@ -2,8 +2,9 @@
 
 Thin handlers over :class:`recorder.export.ExportService` (``app[SERVICES]["exports"]``). An export
 is visible only to the user who made it (admins: all) and only while they still see every camera
-in it; anything else answers 404. Downloads are ``FileResponse`` (HTTP Range, If-Range); each
-download that starts at byte 0 writes an ``export_download`` audit record.
+in it; anything else answers 404. Downloads are ``FileResponse`` (HTTP Range, If-Range), never
+cached (``no-store``); every GET of the file — a whole download, or any part of one — writes an
+``export_download`` audit record with the Range it asked for.
 """
 
 from __future__ import annotations
@@ -179,19 +180,20 @@ def _pretty(value: Any) -> str:
               summary="Download the exported MP4 (one camera) or ZIP (several); HTTP Range works")
 async def api_file(request: web.Request) -> web.StreamResponse:
     export_id = match_id(request)
-    range_header = request.headers.get("Range", "")
-    first_byte = not range_header or range_header.replace(" ", "").startswith("bytes=0-")
+    # every request that can send bytes is recorded, with its range: a client choosing where a
+    # download starts (bytes=-N, bytes=1-) must not choose whether it is audited. A browser
+    # downloads with one request and resumes with one more; HEAD sends no bytes.
     try:
         path, name = await _service(request).file_for_download(
             _principal(request), export_id, address=client_address(request),
-            record=first_byte and request.method == "GET")
+            record=request.method == "GET", byte_range=request.headers.get("Range", ""))
     except ExportNotFound:
         raise web.HTTPNotFound(text="no such export") from None
     except ExportError as exc:
         raise web.HTTPConflict(text=str(exc)) from None
     return web.FileResponse(path, headers={
         "Content-Disposition": f'attachment; filename="{name}"',
-        "Cache-Control": "private, no-store",
+        "Cache-Control": "no-store",
     })
 
 

@@ -5,7 +5,8 @@ Every route needs the ``playback`` right and is site-scoped: the camera is fetch
 is also malformed). The timeline and playlist routes do the camera look-up and the index query in
 one gateway read (one connection: on PostgreSQL each read opens one). Recorded files are found by
 segment id in the index, only among the camera's own segments, and resolved inside their storage
-volume; no path ever comes from the client.
+volume; no path ever comes from the client. Nothing recorded is cached by the browser
+(``Cache-Control: no-store``).
 
 Holds (a camera's range kept as evidence; retention must skip the segments they overlap) are listed
 with ``playback`` and created or deleted with ``export`` (operators and administrators); each
@@ -42,6 +43,9 @@ DAY_US = 86_400 * 1_000_000
 HOUR_US = 3_600 * 1_000_000
 MAX_CAMERAS = 16
 CHUNK_BYTES = 256 * 1024
+NO_STORE = "no-store"
+"""Recorded video, its playlists and snapshots are never kept in a browser's cache: on a shared
+computer they would stay there after the user logs out."""
 TIME_QUERY = (("from", "start: ISO-8601 with offset or integer UTC µs"),
               ("to", "end (exclusive): ISO-8601 with offset or integer UTC µs"))
 
@@ -195,7 +199,7 @@ async def api_playlist(request: web.Request) -> web.StreamResponse:
     result = playback.build_playlist(segments, from_us, media_base=f"/api/v1/cameras/{camera_id}/media",
                                      live=live)
     return web.Response(text=result.text, content_type="application/vnd.apple.mpegurl",
-                        headers={"Cache-Control": "no-cache"})
+                        headers={"Cache-Control": NO_STORE})
 
 
 def _segment_row(camera_id: int, segment_id: int) -> tuple[str, str, int] | None:
@@ -247,7 +251,7 @@ async def api_media(request: web.Request) -> web.StreamResponse:
     start, end = wanted if wanted else (0, size)
     response = web.StreamResponse(status=206 if wanted else 200, headers={
         "Content-Type": "video/mp4", "Accept-Ranges": "bytes",
-        "Content-Length": str(end - start), "Cache-Control": "private, max-age=3600"})
+        "Content-Length": str(end - start), "Cache-Control": NO_STORE})
     if wanted:
         response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     await response.prepare(request)
@@ -299,7 +303,7 @@ async def api_recorded_snapshot(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="this instant cannot be decoded") from None
     return web.Response(body=shot.jpeg, content_type="image/jpeg", headers={
         "X-Frame-Time-Us": str(shot.frame_us), "X-Segment-Id": str(segment_id),
-        "X-Frame-Pts": f"{shot.frame_pts_s:.6f}", "Cache-Control": "private, max-age=3600"})
+        "X-Frame-Pts": f"{shot.frame_pts_s:.6f}", "Cache-Control": NO_STORE})
 
 
 def _page_context(cameras: list[CameraInfo], request: web.Request) -> dict[str, Any]:

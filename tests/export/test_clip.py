@@ -244,6 +244,11 @@ async def test_direct_and_ffmpeg_exports_agree(xworld: ExportWorld, tmp_path: Pa
     assert "exporting with ffmpeg" not in caplog.text  # "auto" copied directly
     (direct, direct_packets), (ffm, ffmpeg_packets) = results["auto"], results["ffmpeg"]
     assert direct["gaps"] == ffm["gaps"] and len(direct["gaps"]) == 1
+    # covered ranges are read from the frames written: the same both ways, within a frame
+    assert len(direct["covered"]) == len(ffm["covered"]) == 2
+    for mine_range, its_range in zip(direct["covered"], ffm["covered"], strict=True):
+        assert abs(mine_range["start_us"] - its_range["start_us"]) <= 40_000
+        assert abs(mine_range["end_us"] - its_range["end_us"]) <= 40_000
     assert direct["actual"]["from_us"] == ffm["actual"]["from_us"]
     for kind in ("video", "audio"):
         mine, theirs = of(kind, direct_packets), of(kind, ffmpeg_packets)

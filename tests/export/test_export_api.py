@@ -71,12 +71,14 @@ async def test_export_one_camera_file_manifest_range_audit(xworld: ExportWorld, 
     assert await resp.read() == body[100:1100]
     assert resp.headers["Content-Range"] == f"bytes 100-1099/{len(body)}"
 
-    def audit_rows() -> list[tuple[str, str]]:
-        return [(r.action, r.username) for r in m.AuditLog.select().where(
-            m.AuditLog.action.startswith("export_")).order_by(m.AuditLog.id)]
+    def audit_rows() -> list[tuple[str, str, Any]]:
+        return [(r.action, r.username, json.loads(r.detail).get("range")) for r in
+                m.AuditLog.select().where(m.AuditLog.action.startswith("export_"))
+                .order_by(m.AuditLog.id)]
 
     rows = await xworld.app[GATEWAY].read(audit_rows)
-    assert rows == [("export_create", "operator1"), ("export_download", "operator1")]
+    assert rows == [("export_create", "operator1", None), ("export_download", "operator1", None),
+                    ("export_download", "operator1", "bytes=100-1099")]
 
 
 async def test_gap_is_listed_and_wall_time_kept(xworld: ExportWorld, tmp_path) -> None:

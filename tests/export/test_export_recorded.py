@@ -13,6 +13,7 @@ from recorder.export import ExportService
 from recorder.supervisor import RecorderSupervisor
 from tests.export.export_helpers import media_duration_us
 from tests.recorder.conftest import rec_env, rec_options, rtsp_factory  # noqa: F401 (fixtures)
+from vms.cli_verify import verify
 from vms.db.models import Run, Segment
 
 pytestmark = pytest.mark.slow
@@ -74,6 +75,10 @@ async def test_export_recorded_camsim(rec_env, rtsp_factory, rec_options,  # noq
         actual = manifest["cameras"][0]["actual"]
         assert abs(duration - (actual["to_us"] - actual["from_us"])) <= 80_000
         assert manifest["cameras"][0]["gaps"] == []
+        assert manifest["cameras"][0]["covered"][0]["start_us"] == actual["from_us"]
+        assert manifest["cameras"][0]["covered_us"] == actual["to_us"] - actual["from_us"]
+        report = verify(clip, clip.with_name(f"export-{export_id}.manifest.json"))
+        assert report["ok"], report["problems"]  # frames read back match the manifest
 
         # 2. across the drop: the gap is listed, and media time still maps to wall time
         from_us = run1[-2].start_us + 300_000
@@ -93,5 +98,10 @@ async def test_export_recorded_camsim(rec_env, rtsp_factory, rec_options,  # noq
                   read_capture_times(clip)]
         assert max(abs(e) for e in errors) <= TIMING_US, (min(errors), max(errors))
         assert -TIMING_US <= from_us - (zero_us + 0) <= GOP_US + TIMING_US
+        assert [(c["start_us"], c["end_us"]) for c in camera["covered"]] == [
+            (camera["actual"]["from_us"], gap["start_us"]),
+            (gap["end_us"], camera["actual"]["to_us"])]
+        report = verify(clip, clip.with_name(f"export-{export_id}.manifest.json"))
+        assert report["ok"], report["problems"]
     finally:
         await service.stop()

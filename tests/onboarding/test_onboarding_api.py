@@ -56,6 +56,7 @@ async def test_scan_reports_each_device_and_bulk_adopts(world: World, camsim_fac
     resp = await api(world, "GET", f"/api/v1/discovery/{job['id']}/snapshot?device={ok['index']}",
                      "installer1")
     assert resp.status == 200 and (await resp.read())[:2] == b"\xff\xd8"
+    assert resp.headers["Cache-Control"] == "no-store"  # a camera's image: never cached
 
     xaddrs = [d["xaddr"] for d in job["devices"]]
     resp = await api(world, "POST", "/api/v1/cameras/bulk", "installer1",
@@ -92,6 +93,7 @@ async def test_scan_reports_each_device_and_bulk_adopts(world: World, camsim_fac
     resp = await api(world, "GET", f"/api/v1/cameras/{cam['id']}/snapshot", "viewer1")
     assert resp.status == 200 and resp.content_type == "image/jpeg"
     assert (await resp.read())[:2] == b"\xff\xd8"
+    assert resp.headers["Cache-Control"] == "no-store"
 
 
 async def test_clock_two_hours_off_detected_and_fixed(world: World, camsim_factory: Any) -> None:
