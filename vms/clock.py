@@ -110,17 +110,18 @@ _INT_RE = re.compile(r"^-?\d+$")
 
 MIN_INSTANT_US = 0
 """1970-01-01T00:00:00Z: nothing we record or are asked about is older."""
-MAX_INSTANT_US = 253_402_300_799_999_999
-"""9999-12-31T23:59:59.999999Z: the last instant a ``datetime`` (and so :func:`format_iso`) can show."""
+MAX_INSTANT_US = 253_402_214_399_999_999
+"""9999-12-30T23:59:59.999999Z: a day short of the last instant a ``datetime`` holds, so that
+:func:`to_local` and :func:`format_iso` can show it in any zone."""
 
 
 def check_instant(instant_us: int) -> int:
-    """``instant_us`` unchanged when it lies in 1970..9999 (what the clock helpers, the database
-    and a person can handle), else ValueError naming the range."""
+    """``instant_us`` unchanged when it lies from 1970 to 9999-12-30 (what the clock helpers,
+    the database and a person can handle), else ValueError naming the range."""
     if not MIN_INSTANT_US <= instant_us <= MAX_INSTANT_US:
         shown = str(instant_us) if len(str(instant_us)) <= 24 else f"{str(instant_us)[:20]}..."
         raise ValueError(f"{shown} µs is outside the supported range: give an instant from "
-                         f"1970-01-01T00:00:00Z ({MIN_INSTANT_US}) to 9999-12-31T23:59:59.999999Z "
+                         f"1970-01-01T00:00:00Z ({MIN_INSTANT_US}) to 9999-12-30T23:59:59.999999Z "
                          f"({MAX_INSTANT_US})")
     return instant_us
 
@@ -137,7 +138,7 @@ def parse_instant(text: str) -> int:
     if _INT_RE.match(value):
         if len(value) > 24:  # far outside the range; int() of thousands of digits is refused
             raise ValueError(f"{value[:20]}... µs is outside the supported range: give an "
-                             "instant from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z")
+                             "instant from 1970-01-01T00:00:00Z to 9999-12-30T23:59:59.999999Z")
         return check_instant(int(value))
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
