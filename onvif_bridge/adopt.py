@@ -215,7 +215,7 @@ class Onboarding:
 
     async def interrogate(self, onvif_url: str, username: str, password: str, *,
                           name: str | None = None) -> DeviceReport:
-        register_secret(password)
+        register_secret(password, transient=True)
         return await interrogate(onvif_url, username, password, clock=self.clock,
                                  timeout_s=self.timeout_s, name=name)
 
@@ -344,7 +344,7 @@ class Onboarding:
                                   "rtsp://host[:port]/path")
         username = username or (parts.username or "")
         password = password or (parts.password or "")
-        register_secret(password)
+        register_secret(password, transient=True)
         clean = strip_credentials(rtsp_url)
         label = name or f"{parts.hostname}{parts.path}"
 

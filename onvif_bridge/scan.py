@@ -54,7 +54,7 @@ async def scan(
     limit = asyncio.Semaphore(max(1, concurrency))
     tasks: set[asyncio.Task[None]] = set()
     if password:
-        register_secret(password)
+        register_secret(password, transient=True)
 
     async def examine(device: DiscoveredDevice) -> None:
         xaddr = preferred_xaddr(device)

@@ -344,7 +344,7 @@ def write_clip(clip: Clip, out: Path, *, progress: Callable[[int], None] | None 
                cancel: threading.Event | None = None,
                max_bytes_per_s: int = 0) -> tuple[str, int]:
     """Write ``clip`` to the file ``out``; returns (SHA-256 hex of the file, its size)."""
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         return write_clip_to(clip, lambda data: write_all(fd, data), progress=progress,
                              cancel=cancel, max_bytes_per_s=max_bytes_per_s)

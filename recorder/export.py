@@ -146,7 +146,7 @@ class ExportService:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         await self.recover()
         self._workers = [asyncio.create_task(self._worker(), name=f"export-worker-{i}")
                          for i in range(self.concurrency)]
@@ -468,7 +468,7 @@ class ExportService:
         """Several cameras: one stored ZIP written in one pass, each MP4 copied straight into
         its member; the ZIP and every member are hashed as they are written."""
         partial = tmp / "package.zip"
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         sink = HashingWriter(lambda data: write_all(fd, data))
         outputs: list[tuple[CameraPlan, Path, str, int]] = []
         try:

@@ -80,7 +80,7 @@ def pick_volume(settings: Settings) -> Volume:
     best, best_free = settings.volumes[0], -1
     for vol in settings.volumes:
         try:
-            vol.path.mkdir(parents=True, exist_ok=True)
+            vol.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             free = shutil.disk_usage(vol.path).free
         except OSError:
             continue

@@ -22,6 +22,7 @@ from vms.clock import Clock, SystemClock
 from vms.config import Settings
 from vms.db import models as m
 from vms.db.gateway import Gateway, redact_db_url
+from vms.fsmode import private_dir
 from vms.secrets import SecretBox
 from web.keys import ACCOUNTS, BUS, CLOCK, GATEWAY, METRICS, SECRETS, SERVICES, SETTINGS, THROTTLE
 from web.setup import setup_web
@@ -76,7 +77,9 @@ async def freeze_startup_objects(app: web.Application) -> None:
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
+    for volume in settings.volumes:
+        private_dir(volume.path)
     gateway = Gateway(settings.database_url)
     try:
         applied = await _in_thread(gateway.migrate)

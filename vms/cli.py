@@ -392,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from vms.fsmode import set_private_umask
+
+    set_private_umask()  # the database, keys, recordings and exports are ours alone
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

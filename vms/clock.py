@@ -108,17 +108,38 @@ def format_iso(instant_us: int, tz_name: str = "UTC") -> str:
 
 _INT_RE = re.compile(r"^-?\d+$")
 
+MIN_INSTANT_US = 0
+"""1970-01-01T00:00:00Z: nothing we record or are asked about is older."""
+MAX_INSTANT_US = 253_402_214_399_999_999
+"""9999-12-30T23:59:59.999999Z: a day short of the last instant a ``datetime`` holds, so that
+:func:`to_local` and :func:`format_iso` can show it in any zone."""
+
+
+def check_instant(instant_us: int) -> int:
+    """``instant_us`` unchanged when it lies from 1970 to 9999-12-30 (what the clock helpers,
+    the database and a person can handle), else ValueError naming the range."""
+    if not MIN_INSTANT_US <= instant_us <= MAX_INSTANT_US:
+        shown = str(instant_us) if len(str(instant_us)) <= 24 else f"{str(instant_us)[:20]}..."
+        raise ValueError(f"{shown} µs is outside the supported range: give an instant from "
+                         f"1970-01-01T00:00:00Z ({MIN_INSTANT_US}) to 9999-12-30T23:59:59.999999Z "
+                         f"({MAX_INSTANT_US})")
+    return instant_us
+
 
 def parse_instant(text: str) -> int:
     """Parse a query-parameter instant: integer microseconds or ISO-8601 *with* an offset.
 
-    Raises ValueError with a message a person can act on.
+    Raises ValueError with a message a person can act on, also for instants outside
+    :func:`check_instant`'s range.
     """
     value = text.strip()
     if not value:
         raise ValueError("empty time; give ISO-8601 with an offset or integer microseconds")
     if _INT_RE.match(value):
-        return int(value)
+        if len(value) > 24:  # far outside the range; int() of thousands of digits is refused
+            raise ValueError(f"{value[:20]}... µs is outside the supported range: give an "
+                             "instant from 1970-01-01T00:00:00Z to 9999-12-30T23:59:59.999999Z")
+        return check_instant(int(value))
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError as exc:
@@ -128,4 +149,4 @@ def parse_instant(text: str) -> int:
         ) from exc
     if parsed.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset; add one (e.g. +00:00) so the instant is defined")
-    return datetime_to_us(parsed)
+    return check_instant(datetime_to_us(parsed))

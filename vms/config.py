@@ -9,9 +9,10 @@ config file's folder (or the working directory when there is no file).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ class Setting:
     help: str
     choices: tuple[str, ...] = ()
     minimum: int | None = None
+    check: Callable[[Any], Any] | None = None
+    """For list settings: turns the list of strings into the stored value, or ValueError."""
 
     @property
     def dotted(self) -> str:
@@ -40,6 +43,18 @@ class Setting:
     @property
     def env_name(self) -> str:
         return "VMS_" + self.dotted.replace(".", "_").upper()
+
+
+def _networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry as a normalised network (``10.0.0.1`` -> ``10.0.0.1/32``), or ValueError."""
+    out = []
+    for value in values:
+        try:
+            out.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network "
+                             "(e.g. 10.0.0.0/8)") from None
+    return tuple(out)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -54,6 +69,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "session_hours", int, 12, "Lifetime of a login session, hours.", minimum=1),
     Setting("server", "default_language", str, "en",
             "UI language when neither the user nor the browser picks one.", choices=("en", "ru")),
+    Setting("server", "trusted_proxies", tuple, (),
+            "Reverse proxies (addresses or CIDRs, e.g. [\"127.0.0.1/32\"]) whose "
+            "X-Forwarded-For and X-Forwarded-Proto are believed: the client's address (login "
+            "throttling, audit, sessions) and https (the Secure cookie) come from them; "
+            "empty: those headers are ignored.", check=_networks),
     Setting("database", "url", str, "",
             "Empty: SQLite file vms.sqlite3 in data_dir. postgresql://user@host:port/db: PostgreSQL."),
     Setting("recording", "segment_seconds", int, 60, "Length of a recorded segment, seconds.",
@@ -113,6 +133,7 @@ class ServerSettings:
     metrics_token: str = ""
     session_hours: int = 12
     default_language: str = "en"
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,12 +229,22 @@ _SECTIONS: dict[str, type] = {
     "mqtt": MqttSettings,
 }
 
-_TYPE_NAMES = {str: "a string", int: "an integer", Path: "a path (string)", bool: "true or false"}
+_TYPE_NAMES = {str: "a string", int: "an integer", Path: "a path (string)", bool: "true or false",
+               tuple: "a list of strings"}
 
 
 def _coerce(source: str, setting: Setting, value: Any, *, from_env: bool = False) -> Any:
     where = f"{source}: {setting.dotted}"
     expected = _TYPE_NAMES.get(setting.type, setting.type.__name__)
+    if setting.type is tuple:
+        if from_env and isinstance(value, str):  # comma-separated in the environment
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
+        try:
+            return setting.check(tuple(value)) if setting.check else tuple(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     if from_env:
         if setting.type is int:
             try:
@@ -292,6 +323,8 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
         setting = by_section.get(section, {}).get(key)
         if setting is None:
             raise ConfigError(f"override: unknown key {dotted}")
+        if setting.type is tuple:
+            value = _coerce("override", setting, value)
         values[section][key] = value if setting.type is not Path else Path(value)
 
     data_dir = _resolve(base, values[""].get("data_dir", Path("./data")))

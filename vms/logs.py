@@ -2,7 +2,11 @@
 
 Credentials must never be logged in the first place; :class:`RedactingFilter` is the second line of
 defence: it rewrites ``scheme://user:password@`` in URLs and any value registered with
-:func:`register_secret` (e.g. a camera password in memory) to ``***``.
+:func:`register_secret` to ``***``. Passwords in use (a stored camera's, handed to its recorder or
+live view) are kept for the life of the process; passwords merely tried (a discovery scan, an
+interrogation before adoption) are ``transient``: only the most recent
+:data:`MAX_TRANSIENT_SECRETS` of them are kept, so trying passwords cannot grow the list (and the
+cost of every log line) without end.
 """
 
 from __future__ import annotations
@@ -12,28 +16,66 @@ import logging
 import re
 import sys
 import threading
+from collections import OrderedDict
 
 _URL_CRED_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@")
-_secrets: set[str] = set()
-_lock = threading.Lock()
+MAX_TRANSIENT_SECRETS = 256
 
 
-def register_secret(value: str) -> None:
-    """Redact ``value`` from every future log line (values shorter than 4 characters are ignored)."""
-    if value and len(value) >= 4:
-        with _lock:
-            _secrets.add(value)
+class SecretRegistry:
+    """Values to redact: permanent ones, and a bounded, least-recently-registered-first-out set of
+    transient ones. Thread-safe (registered from the event loop and from worker threads)."""
+
+    def __init__(self, max_transient: int = MAX_TRANSIENT_SECRETS) -> None:
+        self.max_transient = max_transient
+        self._permanent: set[str] = set()
+        self._transient: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._by_length: tuple[str, ...] = ()
+
+    def add(self, value: str, *, transient: bool = False) -> None:
+        if not value or len(value) < 4:
+            return
+        with self._lock:
+            if value in self._permanent:
+                return
+            if transient:
+                if value in self._transient:
+                    self._transient.move_to_end(value)
+                    return
+                self._transient[value] = None
+                while len(self._transient) > self.max_transient:
+                    self._transient.popitem(last=False)
+            else:
+                self._transient.pop(value, None)
+                self._permanent.add(value)
+            self._by_length = tuple(sorted((*self._permanent, *self._transient),
+                                           key=len, reverse=True))
+
+    def __len__(self) -> int:
+        return len(self._by_length)
+
+    def redact(self, text: str) -> str:
+        for value in self._by_length:  # longest first: a password holding another stays hidden
+            if value in text:
+                text = text.replace(value, "***")
+        return text
+
+
+_secrets = SecretRegistry()
+
+
+def register_secret(value: str, *, transient: bool = False) -> None:
+    """Redact ``value`` from every future log line (values shorter than 4 characters are ignored).
+
+    ``transient=True`` for a password only being tried: it is redacted while it is among the last
+    :data:`MAX_TRANSIENT_SECRETS` tried; a permanent one (a password in use) for good.
+    """
+    _secrets.add(value, transient=transient)
 
 
 def redact(text: str) -> str:
-    text = _URL_CRED_RE.sub(r"\1\2:***@", text)
-    if _secrets:
-        with _lock:
-            values = sorted(_secrets, key=len, reverse=True)
-        for value in values:
-            if value in text:
-                text = text.replace(value, "***")
-    return text
+    return _secrets.redact(_URL_CRED_RE.sub(r"\1\2:***@", text))
 
 
 class RedactingFilter(logging.Filter):

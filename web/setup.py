@@ -24,7 +24,8 @@ from web import (
     views_recording,
     views_system,
 )
-from web.keys import RULES
+from web.forwarded import forwarded_middleware
+from web.keys import RULES, SETTINGS
 from web.middleware import (
     I18N_KEY,
     access_middleware,
@@ -66,6 +67,9 @@ def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> No
     env.globals["static"] = lambda path: str(app.router["static"].url_for(filename=path))
     app[I18N_KEY] = i18n.load_catalogues()
     app[RULES] = {}
+    trusted_proxies = app[SETTINGS].server.trusted_proxies
+    if trusted_proxies:  # first: every later middleware and handler sees the real client
+        app.middlewares.append(forwarded_middleware(trusted_proxies))
     app.middlewares.extend([
         metrics_middleware_factory(app), language_middleware, error_middleware, access_middleware,
     ])

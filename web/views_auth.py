@@ -11,7 +11,7 @@ from aiohttp import web
 from vms import audit
 from vms.auth import AccountError, AuthError, csrf_matches
 from web import i18n
-from web.inputs import form_or_json, get_str, json_object
+from web.inputs import form_or_json, get_str, json_object, safe_next
 from web.keys import ACCOUNTS, CLOCK, GATEWAY, SETTINGS, THROTTLE, principal_of
 from web.middleware import LANG_COOKIE, SESSION_COOKIE, client_address, set_request_language
 from web.render import render
@@ -21,12 +21,6 @@ log = logging.getLogger(__name__)
 routes = Routes()
 
 LOGIN_CSRF_COOKIE = "vms_login_csrf"
-
-
-def _safe_next(target: str | None) -> str:
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
 
 
 def _set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
@@ -77,7 +71,7 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     first_run = await request.app[GATEWAY].read(request.app[ACCOUNTS].user_count) == 0
     response = render(request, "login.html",
-                      {"next": _safe_next(request.query.get("next")), "login_csrf": token,
+                      {"next": safe_next(request.query.get("next")), "login_csrf": token,
                        "error": "", "first_run": first_run})
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/login")
     return response
@@ -92,7 +86,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text=i18n.gettext("The sign-in form expired; reload the page."))
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[:1024]
-    next_url = _safe_next(str(form.get("next", "/")))
+    next_url = safe_next(form.get("next"))
     try:
         token, _csrf, _user = await _login(request, username, password)
     except web.HTTPUnauthorized:
@@ -191,7 +185,7 @@ async def set_language(request: web.Request) -> web.StreamResponse:
                                              principal.user_id, lang)
         except AccountError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
-    response = web.HTTPFound(_safe_next(str(data.get("next", "/"))))
+    response = web.HTTPFound(safe_next(data.get("next")))
     response.set_cookie(LANG_COOKIE, lang, samesite="Lax", path="/", max_age=365 * 86400)
     request[LANG_COOKIE] = lang
     set_request_language(request)

@@ -19,7 +19,7 @@ from recorder.export import ExportNotFound, ExportService
 from recorder.export_plan import ExportError, parse_local
 from vms import catalog
 from vms.auth import Principal
-from vms.clock import parse_instant
+from vms.clock import check_instant, parse_instant
 from web.inputs import bad_request, json_object, match_id
 from web.keys import GATEWAY, SERVICES, principal_of
 from web.middleware import client_address
@@ -64,7 +64,7 @@ def _instant(data: dict[str, Any], key: str, tz_name: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise bad_request(f"field {key!r} must be ISO-8601 with an offset or integer µs")
         try:
-            return value if isinstance(value, int) else parse_instant(value)
+            return check_instant(value) if isinstance(value, int) else parse_instant(value)
         except ValueError as exc:
             raise bad_request(f"field {key!r}: {exc}") from None
     if isinstance(local, str) and local:
@@ -87,7 +87,7 @@ async def api_create(request: web.Request) -> web.StreamResponse:
         raise bad_request("field 'camera_ids' must be a non-empty list of camera ids")
     camera_ids: list[int] = []
     for item in raw_ids:
-        if isinstance(item, str) and item.isdigit():
+        if isinstance(item, str) and item.isascii() and item.isdigit() and len(item) <= 18:
             item = int(item)
         if not isinstance(item, int) or isinstance(item, bool) or item < 1:
             raise bad_request("field 'camera_ids' must hold positive integers")

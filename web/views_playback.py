@@ -27,7 +27,7 @@ from aiohttp import web
 from recorder import playback, snapshot, timeline
 from vms import audit, catalog
 from vms.auth import Principal
-from vms.clock import Clock, parse_instant
+from vms.clock import Clock, check_instant, parse_instant
 from vms.db import models as m
 from web.inputs import bad_request, get_str, json_object, match_id, query_instant
 from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of
@@ -96,7 +96,7 @@ def _camera_ids(request: web.Request) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or len(part) > 18:
+        if not (part.isascii() and part.isdigit()) or len(part) > 18:
             raise bad_request(f"query parameter 'camera_ids': {part[:20]!r} is not a camera id")
         if int(part) not in ids:
             ids.append(int(part))
@@ -352,7 +352,7 @@ def _body_instant(data: dict[str, Any], key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise bad_request(f"field {key!r} must be ISO-8601 with an offset or integer UTC µs")
     try:
-        return value if isinstance(value, int) else parse_instant(value)
+        return check_instant(value) if isinstance(value, int) else parse_instant(value)
     except ValueError as exc:
         raise bad_request(f"field {key!r}: {exc}") from None
 

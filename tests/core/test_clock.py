@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vms.clock import FakeClock, datetime_to_us, format_iso, parse_instant, to_local, us_to_datetime
+from vms.clock import (
+    MAX_INSTANT_US,
+    MIN_INSTANT_US,
+    FakeClock,
+    datetime_to_us,
+    format_iso,
+    parse_instant,
+    to_local,
+    us_to_datetime,
+)
 
 
 def test_parse_instant_forms() -> None:
@@ -51,4 +60,13 @@ def test_fake_clock_moves_only_forward() -> None:
 def test_microseconds_round_trip(instant_us: int) -> None:
     assert datetime_to_us(us_to_datetime(instant_us)) == instant_us
     assert us_to_datetime(instant_us).tzinfo == UTC
-    assert parse_instant(us_to_datetime(instant_us).isoformat()) == instant_us
+    if MIN_INSTANT_US <= instant_us <= MAX_INSTANT_US:
+        assert parse_instant(us_to_datetime(instant_us).isoformat()) == instant_us
+    else:  # before 1970: refused by name, not mis-read
+        with pytest.raises(ValueError, match="outside the supported range"):
+            parse_instant(us_to_datetime(instant_us).isoformat())
+
+
+@given(st.sampled_from([MIN_INSTANT_US, MAX_INSTANT_US]), st.timezones())
+def test_the_ends_of_the_range_can_be_shown_in_any_zone(instant_us: int, tz: object) -> None:
+    assert parse_instant(format_iso(instant_us, str(tz))) == instant_us

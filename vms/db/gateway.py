@@ -20,6 +20,7 @@ import peewee as pw
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from vms.db.models import ALL_MODELS
+from vms.fsmode import PRIVATE_DIR_MODE, private_file
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def open_database(url: str) -> pw.Database:
                                 "sqlite:////absolute/path")
         path = unquote(url[len("sqlite:///"):])
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+            private_file(Path(path))  # 0600 before SQLite opens it: -wal and -shm copy its mode
         return PooledSqliteDatabase(
             path,
             max_connections=POOL_SIZE,
