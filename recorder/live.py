@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import struct
@@ -232,8 +233,8 @@ def live_input(source: LiveSource, *, socket_timeout_s: float = 10.0) -> FfmpegI
             "allowed_media_types": "video",  # no audio track set up: it is not sent
             "timeout": str(int(socket_timeout_s * 1_000_000)),
         })
-        return FfmpegInput(src.url, {"fflags": "nobuffer", **src.options}, src.shown, src.stdin,
-                           src.secrets)
+        # nobuffer on the concat input too: it probes the stream again
+        return dataclasses.replace(src, options={"fflags": "nobuffer", **src.options})
     # a file, for development: real time, forever
     return FfmpegInput(source.url, {"fflags": "nobuffer", "re": None, "stream_loop": "-1"},
                        redact(source.url))
