@@ -51,6 +51,7 @@ from vms.config import Settings
 from vms.coverage import MediaProbeError, probe_video, total
 from vms.db import models as m
 from vms.db.gateway import Gateway
+from vms.proc import ChildProcess
 from vms.signing import ManifestSigner, sha256_file
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class _Cancelled(Exception):
 class _Job:
     export_id: int
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    proc: asyncio.subprocess.Process | None = None
+    proc: ChildProcess | None = None
 
 
 def _iso_pair(from_us: int, to_us: int, tz: str) -> dict[str, Any]:
@@ -608,23 +609,13 @@ class ExportService:
                           done_us: int, total_us: int, moov_reserve: int | None) -> None:
         argv = export_argv(self.ffmpeg_exe, list_path, out, audio=bool(plan.audio_codec),
                            moov_reserve=moov_reserve)
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        job.proc = proc
-        tail: list[str] = []
+        proc = ChildProcess(argv, name=f"export {job.export_id}: ffmpeg",
+                            stop_timeout_s=STOP_TIMEOUT_S)
         loop = asyncio.get_running_loop()
         last_write = 0.0
 
-        async def read_stderr() -> None:
-            assert proc.stderr is not None
-            async for raw in proc.stderr:
-                tail.append(raw.decode(errors="replace").rstrip())
-                del tail[:-20]
-
         async def read_progress() -> None:
             nonlocal last_write
-            assert proc.stdout is not None
             async for raw in proc.stdout:
                 key, _, value = raw.decode(errors="replace").strip().partition("=")
                 if key != "out_time_us" or not value.lstrip("-").isdigit():
@@ -635,16 +626,14 @@ class ExportService:
                     last_write = now
                     await self._set(job.export_id, progress=min(0.99, fraction))
 
-        readers = asyncio.gather(read_stderr(), read_progress())
-        try:
-            rc = await proc.wait()
-            await readers
-        except asyncio.CancelledError:
-            await self._terminate(job)
-            readers.cancel()
-            raise
-        finally:
-            job.proc = None
+        async with proc:
+            job.proc = proc
+            try:
+                await read_progress()
+                rc = await proc.wait()
+            finally:
+                job.proc = None
+        tail = list(proc.tail)
         if job.cancel.is_set():
             raise _Cancelled
         if rc != 0:
@@ -655,14 +644,5 @@ class ExportService:
 
     @staticmethod
     async def _terminate(job: _Job) -> None:
-        proc = job.proc
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        if job.proc is not None:
+            await job.proc.stop()

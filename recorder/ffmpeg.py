@@ -1,30 +1,26 @@
 """The recording ffmpeg process: its command line, its output streams and its life.
 
 This module owns everything about one ``ffmpeg -c copy -f segment`` process: building the argv with
-ffmpeg-python (never a shell), putting camera credentials into the RTSP URL of the argv only (the
-logged form is redacted), spawning it with :func:`asyncio.create_subprocess_exec`, draining stderr
-continuously (progress key=value lines and the last log lines, redacted, for error reasons), handing
-each segment-list CSV line from stdout to the caller, and stopping it (terminate, wait with a
-timeout, kill; the owner always awaits the exit). It knows nothing about the database.
+ffmpeg-python (never a shell; the camera URL and its credentials reach ffmpeg through a script on
+its stdin, :func:`vms.proc.ffmpeg_input`, never through the argv), running it as a
+:class:`vms.proc.ChildProcess` (spawn, stderr drained continuously into a redacted tail, stop =
+terminate, wait with a timeout, kill; the owner always awaits the exit), reading its progress
+key=value lines and handing each segment-list CSV line from stdout to the caller. It knows nothing
+about the database.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
-import ctypes
 import logging
-import signal
-import sys
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ffmpeg as ffmpeg_python
 
 from vms.logs import redact, register_secret
-from vms.urls import credentialed_url
+from vms.proc import ChildProcess, FfmpegInput, ffmpeg_input
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +29,8 @@ FRAGMENTED_MP4_FLAGS = "movflags=+frag_keyframe+empty_moov+default_base_moof:flu
 ``flush_packets`` a low-bitrate segment killed after 1.7 s held only its 28-byte ``ftyp``): a killed
 process leaves a file playable up to its last complete fragment."""
 
-STDERR_TAIL_LINES = 30
 PROGRESS_PERIOD_S = 2
 """Seconds between progress reports (stall detection needs a few seconds, not one)."""
-READ_CHUNK_BYTES = 65536
 
 AUTH_FAILED_MARKERS = ("401 Unauthorized", "403 Forbidden")
 AUDIO_UNSUPPORTED_MARKERS = ("codec not currently supported in container",)
@@ -58,7 +52,7 @@ class RecordCommand:
     url: str
     """RTSP URL without credentials (or, for development, any ffmpeg input)."""
     username: str
-    password: str
+    password: str = field(repr=False)
     output_pattern: Path
     """Segment file pattern containing one ``%06d`` (the sequence number within the run)."""
     segment_seconds: int
@@ -67,26 +61,22 @@ class RecordCommand:
     """True: ``-c:a aac`` (G.711 and other codecs MP4 cannot carry); False: copy audio."""
     socket_timeout_s: float = 10.0
 
-    def argv(self) -> list[str]:
-        """The argv, credentials included: pass it to exec, never to a log."""
-        return self._argv(credentialed_url(self.url, self.username, self.password))
+    def source(self) -> FfmpegInput:
+        """The input: for RTSP, a script on stdin holding the URL, credentials and options."""
+        if self.url.startswith(("rtsp://", "rtsps://")):
+            return ffmpeg_input(self.url, self.username, self.password, {
+                "rtsp_transport": self.rtsp_transport,
+                "timeout": str(int(self.socket_timeout_s * 1_000_000)),
+            })
+        # a file or device, for development: read it in real time, forever
+        return FfmpegInput(self.url, {"re": None, "stream_loop": "-1"})
 
-    def redacted_argv(self) -> list[str]:
-        """The argv as it may be logged."""
-        safe = credentialed_url(self.url, self.username, "***" if self.password else "")
-        return [redact(a) for a in self._argv(safe)]
-
-    def _argv(self, url: str) -> list[str]:
-        input_opts: dict[str, object] = {}
-        if url.startswith(("rtsp://", "rtsps://")):
-            input_opts["rtsp_transport"] = self.rtsp_transport
-            input_opts["timeout"] = int(self.socket_timeout_s * 1_000_000)
-        else:  # a file or device, for development: read it in real time, forever
-            input_opts["re"] = None
-            input_opts["stream_loop"] = -1
-        source = ffmpeg_python.input(url, **input_opts)
+    def argv(self, source: FfmpegInput | None = None) -> list[str]:
+        """The argv; it holds no credentials (they are in ``source().stdin``)."""
+        source = source or self.source()
+        stream = ffmpeg_python.input(source.url, **source.options)
         out = ffmpeg_python.output(
-            source["v"], source["a?"], str(self.output_pattern),
+            stream["v"], stream["a?"], str(self.output_pattern),
             f="segment",
             segment_time=self.segment_seconds,
             segment_format="mp4",
@@ -123,13 +113,6 @@ def parse_segment_line(line: str) -> SegmentLine | None:
         return None
 
 
-def _set_parent_death_signal() -> None:  # pragma: no cover - runs in the child
-    """Linux: have the kernel SIGKILL ffmpeg when its owner dies (kill -9 of the server)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-
-
 class FfmpegProcess:
     """One running recording ffmpeg. ``on_segment`` is called (in the loop) for each CSV line."""
 
@@ -140,56 +123,32 @@ class FfmpegProcess:
         self.name = name
         self._on_segment = on_segment
         self._on_progress = on_progress
-        self.tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self.proc: asyncio.subprocess.Process | None = None
-        self.stopping = False
-        self.killed_by_us = False
         self.last_out_time_us: int | None = None
-        self._readers: list[asyncio.Task[None]] = []
+        self.proc: ChildProcess | None = None
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def stopping(self) -> bool:
+        return self.proc is not None and self.proc.stopping
+
+    @property
+    def killed_by_us(self) -> bool:
+        return self.proc is not None and self.proc.killed_by_us
+
     async def start(self) -> None:
         if self.command.password:
             register_secret(self.command.password)
-        log.info("%s: starting %s", self.name, " ".join(self.command.redacted_argv()))
-        kwargs: dict[str, object] = {}
-        if sys.platform.startswith("linux"):
-            kwargs["preexec_fn"] = _set_parent_death_signal
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.command.argv(),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            **kwargs,  # type: ignore[arg-type]
-        )
-        self._readers = [
-            asyncio.create_task(self._read_stdout(), name=f"{self.name}-stdout"),
-            asyncio.create_task(self._read_stderr(), name=f"{self.name}-stderr"),
-        ]
-
-    @staticmethod
-    async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[list[bytes]]:
-        """Complete lines, a batch per read: one await per chunk, not per line (the progress
-        block of ~12 lines arrives in one write; per-line reads cost the supervisor's CPU)."""
-        pending = b""
-        while True:
-            chunk = await stream.read(READ_CHUNK_BYTES)
-            if not chunk:
-                if pending:
-                    yield [pending]
-                return
-            *lines, pending = (pending + chunk).split(b"\n")
-            if lines:
-                yield lines
-
-    async def _read_stdout(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        async for batch in self._lines(self.proc.stdout):
-            for raw in batch:
-                self._stdout_line(raw)
+        source = self.command.source()
+        argv = self.command.argv(source)
+        log.info("%s: starting ffmpeg for %s: %s", self.name, source.shown, redact(" ".join(argv)))
+        self.proc = ChildProcess(
+            argv, name=f"{self.name}: ffmpeg", stdin=source.stdin,
+            on_stdout_line=self._stdout_line, on_stderr_line=self._progress_line,
+            secrets=source.secrets, quiet=("Timestamps are unset",))
+        await self.proc.start()
 
     def _stdout_line(self, raw: bytes) -> None:
         line = raw.decode("utf-8", "replace").strip()
@@ -199,75 +158,46 @@ class FfmpegProcess:
         elif line:
             log.debug("%s: unexpected segment-list line %r", self.name, redact(line))
 
-    async def _read_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        async for batch in self._lines(self.proc.stderr):
-            for raw in batch:
-                self._stderr_line(raw)
-
-    def _stderr_line(self, raw: bytes) -> None:
+    def _progress_line(self, raw: bytes) -> bool:
+        """A ``-progress`` key=value line (consumed); False for a log line (kept in the tail)."""
         if raw.startswith(b"out_time_us="):
             with contextlib.suppress(ValueError):
                 self.last_out_time_us = int(raw[12:])
                 if self._on_progress is not None:
                     self._on_progress(self.last_out_time_us)
-            return
+            return True
         key, sep, _ = raw.partition(b"=")
-        if sep and b" " not in key and key.replace(b"_", b"").isalnum():
-            return  # other progress keys
-        line = raw.decode("utf-8", "replace").strip()
-        if not line:
-            return
-        clean = redact(line)
-        self.tail.append(clean)
-        if "Timestamps are unset" not in clean:
-            log.debug("%s: ffmpeg: %s", self.name, clean)
+        return bool(sep and b" " not in key and key.replace(b"_", b"").isalnum())
 
     def tail_text(self) -> str:
-        return "\n".join(self.tail)
+        return self.proc.tail_text() if self.proc is not None else ""
 
     def last_error_line(self) -> str:
-        for line in reversed(self.tail):
+        tail = self.proc.tail if self.proc is not None else ()
+        for line in reversed(tail):
             if "[error]" in line or "[fatal]" in line:
                 return _strip_ffmpeg_prefix(line)
-        return _strip_ffmpeg_prefix(self.tail[-1]) if self.tail else ""
+        return _strip_ffmpeg_prefix(tail[-1]) if tail else ""
 
     async def wait(self) -> int:
         """Wait for the exit and for both pipes to be drained; the return code."""
         assert self.proc is not None
-        rc = await self.proc.wait()
-        if self._readers:
-            await asyncio.gather(*self._readers, return_exceptions=True)
-        return rc
+        return await self.proc.wait()
 
     async def stop(self, timeout_s: float = 5.0) -> int:
         """Terminate (ffmpeg then writes the last segment and its list line), wait, kill."""
-        self.stopping = True
         assert self.proc is not None
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.terminate()
-            try:
-                return await asyncio.wait_for(self.wait(), timeout_s)
-            except TimeoutError:
-                log.warning("%s: ffmpeg did not exit %.1fs after SIGTERM; killing", self.name,
-                            timeout_s)
-                self.kill()
-        return await self.wait()
+        return await self.proc.stop(timeout_s)
 
     def terminate(self) -> None:
         """SIGTERM without waiting (ffmpeg closes its segment, lists it and exits); the owner
         awaits the exit and kills ffmpeg if it does not come."""
-        self.stopping = True
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.terminate()
+        if self.proc is not None:
+            self.proc.terminate()
 
     def kill(self) -> None:
-        self.killed_by_us = True
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+        if self.proc is not None:
+            self.proc.kill()
 
 
 def _strip_ffmpeg_prefix(line: str) -> str:

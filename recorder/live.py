@@ -9,7 +9,8 @@ frame (:class:`Fmp4Splitter`), and puts every fragment on each :class:`Viewer`'s
 viewer gets the init segment and the fragments since the latest keyframe, so it can start decoding
 at once. A viewer that falls behind is dropped (its client reconnects); the ffmpeg is stopped a
 grace period after the last viewer leaves, and restarted with a backoff when the camera is lost
-while viewers remain. Camera credentials go into the argv only (the logged form is redacted).
+while viewers remain. Camera credentials never reach the argv: ffmpeg reads the URL from a script on
+its stdin (:func:`vms.proc.ffmpeg_input`), and the process is a :class:`vms.proc.ChildProcess`.
 See docs/design/live.md.
 """
 
@@ -18,23 +19,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import struct
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import ffmpeg as ffmpeg_python
 
-from recorder.ffmpeg import _set_parent_death_signal
 from vms.config import Settings
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, CameraStream
 from vms.logs import redact, register_secret
+from vms.proc import ChildProcess, FfmpegInput, ffmpeg_input
 from vms.secrets import SecretBox, SecretError
-from vms.urls import credentialed_url
 
 log = logging.getLogger(__name__)
 
@@ -224,25 +224,29 @@ class LiveOptions:
     backoff_max_s: float = 15.0
 
 
-def live_argv(ffmpeg_exe: str, source: LiveSource, *, socket_timeout_s: float = 10.0,
-              redacted: bool = False) -> list[str]:
-    """The live ffmpeg argv; credentials included unless ``redacted`` (pass that one to logs)."""
-    password = ("***" if source.password else "") if redacted else source.password
-    url = credentialed_url(source.url, source.username, password)
-    input_opts: dict[str, object] = {"fflags": "nobuffer"}
-    if url.startswith(("rtsp://", "rtsps://")):
-        input_opts["rtsp_transport"] = source.rtsp_transport
-        input_opts["allowed_media_types"] = "video"  # no audio track set up: it is not sent
-        input_opts["timeout"] = int(socket_timeout_s * 1_000_000)
-    else:  # a file, for development: real time, forever
-        input_opts["re"] = None
-        input_opts["stream_loop"] = -1
-    src = ffmpeg_python.input(url, **input_opts)
+def live_input(source: LiveSource, *, socket_timeout_s: float = 10.0) -> FfmpegInput:
+    """The live ffmpeg's input: for RTSP, a script on stdin with the URL and its credentials."""
+    if source.url.startswith(("rtsp://", "rtsps://")):
+        src = ffmpeg_input(source.url, source.username, source.password, {
+            "fflags": "nobuffer",
+            "rtsp_transport": source.rtsp_transport,
+            "allowed_media_types": "video",  # no audio track set up: it is not sent
+            "timeout": str(int(socket_timeout_s * 1_000_000)),
+        })
+        # nobuffer on the concat input too: it probes the stream again
+        return dataclasses.replace(src, options={"fflags": "nobuffer", **src.options})
+    # a file, for development: real time, forever
+    return FfmpegInput(source.url, {"fflags": "nobuffer", "re": None, "stream_loop": "-1"},
+                       redact(source.url))
+
+
+def live_argv(ffmpeg_exe: str, source: FfmpegInput) -> list[str]:
+    """The live ffmpeg argv for ``source`` (:func:`live_input`); it holds no credentials."""
+    src = ffmpeg_python.input(source.url, **source.options)
     out = ffmpeg_python.output(src["v:0"], "pipe:1", f="mp4", movflags=LIVE_MOVFLAGS,
                                flush_packets=1, **{"c:v": "copy"})
     compiled: list[str] = out.compile(cmd=ffmpeg_exe)
-    argv = [compiled[0], "-hide_banner", "-nostdin", "-loglevel", "level+warning", *compiled[1:]]
-    return [redact(a) for a in argv] if redacted else argv
+    return [compiled[0], "-hide_banner", "-nostdin", "-loglevel", "level+warning", *compiled[1:]]
 
 
 # -- viewers and streams --------------------------------------------------------------------------
@@ -319,7 +323,7 @@ class LiveStream:
         self.codec = ""
         self.gop: list[bytes] = []
         self.closing = False
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: ChildProcess | None = None
         self.starts = 0
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
         self._wake = asyncio.Event()
@@ -363,9 +367,8 @@ class LiveStream:
             self._idle.cancel()
             self._idle = None
         self._wake.set()
-        if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.terminate()
+        if self.proc is not None:
+            self.proc.terminate()
 
     def _broadcast(self, msg: LiveMessage) -> None:
         for viewer in list(self.viewers):
@@ -422,37 +425,34 @@ class LiveStream:
         """Run one ffmpeg until it exits; True when it delivered media."""
         if source.password:
             register_secret(source.password)
-        argv = live_argv(self.ffmpeg_exe, source, socket_timeout_s=self.options.socket_timeout_s)
-        log.info("%s: %s: starting %s", self.name, source.camera_name,
-                 " ".join(live_argv(self.ffmpeg_exe, source, redacted=True,
-                                    socket_timeout_s=self.options.socket_timeout_s)))
-        kwargs: dict[str, object] = {}
-        if sys.platform.startswith("linux"):
-            kwargs["preexec_fn"] = _set_parent_death_signal
+        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s)
+        argv = live_argv(self.ffmpeg_exe, src)
+        log.info("%s: %s: starting ffmpeg for %s: %s", self.name, source.camera_name, src.shown,
+                 redact(" ".join(argv)))
         self.tail.clear()
-        self.proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, **kwargs)  # type: ignore[arg-type]
+        proc = ChildProcess(argv, name=f"{self.name}: ffmpeg", stdin=src.stdin,
+                            secrets=src.secrets, tail=self.tail,
+                            stop_timeout_s=self.options.stop_timeout_s)
+        await proc.start()
+        self.proc = proc
         self.starts += 1
-        proc = self.proc
-        stderr_task = asyncio.create_task(self._drain_stderr(proc), name=f"{self.name}-stderr")
         got_media = False
         try:
-            got_media = await self._read_stdout(proc)
+            if self.closing:  # closed while it started
+                proc.terminate()
+            got_media = await self._read_stdout(proc.stdout)
         except Fmp4Error as exc:
             self.tail.append(f"[error] {exc}")
             log.error("%s: %s", self.name, exc)
         finally:
-            await self._stop_process(proc)
-            await asyncio.gather(stderr_task, return_exceptions=True)
+            await proc.stop()
             self.proc = None
             self.init = None
             self.codec = ""
             self.gop = []
         return got_media
 
-    async def _read_stdout(self, proc: asyncio.subprocess.Process) -> bool:
-        assert proc.stdout is not None
+    async def _read_stdout(self, stdout: asyncio.StreamReader) -> bool:
         splitter = Fmp4Splitter()
         got_media = False
         loop = asyncio.get_running_loop()
@@ -460,7 +460,7 @@ class LiveStream:
         while True:
             timeout = None if got_media else max(0.1, deadline - loop.time())
             try:
-                data = await asyncio.wait_for(proc.stdout.read(256 * 1024), timeout)
+                data = await asyncio.wait_for(stdout.read(256 * 1024), timeout)
             except TimeoutError:
                 self.tail.append(f"[error] no video within {self.options.startup_timeout_s:.0f}s")
                 return False
@@ -486,27 +486,6 @@ class LiveStream:
                 else:
                     self.gop = []  # too long a GOP: new viewers wait for the next keyframe
                 self._broadcast(LiveMessage("fragment", unit))
-
-    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stderr is not None
-        async for raw in proc.stderr:
-            line = redact(raw.decode("utf-8", "replace").strip())
-            if line:
-                self.tail.append(line)
-                log.debug("%s: ffmpeg: %s", self.name, line)
-
-    async def _stop_process(self, proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), self.options.stop_timeout_s)
-            except TimeoutError:
-                log.warning("%s: ffmpeg did not exit %.1fs after SIGTERM; killing", self.name,
-                            self.options.stop_timeout_s)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-        await proc.wait()
 
 
 # -- the service ----------------------------------------------------------------------------------

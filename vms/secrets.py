@@ -2,7 +2,8 @@
 
 The key file is created once with mode 0600; losing it makes stored camera passwords unreadable
 (cameras then need their credentials entered again), which is the point. Clear passwords live only
-in memory, for as long as a request or an ffmpeg argv needs them, and are never logged.
+in memory, for as long as a request or an ffmpeg stdin script (never an argv) needs them, and are
+never logged.
 """
 
 from __future__ import annotations

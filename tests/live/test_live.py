@@ -22,6 +22,7 @@ from recorder.live import (
     codec_string,
     fragment_is_keyframe,
     live_argv,
+    live_input,
 )
 from tests.live.conftest import CAMERA_PASSWORD, LiveWorld
 
@@ -202,10 +203,10 @@ async def test_camera_password_never_logged(live_world: LiveWorld,
     assert "starting" in caplog.text and "rtsp://admin:***@127.0.0.1" in caplog.text
     assert CAMERA_PASSWORD not in caplog.text
     source = LiveSource(1, "cam", "main", "rtsp://127.0.0.1:554/main", "admin", "p@ss:/w")
-    argv = live_argv("ffmpeg", source)
-    assert "rtsp://admin:p%40ss%3A%2Fw@127.0.0.1:554/main" in argv
-    assert not any("p%40ss" in a or "p@ss" in a for a in live_argv("ffmpeg", source,
-                                                                    redacted=True))
+    src = live_input(source)
+    assert src.stdin is not None and b"rtsp://admin:p%40ss%3A%2Fw@127.0.0.1:554/main" in src.stdin
+    assert not any("p%40ss" in a or "p@ss" in a for a in live_argv("ffmpeg", src))
+    assert src.shown == "rtsp://admin:***@127.0.0.1:554/main"
 
 
 def test_splitter_cuts_any_byte_stream_into_init_and_fragments() -> None:

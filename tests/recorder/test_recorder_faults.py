@@ -82,7 +82,7 @@ async def test_wrong_password_is_auth_failed_and_never_logged(rec_env, rtsp_fact
     finally:
         await sup.stop()
     assert secret not in caplog.text
-    assert "admin:***@" in caplog.text  # the redacted argv was logged
+    assert "admin:***@" in caplog.text  # the redacted URL was logged
     assert not segments_of(env, cam)
     assert not runs_of(env, cam), "sessions that never recorded leave no run"
 
