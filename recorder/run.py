@@ -122,7 +122,7 @@ class _RunState:
     volume: Volume
     folder: Path
     provisional_start_us: int
-    clock: RunClock = field(default_factory=RunClock)
+    run_clock: RunClock = field(default_factory=RunClock)
     """The run's anchor and the chain of the segments ffmpeg closed (indexed or in the ring)."""
     last_end_us: int | None = None
     """End of the last indexed segment."""
@@ -274,7 +274,7 @@ class StreamRecorder:
         last_progress_us = [self.clock.monotonic_us(), -1]
 
         def on_progress(out_time_us: int) -> None:
-            state.clock.progress(self.clock.now_us(), out_time_us)
+            state.run_clock.progress(self.clock.now_us(), out_time_us)
             if out_time_us > last_progress_us[1]:
                 last_progress_us[0] = self.clock.monotonic_us()
                 last_progress_us[1] = out_time_us
@@ -458,7 +458,7 @@ class StreamRecorder:
                 not (reason == "error" and self._transcode_audio and not recorded):
             delay_s = self._backoff.next_delay_s()
         end_us = state.last_end_us if state.last_end_us is not None else (
-            state.clock.anchor_us or state.provisional_start_us)
+            state.run_clock.anchor_us or state.provisional_start_us)
         deleted = False
         if not recorded:
             deleted = await self.gw.write(index.delete_run_if_empty, state.run_id)
@@ -489,8 +489,8 @@ class StreamRecorder:
         path = state.folder / Path(line.name).name
         match = SEGMENT_RE.match(path.name)
         seq = int(match["seq"]) if match else state.last_seq + 1
-        first = state.clock.anchor_us is None
-        placed = state.clock.place(seen_us, round(line.start_s * 1_000_000),
+        first = state.run_clock.anchor_us is None
+        placed = state.run_clock.place(seen_us, round(line.start_s * 1_000_000),
                                    round(line.end_s * 1_000_000))
         start_us, end_us = placed.start_us, placed.end_us
         if placed.shift_us > 0:
@@ -502,7 +502,7 @@ class StreamRecorder:
                         "segment %s", self.name, -placed.shift_us / 1e6, path.name)
         if placed.late:
             end_us = await self._frames_end(path, start_us, end_us)
-            state.clock.truncate_last(end_us)
+            state.run_clock.truncate_last(end_us)
             log.info("%s: segment %s closed %.1fs after its last frame (the camera stopped "
                      "sending)", self.name, path.name, (seen_us - end_us) / 1e6)
         if first and not self.is_event:
@@ -605,7 +605,7 @@ class StreamRecorder:
             seq = int(match["seq"])
             if seq <= state.last_seq:
                 continue
-            start_us = state.clock.next_start_us(
+            start_us = state.run_clock.next_start_us(
                 state.progress_anchor_us or state.provisional_start_us)
             if self.is_event and not self._keeps.keeping(start_us, self.clock.now_us()):
                 await asyncio.to_thread(path.unlink, True)

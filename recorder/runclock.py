@@ -63,7 +63,8 @@ class Placement:
     late: bool
     """The list line came late (more than :data:`LATE_LINE_US` after the end): a stall ended it."""
     shift_us: int
-    """How far the anchor moved for this segment (0 when it only took a smaller delay)."""
+    """How far the anchor moved because media time jumped (ahead by more than
+    :data:`AHEAD_LOG_US`, or fell behind); 0 otherwise (e.g. it only took a smaller delay)."""
 
 
 class RunClock:
