@@ -87,11 +87,15 @@ class Session:
         self.last_seen_mono_us = mono_us()
         self.closed = False
         self.has_played = False
+        self.paused_us = 0
+        """Media time taken out of the timestamps by stalls with a paused clock (see
+        :meth:`RtspServer.stall`); added to the server's jump."""
 
     # -- timeline ------------------------------------------------------------------------------
     # Frame n of the session (counted from its first PLAY, across loops) is due at
     # start + n * 1e6 / fps and carries RTP time n * 90000 / fps; audio packet m (across loops)
-    # is due at its own media time. Stalls and pauses skip frames, so timestamps jump forward.
+    # is due at its own media time. Stalls and pauses skip frames, so timestamps jump forward
+    # (unless the stall pauses the clock: then ``paused_us`` takes the skipped time back out).
 
     def _frame_media_us(self, n: int) -> int:
         return n * 1_000_000 // self.clip.spec.fps
@@ -146,7 +150,7 @@ class Session:
         """The RTP-Info header value for the first packets PLAY will send."""
         assert self.start_mono_us is not None
         n = self._first_frame()
-        jump = self.server._jump_us
+        jump = self.server._jump_us - self.paused_us
         parts = []
         for index, track in sorted(self.tracks.items()):
             if index == VIDEO_TRACK:
@@ -291,7 +295,10 @@ class Session:
                     now = mono_us()
                 if now < server._stall_until_mono_us:
                     await asyncio.sleep((server._stall_until_mono_us - now) / 1_000_000)
-                    n = self._resync_frame(mono_us())
+                    resume = self._resync_frame(mono_us())
+                    if not server._stall_clock_runs:
+                        self.paused_us += self._frame_media_us(resume) - self._frame_media_us(n)
+                    n = resume
                     m = self._first_audio_at(self._frame_media_us(n))
                     next_sr_n = n
                     continue
@@ -307,7 +314,7 @@ class Session:
                     break
                 if self.conn.closing:
                     break
-                jump = server._jump_us
+                jump = server._jump_us - self.paused_us
                 capture_us = clock.now_us() + server.time_offset_us - (now - due)
                 if n >= next_sr_n:
                     self._sender_reports(n, capture_us, jump)

@@ -107,6 +107,7 @@ class RtspServer:
         self._sessions: dict[str, Session] = {}
         self._refuse_until_mono_us = 0
         self._stall_until_mono_us = 0
+        self._stall_clock_runs = True
         self._jump_us = 0
         self._nonce_key = secrets.token_bytes(16)
         self._rtp_transport: asyncio.DatagramTransport | None = None
@@ -185,9 +186,16 @@ class RtspServer:
         """Answer DESCRIBE/SETUP/PLAY with 503 for ``seconds``."""
         self._refuse_until_mono_us = mono_us() + int(seconds * 1_000_000)
 
-    def stall(self, seconds: float) -> None:
-        """Send no media for ``seconds`` (sessions stay open); then resume, timestamps jumped."""
+    def stall(self, seconds: float, *, clock_runs: bool = True) -> None:
+        """Send no media for ``seconds`` (sessions stay open); then resume on the next keyframe.
+
+        ``clock_runs`` (the default) is what a real camera does when the network stalls: its capture
+        clock keeps running and the frames captured meanwhile are lost, so the RTP timestamps jump
+        by the length of the stall. False models a source whose clock pauses instead (some
+        encoders and relays): the timestamps resume where they stopped, as if no time had passed.
+        """
         self._stall_until_mono_us = mono_us() + int(seconds * 1_000_000)
+        self._stall_clock_runs = clock_runs
 
     def jump_timestamps(self, seconds: float) -> None:
         """Add a discontinuity of ``seconds`` to every session's RTP timestamps from now on."""

@@ -37,6 +37,12 @@ AUDIO_UNSUPPORTED_MARKERS = ("codec not currently supported in container",)
 DISK_FULL_MARKERS = ("No space left on device", "Disk quota exceeded")
 """ENOSPC/EDQUOT as ffmpeg prints them (``Error submitting a packet to the muxer: No space left on
 device``, exit code 228). ffmpeg still lists the segment it failed to finish, truncated."""
+READ_TIMEOUT_MARKER = "Failed reading RTSP data: Connection timed out"
+"""The camera sent nothing for the socket timeout. ffmpeg survives the first one (it retries the read
+and exits only at the second), but the first packet after it gets no timestamp of its own: ffmpeg
+gives it the previous packet's time plus a frame, so the keyframe ending a stall is written seconds
+before it was captured (measured with camsim: 6.9 s early after a 6 s stall with a 5 s timeout).
+The recorder ends the run there instead (see recorder/run.py)."""
 CONNECT_FAILED_MARKERS = (
     "Connection refused", "Connection timed out", "Connection reset", "No route to host",
     "503 Service Unavailable", "End of file", "Network is unreachable", "Broken pipe",
@@ -114,15 +120,18 @@ def parse_segment_line(line: str) -> SegmentLine | None:
 
 
 class FfmpegProcess:
-    """One running recording ffmpeg. ``on_segment`` is called (in the loop) for each CSV line."""
+    """One running recording ffmpeg. ``on_segment`` is called (in the loop) for each CSV line,
+    ``on_progress`` for each ``out_time_us``, ``on_log`` for each other stderr line (redacted)."""
 
     def __init__(self, command: RecordCommand, *, name: str,
                  on_segment: Callable[[SegmentLine], None],
-                 on_progress: Callable[[int], None] | None = None) -> None:
+                 on_progress: Callable[[int], None] | None = None,
+                 on_log: Callable[[str], None] | None = None) -> None:
         self.command = command
         self.name = name
         self._on_segment = on_segment
         self._on_progress = on_progress
+        self._on_log = on_log
         self.last_out_time_us: int | None = None
         self.proc: ChildProcess | None = None
 
@@ -167,7 +176,13 @@ class FfmpegProcess:
                     self._on_progress(self.last_out_time_us)
             return True
         key, sep, _ = raw.partition(b"=")
-        return bool(sep and b" " not in key and key.replace(b"_", b"").isalnum())
+        if sep and b" " not in key and key.replace(b"_", b"").isalnum():
+            return True  # other progress keys
+        if self._on_log is not None and self.proc is not None:
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                self._on_log(self.proc.scrub(line))
+        return False  # a log line: the child process keeps it (redacted) in its tail
 
     def tail_text(self) -> str:
         return self.proc.tail_text() if self.proc is not None else ""

@@ -4,10 +4,11 @@ A :class:`StreamRecorder` loops: open a run (a ``Run`` row), start one ffmpeg
 (:mod:`recorder.ffmpeg`), index every segment ffmpeg reports as finished (probe with PyAV, fsync
 file and folder, then insert the ``Segment`` row), watch for stalls, and when ffmpeg exits index the
 segment it was writing (if playable), close the run with its end reason, report status, back off,
-and start again — until told to stop. Time derivation is described in docs/design/recording.md:
-the run's start is the wall clock at media time 0, estimated when the first segment closes; within
-a run each segment starts at run start + ffmpeg's cumulative media time, chained to the previous
-segment's end so segments never overlap.
+and start again — until told to stop. Time derivation (:mod:`recorder.runclock`, described in
+docs/design/recording.md): a segment spans the run's anchor (the wall-clock instant of media time 0)
+plus the media times ffmpeg lists for it — the frames' own timestamps — checked against when its
+first keyframe arrived, never taken from when ffmpeg got round to closing the file. A stall inside a
+run is a hole between its segments where the frames stop and resume.
 
 In mode ``event`` the same loop records into short ring-buffer segments that are *not* indexed
 when they close: they wait in a ring (files on the same volume) until an event asks for them
@@ -38,11 +39,13 @@ from recorder.ffmpeg import (
     AUTH_FAILED_MARKERS,
     CONNECT_FAILED_MARKERS,
     DISK_FULL_MARKERS,
+    READ_TIMEOUT_MARKER,
     FfmpegProcess,
     RecordCommand,
     SegmentLine,
 )
 from recorder.preroll import KeepWindows, PendingSegment, PreRollRing, ring_horizon_us
+from recorder.runclock import RunClock
 from recorder.segments import (
     SEGMENT_RE,
     fsync_path,
@@ -59,13 +62,6 @@ from vms.config import Settings, Volume
 from vms.db.gateway import Gateway
 
 log = logging.getLogger(__name__)
-
-CHAIN_TOLERANCE_US = 50_000
-"""A segment whose media start is this close to the previous end is chained to it exactly."""
-
-REANCHOR_THRESHOLD_US = 5_000_000
-"""If media time and the wall clock disagree by more than this, the media clock jumped: re-anchor."""
-
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -128,17 +124,17 @@ class _RunState:
     volume: Volume
     folder: Path
     provisional_start_us: int
-    anchor_us: int | None = None
-    """Wall-clock instant of media time 0 (set when the first segment closes)."""
+    run_clock: RunClock = field(default_factory=RunClock)
+    """The run's anchor and the chain of the segments ffmpeg closed (indexed or in the ring)."""
     last_end_us: int | None = None
     """End of the last indexed segment."""
-    last_closed_end_us: int | None = None
-    """End of the last segment ffmpeg closed (indexed or in the ring): what the next one chains to."""
     last_seq: int = -1
     recent: list[tuple[int, Path, int, int]] = field(default_factory=list)
     """The last indexed segments: (row id, path, start_us, end_us), newest last."""
     disk_full: str | None = None
     """Why the run was stopped for lack of space (the volume fell below ``min_free_bytes``)."""
+    silent: bool = False
+    """ffmpeg's read timed out (the camera sent nothing for ``socket_timeout_s``): run ended."""
     segments: int = 0
     closed: int = 0
     ring: PreRollRing = field(default_factory=PreRollRing)
@@ -280,6 +276,7 @@ class StreamRecorder:
         last_progress_us = [self.clock.monotonic_us(), -1]
 
         def on_progress(out_time_us: int) -> None:
+            state.run_clock.progress(self.clock.now_us(), out_time_us)
             if out_time_us > last_progress_us[1]:
                 last_progress_us[0] = self.clock.monotonic_us()
                 last_progress_us[1] = out_time_us
@@ -307,8 +304,19 @@ class StreamRecorder:
             state.queue.put_nowait((line, self.clock.now_us()))
             check_space()
 
+        def on_log(line: str) -> None:
+            """A read timeout: ffmpeg would go on, but would stamp the first frame after the stall
+            with the time of the last one before it; end the run cleanly (the segment being
+            written closes with the frames captured before the stall)."""
+            if READ_TIMEOUT_MARKER in line and state.media_seen and not proc.stopping:
+                state.silent = True
+                log.warning("%s: the camera sent nothing for %gs; stopping ffmpeg (pid %s) before "
+                            "it resumes with wrong timestamps", self.name,
+                            self.options.socket_timeout_s, proc.pid)
+                proc.terminate()
+
         proc = FfmpegProcess(command, name=self.name, on_segment=on_segment,
-                             on_progress=on_progress)
+                             on_progress=on_progress, on_log=on_log)
         stalled = False
         try:
             if self._stop_reason is not None:
@@ -324,7 +332,7 @@ class StreamRecorder:
                 if wait_task.done():
                     continue
                 check_space()
-                if state.disk_full is not None and self._stop_reason is None:
+                if (state.disk_full is not None or state.silent) and self._stop_reason is None:
                     terminated_us = terminated_us or self.clock.monotonic_us()
                     if self.clock.monotonic_us() - terminated_us > \
                             self.options.stop_timeout_s * 1e6:
@@ -414,9 +422,11 @@ class StreamRecorder:
                 f"(ffmpeg: {err or 'No space left on device'})")
             self._set_status("error", f"{problem}; recording stopped")
             self._notify_disk_full(state.volume, problem)
-        elif stalled:
+        elif stalled or state.silent:
             reason = "stall"
-            self._set_status("reconnecting", f"stalled: no data for {self.options.stall_timeout_s:g}s")
+            silence_s = self.options.socket_timeout_s if state.silent else \
+                self.options.stall_timeout_s
+            self._set_status("reconnecting", f"stalled: no data for {silence_s:g}s")
         elif any(m in tail for m in AUTH_FAILED_MARKERS):
             reason = "auth_failed"
             self._set_status(
@@ -450,7 +460,7 @@ class StreamRecorder:
                 not (reason == "error" and self._transcode_audio and not recorded):
             delay_s = self._backoff.next_delay_s()
         end_us = state.last_end_us if state.last_end_us is not None else (
-            state.anchor_us or state.provisional_start_us)
+            state.run_clock.anchor_us or state.provisional_start_us)
         deleted = False
         if not recorded:
             deleted = await self.gw.write(index.delete_run_if_empty, state.run_id)
@@ -481,30 +491,24 @@ class StreamRecorder:
         path = state.folder / Path(line.name).name
         match = SEGMENT_RE.match(path.name)
         seq = int(match["seq"]) if match else state.last_seq + 1
-        start_media_us = round(line.start_s * 1_000_000)
-        end_media_us = round(line.end_s * 1_000_000)
-        if state.anchor_us is None:
-            state.anchor_us = seen_us - end_media_us
-            if not self.is_event:
-                await self.gw.write(index.update_run_start, state.run_id,
-                                    state.anchor_us + start_media_us)
-        else:
-            drift_us = (seen_us - end_media_us) - state.anchor_us
-            if -REANCHOR_THRESHOLD_US <= drift_us < 0:
-                # a list line can only arrive late, never early: the smallest delay seen is the
-                # best estimate (the first lines come during the connect/probe burst)
-                state.anchor_us += drift_us
-            elif abs(drift_us) > REANCHOR_THRESHOLD_US:
-                log.warning("%s: media time and wall clock disagree by %.1fs; re-anchoring",
-                            self.name, drift_us / 1e6)
-                state.anchor_us = seen_us - end_media_us
-        start_us = state.anchor_us + start_media_us
-        end_us = state.anchor_us + end_media_us
-        prev = state.last_closed_end_us
-        if prev is not None and start_us < prev + CHAIN_TOLERANCE_US:
-            start_us = prev  # contiguous (or overlapping by rounding): chain exactly
-        end_us = max(end_us, start_us)
-        state.last_closed_end_us = end_us
+        first = state.run_clock.anchor_us is None
+        placed = state.run_clock.place(seen_us, round(line.start_s * 1_000_000),
+                                   round(line.end_s * 1_000_000))
+        start_us, end_us = placed.start_us, placed.end_us
+        if placed.shift_us > 0:
+            log.warning("%s: media time fell %.1fs behind the wall clock (the camera's clock "
+                        "paused or went back); re-anchored from segment %s", self.name,
+                        placed.shift_us / 1e6, path.name)
+        elif placed.shift_us < 0:
+            log.warning("%s: media time jumped %.1fs ahead of the wall clock; re-anchored from "
+                        "segment %s", self.name, -placed.shift_us / 1e6, path.name)
+        if placed.late:
+            end_us = await self._frames_end(path, start_us, end_us)
+            state.run_clock.truncate_last(end_us)
+            log.info("%s: segment %s closed %.1fs after its last frame (the camera stopped "
+                     "sending)", self.name, path.name, (seen_us - end_us) / 1e6)
+        if first and not self.is_event:
+            await self.gw.write(index.update_run_start, state.run_id, start_us)
         state.closed += 1
         if self.is_event and not self._keeps.keeping(start_us, end_us):
             state.ring.add(PendingSegment(path, seq, start_us, end_us))
@@ -515,6 +519,14 @@ class StreamRecorder:
             await self._prune_ring(state, end_us)
             return
         await self._index_file(state, path, seq, start_us, end_us, "ok")
+
+    async def _frames_end(self, path: Path, start_us: int, end_us: int) -> int:
+        """The end of a segment closed late (a stall), checked against the frames in its file: a
+        list line's end may reach up to the keyframe that closed it, after the stall."""
+        probe = await asyncio.to_thread(probe_segment, path)
+        if probe.playable and start_us + probe.duration_us < end_us - TRUNCATED_TOLERANCE_US:
+            return start_us + probe.duration_us
+        return end_us
 
     async def _flush_ring(self, state: _RunState) -> None:
         """Index the ring segments an event now keeps (pre-roll), oldest first."""
@@ -595,8 +607,8 @@ class StreamRecorder:
             seq = int(match["seq"])
             if seq <= state.last_seq:
                 continue
-            start_us = state.last_closed_end_us if state.last_closed_end_us is not None else (
-                state.anchor_us or state.progress_anchor_us or state.provisional_start_us)
+            start_us = state.run_clock.next_start_us(
+                state.progress_anchor_us or state.provisional_start_us)
             if self.is_event and not self._keeps.keeping(start_us, self.clock.now_us()):
                 await asyncio.to_thread(path.unlink, True)
                 continue

@@ -14,8 +14,11 @@ plain tuples.
 A **span** is a maximal stretch of contiguous, playable segments of one run. A **gap** is every
 part of the range not covered by a span, with a reason: the ``end_reason`` of the run that ended
 before it (``camera_lost``, ``stall``, ``shutdown``, ``config_change``, ``crash``, ``error`` …),
-``missing`` where indexed files are gone, ``recording`` for the still-open tail of a live run,
-``not_recorded`` before the first recording or where nothing explains it.
+``missing`` where indexed files are gone, ``stall`` for a hole *inside* a continuous run (ffmpeg
+kept running but the camera sent nothing: the segments are placed by the frames' own timestamps, so
+the hole is where the frames stop and resume), ``recording`` for the still-open tail of a live run,
+``not_recorded`` before the first recording, inside an event-mode run (kept only around events) or
+where nothing explains it.
 
 Plain synchronous functions for :meth:`vms.db.gateway.Gateway.read`.
 """
@@ -175,11 +178,13 @@ def segment_at(camera_id: int, at_us: int, stream: str = "main") -> SegmentRef |
     return seg if seg.end_us > at_us else None
 
 
-def _run_reasons(run_ids: set[int]) -> dict[int, tuple[str, int | None]]:
+def _run_reasons(run_ids: set[int]) -> dict[int, tuple[str, int | None, str]]:
+    """``{run id: (end reason, end_us, mode)}``."""
     if not run_ids:
         return {}
-    rows = Run.select(Run.id, Run.end_reason, Run.end_us).where(Run.id.in_(sorted(run_ids))).tuples()
-    return {rid: (reason or "", end_us) for rid, reason, end_us in rows}
+    rows = Run.select(Run.id, Run.end_reason, Run.end_us, Run.mode).where(
+        Run.id.in_(sorted(run_ids))).tuples()
+    return {rid: (reason or "", end_us, mode or "") for rid, reason, end_us, mode in rows}
 
 
 def _events(camera_id: int, from_us: int, to_us: int) -> tuple[list[dict[str, Any]], bool]:
@@ -251,9 +256,11 @@ def build_timeline(camera_id: int, from_us: int, to_us: int, *, stream: str = "m
             return "missing"
         if prev_run is None:
             return "not_recorded"
-        reason, run_end_us = runs.get(prev_run, ("", None))
+        reason, run_end_us, mode = runs.get(prev_run, ("", None, ""))
         if prev_run == next_run:
-            return "missing"  # a hole inside one run: files deleted or lost
+            # a hole inside one run: ffmpeg ran on, the camera sent nothing (in event mode: no
+            # event asked for that stretch)
+            return "not_recorded" if mode == "event" else "stall"
         if next_run is None and run_end_us is None:
             return "recording"  # the run is still open: its next segment is not indexed yet
         return reason or "not_recorded"

@@ -92,3 +92,26 @@ DYNAMIC_TERMS = (
     N_("stopped"), N_("offline"), N_("online"), N_("archived"),
     N_("continuous"), N_("scheduled"), N_("event"), N_("off"),
 )
+
+# Why footage is missing: run end reasons and timeline gap reasons (codes from recorder/run.py and
+# recorder/timeline.py), as people read them.
+GAP_REASONS = {
+    "stall": N_("camera stopped sending"),
+    "camera_lost": N_("connection to the camera lost"),
+    "shutdown": N_("server stopped"),
+    "config_change": N_("settings changed"),
+    "schedule": N_("outside the recording schedule"),
+    "disk_full": N_("disk full"),
+    "auth_failed": N_("wrong camera password"),
+    "error": N_("recording failed"),
+    "crash_recovered": N_("server stopped unexpectedly"),
+    "missing": N_("recorded files missing"),
+    "not_recorded": N_("not recorded"),
+    "recording": N_("still recording"),
+}
+
+
+def gap_reason(code: str) -> str:
+    """The translated label of a run end reason or gap reason; an unknown code as it is."""
+    label = GAP_REASONS.get(code or "")
+    return gettext(label) if label is not None else code

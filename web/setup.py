@@ -64,6 +64,7 @@ def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> No
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["localtime"] = _format_time
+    env.filters["gap_reason"] = i18n.gap_reason
     env.globals["static"] = lambda path: str(app.router["static"].url_for(filename=path))
     app[I18N_KEY] = i18n.load_catalogues()
     app[RULES] = {}

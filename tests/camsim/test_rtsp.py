@@ -451,6 +451,28 @@ async def test_stall_stops_packets_then_resumes_with_jumped_timestamps(server: R
     assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
 
 
+async def test_stall_with_paused_clock_resumes_timestamps_where_they_stopped(
+        server: RtspServer) -> None:
+    client = MiniRtsp(server.url("/main"), USER, PASSWORD)
+    await client.connect()
+    await client.play_tcp()
+    await client.read_for(0.6)
+    server.stall(1.2, clock_runs=False)
+    stall_at = wall_us()
+    await client.read_for(2.4)
+    await client.close()
+    video = client.rtp(0)
+    gap_start = max(p.recv_us for p in video if p.recv_us < stall_at + 50_000)
+    before = [p for p in video if p.recv_us <= gap_start]
+    after = [p for p in video if p.recv_us > stall_at + 50_000]
+    assert after[0].recv_us - gap_start > 1_150_000, "no packets during the stall"
+    step = ((after[0].ts - before[-1].ts) & 0xFFFFFFFF) / 90_000
+    assert step == 0.04, step  # one frame on: the clock stood still while nothing was sent
+    last_capture = [c for c in (p.capture_us() for p in before) if c is not None][-1]
+    assert after[0].capture_us() - last_capture > 1_150_000, "captured after the stall"
+    assert after[0].payload[0] & 0x1F == 24, "resumes on an IDR (STAP-A with SPS/PPS)"
+
+
 async def test_jump_timestamps(server: RtspServer) -> None:
     client = MiniRtsp(server.url("/main"), USER, PASSWORD)
     await client.connect()

@@ -32,9 +32,31 @@ async def test_recording_status_runs_and_gaps(world: World) -> None:  # noqa: F8
     assert page.status == 200
     text = await page.text()
     assert "camera_lost" in text and 'id="recording-gaps"' in text
+    # reasons are shown as translated labels (the code stays in data-reason)
+    assert '<td data-reason="camera_lost">connection to the camera lost</td>' in text
+    ru = await (await world.client.get(f"/cameras/{cam}/recording",
+                                       headers={"Accept-Language": "ru"})).text()
+    assert '<td data-reason="camera_lost">связь с камерой потеряна</td>' in ru
+    assert '<td data-reason="shutdown">сервер остановлен</td>' in ru
     camera_page = await (await world.client.get(f"/cameras/{cam}")).text()
     assert f'data-src="/api/v1/cameras/{cam}/recording"' in camera_page
     # a user of another site: not found, not forbidden
     await world.login("viewer_b")
     assert (await world.client.get(f"/api/v1/cameras/{cam}/recording")).status == 404
     assert (await world.client.get(f"/cameras/{cam}/recording")).status == 404
+
+
+def test_gap_reason_labels() -> None:
+    import contextvars
+
+    from web.i18n import GAP_REASONS, activate, gap_reason, load_catalogues
+
+    def in_russian() -> dict[str, str]:
+        activate(load_catalogues()["ru"])
+        return {code: gap_reason(code) for code in (*GAP_REASONS, "something_new")}
+
+    ru = contextvars.copy_context().run(in_russian)
+    assert ru["stall"] == "камера перестала передавать видео"
+    assert ru["something_new"] == "something_new"
+    assert all(label != code for code, label in ru.items() if code in GAP_REASONS)
+    assert gap_reason("stall") == "camera stopped sending"
