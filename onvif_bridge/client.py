@@ -391,7 +391,27 @@ class OnvifClient:
             "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}},
             "ProfileToken": profile_token,
         })
-        return expect(answer, MediaUri, "GetStreamUri").uri  # type: ignore[no-any-return]
+        uri = expect(answer, MediaUri, "GetStreamUri").uri
+        return self._stream_on_device_host(str(uri))
+
+    def _stream_on_device_host(self, uri: str) -> str:
+        """``uri`` if it is on the device's host, else the same port and path on the device's
+        host: the recorder sends the camera's login to this address (ffmpeg), and a camera behind
+        NAT names its LAN address, so only the host the installer named is ever used."""
+        if not uri or same_host(url_host(uri), url_host(self.xaddr)):
+            return uri
+        try:
+            parts, device = urlsplit(uri), urlsplit(self.xaddr)
+            port = parts.port
+        except ValueError:
+            logger.warning("camera %s: stream address unreadable; not used", self.label)
+            return ""
+        host = device.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+        moved = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        logger.warning("camera %s: stream named on another host (%s); using %s", self.label,
+                       redact_url(uri), redact_url(moved))
+        return moved
 
     async def snapshot_uri(self, profile_token: str) -> str:
         answer = await self.call("media", "GetSnapshotUri", {"ProfileToken": profile_token})

@@ -219,5 +219,8 @@ async def test_services_named_on_another_host_are_used_on_the_cameras_own(
         caps = await client.capabilities()
         assert any("10.10.1.65" in s.xaddr for s in caps.services)
         profiles = await client.profiles()
+        # the stream the recorder will send the login to is on the camera's host too
+        stream = await client.stream_uri(profiles[0].token)
     assert profiles
+    assert stream.startswith("rtsp://127.0.0.1:554/") and "10.10.1.65" not in stream
     assert "/onvif/Media" in paths
