@@ -108,7 +108,12 @@ def _hashed(password: str | HashedPassword) -> str:
 
 class Accounts:
     """Users, sites, grants, sessions and API tokens. Sync methods: run them through the gateway
-    (``await gateway.write(accounts.create_user, ...)``) so writes stay on the writer thread."""
+    (``await gateway.write(accounts.create_user, ...)``) so writes stay on the writer thread.
+
+    No method checks a password (the server does that on its password pool). A new password is
+    given either as a :class:`HashedPassword`, hashed beforehand (by the server on its password
+    pool, by the CLI before it opens a transaction), or as text, hashed here inside the caller's
+    transaction (start-up and tests only: argon2 would hold the writer)."""
 
     def __init__(self, clock: Clock, session_hours: int = 12) -> None:
         self.clock = clock

@@ -11,12 +11,14 @@ they arrive, not as they finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -33,6 +35,7 @@ WAITING_PER_WORKER = 16
 # nice value of the pool's threads (and of the lane threads argon2 starts from them), so that the
 # event loop, the database writer and ffmpeg get the processor first while sign-ins pile up
 WORKER_NICE = 10
+CHECK_S = 0.15  # about what one argon2id check takes on one core of a small server
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
@@ -117,26 +120,34 @@ class PasswordPool:
         """Checks running or waiting."""
         return self._under_way
 
-    def _reserve(self) -> None:
+    @contextlib.contextmanager
+    def place(self) -> Iterator[None]:
+        """Hold a place in the pool (raise :class:`PasswordPoolBusy` at once when it is full),
+        so a sign-in is refused before it costs even a database read."""
         if self._under_way >= self.capacity:
-            raise PasswordPoolBusy(retry_after_s=1 + self._under_way // (4 * self.workers))
+            # about the time the waiting line takes to drain, plus as much again at random, so
+            # that the clients turned away together do not all come back together
+            drain_s = 1 + int(self._under_way * CHECK_S) // self.workers
+            raise PasswordPoolBusy(retry_after_s=drain_s + secrets.randbelow(drain_s + 1))
         self._under_way += 1
-
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
-        self._reserve()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            yield
         finally:
             self._under_way -= 1
 
+    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
     async def verify(self, password_hash: str | None, password: str) -> bool:
-        """True when ``password`` matches; None as the hash (unknown user) costs the same."""
+        """True when ``password`` matches; None as the hash (unknown user) costs the same.
+        Call it inside :meth:`place`."""
         return bool(await self._run(verify_or_dummy, password_hash, password))
 
     async def hash_new(self, password: str) -> HashedPassword:
         """A new password checked for strength, then hashed on the pool."""
         check_password_strength(password)
-        return HashedPassword(str(await self._run(hash_password, password)))
+        with self.place():
+            return HashedPassword(str(await self._run(hash_password, password)))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -59,9 +59,11 @@ async def _change_own_password(request: web.Request, current: str, new: str) -> 
     gateway = request.app[GATEWAY]
     clock = request.app[CLOCK]
     principal = _principal(request)
-    found = await gateway.read(accounts.password_hash_of, principal.username)
+    pool = request.app[PASSWORDS]
     try:
-        right = await request.app[PASSWORDS].verify(found[1] if found else None, current)
+        with pool.place():
+            found = await gateway.read(accounts.password_hash_of, principal.username)
+            right = await pool.verify(found[1] if found else None, current)
     except PasswordPoolBusy as exc:
         raise _busy(exc) from None
     if not right or found is None:

@@ -59,21 +59,21 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[st
                                 detail={"retry_after_s": exc.retry_after_s})
         raise web.HTTPTooManyRequests(text=str(exc),
                                       headers={"Retry-After": str(exc.retry_after_s)}) from None
-    counted = True
+    outcome: bool | None = None  # None: the password was never looked at
     try:
-        found = await gateway.read(accounts.password_hash_of, username)
-        try:
-            ok = await passwords.verify(found[1] if found else None, password)
-        except PasswordPoolBusy as exc:
-            throttle.release(*keys)  # no password was checked: not a failure
-            counted = False
-            raise web.HTTPServiceUnavailable(
-                text=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
-        throttle.finish(*keys, ok=ok)
-        counted = False
+        with passwords.place():  # a full pool refuses at once, before any database read
+            outcome = False  # from here, an attempt cancelled or failed half-way is a failure
+            found = await gateway.read(accounts.password_hash_of, username)
+            outcome = await passwords.verify(found[1] if found else None, password)
+    except PasswordPoolBusy as exc:
+        raise web.HTTPServiceUnavailable(
+            text=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
     finally:
-        if counted:  # cancelled or failed while checking: an attempt that may not go uncounted
-            throttle.finish(*keys, ok=False)
+        if outcome is None:
+            throttle.release(*keys)  # not a guess: it was never checked
+        else:
+            throttle.finish(*keys, ok=outcome)
+    ok = outcome
 
     if ok and found is not None:
         user_id, checked_hash = found
