@@ -201,13 +201,6 @@ class LoginThrottle:
         key.failures = [t for t in key.failures if now - t < self.window_us]
         return key
 
-    def retry_after_s(self, *names: str) -> int:
-        """Seconds until every one of ``names`` is unlocked (0: none is locked)."""
-        now = self.clock.monotonic_us()
-        wait = max((self._keys[n].locked_until_us - now for n in names if n in self._keys),
-                   default=0)
-        return max(0, -(-wait // US_PER_S))
-
     def begin(self, *names: str) -> None:
         """Count an attempt on every key, or raise :class:`Throttled` without counting it."""
         now = self.clock.monotonic_us()

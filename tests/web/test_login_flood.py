@@ -60,6 +60,12 @@ async def test_parallel_guesses_are_counted_before_they_are_checked(world: World
         # five failures locked the account: the right password, from a fresh address, is refused
         status, retry_after = await login(world, sessions[200], "operator1", PASSWORD)
         assert status == 429 and int(retry_after) > 60, (status, retry_after)
+    # the audit keeps every checked failure and the lock once, not a row per refusal
+    await world.login("admin1")
+    resp = await world.client.get("/api/v1/audit", params={"action": "login",
+                                                           "username": "operator1"})
+    outcomes = Counter(e["outcome"] for e in (await resp.json())["entries"])
+    assert outcomes == {"failed": statuses[401], "throttled": 1}, outcomes
 
 
 async def test_the_right_password_among_parallel_guesses_is_refused(world: World) -> None:
