@@ -9,14 +9,17 @@ one insert every ``--interval-ms``:
 - ``flood``: a child process keeps ``--logins`` sign-ins for unknown users in flight at once, each
   from its own loopback address (127.0.x.y, as a botnet would: the per-address throttle does not
   apply), each client sending its next attempt as soon as the last is answered and honouring
-  ``Retry-After`` when told the server is busy (503) or throttled (429);
+  ``Retry-After`` when told the server is busy (503) or throttled (429). The child runs at nice
+  19: an attacker's clients run elsewhere, here they take only the processor the server leaves;
 - ``hammer`` (with ``--hammer``): the same, but the clients ignore ``Retry-After`` and resend at
   once, the worst a flood can do to the event loop.
 
 Prints p50/p99/max insert latency per phase, the ratio of each phase's p99 to idle's, how the
 sign-ins were answered, and how many password checks were under way (the password pool is
 capped: every argon2 check runs there, never on the database threads). Target: flood p99 under
-50 ms and at most 2x idle.
+50 ms and at most 2x idle. (Before the password pool, 300 sign-ins queued ~40 s of argon2 on the
+database writer: an insert waited tens of seconds.) A ``hammer`` flood saturates the event loop
+with HTTP alone, whatever the route: that is for a reverse proxy's rate limit to stop.
 
     python bench/login_flood.py [--engine sqlite|postgresql] [--logins 300] [--inserts 300]
 """
@@ -61,6 +64,7 @@ def _address(i: int) -> str:
 
 async def _flood(url: str, logins: int, honour_retry: bool) -> dict[str, Any]:
     """Keep ``logins`` sign-ins in flight until SIGTERM; return how they were answered."""
+    os.nice(19)  # an attacker's clients run elsewhere: here, they take only the processor left
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     statuses: Counter[int] = Counter()
