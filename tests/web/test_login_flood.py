@@ -109,3 +109,27 @@ async def test_database_writes_do_not_wait_for_password_checks(world: World) -> 
         # once the checks are done, a real user signs in
         assert pool.under_way == 0
         assert (await login(world, sessions[0], "viewer_b", PASSWORD))[0] == 200
+
+
+async def test_a_full_password_pool_refuses_at_once_and_counts_no_failure(world: World) -> None:
+    """With every place in the password pool taken, sign-ins (form and API) are answered 503
+    with Retry-After at once; those attempts were never checked, so they lock nothing."""
+    import re
+    from contextlib import ExitStack
+
+    pool = world.app[PASSWORDS]
+    page = await (await world.client.get("/login")).text()
+    login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    with ExitStack() as places:
+        for _ in range(pool.capacity):
+            places.enter_context(pool.place())
+        resp = await world.client.post("/login", data={
+            "username": "viewer1", "password": PASSWORD, "login_csrf": login_csrf})
+        assert resp.status == 503 and int(resp.headers["Retry-After"]) >= 1
+        assert "busy" in await resp.text()
+        for _ in range(8):  # more than the throttle's five
+            resp = await world.client.post("/api/v1/auth/login",
+                                           json={"username": "viewer1", "password": "wrong-1234"})
+            assert resp.status == 503 and int(resp.headers["Retry-After"]) >= 1
+            assert "try again in" in (await resp.json())["error"]["message"]
+    await world.login("viewer1")  # neither the account nor the address was locked
