@@ -204,6 +204,7 @@ async def api_me(request: web.Request) -> web.StreamResponse:
         "rights": sorted(principal.rights), "language": principal.language,
         "site_ids": None if principal.site_ids is None else sorted(principal.site_ids),
         "csrf_token": principal.csrf_token or None,
+        "token_scope": principal.token_scope or None,  # when called with an API token
     })
 
 

@@ -138,6 +138,8 @@ async def test_scopes_limit_what_a_token_may_do(world: World) -> None:
 
     # read: reads only
     assert (await bearer(world, "GET", "/api/v1/cameras", read)).status == 200
+    me = await (await bearer(world, "GET", "/api/v1/me", read)).json()
+    assert me["token_scope"] == "read" and me["role"] == "admin"
     resp = await bearer(world, "POST", holds, read, json=hold)
     assert resp.status == 403
     assert "scope (read)" in (await resp.json())["error"]["message"]
