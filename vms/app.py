@@ -16,15 +16,27 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, Gauge
 
-from vms.auth import Accounts, LoginThrottle
+from vms.auth import Accounts
 from vms.bus import EventBus
 from vms.clock import Clock, SystemClock
 from vms.config import Settings
 from vms.db import models as m
 from vms.db.gateway import Gateway, redact_db_url
 from vms.fsmode import private_dir
+from vms.passwords import LoginThrottle, PasswordPool
 from vms.secrets import SecretBox
-from web.keys import ACCOUNTS, BUS, CLOCK, GATEWAY, METRICS, SECRETS, SERVICES, SETTINGS, THROTTLE
+from web.keys import (
+    ACCOUNTS,
+    BUS,
+    CLOCK,
+    GATEWAY,
+    METRICS,
+    PASSWORDS,
+    SECRETS,
+    SERVICES,
+    SETTINGS,
+    THROTTLE,
+)
 from web.setup import setup_web
 
 log = logging.getLogger(__name__)
@@ -47,6 +59,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app[BUS] = EventBus()
     setup_web(app)
     app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_passwords_ctx)
     app.cleanup_ctx.append(_secrets_ctx)
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
@@ -92,6 +105,16 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         gateway.close()
+
+
+async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The password pool: every argon2 hash and check of the server runs there."""
+    pool = PasswordPool(workers=app[SETTINGS].server.password_threads)
+    app[PASSWORDS] = pool
+    try:
+        yield
+    finally:
+        await _in_thread(pool.close)
 
 
 async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:

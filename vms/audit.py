@@ -15,8 +15,8 @@ from vms.db import models as m
 
 ACTIONS = (
     "login", "logout", "password_change", "user_create", "user_change", "grant", "revoke",
-    "token_create", "site_create", "camera_adopt", "camera_change", "camera_remove",
-    "camera_recordings_delete",
+    "token_create", "token_revoke", "site_create", "camera_adopt", "camera_change",
+    "camera_remove", "camera_recordings_delete",
     "export_create", "export_download", "hold_create", "hold_delete", "ptz", "door_release",
     "language",
 )

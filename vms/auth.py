@@ -2,23 +2,29 @@
 
 Roles map to rights (:data:`ROLE_RIGHTS`); a :class:`Principal` is who is asking, with the sites
 they may see. The web layer turns a cookie or a bearer token into a Principal through
-:class:`Accounts` and checks rights and sites in one middleware. Passwords are argon2id hashes;
-session and API tokens are random and stored only as SHA-256 digests.
+:class:`Accounts` and checks rights and sites in one middleware. Passwords are argon2id hashes
+(:mod:`vms.passwords` hashes and checks them, off the database threads); session and API tokens are
+random and stored only as SHA-256 digests. An API token has a scope (:data:`TOKEN_SCOPES`) that
+caps what it may do below its user's rights, an expiry, and dies with a password change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from vms.clock import US_PER_S, Clock
 from vms.db import models as m
+from vms.passwords import (
+    AccountError,
+    HashedPassword,
+    check_password_strength,
+    hash_new_password,
+)
 
 ROLES = ("admin", "installer", "operator", "viewer")
 
@@ -41,17 +47,22 @@ ROLE_RIGHTS: dict[str, frozenset[str]] = {
 }
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
-MIN_PASSWORD_LENGTH = 10
 
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# What an API token may do, each including the one before: ``read`` only reads (GET); ``control``
+# also acts within the user's rights (PTZ, doors, exports, holds, cameras); ``admin`` also changes
+# accounts: passwords, users, sites, grants and API tokens.
+TOKEN_SCOPES = ("read", "control", "admin")
+DEFAULT_SCOPE = "control"
+DEFAULT_TOKEN_DAYS = 90
+MAX_TOKEN_DAYS = 3650
+DAY_US = 86_400 * US_PER_S
+# a token's last use is written at most this often (it is a write on every API call otherwise)
+TOKEN_USE_RESOLUTION_US = 60 * US_PER_S
 
 
-class AuthError(Exception):
-    """Login refused; the message is safe to show (it never says which part was wrong)."""
-
-
-class AccountError(ValueError):
-    """A user or site request that cannot be carried out, worded for the person who asked."""
+def scope_allows(have: str, need: str) -> bool:
+    """Whether a token of scope ``have`` may call a route needing ``need``."""
+    return TOKEN_SCOPES.index(have) >= TOKEN_SCOPES.index(need)
 
 
 @dataclass(frozen=True)
@@ -66,28 +77,14 @@ class Principal:
     csrf_token: str = ""
     via: str = "session"  # session | token
     rights: frozenset[str] = field(default_factory=frozenset)
+    token_scope: str = ""  # with via == "token": one of TOKEN_SCOPES
+    token_id: int | None = None
 
     def can(self, right: str) -> bool:
         return right in self.rights
 
     def sees_site(self, site_id: int) -> bool:
         return self.site_ids is None or site_id in self.site_ids
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def check_password_strength(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"password too short: at least {MIN_PASSWORD_LENGTH} characters")
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
 
 
 def token_digest(token: str) -> str:
@@ -102,13 +99,21 @@ def random_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-# A hash to verify against when the user does not exist, so timing does not reveal usernames.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+def _hashed(password: str | HashedPassword) -> str:
+    """A plain password (CLI) is checked and hashed here; the server hashes on its password pool
+    and passes a :class:`HashedPassword`, so no argon2 runs on the database writer."""
+    hashed = password if isinstance(password, HashedPassword) else hash_new_password(password)
+    return hashed.value
 
 
 class Accounts:
     """Users, sites, grants, sessions and API tokens. Sync methods: run them through the gateway
-    (``await gateway.write(accounts.create_user, ...)``) so writes stay on the writer thread."""
+    (``await gateway.write(accounts.create_user, ...)``) so writes stay on the writer thread.
+
+    No method checks a password (the server does that on its password pool). A new password is
+    given either as a :class:`HashedPassword`, hashed beforehand (by the server on its password
+    pool, by the CLI before it opens a transaction), or as text, hashed here inside the caller's
+    transaction (start-up and tests only: argon2 would hold the writer)."""
 
     def __init__(self, clock: Clock, session_hours: int = 12) -> None:
         self.clock = clock
@@ -131,18 +136,19 @@ class Accounts:
         return site if site is not None else self.create_site(name, timezone)
 
     # --- users ---
-    def create_user(self, username: str, password: str, role: str,
+    def create_user(self, username: str, password: str | HashedPassword, role: str,
                     site_names: list[str] | tuple[str, ...] = ()) -> m.User:
         if not USERNAME_RE.match(username):
             raise AccountError(
                 f"username {username!r}: use 1–64 letters, digits, '_', '.', '@' or '-'")
         if role not in ROLES:
             raise AccountError(f"role {role!r}: expected one of {', '.join(ROLES)}")
-        check_password_strength(password)
+        if isinstance(password, str):
+            check_password_strength(password)
         if m.User.select().where(m.User.username == username).exists():
             raise AccountError(f"user {username!r} already exists")
         now = self.clock.now_us()
-        user = m.User.create(username=username, password_hash=hash_password(password), role=role,
+        user = m.User.create(username=username, password_hash=_hashed(password), role=role,
                              created_us=now, password_changed_us=now)
         for name in site_names:
             self.grant(username, name)
@@ -162,14 +168,17 @@ class Accounts:
             raise AccountError(f"no site named {site_name!r}")
         m.UserSite.delete().where((m.UserSite.user == user) & (m.UserSite.site == site)).execute()
 
-    def set_password(self, username: str, password: str) -> None:
-        """Change a password; every session of that user ends."""
-        check_password_strength(password)
+    def set_password(self, username: str, password: str | HashedPassword) -> int:
+        """Change a password; every session of that user ends and every API token is revoked.
+        Returns the number of tokens revoked."""
+        password_hash = _hashed(password)
         user = self._user(username)
-        user.password_hash = hash_password(password)
+        user.password_hash = password_hash
         user.password_changed_us = self.clock.now_us()
         user.save()
         m.Session.delete().where(m.Session.user == user).execute()
+        return int(m.ApiToken.update(revoked=True).where(
+            (m.ApiToken.user == user) & (~m.ApiToken.revoked)).execute())
 
     def set_role(self, username: str, role: str) -> None:
         if role not in ROLES:
@@ -180,7 +189,7 @@ class Accounts:
 
     def update_user(self, username: str, *, role: str | None = None,
                     sites: list[str] | None = None, disabled: bool | None = None,
-                    password: str | None = None) -> dict[str, object]:
+                    password: str | HashedPassword | None = None) -> dict[str, object]:
         """Change what is given; returns the changes made (never the password)."""
         user = self._user(username)
         changes: dict[str, object] = {}
@@ -207,8 +216,10 @@ class Accounts:
                 m.UserSite.insert(user=user, site=site_id).on_conflict_ignore().execute()
             changes["sites"] = sorted(wanted.values())
         if password:
-            self.set_password(username, password)
+            revoked = self.set_password(username, password)
             changes["password"] = "changed"  # noqa: S105 - a change marker, not a secret
+            if revoked:
+                changes["tokens_revoked"] = revoked
         if changes.get("disabled"):
             m.Session.delete().where(m.Session.user == user).execute()
         return changes
@@ -247,13 +258,17 @@ class Accounts:
                          rights=ROLE_RIGHTS[user.role])
 
     # --- login and sessions ---
-    def authenticate(self, username: str, password: str) -> m.User:
-        user = m.User.get_or_none(m.User.username == username)
-        if user is None or user.disabled:
-            verify_password(_DUMMY_HASH, password)
-            raise AuthError("wrong username or password")
-        if not verify_password(user.password_hash, password):
-            raise AuthError("wrong username or password")
+    def password_hash_of(self, username: str) -> tuple[int, str] | None:
+        """(user id, argon2 hash) of an enabled user, None for an unknown or disabled one. The
+        check itself runs on the password pool, never inside a database job."""
+        row = (m.User.select(m.User.id, m.User.password_hash)
+               .where((m.User.username == username) & (~m.User.disabled)).first())
+        return None if row is None else (int(row.id), str(row.password_hash))
+
+    def user_by_id(self, user_id: int) -> m.User:
+        user = m.User.get_or_none(m.User.id == user_id)
+        if user is None:
+            raise AccountError(f"no user with id {user_id}")
         return user
 
     def open_session(self, user: m.User, address: str) -> tuple[str, str]:
@@ -279,58 +294,72 @@ class Accounts:
         m.Session.delete().where(m.Session.token_hash == token_digest(token)).execute()
 
     # --- API tokens ---
-    def create_api_token(self, username: str, name: str) -> str:
+    def create_api_token(self, username: str, name: str, scope: str = DEFAULT_SCOPE,
+                         expires_days: int = DEFAULT_TOKEN_DAYS) -> str:
+        """A new token for ``username``; the token itself is returned once and stored hashed."""
+        if scope not in TOKEN_SCOPES:
+            raise AccountError(f"token scope {scope!r}: expected one of {', '.join(TOKEN_SCOPES)}")
+        if not 1 <= expires_days <= MAX_TOKEN_DAYS:
+            raise AccountError(f"token expiry {expires_days} days: give 1–{MAX_TOKEN_DAYS} days")
+        name = name.strip()
+        if not name:
+            raise AccountError("token name must not be empty")
         user = self._user(username)
         token = "vms_" + new_token()
+        now = self.clock.now_us()
         m.ApiToken.create(user=user, name=name[:100], token_hash=token_digest(token),
-                          created_us=self.clock.now_us())
+                          created_us=now, expires_us=now + expires_days * DAY_US, scope=scope)
         return token
 
+    def list_api_tokens(self, username: str | None = None) -> list[dict[str, object]]:
+        """Tokens of one user (every user's with None), newest first; never the token itself."""
+        query = (m.ApiToken.select(m.ApiToken, m.User).join(m.User)
+                 .order_by(m.ApiToken.created_us.desc(), m.ApiToken.id.desc()))
+        if username is not None:
+            query = query.where(m.ApiToken.user == self._user(username))
+        now = self.clock.now_us()
+        return [self._token_dict(t, now) for t in query]
+
+    @staticmethod
+    def _token_dict(t: m.ApiToken, now: int) -> dict[str, object]:
+        if t.revoked or t.created_us < t.user.password_changed_us:
+            state = "revoked"
+        elif t.expires_us <= now:
+            state = "expired"
+        else:
+            state = "active"
+        return {"id": t.id, "username": t.user.username, "name": t.name, "scope": t.scope,
+                "created_us": t.created_us, "expires_us": t.expires_us,
+                "last_used_us": t.last_used_us, "state": state}
+
+    def revoke_api_token(self, token_id: int, *, owner: str | None = None) -> dict[str, object]:
+        """Revoke a token; with ``owner`` only one of that user's (another's is "not found")."""
+        query = m.ApiToken.select(m.ApiToken, m.User).join(m.User).where(m.ApiToken.id == token_id)
+        if owner is not None:
+            query = query.where(m.User.username == owner)
+        row = query.first()
+        if row is None:
+            raise AccountError(f"no API token {token_id}")
+        m.ApiToken.update(revoked=True).where(m.ApiToken.id == row.id).execute()
+        row.revoked = True
+        return self._token_dict(row, self.clock.now_us())
+
     def token_principal(self, token: str) -> Principal | None:
+        """The caller a bearer token stands for; None when unknown, revoked, expired, older than
+        its user's last password change, or its user is disabled."""
         row = (m.ApiToken.select(m.ApiToken, m.User).join(m.User)
                .where((m.ApiToken.token_hash == token_digest(token)) & (~m.ApiToken.revoked))
                .first())
-        if row is None or row.user.disabled:
+        now = self.clock.now_us()
+        if row is None or row.user.disabled or row.expires_us <= now:
             return None
-        m.ApiToken.update(last_used_us=self.clock.now_us()).where(m.ApiToken.id == row.id).execute()
-        return self.principal_for(row.user, via="token")
+        if row.created_us < row.user.password_changed_us:
+            return None
+        if row.last_used_us is None or now - row.last_used_us >= TOKEN_USE_RESOLUTION_US:
+            m.ApiToken.update(last_used_us=now).where(m.ApiToken.id == row.id).execute()
+        principal = self.principal_for(row.user, via="token")
+        return dataclasses.replace(principal, token_scope=row.scope, token_id=row.id)
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:
     return bool(expected) and given is not None and hmac.compare_digest(expected, given)
-
-
-class LoginThrottle:
-    """Refuse logins after repeated failures, per account and per address (in memory).
-
-    ``max_failures`` within ``window_s`` locks the key for ``lock_s``.
-    """
-
-    def __init__(self, clock: Clock, max_failures: int = 5, window_s: int = 300,
-                 lock_s: int = 300) -> None:
-        self.clock = clock
-        self.max_failures = max_failures
-        self.window_us = window_s * US_PER_S
-        self.lock_us = lock_s * US_PER_S
-        self._failures: dict[str, list[int]] = {}
-        self._locked_until: dict[str, int] = {}
-
-    def retry_after_s(self, *keys: str) -> int:
-        now = self.clock.monotonic_us()
-        wait = max((self._locked_until.get(k, 0) - now for k in keys), default=0)
-        return max(0, -(-wait // US_PER_S))
-
-    def failed(self, *keys: str) -> None:
-        now = self.clock.monotonic_us()
-        for key in keys:
-            recent = [t for t in self._failures.get(key, []) if now - t < self.window_us]
-            recent.append(now)
-            self._failures[key] = recent[-self.max_failures * 2:]
-            if len(recent) >= self.max_failures:
-                self._locked_until[key] = now + self.lock_us
-        if len(self._failures) > 10_000:
-            self._failures.clear()
-
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)

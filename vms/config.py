@@ -67,6 +67,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server", "metrics_token", str, "",
             "Bearer token required by /metrics; empty: /metrics answers without a login."),
     Setting("server", "session_hours", int, 12, "Lifetime of a login session, hours.", minimum=1),
+    Setting("server", "password_threads", int, 1,
+            "Threads that check passwords (argon2id: ~64 MiB and ~0.15 s of 1–2 cores each), at "
+            "low priority; when 16 sign-ins per thread wait, more are answered 503.", minimum=1),
     Setting("server", "default_language", str, "en",
             "UI language when neither the user nor the browser picks one.", choices=("en", "ru")),
     Setting("server", "trusted_proxies", tuple, (),
@@ -132,6 +135,7 @@ class ServerSettings:
     tls_key: str = ""
     metrics_token: str = ""
     session_hours: int = 12
+    password_threads: int = 1
     default_language: str = "en"
     trusted_proxies: tuple[str, ...] = ()
 

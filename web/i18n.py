@@ -85,12 +85,14 @@ def N_(message: str) -> str:  # noqa: N802 - the conventional name extractors lo
     return message
 
 
-# Words that templates translate from data (roles, camera states, recording modes).
+# Words that templates translate from data (roles, camera states, recording modes, API-token
+# scopes and states).
 DYNAMIC_TERMS = (
     N_("admin"), N_("installer"), N_("operator"), N_("viewer"),
     N_("new"), N_("recording"), N_("reconnecting"), N_("auth_failed"), N_("error"),
     N_("stopped"), N_("offline"), N_("online"), N_("archived"),
     N_("continuous"), N_("scheduled"), N_("event"), N_("off"),
+    N_("read"), N_("control"), N_("active"), N_("expired"), N_("revoked"),
 )
 
 # Why footage is missing: run end reasons and timeline gap reasons (codes from recorder/run.py and

@@ -7,11 +7,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from vms.auth import Accounts, LoginThrottle, Principal
+from vms.auth import Accounts, Principal
 from vms.bus import EventBus
 from vms.clock import Clock
 from vms.config import Settings
 from vms.db.gateway import Gateway
+from vms.passwords import LoginThrottle, PasswordPool
 from vms.secrets import SecretBox
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,6 +20,7 @@ CLOCK = web.AppKey("clock", Clock)  # type: ignore[type-abstract]
 GATEWAY = web.AppKey("gateway", Gateway)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 THROTTLE = web.AppKey("throttle", LoginThrottle)
+PASSWORDS = web.AppKey("passwords", PasswordPool)  # argon2 off the database threads
 SECRETS = web.AppKey("secrets", SecretBox)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 RULES = web.AppKey("rules", dict)

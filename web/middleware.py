@@ -18,7 +18,7 @@ from aiohttp import web
 from babel.support import NullTranslations
 from prometheus_client import Counter, Histogram
 
-from vms.auth import csrf_matches
+from vms.auth import csrf_matches, scope_allows
 from web import i18n
 from web.keys import ACCOUNTS, GATEWAY, METRICS, PRINCIPAL, RULES, SETTINGS, principal_of
 from web.render import render
@@ -135,6 +135,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if rule.access != "login" and not principal.can(rule.access):
         raise web.HTTPForbidden(text=f"your role ({principal.role}) does not allow this "
                                      f"(needs the right {rule.access!r})")
+    if principal.via == "token" and not scope_allows(principal.token_scope, rule.scope):
+        raise web.HTTPForbidden(text=f"this API token's scope ({principal.token_scope}) does not "
+                                     f"allow this (needs a token of scope {rule.scope!r})")
     if request.method in UNSAFE_METHODS and principal.via == "session" and rule.csrf:
         given = request.headers.get(CSRF_HEADER)
         if given is None and request.content_type in ("application/x-www-form-urlencoded",
@@ -155,7 +158,7 @@ async def _resolve_principal(request: web.Request):  # type: ignore[no-untyped-d
         token = auth[7:].strip()
         principal = await gateway.read(accounts.token_principal, token) if token else None
         if principal is None:
-            raise web.HTTPUnauthorized(text="invalid or revoked API token",
+            raise web.HTTPUnauthorized(text="invalid, expired or revoked API token",
                                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return principal
     cookie = request.cookies.get(SESSION_COOKIE)

@@ -20,6 +20,7 @@ def build_openapi(rules: dict[tuple[str, str], Rule]) -> dict[str, Any]:
             "operationId": rule.name,
             "summary": rule.summary,
             "x-vms-access": rule.access,
+            "x-vms-token-scope": rule.scope,
             "responses": {
                 "200": {"description": "OK", "content": {"application/json": {}}},
                 "400": {"$ref": "#/components/responses/Error"},
@@ -51,7 +52,9 @@ def build_openapi(rules: dict[tuple[str, str], Rule]) -> dict[str, Any]:
             "securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "vms_session",
                             "description": "state-changing calls also need X-CSRF-Token"},
-                "bearer": {"type": "http", "scheme": "bearer"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "an API token; x-vms-token-scope names the least "
+                                          "scope (read < control < admin) an operation needs"},
             },
             "responses": {"Error": {"description": "Error", "content": {"application/json": {
                 "schema": {"type": "object", "properties": {"error": {"type": "object", "properties": {

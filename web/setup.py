@@ -14,6 +14,7 @@ from aiohttp import web
 from vms.clock import format_iso
 from web import (
     i18n,
+    views_account,
     views_admin,
     views_auth,
     views_cameras,
@@ -42,6 +43,7 @@ TEMPLATES_DIR = WEB_DIR / "templates"
 
 ALL_ROUTES: tuple[Routes, ...] = (
     views_system.routes, views_auth.routes, views_cameras.routes, views_admin.routes,
+    views_account.routes,
     views_discovery.routes, views_live.routes, views_playback.routes,
     views_export.routes,
     views_recording.routes,

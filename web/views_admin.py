@@ -1,4 +1,4 @@
-"""Administration: users, sites, grants, API tokens, passwords and the audit log."""
+"""Administration: users, sites, grants, passwords and the audit log (API tokens: views_account)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Any
 from aiohttp import web
 
 from vms import audit
-from vms.auth import ROLES, AccountError, AuthError, Principal
+from vms.auth import ROLES, AccountError, Principal
 from vms.db import models as m
 from web.inputs import get_str, get_str_list, json_object, query_instant, query_int
 from web.keys import ACCOUNTS, CLOCK, GATEWAY, principal_of
 from web.middleware import client_address
 from web.render import render
 from web.routing import Routes
+from web.views_account import hash_new_password
 
 routes = Routes()
 
@@ -29,12 +30,13 @@ async def _create_user(request: web.Request, data: dict[str, Any]) -> dict[str, 
     password = get_str(data, "password", max_len=1024)
     role = get_str(data, "role", max_len=16)
     sites = get_str_list(data, "sites")
+    hashed = await hash_new_password(request, password)
     accounts = request.app[ACCOUNTS]
     clock = request.app[CLOCK]
     principal = _principal(request)
 
     def create() -> dict[str, Any]:
-        user = accounts.create_user(username, password, role, sites)
+        user = accounts.create_user(username, hashed, role, sites)
         audit.record(clock, "user_create", principal=principal, target=username,
                      address=client_address(request), detail={"role": role, "sites": sites})
         return {"id": user.id, "username": user.username, "role": user.role, "sites": sites}
@@ -114,51 +116,6 @@ async def api_create_site(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
 
-@routes.route("POST", "/api/v1/me/password", access="login",
-              body={"type": "object", "required": ["current_password", "new_password"]},
-              summary="Change your own password (ends all your sessions)")
-async def api_change_password(request: web.Request) -> web.StreamResponse:
-    data = await json_object(request)
-    current = get_str(data, "current_password", max_len=1024)
-    new = get_str(data, "new_password", max_len=1024)
-    accounts = request.app[ACCOUNTS]
-    clock = request.app[CLOCK]
-    principal = _principal(request)
-
-    def change() -> None:
-        accounts.authenticate(principal.username, current)
-        accounts.set_password(principal.username, new)
-        audit.record(clock, "password_change", principal=principal, target=principal.username,
-                     address=client_address(request))
-
-    try:
-        await request.app[GATEWAY].write(change)
-    except AuthError:
-        raise web.HTTPForbidden(text="the current password is wrong") from None
-    except AccountError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
-    return web.json_response({"ok": True})
-
-
-@routes.route("POST", "/api/v1/tokens", access="login",
-              body={"type": "object", "required": ["name"]},
-              summary="Create an API token for yourself (shown once)")
-async def api_create_token(request: web.Request) -> web.StreamResponse:
-    data = await json_object(request)
-    name = get_str(data, "name", max_len=100)
-    accounts = request.app[ACCOUNTS]
-    clock = request.app[CLOCK]
-    principal = _principal(request)
-
-    def create() -> str:
-        token = accounts.create_api_token(principal.username, name)
-        audit.record(clock, "token_create", principal=principal, target=name,
-                     address=client_address(request))
-        return token
-
-    return web.json_response({"token": await request.app[GATEWAY].write(create)}, status=201)
-
-
 AUDIT_QUERY = (("action", "only this action"), ("username", "only this user"),
                ("from", "from this instant"), ("to", "before this instant"),
                ("limit", "at most this many rows (default 200)"))
@@ -199,10 +156,11 @@ async def _update_user(request: web.Request, username: str, data: dict[str, Any]
     principal = _principal(request)
     if username == principal.username and (disabled_raw or (role and role != "admin")):
         raise web.HTTPBadRequest(text="you cannot disable yourself or drop your own admin role")
+    hashed = await hash_new_password(request, password) if password else None
 
     def update() -> dict[str, Any]:
         changes = accounts.update_user(username, role=role, sites=sites, disabled=disabled_raw,
-                                       password=password)
+                                       password=hashed)
         if changes:
             audit.record(clock, "user_change", principal=principal, target=username,
                          address=client_address(request), detail=changes)
@@ -219,7 +177,8 @@ async def _update_user(request: web.Request, username: str, data: dict[str, Any]
                   "role": {"enum": list(ROLES)}, "disabled": {"type": "boolean"},
                   "sites": {"type": "array", "items": {"type": "string"}},
                   "password": {"type": "string"}}},
-              summary="Change a user's role, sites, disabled flag or password")
+              summary="Change a user's role, sites, disabled flag or password (a new password "
+                      "ends their sessions and revokes their API tokens)")
 async def api_update_user(request: web.Request) -> web.StreamResponse:
     changes = await _update_user(request, request.match_info["username"][:64],
                                  await json_object(request))
@@ -231,8 +190,13 @@ async def _users_page(request: web.Request, error: str = "", status: int = 200) 
     users = await gateway.read(request.app[ACCOUNTS].list_users)
     sites = await gateway.read(lambda: [{"name": s.name, "timezone": s.timezone}
                                         for s in m.Site.select().order_by(m.Site.name)])
+    tokens: dict[str, list[dict[str, object]]] = {}
+    for row in await gateway.read(request.app[ACCOUNTS].list_api_tokens):
+        if row["state"] == "active":
+            tokens.setdefault(str(row["username"]), []).append(row)
     return render(request, "users.html",
-                  {"users": users, "sites": sites, "roles": ROLES, "error": error}, status=status)
+                  {"users": users, "sites": sites, "roles": ROLES, "error": error,
+                   "tokens": tokens}, status=status)
 
 
 @routes.route("GET", "/admin/users", access="manage_users", summary="Users and sites page")

@@ -9,10 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from vms import audit
-from vms.auth import AccountError, AuthError, csrf_matches
+from vms.auth import AccountError, csrf_matches
+from vms.passwords import PasswordPoolBusy, Throttled
 from web import i18n
 from web.inputs import form_or_json, get_str, json_object, safe_next
-from web.keys import ACCOUNTS, CLOCK, GATEWAY, SETTINGS, THROTTLE, principal_of
+from web.keys import ACCOUNTS, CLOCK, GATEWAY, PASSWORDS, SETTINGS, THROTTLE, principal_of
 from web.middleware import LANG_COOKIE, SESSION_COOKIE, client_address, set_request_language
 from web.render import render
 from web.routing import Routes
@@ -30,40 +31,65 @@ def _set_session_cookie(request: web.Request, response: web.StreamResponse, toke
 
 
 async def _login(request: web.Request, username: str, password: str) -> tuple[str, str, Any]:
-    """Check throttling and credentials, open a session; audit either way."""
+    """Throttle, check the password on the password pool, open a session; audit either way.
+
+    The attempt is counted by the throttle before anything is awaited, so parallel guesses are
+    counted as they arrive. No argon2 runs inside a database job: the user's hash is read on a
+    reader thread, checked on the password pool, and only the small session and audit rows go
+    through the writer (which the recorder's index writes share)."""
     throttle = request.app[THROTTLE]
     gateway = request.app[GATEWAY]
     accounts = request.app[ACCOUNTS]
+    passwords = request.app[PASSWORDS]
     clock = request.app[CLOCK]
     address = client_address(request)
     keys = (f"user:{username.lower()}", f"addr:{address}")
-    wait_s = throttle.retry_after_s(*keys)
-    if wait_s:
-        await gateway.write(audit.record, clock, "login", username=username[:64], address=address,
-                            outcome="throttled")
-        raise web.HTTPTooManyRequests(
-            text=f"too many failed sign-ins; try again in {wait_s} s",
-            headers={"Retry-After": str(wait_s)})
+    try:
+        throttle.begin(*keys)
+    except Throttled as exc:
+        if exc.first:  # once per lock: a flood of refusals must not become a flood of writes
+            await gateway.write(audit.record, clock, "login", username=username[:64],
+                                address=address, outcome="throttled",
+                                detail={"retry_after_s": exc.retry_after_s})
+        raise web.HTTPTooManyRequests(text=str(exc),
+                                      headers={"Retry-After": str(exc.retry_after_s)}) from None
+    outcome: bool | None = None  # None: the password was never looked at
+    try:
+        with passwords.place():  # a full pool refuses at once, before any database read
+            outcome = False  # from here, an attempt cancelled or failed half-way is a failure
+            found = await gateway.read(accounts.password_hash_of, username)
+            outcome = await passwords.verify(found[1] if found else None, password)
+    except PasswordPoolBusy as exc:
+        raise web.HTTPServiceUnavailable(
+            text=str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+    finally:
+        if outcome is None:
+            throttle.release(*keys)  # not a guess: it was never checked
+        else:
+            throttle.finish(*keys, ok=outcome)
+    ok = outcome
 
-    def check() -> tuple[str, str, Any] | None:
-        try:
-            user = accounts.authenticate(username, password)
-        except AuthError:
-            # committed, not rolled back: the failure itself is what the audit must keep
-            audit.record(clock, "login", username=username[:64], address=address,
-                         outcome="failed")
-            return None
-        token, csrf = accounts.open_session(user, address)
-        audit.record(clock, "login", username=user.username, address=address)
-        return token, csrf, user
+    if ok and found is not None:
+        user_id, checked_hash = found
 
-    result = await gateway.write(check)
-    if result is None:
-        throttle.failed(*keys)
-        raise web.HTTPUnauthorized(text="wrong username or password")
-    token, csrf, user = result
-    throttle.succeeded(*keys)
-    return token, csrf, user
+        def open_session() -> tuple[str, str, Any] | None:
+            try:
+                user = accounts.user_by_id(user_id)
+            except AccountError:
+                return None  # removed while the password was being checked
+            if user.disabled or user.password_hash != checked_hash:
+                return None  # disabled, or the password changed, while it was being checked
+            token, csrf = accounts.open_session(user, address)
+            audit.record(clock, "login", username=user.username, address=address)
+            return token, csrf, user
+
+        result = await gateway.write(open_session)
+        if result is not None:
+            return result
+    # committed, not rolled back: the failure itself is what the audit must keep
+    await gateway.write(audit.record, clock, "login", username=username[:64], address=address,
+                        outcome="failed")
+    raise web.HTTPUnauthorized(text="wrong username or password")
 
 
 @routes.route("GET", "/login", access="public", summary="Sign-in page")
@@ -99,6 +125,14 @@ async def login_form(request: web.Request) -> web.StreamResponse:
                        "error": i18n.gettext("Too many failed attempts. Try again later.")},
                       status=429)
         page.headers["Retry-After"] = exc.headers.get("Retry-After", "60")
+        return page
+    except web.HTTPServiceUnavailable as exc:
+        page = render(request, "login.html",
+                      {"next": next_url, "login_csrf": expected, "first_run": False,
+                       "error": i18n.gettext("The server is busy checking other sign-ins. "
+                                             "Try again in a moment.")},
+                      status=503)
+        page.headers["Retry-After"] = exc.headers.get("Retry-After", "1")
         return page
     response = web.HTTPFound(next_url)
     _set_session_cookie(request, response, token)
@@ -164,6 +198,7 @@ async def api_me(request: web.Request) -> web.StreamResponse:
         "rights": sorted(principal.rights), "language": principal.language,
         "site_ids": None if principal.site_ids is None else sorted(principal.site_ids),
         "csrf_token": principal.csrf_token or None,
+        "token_scope": principal.token_scope or None,  # when called with an API token
     })
 
 

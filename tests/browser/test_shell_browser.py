@@ -56,6 +56,20 @@ async def test_sign_in_navigate_switch_language_sign_out(browser: Any, live_app:
     assert await page.locator("h1").inner_text() == "Объекты"
     assert "житель" in await page.locator(".whoami").inner_text()
 
+    # the user name leads to the account page: an API token is made, shown once, revoked
+    await page.click(".whoami")
+    await page.wait_for_url(f"{base}/account")
+    await page.fill("#add-token input[name=name]", "wall display")
+    await page.select_option("#add-token select[name=scope]", "read")
+    await page.click("#add-token button[type=submit]")
+    assert (await page.locator("#new-token code").inner_text()).startswith("vms_")
+    assert "чтение" in await page.locator("#token-table").inner_text()
+    await page.goto(f"{base}/account")
+    assert await page.locator("#new-token").count() == 0
+    await page.click("#token-table button[type=submit]")
+    await page.wait_for_url(f"{base}/account")
+    assert "отозван" in await page.locator("#token-table").inner_text()
+
     await page.click("#logout")
     await page.wait_for_url(f"{base}/login")
     assert await page.locator("h1").inner_text() == "Вход"

@@ -176,3 +176,40 @@ def test_migration_006_keeps_existing_rows(engine: str, tmp_path: Path,
         assert gateway.read_sync(lambda: m.Segment.select().count()) == 1  # cascade still works
     finally:
         gateway.close()
+
+
+def test_api_tokens_made_before_007_become_control_tokens_that_expire(empty_db_url: str) -> None:
+    """Tokens from before scopes and expiry could do anything, forever: after migration 007 they
+    are ``control`` tokens (no account changes) expiring 90 days after the upgrade."""
+    import time
+
+    from peewee_migrate import Router
+
+    from vms.auth import Accounts
+    from vms.clock import SystemClock
+    from vms.db.gateway import MIGRATIONS_DIR
+
+    gateway = Gateway(empty_db_url)
+    try:
+        with gateway.db.connection_context():
+            Router(gateway.db, migrate_dir=str(MIGRATIONS_DIR), ignore=["basemodel"]).run(
+                "005_holds")
+            gateway.db.execute_sql(
+                "INSERT INTO \"user\" (username, password_hash, role, language, disabled, "
+                "created_us, password_changed_us) VALUES ('old', 'x', 'admin', '', false, 1, 1)")
+            gateway.db.execute_sql(
+                "INSERT INTO api_token (user_id, name, token_hash, created_us, revoked) "
+                f"SELECT id, 'legacy', '{'a' * 64}', 2, false FROM \"user\"")
+        before_us = time.time_ns() // 1_000
+        assert "007_api_tokens" in gateway.migrate()
+        from vms.db import models as m
+
+        row = gateway.read_sync(lambda: m.ApiToken.get(m.ApiToken.name == "legacy"))
+        assert row.scope == "control"
+        assert 0 <= row.expires_us - (before_us + 90 * 86_400 * 1_000_000) < 60_000_000
+        assert row.token_hash == "a" * 64 and not row.revoked
+        rows = gateway.read_sync(Accounts(SystemClock()).list_api_tokens, "old")
+        assert [(r["name"], r["scope"], r["state"]) for r in rows] == [
+            ("legacy", "control", "active")]
+    finally:
+        gateway.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.leakcheck import register_sensitive
 from vms.db import models as m
+from vms.passwords import HashedPassword, hash_new_password
 
 PASSWORD = "correct-horse-9"
 CAMERA_PASSWORD = "cam-Secret-4242"
@@ -48,6 +50,12 @@ USERS = {
 register_sensitive(CAMERA_PASSWORD)
 
 
+@functools.cache
+def hashed_password() -> HashedPassword:
+    """PASSWORD hashed once per run (argon2 costs ~0.15 s; every world has five users)."""
+    return hash_new_password(PASSWORD)
+
+
 @pytest.fixture
 async def world(db_url: str, settings_factory, aiohttp_client) -> World:  # type: ignore[no-untyped-def]
     from vms.app import create_app
@@ -65,7 +73,7 @@ async def world(db_url: str, settings_factory, aiohttp_client) -> World:  # type
         a = accounts.create_site("Site A", "Asia/Almaty")
         b = accounts.create_site("Site B", "Europe/Berlin")
         for username, (role, sites) in USERS.items():
-            accounts.create_user(username, PASSWORD, role, sites)
+            accounts.create_user(username, hashed_password(), role, sites)
         now = clock.now_us()
         cams = []
         for site, name in ((a, "Gate A"), (b, "Gate B")):

@@ -87,7 +87,9 @@ class Session(BaseModel):
 
 
 class ApiToken(BaseModel):
-    """A bearer token for integrations, scoped to a user; stored hashed."""
+    """A bearer token for integrations, acting as its user within ``scope`` (read | control |
+    admin, see vms.auth.TOKEN_SCOPES) until ``expires_us``; stored hashed. Revoked by hand or by a
+    password change of its user (tokens older than ``User.password_changed_us`` are dead too)."""
 
     user = pw.ForeignKeyField(User, on_delete="CASCADE", backref="api_tokens")
     name = pw.CharField(max_length=100)
@@ -95,6 +97,8 @@ class ApiToken(BaseModel):
     created_us = pw.BigIntegerField()
     last_used_us = pw.BigIntegerField(null=True)
     revoked = pw.BooleanField(default=False)
+    scope = pw.CharField(max_length=16, default="control")
+    expires_us = pw.BigIntegerField()
 
 
 class AuditLog(BaseModel):
