@@ -108,9 +108,15 @@ def format_iso(instant_us: int, tz_name: str = "UTC") -> str:
 
 _INT_RE = re.compile(r"^-?\d+$")
 
+MIN_INSTANT_US = -62_135_596_800_000_000
+MAX_INSTANT_US = 253_402_300_799_999_999
+"""0001-01-01T00:00:00Z … 9999-12-31T23:59:59.999999Z: the instants a client may name, those a
+calendar date can show. A number outside them would overflow the database's integers."""
+
 
 def parse_instant(text: str) -> int:
-    """Parse a query-parameter instant: integer microseconds or ISO-8601 *with* an offset.
+    """Parse a query-parameter instant: integer microseconds or ISO-8601 *with* an offset, between
+    :data:`MIN_INSTANT_US` and :data:`MAX_INSTANT_US`.
 
     Raises ValueError with a message a person can act on.
     """
@@ -118,7 +124,7 @@ def parse_instant(text: str) -> int:
     if not value:
         raise ValueError("empty time; give ISO-8601 with an offset or integer microseconds")
     if _INT_RE.match(value):
-        return int(value)
+        return _in_range(int(value), text)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError as exc:
@@ -128,4 +134,11 @@ def parse_instant(text: str) -> int:
         ) from exc
     if parsed.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset; add one (e.g. +00:00) so the instant is defined")
-    return datetime_to_us(parsed)
+    return _in_range(datetime_to_us(parsed), text)
+
+
+def _in_range(instant_us: int, text: str) -> int:
+    if not MIN_INSTANT_US <= instant_us <= MAX_INSTANT_US:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise ValueError(f"{shown!r} is outside 0001-01-01 … 9999-12-31 (UTC)")
+    return instant_us

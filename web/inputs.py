@@ -12,6 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from vms.clock import parse_instant
+from web.keys import RULES
+from web.routing import rule_for
+from web.validation import BodyError, check_body
 
 MAX_JSON_BYTES = 1_000_000
 
@@ -33,7 +36,18 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise bad_request(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise bad_request(f"request body must be a JSON object, got {type(value).__name__}")
+    check_declared_body(request, value)
     return value
+
+
+def check_declared_body(request: web.Request, value: dict[str, Any]) -> None:
+    """Refuse a body that breaks the JSON schema its route declares (:mod:`web.validation`)."""
+    rule = rule_for(request, request.app.get(RULES) or {})
+    if rule is not None and rule.body is not None:
+        try:
+            check_body(rule.body, value)
+        except BodyError as exc:
+            raise bad_request(str(exc)) from None
 
 
 async def form_or_json(request: web.Request) -> dict[str, Any]:
@@ -97,7 +111,7 @@ def get_str_list(data: dict[str, Any], key: str, *, max_items: int = 1000) -> li
 
 def match_id(request: web.Request, key: str = "id") -> int:
     text = request.match_info.get(key, "")
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # '²' is a digit, not an int
         raise web.HTTPNotFound(text=f"no such {key}")
     return int(text)
 

@@ -10,13 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from vms.auth import RIGHTS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+JSON = "application/json"
+
+
+class Param(NamedTuple):
+    """A query parameter, typed by a JSON schema."""
+
+    name: str
+    description: str
+    schema: dict[str, Any] = {"type": "string"}  # shared by every Param: never mutate it
+    required: bool = False
+
+
+Query = tuple[str, str] | Param
+"""A query parameter: (name, description) for an optional string, or a :class:`Param`."""
 
 ACCESS_LEVELS = ("public", "login", *RIGHTS)
 
@@ -29,8 +43,12 @@ class Rule:
     summary: str
     api: bool
     name: str
-    query: tuple[tuple[str, str], ...] = ()      # (name, description) for OpenAPI
+    query: tuple[Query, ...] = ()                # (name, description) or Param, for OpenAPI
     body: dict[str, Any] | None = None           # JSON schema of the request body
+    response: dict[str, Any] | None = None       # JSON schema of the answer on success
+    statuses: tuple[int, ...] = (200,)           # the success statuses
+    media: tuple[str, ...] = (JSON,)             # the success answer's content types
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)  # path parameter schemas
     csrf: bool = True                            # state-changing: needs a CSRF token with a cookie
     tags: tuple[str, ...] = field(default=())
 
@@ -40,7 +58,9 @@ class Routes:
         self.rules: list[tuple[Rule, Handler]] = []
 
     def route(self, method: str, path: str, *, access: str, summary: str,
-              query: tuple[tuple[str, str], ...] = (), body: dict[str, Any] | None = None,
+              query: tuple[Query, ...] = (), body: dict[str, Any] | None = None,
+              response: dict[str, Any] | None = None, statuses: tuple[int, ...] = (200,),
+              media: tuple[str, ...] = (JSON,), params: dict[str, dict[str, Any]] | None = None,
               csrf: bool = True, name: str | None = None) -> Callable[[Handler], Handler]:
         if access not in ACCESS_LEVELS:
             raise ValueError(f"route {method} {path}: unknown access {access!r}")
@@ -48,7 +68,8 @@ class Routes:
         def register(handler: Handler) -> Handler:
             rule = Rule(method=method.upper(), path=path, access=access, summary=summary,
                         api=path.startswith("/api/"), name=name or handler.__name__, query=query,
-                        body=body, csrf=csrf)
+                        body=body, response=response, statuses=statuses, media=media,
+                        params=params or {}, csrf=csrf)
             self.rules.append((rule, handler))
             return handler
 

@@ -8,7 +8,8 @@ from vms import catalog
 from web.inputs import match_id, query_int
 from web.keys import GATEWAY, principal_of
 from web.render import render
-from web.routing import Routes
+from web.routing import Param, Routes
+from web.schemas import CAMERA, CAMERA_DETAIL, ID, MAX_ID, RECORDING_STATUS, SITE, array, obj, or_blank
 from web.views_recording import live_status
 
 routes = Routes()
@@ -23,7 +24,8 @@ async def _camera_detail(request: web.Request) -> dict[str, object]:
         raise web.HTTPNotFound(text="no such camera") from None
 
 
-@routes.route("GET", "/api/v1/sites", access="login", summary="Sites you may see")
+@routes.route("GET", "/api/v1/sites", access="login", summary="Sites you may see",
+              response=obj(sites=array(SITE)))
 async def api_sites(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
@@ -31,17 +33,22 @@ async def api_sites(request: web.Request) -> web.StreamResponse:
                                                                        principal)})
 
 
-@routes.route("GET", "/api/v1/cameras", access="live", query=(("site_id", "only this site"),),
-              summary="Cameras you may see, with site and status")
+@routes.route("GET", "/api/v1/cameras", access="live",
+              query=(Param("site_id", "only this site", or_blank(ID)),),
+              summary="Cameras you may see, with site and status",
+              response=obj(cameras=array(CAMERA)))
 async def api_cameras(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
-    site_id = query_int(request, "site_id", minimum=1)
+    site_id = query_int(request, "site_id", minimum=1, maximum=MAX_ID)
     cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, site_id)
     return web.json_response({"cameras": cameras})
 
 
-@routes.route("GET", "/api/v1/cameras/{id}", access="live", summary="One camera, with streams")
+@routes.route("GET", "/api/v1/cameras/{id}", access="live", summary="One camera, with streams",
+              response={**CAMERA_DETAIL,
+                        "properties": {**CAMERA_DETAIL["properties"], "recording": RECORDING_STATUS},
+                        "required": [*CAMERA_DETAIL["required"], "recording"]})
 async def api_camera(request: web.Request) -> web.StreamResponse:
     detail = await _camera_detail(request)
     stored = {"state": detail["status"], "reason": detail["status_reason"],

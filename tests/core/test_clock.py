@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vms.clock import FakeClock, datetime_to_us, format_iso, parse_instant, to_local, us_to_datetime
+from vms.clock import (
+    MAX_INSTANT_US,
+    MIN_INSTANT_US,
+    FakeClock,
+    datetime_to_us,
+    format_iso,
+    parse_instant,
+    to_local,
+    us_to_datetime,
+)
 
 
 def test_parse_instant_forms() -> None:
@@ -20,6 +29,19 @@ def test_parse_instant_forms() -> None:
         parse_instant("2026-10-25T02:30:00")
     with pytest.raises(ValueError, match="not a time"):
         parse_instant("yesterday")
+
+
+def test_instants_outside_the_calendar_are_refused() -> None:
+    """A 24-digit number once reached the database as an instant (OverflowError: a 500)."""
+    assert parse_instant(str(MAX_INSTANT_US)) == MAX_INSTANT_US
+    assert parse_instant("9999-12-31T23:59:59.999999Z") == MAX_INSTANT_US
+    assert parse_instant(str(MIN_INSTANT_US)) == MIN_INSTANT_US
+    assert parse_instant("0001-01-01T00:00:00Z") == MIN_INSTANT_US
+    for text in ("175784278357142314942464", str(MAX_INSTANT_US + 1), str(MIN_INSTANT_US - 1),
+                 "-175784278357142314942464", "9999-12-31T23:59:59-01:00",
+                 "0001-01-01T00:00:00+01:00"):
+        with pytest.raises(ValueError, match="outside 0001-01-01"):
+            parse_instant(text)
 
 
 def test_naive_datetimes_are_refused() -> None:
