@@ -23,6 +23,14 @@ def bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=message)
 
 
+class FieldError(web.HTTPBadRequest):
+    """A 400 about one field of the request body; JSON answers name it as ``error.field``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(text=message)
+        self.field = field
+
+
 async def json_object(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_JSON_BYTES,
@@ -47,7 +55,7 @@ def check_declared_body(request: web.Request, value: dict[str, Any]) -> None:
         try:
             check_body(rule.body, value)
         except BodyError as exc:
-            raise bad_request(str(exc)) from None
+            raise FieldError(exc.field, str(exc)) from None
 
 
 async def form_or_json(request: web.Request) -> dict[str, Any]:

@@ -27,7 +27,12 @@ _validators: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
 
 class BodyError(ValueError):
-    """A request body that breaks its schema; the message names the field."""
+    """A request body that breaks its schema; the message names the field, and ``field`` is its
+    path (``profile.fps``; '' for the body as a whole)."""
+
+    def __init__(self, field_path: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_path
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
@@ -45,8 +50,8 @@ def check_body(schema: dict[str, Any], value: Any) -> None:
     schema's order) that is wrong; within an ``anyOf``, the most fitting alternative's complaint."""
     first = next(iter(_validator(schema).iter_errors(value)), None)
     if first is not None:
-        error = best_match([first])
-        raise BodyError(describe(error if error is not None else first))
+        error = best_match([first]) or first
+        raise BodyError(field_of(error), describe(error))
 
 
 def _shown(value: Any) -> str:
@@ -59,6 +64,17 @@ def _types(kind: Any) -> str:
     return " or ".join(_TYPE_NAMES.get(k, str(k)) for k in kinds)
 
 
+def field_of(error: ValidationError) -> str:
+    """The path of the field the error is about (a missing one included)."""
+    path = [str(part) for part in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        path.append(next((n for n in error.validator_value if n not in error.instance), "?"))
+    elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        path.append(next((k for k in sorted(error.instance) if k not in known), "?"))
+    return ".".join(path)
+
+
 def describe(error: ValidationError) -> str:
     """A message a person can act on: which field, and what was expected."""
     path = [str(part) for part in error.absolute_path]
@@ -66,14 +82,9 @@ def describe(error: ValidationError) -> str:
     kind = error.validator
     rule: Any = error.validator_value
     if kind == "required":
-        missing = next((name for name in rule if isinstance(error.instance, dict)
-                        and name not in error.instance), "?")
-        return f"field {'.'.join([*path, missing])!r} is required"
+        return f"field {field_of(error)!r} is required"
     if kind == "additionalProperties" and isinstance(error.instance, dict):
-        known = set(error.schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in known)
-        where = f" in {field!r}" if field else ""
-        return f"unknown field {extra[0] if extra else '?'!r}{where}"
+        return f"unknown field {field_of(error)!r}"
     name = f"field {field!r}" if field else "the request body"
     if kind == "type":
         return f"{name} must be {_types(rule)}, got {_shown(error.instance)}"

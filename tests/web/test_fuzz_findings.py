@@ -76,7 +76,9 @@ async def test_a_body_breaking_its_schema_is_refused_naming_the_field(world: Wor
                                    headers={"X-CSRF-Token": csrf},
                                    json={"profile": {"width": "wide"}})
     assert resp.status == 400, await resp.text()
-    assert await _error(resp) == "field 'profile.width' must be an integer, got 'wide'"
+    error = (await resp.json())["error"]
+    assert error["message"] == "field 'profile.width' must be an integer, got 'wide'"
+    assert error["field"] == "profile.width"
     resp = await world.client.post("/api/v1/sites", headers={"X-CSRF-Token": csrf},
                                    json={"timezone": "UTC"})
     assert resp.status == 400
