@@ -7,7 +7,14 @@ from typing import Any
 from aiohttp import web
 
 from vms import audit
-from vms.auth import ROLES, AccountError, AuthError, Principal
+from vms.auth import (
+    MIN_PASSWORD_LENGTH,
+    ROLES,
+    USERNAME_RE,
+    AccountError,
+    AuthError,
+    Principal,
+)
 from vms.db import models as m
 from web.inputs import get_str, get_str_list, json_object, query_instant, query_int
 from web.keys import ACCOUNTS, CLOCK, GATEWAY, principal_of
@@ -47,7 +54,8 @@ async def _create_user(request: web.Request, data: dict[str, Any]) -> dict[str, 
 
 
 USER_BODY = {"type": "object", "required": ["username", "password", "role"], "properties": {
-    "username": {"type": "string", "maxLength": 64}, "password": {"type": "string", "maxLength": 1024},
+    "username": {"type": "string", "pattern": USERNAME_RE.pattern},
+    "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": 1024},
     "role": {"enum": list(ROLES)},
     "sites": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}}}
 USER = obj(id=INT, username=STR, role=enum(*ROLES), disabled=BOOL, sites=array(STR), created_us=US)
@@ -234,7 +242,8 @@ async def _update_user(request: web.Request, username: str, data: dict[str, Any]
               body={"type": "object", "properties": {
                   "role": {"enum": list(ROLES)}, "disabled": {"type": "boolean"},
                   "sites": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
-                  "password": {"type": "string", "maxLength": 1024}}},
+                  "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH,
+                               "maxLength": 1024}}},
               response=obj(changes=ANY_OBJECT),
               summary="Change a user's role, sites, disabled flag or password")
 async def api_update_user(request: web.Request) -> web.StreamResponse:

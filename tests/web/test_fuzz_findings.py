@@ -62,6 +62,17 @@ async def test_digits_that_are_not_decimal_are_not_ids(world: World) -> None:
     assert "camera_ids" in await _error(resp)
 
 
+async def test_a_username_with_a_trailing_newline_is_refused(world: World) -> None:
+    """``re.match`` with ``$`` accepts one trailing newline: "auditor\n" became a user."""
+    csrf = await world.login("admin1")
+    resp = await world.client.post("/api/v1/users", headers={"X-CSRF-Token": csrf}, json={
+        "username": "auditor\n", "password": "long-enough-1", "role": "viewer"})
+    assert resp.status == 400, await resp.text()
+    assert "auditor" in await _error(resp)
+    users = (await (await world.client.get("/api/v1/users")).json())["users"]
+    assert not [u for u in users if u["username"].startswith("auditor")]
+
+
 async def test_a_body_breaking_its_schema_is_refused_naming_the_field(world: World) -> None:
     csrf = await world.login("admin1")
     # before: bool("false") is True, so this revoked viewer1's grant of Site A
