@@ -4,6 +4,13 @@ A handler is registered with :meth:`Routes.route` naming who may call it: ``publ
 ``login`` (any signed-in user) or a right from :data:`vms.auth.RIGHTS`. The access middleware
 (:mod:`web.middleware`) refuses any route that has no rule, so a route cannot be added without
 deciding its access. The same table feeds the OpenAPI document.
+
+Each API route also declares its shapes next to its access rule: ``query`` (parameters, typed with
+:class:`Param`), ``params`` (path parameters, when not the usual integer ids), ``body`` (the JSON
+request body, which :func:`web.inputs.json_object` checks against it before the handler sees it)
+and ``response`` (the JSON answer on success; ``statuses`` and ``media`` when it is not a plain 200
+JSON answer). The schemas are built from :mod:`web.schemas`; ``tests/web/test_fuzz_api.py`` holds
+every answer to them.
 """
 
 from __future__ import annotations
