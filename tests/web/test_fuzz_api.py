@@ -11,8 +11,10 @@ must never be shown anything of Site B.
 Bounded and deterministic: a few examples per operation and mode (see :data:`EXAMPLES`), Hypothesis
 derandomized with no example database and no shrinking, so a run sends the same few hundred
 requests every time and takes well under a minute. All traffic stays on loopback: the fixture
-cameras sit at 127.0.0.1:9 (nothing listens there), and the addresses that adopt and discovery
-requests would reach are pinned to it before each request is sent (:func:`_loopback_only`).
+cameras sit at 127.0.0.1:9 (nothing listens there), the addresses that adopt and discovery
+requests would reach are pinned to it before each request is sent (:func:`_loopback_only`), and
+an audit hook refuses (and fails the test on) any connection or name look-up off loopback
+(:class:`LoopbackGuard`).
 
 What is not fuzzed, and why, is in :data:`SKIPPED`. Camera configure (reboot, clock, NTP) and clock
 calls are fuzzed: they reach only 127.0.0.1:9, so no camera is rebooted. Cases naming one of the
@@ -23,7 +25,9 @@ discarded, so the roles keep their rights for the whole run.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -156,6 +160,44 @@ def _sign_in(session: requests.Session, base_url: str, username: str) -> None:
 
 # --- keeping every request on loopback ----------------------------------------------------------
 
+@dataclass
+class LoopbackGuard:
+    """A process audit hook (the server runs in this process) that refuses, while on, any socket
+    connect, send or name look-up for an address off loopback, and keeps what it refused. The
+    refusal is an OSError, which the server answers like an unreachable camera; the test then
+    fails on :attr:`refused`. Audit hooks cannot be removed: off, it returns at once."""
+
+    on: bool = False
+    refused: list[str] = field(default_factory=list)
+
+    def __call__(self, event: str, args: tuple[Any, ...]) -> None:
+        if not self.on or event not in ("socket.connect", "socket.sendto", "socket.getaddrinfo"):
+            return
+        target = args[0] if event == "socket.getaddrinfo" else args[1]
+        host = target[0] if isinstance(target, tuple) else target
+        if event != "socket.getaddrinfo" and not isinstance(target, tuple):
+            return  # a Unix socket path
+        if isinstance(host, bytes):
+            host = host.decode(errors="replace")
+        if host is None or _is_loopback(str(host)):
+            return
+        self.refused.append(f"{event} {target!r}")
+        raise PermissionError(f"the API fuzz keeps to loopback: {event} {target!r} refused")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+_GUARD = LoopbackGuard()
+sys.addaudithook(_GUARD)
+
+
 _PINNED = {
     "onvif_url": f"http://{LOOPBACK}:{DEAD_PORT}/onvif/device_service",
     "rtsp_url": f"rtsp://{LOOPBACK}:{DEAD_PORT}/fuzz",
@@ -228,10 +270,9 @@ def _fuzz_role(world: Fuzzed, role: str) -> list[str]:
         response = case.call_and_validate(base_url=world.server.base_url, session=session,
                                           checks=checks, timeout=30)
         statuses[(case.method, case.path, response.status_code)] += 1
-        if response.status_code < 300:
-            leaked = [name for name in other_names if name in response.text]
-            assert not leaked, (f"{username} ({role} of Site A) was shown {leaked} of another "
-                                f"site by {case.method} {case.formatted_path}")
+        leaked = [name for name in other_names if name in response.text]
+        assert not leaked, (f"{username} ({role} of Site A) was shown {leaked} of another "
+                            f"site by {case.method} {case.formatted_path}")
 
     for method, path in _operations(world.document):
         if (method, path) in SKIPPED:
@@ -281,5 +322,26 @@ def test_every_api_route_declares_its_answer() -> None:
 
 @pytest.mark.parametrize("role", list(ROLES))
 def test_fuzz_api_as_role(fuzzed: Fuzzed, role: str) -> None:
-    failures = _fuzz_role(fuzzed, role)
+    _GUARD.on = True
+    try:
+        failures = _fuzz_role(fuzzed, role)
+    finally:
+        _GUARD.on = False
+    assert not _GUARD.refused, f"traffic off loopback was attempted: {_GUARD.refused[:5]}"
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_loopback_guard_refuses_other_addresses() -> None:
+    """The guard the fuzz relies on: off loopback, a connect is refused before any packet."""
+    import socket
+
+    _GUARD.on = True
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            with pytest.raises(PermissionError, match="keeps to loopback"):
+                sock.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed, and never reached
+            sock.connect((LOOPBACK, DEAD_PORT))
+    finally:
+        _GUARD.on = False
+        refused, _GUARD.refused[:] = list(_GUARD.refused), []
+    assert refused == ["socket.connect ('192.0.2.1', 9)"]
