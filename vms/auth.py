@@ -138,7 +138,7 @@ class Accounts:
     # --- users ---
     def create_user(self, username: str, password: str | HashedPassword, role: str,
                     site_names: list[str] | tuple[str, ...] = ()) -> m.User:
-        if not USERNAME_RE.match(username):
+        if not USERNAME_RE.fullmatch(username):  # match() let "name\n" through ($ before \n)
             raise AccountError(
                 f"username {username!r}: use 1–64 letters, digits, '_', '.', '@' or '-'")
         if role not in ROLES:

@@ -127,7 +127,8 @@ def check_instant(instant_us: int) -> int:
 
 
 def parse_instant(text: str) -> int:
-    """Parse a query-parameter instant: integer microseconds or ISO-8601 *with* an offset.
+    """Parse a query-parameter instant: integer microseconds or ISO-8601 *with* an offset, between
+    :data:`MIN_INSTANT_US` and :data:`MAX_INSTANT_US`.
 
     Raises ValueError with a message a person can act on, also for instants outside
     :func:`check_instant`'s range.

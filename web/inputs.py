@@ -19,6 +19,9 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from vms.clock import parse_instant
+from web.keys import RULES
+from web.routing import rule_for
+from web.validation import BodyError, check_body
 
 MAX_JSON_BYTES = 1_000_000
 MAX_JSON_DEPTH = 32
@@ -30,6 +33,14 @@ MAX_NEXT_CHARS = 2000
 
 def bad_request(message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=message)
+
+
+class FieldError(web.HTTPBadRequest):
+    """A 400 about one field of the request body; JSON answers name it as ``error.field``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(text=message)
+        self.field = field
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
@@ -54,7 +65,18 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if _json_depth(value) > MAX_JSON_DEPTH:
         raise bad_request(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels "
                           "of arrays and objects)")
+    check_declared_body(request, value)
     return value
+
+
+def check_declared_body(request: web.Request, value: dict[str, Any]) -> None:
+    """Refuse a body that breaks the JSON schema its route declares (:mod:`web.validation`)."""
+    rule = rule_for(request, request.app.get(RULES) or {})
+    if rule is not None and rule.body is not None:
+        try:
+            check_body(rule.body, value)
+        except BodyError as exc:
+            raise FieldError(exc.field, str(exc)) from None
 
 
 class _JsonNumberError(ValueError):
@@ -163,7 +185,7 @@ def get_str_list(data: dict[str, Any], key: str, *, max_items: int = 1000) -> li
 
 def match_id(request: web.Request, key: str = "id") -> int:
     text = request.match_info.get(key, "")
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # '²' is a digit, not an int
         raise web.HTTPNotFound(text=f"no such {key}")
     return int(text)
 

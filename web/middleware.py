@@ -20,6 +20,7 @@ from prometheus_client import Counter, Histogram
 
 from vms.auth import csrf_matches, scope_allows
 from web import i18n
+from web.inputs import FieldError
 from web.keys import ACCOUNTS, GATEWAY, METRICS, PRINCIPAL, RULES, SETTINGS, principal_of
 from web.render import render
 from web.routing import rule_for
@@ -57,7 +58,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         if is_api(request):
-            response = json_error(exc.status, message or exc.reason)
+            extra = {"field": exc.field} if isinstance(exc, FieldError) else {}
+            response = json_error(exc.status, message or exc.reason, **extra)
         else:
             response = render_error(request, exc.status, message or exc.reason)
         for header in ("Allow", "Retry-After", "WWW-Authenticate"):

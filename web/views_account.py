@@ -17,16 +17,18 @@ from vms.auth import (
     DEFAULT_TOKEN_DAYS,
     MAX_TOKEN_DAYS,
     TOKEN_SCOPES,
+    USERNAME_RE,
     AccountError,
     Principal,
 )
 from vms.passwords import HashedPassword, PasswordPoolBusy
 from web import i18n
-from web.inputs import get_int, get_str, json_object
+from web.inputs import get_int, get_str, json_object, match_id
 from web.keys import ACCOUNTS, CLOCK, GATEWAY, PASSWORDS, principal_of
 from web.middleware import client_address
 from web.render import render
 from web.routing import Routes
+from web.schemas import BOOL, INT, STR, US, array, enum, nullable, obj
 
 routes = Routes()
 
@@ -83,12 +85,15 @@ async def _change_own_password(request: web.Request, current: str, new: str) -> 
 
 
 PASSWORD_BODY = {"type": "object", "required": ["current_password", "new_password"],
-                 "properties": {"current_password": {"type": "string"},
-                                "new_password": {"type": "string"}}}
+                 "properties": {"current_password": {"type": "string", "maxLength": 1024},
+                                "new_password": {"type": "string", "maxLength": 1024}}}
+TOKEN = obj(id=INT, username=STR, name=STR, scope=enum(*TOKEN_SCOPES), created_us=US,
+            expires_us=US, last_used_us=nullable(US), state=enum("active", "revoked", "expired"))
+"""An API token as listed (never the token itself)."""
 
 
 @routes.route("POST", "/api/v1/me/password", access="login", body=PASSWORD_BODY,
-              scope="admin",
+              scope="admin", response=obj(ok=BOOL, tokens_revoked=INT),
               summary="Change your own password (ends all your sessions, revokes your API tokens)")
 async def api_change_password(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
@@ -150,7 +155,7 @@ async def _revoke_token(request: web.Request, token_id: int, *, any_owner: bool)
         raise web.HTTPNotFound(text=str(exc)) from None
 
 
-@routes.route("GET", "/api/v1/tokens", access="login",
+@routes.route("GET", "/api/v1/tokens", access="login", response=obj(tokens=array(TOKEN)),
               summary="Your API tokens (never the tokens themselves)")
 async def api_tokens(request: web.Request) -> web.StreamResponse:
     rows = await request.app[GATEWAY].read(request.app[ACCOUNTS].list_api_tokens,
@@ -159,6 +164,9 @@ async def api_tokens(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("POST", "/api/v1/tokens", access="login", body=TOKEN_BODY, scope="admin",
+              statuses=(201,), response={**TOKEN, "properties": {**TOKEN["properties"],
+                                                                  "token": STR},
+                                         "required": [*TOKEN["required"], "token"]},
               summary="Create an API token for yourself (shown once); scope read | control | "
                       "admin (default control), expires_days (default 90)")
 async def api_create_token(request: web.Request) -> web.StreamResponse:
@@ -167,15 +175,18 @@ async def api_create_token(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("DELETE", r"/api/v1/tokens/{token_id:\d+}", access="login", scope="admin",
+              response=TOKEN,
               summary="Revoke an API token: your own, or anyone's with the right manage_users")
 async def api_revoke_token(request: web.Request) -> web.StreamResponse:
     principal = _principal(request)
-    row = await _revoke_token(request, int(request.match_info["token_id"]),
+    row = await _revoke_token(request, match_id(request, "token_id"),
                               any_owner=principal.can("manage_users"))
     return web.json_response(row)
 
 
 @routes.route("GET", "/api/v1/users/{username}/tokens", access="manage_users",
+              response=obj(tokens=array(TOKEN)),
+              params={"username": {"type": "string", "pattern": USERNAME_RE.pattern}},
               summary="A user's API tokens (never the tokens themselves)")
 async def api_user_tokens(request: web.Request) -> web.StreamResponse:
     username = request.match_info["username"][:64]
@@ -223,7 +234,7 @@ async def account_token_form(request: web.Request) -> web.StreamResponse:
 @routes.route("POST", r"/account/tokens/{token_id:\d+}/revoke", access="login",
               scope="admin", summary="Revoke one of your API tokens (form)")
 async def account_revoke_form(request: web.Request) -> web.StreamResponse:
-    await _revoke_token(request, int(request.match_info["token_id"]), any_owner=False)
+    await _revoke_token(request, match_id(request, "token_id"), any_owner=False)
     raise web.HTTPFound("/account")
 
 
@@ -247,5 +258,5 @@ async def account_password_form(request: web.Request) -> web.StreamResponse:
 @routes.route("POST", r"/admin/tokens/{token_id:\d+}/revoke", access="manage_users",
               summary="Revoke any user's API token (form)")
 async def admin_revoke_form(request: web.Request) -> web.StreamResponse:
-    await _revoke_token(request, int(request.match_info["token_id"]), any_owner=True)
+    await _revoke_token(request, match_id(request, "token_id"), any_owner=True)
     raise web.HTTPFound("/admin/users")

@@ -7,13 +7,15 @@ from typing import Any
 from aiohttp import web
 
 from vms import audit
-from vms.auth import ROLES, AccountError, Principal
+from vms.auth import ROLES, USERNAME_RE, AccountError, Principal
 from vms.db import models as m
+from vms.passwords import MIN_PASSWORD_LENGTH
 from web.inputs import get_str, get_str_list, json_object, query_instant, query_int
 from web.keys import ACCOUNTS, CLOCK, GATEWAY, principal_of
 from web.middleware import client_address
 from web.render import render
-from web.routing import Routes
+from web.routing import Param, Routes
+from web.schemas import ANY_OBJECT, BOOL, ID, INSTANT, INT, OK, STR, US, array, enum, nullable, obj, or_blank
 from web.views_account import hash_new_password
 
 routes = Routes()
@@ -48,26 +50,32 @@ async def _create_user(request: web.Request, data: dict[str, Any]) -> dict[str, 
 
 
 USER_BODY = {"type": "object", "required": ["username", "password", "role"], "properties": {
-    "username": {"type": "string"}, "password": {"type": "string"},
-    "role": {"enum": list(ROLES)}, "sites": {"type": "array", "items": {"type": "string"}}}}
+    "username": {"type": "string", "pattern": USERNAME_RE.pattern},
+    "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH, "maxLength": 1024},
+    "role": {"enum": list(ROLES)},
+    "sites": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}}}
+USER = obj(id=INT, username=STR, role=enum(*ROLES), disabled=BOOL, sites=array(STR), created_us=US)
 
 
-@routes.route("GET", "/api/v1/users", access="manage_users", summary="All users")
+@routes.route("GET", "/api/v1/users", access="manage_users", summary="All users",
+              response=obj(users=array(USER)))
 async def api_users(request: web.Request) -> web.StreamResponse:
     users = await request.app[GATEWAY].read(request.app[ACCOUNTS].list_users)
     return web.json_response({"users": users})
 
 
-@routes.route("POST", "/api/v1/users", access="manage_users", body=USER_BODY,
+@routes.route("POST", "/api/v1/users", access="manage_users", body=USER_BODY, statuses=(201,),
+              response=obj(id=INT, username=STR, role=enum(*ROLES), sites=array(STR)),
               summary="Create a user with a role and site grants")
 async def api_create_user(request: web.Request) -> web.StreamResponse:
     return web.json_response(await _create_user(request, await json_object(request)), status=201)
 
 
 @routes.route("POST", "/api/v1/users/{username}/grants", access="manage_users",
-              body={"type": "object", "properties": {"site": {"type": "string"},
-                                                     "revoke": {"type": "boolean"}}},
-              summary="Grant (or revoke) a site to a user")
+              body={"type": "object", "required": ["site"],
+                    "properties": {"site": {"type": "string", "maxLength": 200},
+                                   "revoke": {"type": "boolean"}}},
+              response=OK, summary="Grant (or revoke) a site to a user")
 async def api_grant(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
     site = get_str(data, "site")
@@ -91,7 +99,9 @@ async def api_grant(request: web.Request) -> web.StreamResponse:
 
 @routes.route("POST", "/api/v1/sites", access="manage_users",
               body={"type": "object", "required": ["name"], "properties": {
-                  "name": {"type": "string"}, "timezone": {"type": "string"}}},
+                  "name": {"type": "string", "maxLength": 200},
+                  "timezone": {"type": "string", "maxLength": 64}}},
+              statuses=(201,), response=obj(id=INT, name=STR, timezone=STR),
               summary="Create a site")
 async def api_create_site(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
@@ -117,8 +127,12 @@ async def api_create_site(request: web.Request) -> web.StreamResponse:
 
 
 AUDIT_QUERY = (("action", "only this action"), ("username", "only this user"),
-               ("from", "from this instant"), ("to", "before this instant"),
-               ("limit", "at most this many rows (default 200)"))
+               Param("from", "from this instant", or_blank(INSTANT)),
+               Param("to", "before this instant", or_blank(INSTANT)),
+               Param("limit", "at most this many rows (default 200)",
+                     or_blank({"type": "integer", "minimum": 1, "maximum": 1000})))
+AUDIT_ENTRY = obj(id=INT, at_us=US, username=STR, action=STR, target=STR, site_id=nullable(ID),
+                  address=STR, outcome=STR, detail=ANY_OBJECT)
 
 
 async def _audit_rows(request: web.Request) -> list[dict[str, Any]]:
@@ -131,7 +145,7 @@ async def _audit_rows(request: web.Request) -> list[dict[str, Any]]:
 
 
 @routes.route("GET", "/api/v1/audit", access="audit", query=AUDIT_QUERY,
-              summary="The audit log, newest first")
+              response=obj(entries=array(AUDIT_ENTRY)), summary="The audit log, newest first")
 async def api_audit(request: web.Request) -> web.StreamResponse:
     return web.json_response({"entries": await _audit_rows(request)})
 
@@ -175,8 +189,10 @@ async def _update_user(request: web.Request, username: str, data: dict[str, Any]
 @routes.route("PATCH", "/api/v1/users/{username}", access="manage_users",
               body={"type": "object", "properties": {
                   "role": {"enum": list(ROLES)}, "disabled": {"type": "boolean"},
-                  "sites": {"type": "array", "items": {"type": "string"}},
-                  "password": {"type": "string"}}},
+                  "sites": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+                  "password": {"type": "string", "minLength": MIN_PASSWORD_LENGTH,
+                               "maxLength": 1024}}},
+              response=obj(changes=ANY_OBJECT),
               summary="Change a user's role, sites, disabled flag or password (a new password "
                       "ends their sessions and revokes their API tokens)")
 async def api_update_user(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from vms import audit
-from vms.auth import AccountError, csrf_matches
+from vms.auth import ROLES, AccountError, csrf_matches
 from vms.passwords import PasswordPoolBusy, Throttled
 from web import i18n
 from web.inputs import form_or_json, get_str, json_object, safe_next
@@ -17,6 +17,7 @@ from web.keys import ACCOUNTS, CLOCK, GATEWAY, PASSWORDS, SETTINGS, THROTTLE, pr
 from web.middleware import LANG_COOKIE, SESSION_COOKIE, client_address, set_request_language
 from web.render import render
 from web.routing import Routes
+from web.schemas import ID, INT, OK, STR, array, enum, nullable, obj
 
 log = logging.getLogger(__name__)
 routes = Routes()
@@ -167,6 +168,7 @@ LOGIN_BODY = {"type": "object", "required": ["username", "password"],
 
 
 @routes.route("POST", "/api/v1/auth/login", access="public", csrf=False, body=LOGIN_BODY,
+              response=obj(csrf_token=STR, user=obj(id=INT, username=STR, role=enum(*ROLES))),
               summary="Sign in; sets the session cookie and returns the CSRF token")
 async def api_login(request: web.Request) -> web.StreamResponse:
     if request.content_type != "application/json":
@@ -181,7 +183,7 @@ async def api_login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.route("POST", "/api/v1/auth/logout", access="login", summary="Sign out")
+@routes.route("POST", "/api/v1/auth/logout", access="login", summary="Sign out", response=OK)
 async def api_logout(request: web.Request) -> web.StreamResponse:
     await _logout(request)
     response = web.json_response({"ok": True})
@@ -189,7 +191,9 @@ async def api_logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@routes.route("GET", "/api/v1/me", access="login", summary="The signed-in user, rights and sites")
+@routes.route("GET", "/api/v1/me", access="login", summary="The signed-in user, rights and sites",
+              response=obj(id=INT, username=STR, role=enum(*ROLES), rights=array(STR), language=STR,
+                           site_ids=nullable(array(ID)), csrf_token=nullable(STR)))
 async def api_me(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None

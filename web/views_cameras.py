@@ -8,7 +8,8 @@ from vms import catalog
 from web.inputs import bad_request, match_id, query_int
 from web.keys import GATEWAY, principal_of
 from web.render import render
-from web.routing import Routes
+from web.routing import Param, Routes
+from web.schemas import CAMERA, CAMERA_DETAIL, ID, MAX_ID, RECORDING_STATUS, SITE, array, obj, or_blank
 from web.views_recording import live_status
 
 routes = Routes()
@@ -23,7 +24,8 @@ async def _camera_detail(request: web.Request) -> dict[str, object]:
         raise web.HTTPNotFound(text="no such camera") from None
 
 
-@routes.route("GET", "/api/v1/sites", access="login", summary="Sites you may see")
+@routes.route("GET", "/api/v1/sites", access="login", summary="Sites you may see",
+              response=obj(sites=array(SITE)))
 async def api_sites(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
@@ -32,14 +34,16 @@ async def api_sites(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/api/v1/cameras", access="live",
-              query=(("site_id", "only this site"),
-                     ("archived", "false (default): cameras in service; true: removed cameras "
-                                  "whose recordings are kept; all: both")),
-              summary="Cameras you may see, with site and status")
+              query=(Param("site_id", "only this site", or_blank(ID)),
+                     Param("archived", "false (default): cameras in service; true: removed "
+                                       "cameras whose recordings are kept; all: both",
+                           {"type": "string", "enum": ["false", "true", "all"]})),
+              summary="Cameras you may see, with site and status",
+              response=obj(cameras=array(CAMERA)))
 async def api_cameras(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
-    site_id = query_int(request, "site_id", minimum=1)
+    site_id = query_int(request, "site_id", minimum=1, maximum=MAX_ID)
     choice = request.query.get("archived", "false")
     archived = {"false": False, "true": True, "all": None}.get(choice, "bad")
     if archived == "bad":
@@ -49,7 +53,10 @@ async def api_cameras(request: web.Request) -> web.StreamResponse:
     return web.json_response({"cameras": cameras})
 
 
-@routes.route("GET", "/api/v1/cameras/{id}", access="live", summary="One camera, with streams")
+@routes.route("GET", "/api/v1/cameras/{id}", access="live", summary="One camera, with streams",
+              response={**CAMERA_DETAIL,
+                        "properties": {**CAMERA_DETAIL["properties"], "recording": RECORDING_STATUS},
+                        "required": [*CAMERA_DETAIL["required"], "recording"]})
 async def api_camera(request: web.Request) -> web.StreamResponse:
     detail = await _camera_detail(request)
     stored = {"state": detail["status"], "reason": detail["status_reason"],

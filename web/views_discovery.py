@@ -44,7 +44,22 @@ from web.inputs import (
 from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
 from web.middleware import client_address, json_error
 from web.render import render
-from web.routing import Handler, Routes
+from web.routing import Handler, Param, Routes
+from web.schemas import (
+    ANY_OBJECT,
+    BOOL,
+    CAMERA_DETAIL,
+    ID,
+    INT,
+    MAX_ID,
+    NUM,
+    STR,
+    US,
+    array,
+    enum,
+    nullable,
+    obj,
+)
 
 log = logging.getLogger(__name__)
 
@@ -272,12 +287,29 @@ def _job_id(request: web.Request) -> str:
 
 # --- scans --------------------------------------------------------------------------------------
 
+DEVICE = obj(index=INT, endpoint=STR, address=STR, xaddr=STR, mac=nullable(STR), manufacturer=STR,
+             model=STR, firmware=STR, serial=STR, status=STR, message=STR,
+             profiles=array(ANY_OBJECT), clock_offset_us=nullable(INT),
+             known_camera_id=nullable(INT))
+"""A device found by a scan (:meth:`_Row.as_dict`), interrogated or not yet."""
+
+JOB = obj(id=STR, state=enum("discovering", "interrogating", "done", "failed", "cancelled"),
+          progress={"type": "number", "minimum": 0, "maximum": 1}, error=STR, targets=array(STR),
+          timeout_s=NUM, started_us=US, finished_us=nullable(US), found=INT, examined=INT,
+          devices=array(DEVICE))
+JOB_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$", "description": "a scan's id"}
+CREDENTIALS = {"username": {"type": "string", "maxLength": 200},
+               "password": {"type": "string", "maxLength": 200}}
+
 @routes.route("POST", "/api/v1/discovery", access="manage_cameras",
               summary="Start a discovery scan (WS-Discovery + interrogation); returns its id",
-              body={"type": "object", "properties": {
-                  "targets": {"type": "array", "items": {"type": "string"}},
-                  "username": {"type": "string"}, "password": {"type": "string"},
-                  "timeout_s": {"type": "number"}}})
+              body={"type": "object", "required": ["targets"], "properties": {
+                  "targets": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                              "maxItems": MAX_TARGETS},
+                  **CREDENTIALS,
+                  "timeout_s": {"type": "number", "exclusiveMinimum": 0,
+                                "maximum": MAX_TIMEOUT_S}}},
+              statuses=(202,), response=obj(id=STR))
 async def api_discovery_start(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
     targets = [t.strip() for t in get_str_list(data, "targets", max_items=MAX_TARGETS) if t.strip()]
@@ -301,7 +333,8 @@ async def api_discovery_start(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/api/v1/discovery/{id}", access="manage_cameras",
-              summary="A discovery scan: state, progress 0..1, devices found so far")
+              summary="A discovery scan: state, progress 0..1, devices found so far",
+              params={"id": JOB_ID}, response=JOB)
 async def api_discovery_get(request: web.Request) -> web.StreamResponse:
     jobs = jobs_of(request.app)
     job = jobs.get(_principal(request), _job_id(request))
@@ -309,7 +342,9 @@ async def api_discovery_get(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/api/v1/discovery/{id}/snapshot", access="manage_cameras",
-              query=(("device", "the device's index in the scan"),),
+              query=(Param("device", "the device's index in the scan",
+                           {"type": "integer", "minimum": 0}, required=True),),
+              params={"id": JOB_ID}, media=("image/jpeg",),
               summary="A JPEG from a device found by a scan (scan credentials)")
 @_answers_refusals
 async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
@@ -339,10 +374,15 @@ async def discovery_page(request: web.Request) -> web.StreamResponse:
 @routes.route("POST", "/api/v1/cameras", access="manage_cameras",
               summary="Adopt one camera by ONVIF address (or add one by bare RTSP URL)",
               body={"type": "object", "properties": {
-                  "onvif_url": {"type": "string"}, "rtsp_url": {"type": "string"},
-                  "username": {"type": "string"}, "password": {"type": "string"},
-                  "site_id": {"type": "integer"}, "name": {"type": "string"},
-                  "set_clock": {"type": "boolean"}}})
+                  "onvif_url": {"type": "string", "maxLength": 500},
+                  "rtsp_url": {"type": "string", "maxLength": 1000}, **CREDENTIALS,
+                  "site_id": ID,
+                  "name": {"type": "string", "maxLength": 200},
+                  "set_clock": {"type": "boolean"}}},
+              statuses=(200, 201),
+              response={**CAMERA_DETAIL,
+                        "properties": {**CAMERA_DETAIL["properties"], "adoption": ANY_OBJECT},
+                        "required": [*CAMERA_DETAIL["required"], "adoption"]})
 @_answers_refusals
 async def api_camera_adopt(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
@@ -351,7 +391,7 @@ async def api_camera_adopt(request: web.Request) -> web.StreamResponse:
     if bool(onvif_url) == bool(rtsp_url):
         raise bad_request("give exactly one of 'onvif_url' and 'rtsp_url'")
     username, password = _credentials(data)
-    site_id = get_int(data, "site_id", required=False, minimum=1)
+    site_id = get_int(data, "site_id", required=False, minimum=1, maximum=MAX_ID)
     name = get_str(data, "name", required=False, max_len=200).strip() or None
     set_clock = data.get("set_clock", False)
     if not isinstance(set_clock, bool):
@@ -374,14 +414,15 @@ async def api_camera_adopt(request: web.Request) -> web.StreamResponse:
 @routes.route("POST", "/api/v1/cameras/bulk", access="manage_cameras",
               summary="Adopt many cameras into one site with the same credentials",
               body={"type": "object", "required": ["site_id", "xaddrs"], "properties": {
-                  "site_id": {"type": "integer"}, "username": {"type": "string"},
-                  "password": {"type": "string"},
-                  "xaddrs": {"type": "array", "items": {"type": "string"}},
-                  "set_clock": {"type": "boolean"}}})
+                  "site_id": ID, **CREDENTIALS,
+                  "xaddrs": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                             "maxItems": 1000},
+                  "set_clock": {"type": "boolean"}}},
+              response=obj(adopted=INT, failed=INT, results=array(obj(xaddr=STR, ok=BOOL))))
 @_answers_refusals
 async def api_camera_bulk(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
-    site_id = get_int(data, "site_id", minimum=1)
+    site_id = get_int(data, "site_id", minimum=1, maximum=MAX_ID)
     xaddrs = [x.strip() for x in get_str_list(data, "xaddrs", max_items=1000) if x.strip()]
     if not xaddrs:
         raise bad_request("field 'xaddrs' must name at least one camera")
@@ -426,12 +467,16 @@ def _profile(data: dict[str, Any]) -> RecordingProfile | None:
               body={"type": "object", "properties": {
                   "stream": {"type": "string", "enum": ["main", "sub"]},
                   "profile": {"type": "object", "properties": {
-                      "width": {"type": "integer"}, "height": {"type": "integer"},
-                      "fps": {"type": "number"}, "bitrate_kbps": {"type": "integer"},
+                      "width": {"type": "integer", "minimum": 16, "maximum": 16384},
+                      "height": {"type": "integer", "minimum": 16, "maximum": 16384},
+                      "fps": {"type": "number"},
+                      "bitrate_kbps": {"type": "integer", "minimum": 16, "maximum": 200_000},
                       "gop_s": {"type": "number", "maximum": 2}}},
-                  "name": {"type": "string"}, "set_clock": {"type": "boolean"},
-                  "ntp_servers": {"type": "array", "items": {"type": "string"}},
-                  "reboot": {"type": "boolean"}}})
+                  "name": {"type": "string", "maxLength": 200}, "set_clock": {"type": "boolean"},
+                  "ntp_servers": {"type": "array", "items": {"type": "string"}, "maxItems": 4},
+                  "reboot": {"type": "boolean"}}},
+              response=obj(camera_id=INT, requested=ANY_OBJECT, accepted=ANY_OBJECT,
+                           clamped=array(STR)))
 @_answers_refusals
 async def api_camera_configure(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
@@ -458,7 +503,8 @@ async def api_camera_configure(request: web.Request) -> web.StreamResponse:
 
 @routes.route("POST", "/api/v1/cameras/{id}/check-config", access="manage_cameras",
               summary="Re-read the camera's encoders over ONVIF now and flag drift from the "
-                      "applied recording profile")
+                      "applied recording profile",
+              response=obj(camera_id=INT, name=STR, streams=array(ANY_OBJECT)))
 @_answers_refusals
 async def api_camera_check_config(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
@@ -467,7 +513,9 @@ async def api_camera_check_config(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("POST", "/api/v1/cameras/{id}/clock", access="manage_cameras",
-              summary="Set the camera's clock to the server's (SetSystemDateAndTime)")
+              summary="Set the camera's clock to the server's (SetSystemDateAndTime)",
+              response=obj(camera_id=INT, offset_before_us=nullable(INT),
+                           clock_offset_us=nullable(INT)))
 @_answers_refusals
 async def api_camera_clock(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
@@ -477,11 +525,17 @@ async def api_camera_clock(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("DELETE", "/api/v1/cameras/{id}", access="manage_cameras",
-              query=(("delete_recordings", "true: also delete every recording of the camera "
-                                           "(refused while evidence holds protect them); "
-                                           "default false: archive, recordings kept"),),
+              query=(Param("delete_recordings", "true: also delete every recording of the camera "
+                                                "(refused while evidence holds protect them); "
+                                                "default false: archive, recordings kept",
+                           {"type": "string", "enum": ["true", "false", "1", "0"]}),),
               summary="Remove a camera: archived (no live view, no recording), its recordings "
-                      "kept and playable until retention; or deleted with them on request")
+                      "kept and playable until retention; or deleted with them on request",
+              response=obj(camera_id=INT, name=STR, removed=BOOL, archived=BOOL, archived_us=US,
+                           recordings_deleted=BOOL, segments_deleted=INT, bytes_deleted=INT,
+                           other_files_deleted=INT,
+                           optional=("recordings_deleted", "segments_deleted", "bytes_deleted",
+                                     "other_files_deleted")))
 @_answers_refusals
 async def api_camera_remove(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)
@@ -514,8 +568,8 @@ async def api_camera_remove(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/snapshot", access="live",
-              query=(("stream", "main or sub (default sub)"),),
-              summary="A fresh JPEG from the camera")
+              query=(Param("stream", "main or sub (default sub)", enum("main", "sub")),),
+              media=("image/jpeg",), summary="A fresh JPEG from the camera")
 @_answers_refusals
 async def api_camera_snapshot(request: web.Request) -> web.StreamResponse:
     camera_id = match_id(request)

@@ -24,7 +24,8 @@ from web.inputs import bad_request, json_object, match_id
 from web.keys import GATEWAY, SERVICES, principal_of
 from web.middleware import client_address
 from web.render import render
-from web.routing import Routes
+from web.routing import JSON, Param, Routes
+from web.schemas import ANY_OBJECT, ID, INSTANT, INT, STR, US, array, enum, nullable, obj
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,23 @@ CREATE_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["camera_ids"],
     "properties": {
-        "camera_ids": {"type": "array", "items": {"type": "integer"}},
-        "from": {"description": "ISO-8601 with offset or integer UTC microseconds"},
-        "to": {"description": "ISO-8601 with offset or integer UTC microseconds"},
-        "from_local": {"type": "string", "description": "YYYY-MM-DDTHH:MM in the site's zone"},
-        "to_local": {"type": "string", "description": "YYYY-MM-DDTHH:MM in the site's zone"},
+        "camera_ids": {"type": "array", "items": ID, "minItems": 1, "maxItems": 1000},
+        "from": INSTANT,
+        "to": INSTANT,
+        "from_local": {"type": "string", "maxLength": 40,
+                       "description": "YYYY-MM-DDTHH:MM in the site's zone"},
+        "to_local": {"type": "string", "maxLength": 40,
+                     "description": "YYYY-MM-DDTHH:MM in the site's zone"},
     },
 }
+
+EXPORT = obj(
+    id=INT, state=enum("queued", "running", "done", "failed", "cancelled"),
+    progress={"type": "number", "minimum": 0, "maximum": 1}, error=STR, camera_ids=array(INT),
+    from_us=US, to_us=US, created_us=US, finished_us=nullable(US), user_id=nullable(INT),
+    username=STR, file_name=STR, size_bytes=nullable(INT), sha256=STR,
+    cameras=array(obj(id=INT, name=STR)))
+"""An export as :func:`recorder.export.export_dict` shows it."""
 
 
 def _service(request: web.Request) -> ExportService:
@@ -76,6 +87,7 @@ def _instant(data: dict[str, Any], key: str, tz_name: str) -> int:
 
 
 @routes.route("POST", "/api/v1/exports", access="export", body=CREATE_BODY,
+              statuses=(201,), response=obj(id=INT, state=STR),
               summary="Queue an export of cameras over a time range; answers its id")
 async def api_create(request: web.Request) -> web.StreamResponse:
     principal = _principal(request)
@@ -111,6 +123,7 @@ async def api_create(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/api/v1/exports", access="export",
+              response=obj(exports=array(EXPORT)),
               summary="Your exports (administrators: everyone's), newest first")
 async def api_list(request: web.Request) -> web.StreamResponse:
     exports = await _service(request).list_exports(_principal(request))
@@ -126,6 +139,9 @@ async def _get(request: web.Request) -> dict[str, Any]:
 
 # before /exports/{id}, which would take "signing-key" for an id
 @routes.route("GET", "/api/v1/exports/signing-key", access="export",
+              query=(Param("format", "json (default) or pem", enum("json", "pem")),),
+              media=(JSON, "application/x-pem-file"),
+              response=obj(algorithm=STR, key_id=STR, public_key=STR, public_key_pem=STR),
               summary="The public key that signs export manifests (check with `vms verify --key`);"
                       " ?format=pem downloads it as a PEM file")
 async def api_signing_key(request: web.Request) -> web.StreamResponse:
@@ -141,13 +157,14 @@ async def api_signing_key(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/api/v1/exports/{id}", access="export",
+              response=EXPORT,
               summary="One export: state (queued|running|done|failed|cancelled), progress, error")
 async def api_get(request: web.Request) -> web.StreamResponse:
     return web.json_response(await _get(request))
 
 
 @routes.route("POST", "/api/v1/exports/{id}/cancel", access="export",
-              summary="Cancel a queued or running export")
+              response=EXPORT, summary="Cancel a queued or running export")
 async def api_cancel(request: web.Request) -> web.StreamResponse:
     try:
         data = await _service(request).cancel(_principal(request), match_id(request))
@@ -157,6 +174,7 @@ async def api_cancel(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("GET", "/api/v1/exports/{id}/manifest", access="export",
+              response=obj(format=STR, export_id=INT, cameras=array(ANY_OBJECT)),
               summary="The manifest of a finished export (JSON)")
 async def api_manifest(request: web.Request) -> web.StreamResponse:
     export_id = match_id(request)
@@ -177,6 +195,7 @@ def _pretty(value: Any) -> str:
 
 
 @routes.route("GET", "/api/v1/exports/{id}/file", access="export",
+              statuses=(200, 206), media=("video/mp4", "application/zip"),
               summary="Download the exported MP4 (one camera) or ZIP (several); HTTP Range works")
 async def api_file(request: web.Request) -> web.StreamResponse:
     export_id = match_id(request)

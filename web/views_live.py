@@ -24,7 +24,8 @@ from vms import catalog
 from web.inputs import bad_request, match_id, query_int
 from web.keys import GATEWAY, SERVICES, principal_of
 from web.render import render
-from web.routing import Routes
+from web.routing import Param, Routes
+from web.schemas import MAX_ID, enum
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def _same_origin(request: web.Request) -> bool:
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/live", access="live",
-              query=(("stream", "main (default) or sub"),),
+              query=(Param("stream", "main (default) or sub", enum(*STREAM_KINDS)),),
+              statuses=(101,), media=(),
               summary="Live video: a WebSocket of fragmented MP4 (init segment, then one "
                       "fragment per frame)")
 async def api_live(request: web.Request) -> web.StreamResponse:
@@ -146,7 +148,7 @@ async def live_grid(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
     layout = query_int(request, "layout", default=2, minimum=1, maximum=4) or 2
-    site_id = query_int(request, "site_id", minimum=1)
+    site_id = query_int(request, "site_id", minimum=1, maximum=MAX_ID)
     cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, site_id)
     per_page = layout * layout
     pages = max(1, math.ceil(len(cameras) / per_page))

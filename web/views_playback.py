@@ -33,7 +33,8 @@ from web.inputs import bad_request, get_str, json_object, match_id, query_instan
 from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of
 from web.middleware import client_address
 from web.render import render
-from web.routing import Routes
+from web.routing import Param, Routes
+from web.schemas import ANY_OBJECT, BOOL, INSTANT, INT, STR, US, array, enum, nullable, obj, or_blank
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,24 @@ CHUNK_BYTES = 256 * 1024
 NO_STORE = "no-store"
 """Recorded video, its playlists and snapshots are never kept in a browser's cache: on a shared
 computer they would stay there after the user logs out."""
-TIME_QUERY = (("from", "start: ISO-8601 with offset or integer UTC µs"),
-              ("to", "end (exclusive): ISO-8601 with offset or integer UTC µs"))
+TIME_QUERY = (Param("from", "start: ISO-8601 with offset or integer UTC µs", or_blank(INSTANT)),
+              Param("to", "end (exclusive): ISO-8601 with offset or integer UTC µs",
+                    or_blank(INSTANT)))
+CAMERA_IDS = {"type": "string", "pattern": r"^[0-9,\s]*[0-9][0-9,\s]*$",
+              "description": "comma-separated camera ids"}
+
+HOLD = obj(id=INT, camera_id=INT, start_us=US, end_us=US, reason=STR, created_by=nullable(STR),
+           created_us=US, optional=("camera_id",))
+"""A hold (a camera's range kept as evidence); listed holds leave out the camera's id."""
+
+TIMELINE = obj(
+    camera_id=INT, from_us=US, to_us=US,
+    spans=array(obj(start_us=US, end_us=US, run=INT)),
+    gaps=array(obj(start_us=US, end_us=US, reason=STR)),
+    events=array(obj(id=INT, type=STR, start_us=US, end_us=nullable(US), data=ANY_OBJECT)),
+    events_truncated=BOOL, holds=array(obj(id=INT, start_us=US, end_us=US, reason=STR)),
+    camera=obj(id=INT, name=STR), timezone=STR, now_us=US)
+"""One camera's timeline (:meth:`recorder.timeline.Timeline.to_dict`, with camera and zone)."""
 
 
 @dataclass(frozen=True)
@@ -150,14 +167,16 @@ async def _timelines(request: web.Request, camera_ids: list[int]) -> tuple[int, 
 
 @routes.route("GET", "/api/v1/cameras/{id}/timeline", access="playback", query=TIME_QUERY,
               summary="Recorded spans, gaps (with reasons) and events of one camera, plus the "
-                      "site's time zone")
+                      "site's time zone", response=TIMELINE)
 async def api_timeline(request: web.Request) -> web.StreamResponse:
     _from_us, _to_us, answers = await _timelines(request, [match_id(request)])
     return web.json_response(answers[0])
 
 
 @routes.route("GET", "/api/v1/timeline", access="playback",
-              query=(("camera_ids", "comma-separated camera ids"), *TIME_QUERY),
+              query=(Param("camera_ids", "comma-separated camera ids", CAMERA_IDS, required=True),
+                     *TIME_QUERY),
+              response=obj(from_us=US, to_us=US, cameras=array(TIMELINE), timezone=STR),
               summary="Timelines of several cameras over one range")
 async def api_timelines(request: web.Request) -> web.StreamResponse:
     ids = _camera_ids(request)
@@ -177,6 +196,7 @@ def _playlist_of(principal: Principal, camera_id: int, from_us: int, to_us: int,
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/playlist.m3u8", access="playback", query=TIME_QUERY,
+              media=("application/vnd.apple.mpegurl",),
               summary="HLS playlist of a recorded range (fMP4, program-date-time, "
                       "discontinuities at every file and gap)")
 async def api_playlist(request: web.Request) -> web.StreamResponse:
@@ -225,7 +245,9 @@ async def _segment_file(request: web.Request, camera: CameraInfo,
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/media/{segment_id:[^/]+}", access="playback",
-              query=(("part", "init (ftyp+moov) | fragments (moof/mdat) | omitted: whole file"),),
+              query=(Param("part", "init (ftyp+moov) | fragments (moof/mdat) | omitted: whole file",
+                           or_blank(enum("init", "fragments"))),),
+              statuses=(200, 206), media=("video/mp4",),
               summary="A recorded segment file (fragmented MP4) with HTTP Range support")
 async def api_media(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
@@ -285,7 +307,9 @@ def _segment_at(camera_id: int, at_us: int) -> tuple[int, str, str, int, int] | 
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/snapshot.jpg", access="playback",
-              query=(("at", "the recorded instant: ISO-8601 with offset or integer UTC µs"),),
+              query=(Param("at", "the recorded instant: ISO-8601 with offset or integer UTC µs",
+                           INSTANT, required=True),),
+              media=("image/jpeg",),
               summary="JPEG of a recorded instant (the frame shown at that instant)")
 async def api_recorded_snapshot(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
@@ -407,6 +431,7 @@ def _delete_hold(clock: Clock, principal: Principal, camera_id: int, hold_id: in
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/holds", access="playback", query=TIME_QUERY,
+              response=obj(camera_id=INT, from_us=US, to_us=US, holds=array(HOLD)),
               summary="Holds (ranges kept as evidence) of a camera overlapping a range")
 async def api_holds(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
@@ -424,8 +449,9 @@ async def api_holds(request: web.Request) -> web.StreamResponse:
 
 @routes.route("POST", "/api/v1/cameras/{id}/holds", access="export",
               body={"type": "object", "required": ["from", "to", "reason"], "properties": {
-                  "from": {"type": ["string", "integer"]}, "to": {"type": ["string", "integer"]},
+                  "from": INSTANT, "to": INSTANT,
                   "reason": {"type": "string", "maxLength": HOLD_REASON_MAX}}},
+              statuses=(201,), response=HOLD,
               summary="Hold a camera's range as evidence (retention keeps it); at most 31 days")
 async def api_hold_create(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
@@ -450,7 +476,7 @@ async def api_hold_create(request: web.Request) -> web.StreamResponse:
 
 
 @routes.route("DELETE", "/api/v1/cameras/{id}/holds/{hold_id}", access="export",
-              summary="Release a hold")
+              statuses=(204,), media=(), summary="Release a hold")
 async def api_hold_delete(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
     hold_id = match_id(request, "hold_id")

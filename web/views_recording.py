@@ -24,11 +24,22 @@ from web.inputs import json_object, match_id, query_int
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
 from web.middleware import client_address, json_error
 from web.render import render
-from web.routing import Routes
+from web.routing import Param, Routes
+from web.schemas import BOOL, INT, RECORDING_STATUS, SITE_REF, STR, US, array, nullable, obj, or_blank
 
 routes = Routes()
 
 DEFAULT_RUNS = 20
+
+RECORDING = obj(
+    camera=obj(id=INT, name=STR, recording_mode=STR, schedule=STR, event_pre_s=INT,
+               event_post_s=INT, site=SITE_REF),
+    streams=array(obj(kind=STR, record=BOOL, rtsp_transport=STR)),
+    runs=array(obj(id=INT, stream=STR, mode=STR, start_us=US, end_us=nullable(US),
+                   end_reason=STR)),
+    gaps=array(obj(stream=STR, start_us=US, end_us=US, duration_us=INT, reason=STR)),
+    status=RECORDING_STATUS, now_us=US)
+"""A camera's recording status and history (:func:`recording_data`)."""
 
 
 def recording_history(principal: Principal, camera_id: int, limit: int) -> dict[str, Any]:
@@ -95,7 +106,9 @@ async def recording_data(request: web.Request) -> dict[str, Any]:
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/recording", access="live",
-              query=(("limit", f"most recent runs to list (default {DEFAULT_RUNS})"),),
+              query=(Param("limit", f"most recent runs to list (default {DEFAULT_RUNS})",
+                           or_blank({"type": "integer", "minimum": 1, "maximum": 1000})),),
+              response=RECORDING,
               summary="Recording status (per stream), recent runs with end reasons, and gaps")
 async def api_camera_recording(request: web.Request) -> web.StreamResponse:
     return web.json_response(await recording_data(request))
@@ -127,6 +140,15 @@ SETTINGS_BODY: dict[str, Any] = {
                            "rtsp_transport": {"enum": ["tcp", "udp", "default"]}}}},
     },
 }
+
+
+SETTINGS_VIEW = obj(
+    camera_id=INT, name=STR, recording_mode=STR,
+    schedule={"anyOf": [array({"type": "object"}), STR]}, schedule_text=STR, timezone=STR,
+    event_pre_s=INT, event_post_s=INT,
+    streams={"type": "object", "additionalProperties": obj(record=BOOL, rtsp_transport=STR)},
+    updated_us=US)
+"""A camera's recording settings (:func:`recorder.settings.settings_of`)."""
 
 
 def read_settings(principal: Principal, camera_id: int) -> dict[str, Any]:
@@ -168,6 +190,7 @@ async def _change(request: web.Request, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.route("GET", "/api/v1/cameras/{id}/recording-settings", access="live",
+              response=SETTINGS_VIEW,
               summary="Recording settings: mode, schedule, pre/post-roll, streams")
 async def api_recording_settings(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
@@ -181,6 +204,10 @@ async def api_recording_settings(request: web.Request) -> web.StreamResponse:
 
 @routes.route("PUT", "/api/v1/cameras/{id}/recording-settings", access="manage_cameras",
               body=SETTINGS_BODY,
+              response={**SETTINGS_VIEW,
+                        "properties": {**SETTINGS_VIEW["properties"], "changed": array(STR),
+                                       "status": RECORDING_STATUS},
+                        "required": [*SETTINGS_VIEW["required"], "changed", "status"]},
               summary="Change recording settings (fields left out stay as they are); the "
                       "recorder applies them at once")
 async def api_put_recording_settings(request: web.Request) -> web.StreamResponse:

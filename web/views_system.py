@@ -12,6 +12,7 @@ from web.keys import GATEWAY, METRICS, RULES, SETTINGS, principal_of
 from web.openapi import build_openapi
 from web.render import render
 from web.routing import Routes
+from web.schemas import STR, obj
 
 routes = Routes()
 
@@ -45,7 +46,8 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-@routes.route("GET", "/api/v1/openapi.json", access="public", summary="This API, as OpenAPI 3.1")
+@routes.route("GET", "/api/v1/openapi.json", access="public", summary="This API, as OpenAPI 3.1",
+              response=obj(openapi=STR, info={"type": "object"}, paths={"type": "object"}))
 async def openapi(request: web.Request) -> web.StreamResponse:
     return web.json_response(build_openapi(request.app[RULES]))
 

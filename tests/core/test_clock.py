@@ -31,6 +31,19 @@ def test_parse_instant_forms() -> None:
         parse_instant("yesterday")
 
 
+def test_instants_outside_the_calendar_are_refused() -> None:
+    """A 24-digit number once reached the database as an instant (OverflowError: a 500)."""
+    assert parse_instant(str(MAX_INSTANT_US)) == MAX_INSTANT_US
+    assert parse_instant("9999-12-30T23:59:59.999999Z") == MAX_INSTANT_US
+    assert parse_instant(str(MIN_INSTANT_US)) == MIN_INSTANT_US
+    assert parse_instant("1970-01-01T00:00:00Z") == MIN_INSTANT_US
+    for text in ("175784278357142314942464", str(MAX_INSTANT_US + 1), str(MIN_INSTANT_US - 1),
+                 "-175784278357142314942464", "9999-12-30T23:59:59-01:00",
+                 "1970-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z"):
+        with pytest.raises(ValueError, match="outside the supported range"):
+            parse_instant(text)
+
+
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         datetime_to_us(datetime(2026, 1, 1))

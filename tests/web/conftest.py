@@ -56,36 +56,39 @@ def hashed_password() -> HashedPassword:
     return hash_new_password(PASSWORD)
 
 
+def seed_world(app: Any) -> tuple[int, int, int, int]:
+    """Two sites, a user of each role (:data:`USERS`), a camera on each site; run it through the
+    app's gateway writer. Returns (site A, site B, camera A, camera B) ids."""
+    from web.keys import ACCOUNTS, CLOCK, SECRETS
+
+    accounts = app[ACCOUNTS]
+    clock = app[CLOCK]
+    secrets = app[SECRETS]
+    a = accounts.create_site("Site A", "Asia/Almaty")
+    b = accounts.create_site("Site B", "Europe/Berlin")
+    for username, (role, sites) in USERS.items():
+        accounts.create_user(username, hashed_password(), role, sites)
+    now = clock.now_us()
+    cams = []
+    for site, name in ((a, "Gate A"), (b, "Gate B")):
+        cam = m.Camera.create(site=site, name=name, username="admin",
+                              password_enc=secrets.encrypt(CAMERA_PASSWORD),
+                              onvif_url="http://127.0.0.1:9/onvif/device_service",
+                              status_since_us=now, created_us=now, updated_us=now)
+        m.CameraStream.create(camera=cam, kind="main", rtsp_url="rtsp://127.0.0.1:9/main",
+                              codec="H264", width=1920, height=1080, fps=25)
+        cams.append(cam.id)
+    return a.id, b.id, cams[0], cams[1]
+
+
 @pytest.fixture
 async def world(db_url: str, settings_factory, aiohttp_client) -> World:  # type: ignore[no-untyped-def]
     from vms.app import create_app
-    from web.keys import ACCOUNTS, CLOCK, GATEWAY, SECRETS
+    from web.keys import GATEWAY
 
     settings = settings_factory(db_url)
     app = create_app(settings, start_recorder=False)
     client = await aiohttp_client(app)
-    gateway = app[GATEWAY]
-    accounts = app[ACCOUNTS]
-    clock = app[CLOCK]
-    secrets = app[SECRETS]
-
-    def seed() -> tuple[int, int, int, int]:
-        a = accounts.create_site("Site A", "Asia/Almaty")
-        b = accounts.create_site("Site B", "Europe/Berlin")
-        for username, (role, sites) in USERS.items():
-            accounts.create_user(username, hashed_password(), role, sites)
-        now = clock.now_us()
-        cams = []
-        for site, name in ((a, "Gate A"), (b, "Gate B")):
-            cam = m.Camera.create(site=site, name=name, username="admin",
-                                  password_enc=secrets.encrypt(CAMERA_PASSWORD),
-                                  onvif_url="http://127.0.0.1:9/onvif/device_service",
-                                  status_since_us=now, created_us=now, updated_us=now)
-            m.CameraStream.create(camera=cam, kind="main", rtsp_url="rtsp://127.0.0.1:9/main",
-                                  codec="H264", width=1920, height=1080, fps=25)
-            cams.append(cam.id)
-        return a.id, b.id, cams[0], cams[1]
-
-    site_a, site_b, cam_a, cam_b = await gateway.write(seed)
+    site_a, site_b, cam_a, cam_b = await app[GATEWAY].write(seed_world, app)
     return World(client=client, app=app, site_a=site_a, site_b=site_b, camera_a=cam_a,
                  camera_b=cam_b, users={u: r for u, (r, _) in USERS.items()})
