@@ -27,7 +27,6 @@ import asyncio
 import json
 import random
 import secrets
-import signal
 import socket
 import sys
 import tempfile
@@ -36,8 +35,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from camsim.fleet import Fleet
 from recorder.timeline import build_timeline
 from vms.auth import Accounts
@@ -45,6 +42,9 @@ from vms.clock import SystemClock
 from vms.config import load_settings
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, Segment
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from tests.serve_process import ServeProcess  # noqa: E402
 
 UNEXPLAINED = {"missing", "not_recorded", ""}
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
@@ -56,56 +56,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ServerProcess:
-    def __init__(self, config: Path, port: int, log_path: Path) -> None:
-        self.config, self.port, self.log_path = config, port, log_path
-        self.proc: asyncio.subprocess.Process | None = None
-        self.base = f"http://127.0.0.1:{port}"
-
-    async def start(self, timeout_s: float = 60) -> None:
-        log = self.log_path.open("ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vms.cli", "serve", "--config", str(self.config),
-            stdout=asyncio.subprocess.DEVNULL, stderr=log)
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        async with aiohttp.ClientSession() as http:
-            while time.monotonic() < deadline:
-                if self.proc.returncode is not None:
-                    raise RuntimeError(f"vms serve exited with {self.proc.returncode}; see "
-                                       f"{self.log_path}")
-                try:
-                    async with http.get(f"{self.base}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise RuntimeError("vms serve did not answer /healthz in time")
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 30)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-async def _adopt_all(server: ServerProcess, fleet: Fleet) -> list[int]:
-    jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(base_url=server.base, cookie_jar=jar) as http:
-        async with http.post("/api/v1/auth/login",
-                             json={"username": "admin", "password": ADMIN_PASSWORD}) as resp:
-            resp.raise_for_status()
-            csrf = (await resp.json())["csrf_token"]
+async def _adopt_all(server: ServeProcess, fleet: Fleet) -> list[int]:
+    http, csrf = await server.session("admin", ADMIN_PASSWORD)
+    async with http:
         limit = asyncio.Semaphore(4)
 
         async def adopt(info: dict[str, Any]) -> int:
@@ -121,7 +74,7 @@ async def _adopt_all(server: ServerProcess, fleet: Fleet) -> list[int]:
         return list(await asyncio.gather(*(adopt(c.info()) for c in fleet.cameras)))
 
 
-async def _chaos(fleet: Fleet, server: ServerProcess, *, duration_s: float, interval_s: float,
+async def _chaos(fleet: Fleet, server: ServeProcess, *, duration_s: float, interval_s: float,
                  kills: int, rng: random.Random) -> tuple[list[dict[str, Any]], list[float]]:
     faults: list[dict[str, Any]] = []
     kill_times: list[float] = []
@@ -215,7 +168,7 @@ async def main() -> None:
     gw.write_sync(lambda: Accounts(SystemClock()).create_user("admin", ADMIN_PASSWORD, "admin"))
 
     fleet = await Fleet(args.cameras, password=secrets.token_urlsafe(8)).start()
-    server = ServerProcess(config, port, work / "server.log")
+    server = ServeProcess(config, port, log_path=work / "server.log")
     started = time.time()
     try:
         await server.start()

@@ -37,4 +37,6 @@ python3 -m ruff check .
 log "mypy"
 python3 -m mypy
 log "pytest"
-python3 -m pytest -q -p no:cacheprovider "$@"
+# Two workers (pytest-xdist): most tests wait on real cameras and real time, not on the CPU, so
+# two at once halve the run on a 2-core machine; VMS_TEST_WORKERS=0 runs them in this process.
+python3 -m pytest -q -p no:cacheprovider -n "${VMS_TEST_WORKERS:-2}" "$@"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import aiohttp
 import pytest
 
 from tests.core.test_serve import free_port
+from tests.serve_process import ServeProcess
 from vms.auth import Accounts
 from vms.clock import SystemClock
 from vms.config import load_settings
@@ -36,55 +36,6 @@ pytestmark = pytest.mark.slow
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class Server:
-    """One ``vms serve`` child process and an HTTP session per user."""
-
-    def __init__(self, config: Path, port: int) -> None:
-        self.config, self.port = config, port
-        self.proc: asyncio.subprocess.Process | None = None
-        self.base = f"http://127.0.0.1:{port}"
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vms.cli", "serve", "--config", str(self.config),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        deadline = time.monotonic() + 40
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert self.proc.returncode is None, "the server exited at start-up"
-                assert time.monotonic() < deadline, "the server did not answer /healthz"
-                try:
-                    async with http.get(f"{self.base}/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-    async def session(self, username: str) -> tuple[aiohttp.ClientSession, str]:
-        http = aiohttp.ClientSession(base_url=self.base,
-                                     cookie_jar=aiohttp.CookieJar(unsafe=True))
-        async with http.post("/api/v1/auth/login",
-                             json={"username": username, "password": PASSWORD}) as resp:
-            assert resp.status == 200, await resp.text()
-            csrf = (await resp.json())["csrf_token"]
-        return http, csrf
 
 
 async def _wait(predicate: Any, timeout_s: float, what: str) -> None:
@@ -123,11 +74,11 @@ async def test_removed_camera_footage_is_kept_apart_forever(db_url: str, tmp_pat
         return gw.read_sync(lambda: list(Segment.select().where(Segment.camera == camera_id)
                                          .order_by(Segment.start_us)))
 
-    server = Server(config, port)
+    server = ServeProcess(config, port)
     sessions: list[aiohttp.ClientSession] = []
     try:
         await server.start()
-        admin, admin_csrf = await server.session("admin1")
+        admin, admin_csrf = await server.session("admin1", PASSWORD)
         sessions.append(admin)
         adopt = {"onvif_url": cam_info["onvif_url"], "username": cam_info["username"],
                  "password": cam_info["password"]}
@@ -181,8 +132,8 @@ async def test_removed_camera_footage_is_kept_apart_forever(db_url: str, tmp_pat
         assert all(s.path.startswith(uuids[cam_b] + "/") for s in b_rows)
 
         await server.start()
-        viewer_b, _ = await server.session("viewer_b")
-        viewer_a, _ = await server.session("viewer_a")
+        viewer_b, _ = await server.session("viewer_b", PASSWORD)
+        viewer_a, _ = await server.session("viewer_a", PASSWORD)
         sessions += [viewer_b, viewer_a]
         # site B's viewer: site A's camera does not exist, whatever the URL
         async with viewer_b.get("/api/v1/cameras", params={"archived": "all"}) as resp:
