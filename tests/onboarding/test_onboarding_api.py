@@ -283,6 +283,10 @@ async def test_configure_applies_a_recording_profile(world: World, camsim_factor
     assert camera_id not in [c["id"] for c in (await resp.json())["cameras"]]
     resp = await api(world, "GET", "/api/v1/cameras?archived=true", "installer1")
     assert [c["id"] for c in (await resp.json())["cameras"]] == [camera_id]
+    page = await (await api(world, "GET", f"/cameras/{camera_id}", "installer1")).text()
+    assert 'id="camera-archived"' in page and 'id="camera-live"' not in page
+    page = await (await api(world, "GET", "/cameras", "installer1")).text()
+    assert 'id="archived-table"' in page and f'/cameras/{camera_id}/playback' in page
     resp = await api(world, "POST", f"/api/v1/cameras/{camera_id}/configure", "installer1",
                      {"name": "again"})
     assert resp.status == 409 and "removed" in await resp.text()
