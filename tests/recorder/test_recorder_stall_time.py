@@ -18,6 +18,7 @@ import re
 from datetime import datetime
 
 from camsim.sei import read_capture_times
+from recorder.clip import Source, plan_clip, write_clip
 from recorder.playback import build_playlist, playable_segments
 from recorder.supervisor import RecorderSupervisor
 from recorder.timeline import build_timeline
@@ -60,6 +61,20 @@ def _claimed_frames(env, cam) -> list[tuple[int, int, int]]:
         for pts_s, capture_us in read_capture_times(env.settings.volumes[0].path / s.path):
             frames.append((pdt[s.id] + round(pts_s * 1e6), capture_us, s.id))
     return frames
+
+
+def _exported_frames(env, cam, tmp_path) -> list[tuple[int, int, int]]:
+    """``(claimed_us, capture_us, 0)`` of every frame of an export of the whole recording (the
+    direct copy): the manifest's ``media_time_zero_us`` (the clip's first frame) + the frame's
+    time in the MP4."""
+    segs = _segments(env, cam)
+    volume = env.settings.volumes[0].path
+    clip = plan_clip([Source(volume / s.path, s.start_us) for s in segs], segs[0].start_us,
+                     segs[-1].end_us)
+    out = tmp_path / "export.mp4"
+    write_clip(clip, out)
+    return [(clip.actual_from_us + round(pts_s * 1e6), capture_us, 0)
+            for pts_s, capture_us in read_capture_times(out)]
 
 
 def _holes(frames: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
@@ -125,6 +140,10 @@ async def test_stalls_keep_every_frame_at_its_capture_time(rec_env, rtsp_factory
     assert [r.end_reason for r in _runs(env, cam)] == ["shutdown"], "the run went on"
     frames = _claimed_frames(env, cam)
     _assert_frames_on_time(frames)
+    # an export of the same range claims the same instants for the same frames
+    exported = _exported_frames(env, cam, env.tmp_path)
+    assert len(exported) >= len(frames) - 1
+    _assert_frames_on_time(exported)
     holes = _holes(frames)
     assert len([h for h in holes if h[1] - h[0] > 1_000_000]) >= 2, holes
     gaps = _gaps(env, cam)
