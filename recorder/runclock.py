@@ -23,7 +23,11 @@ The anchor is *checked against* the wall clock, never replaced by it:
   A media clock that jumps *ahead* shows as a witness below the anchor and is followed at once.
 * The first segment has no earlier line: its anchor is its line's arrival minus its end, capped by
   the progress reports (``now − out_time``, plus :data:`PROGRESS_SLACK_US`) in case a stall
-  delayed that first line.
+  delayed that first line. If media time jumped far ahead *inside* the first segment (a camera
+  whose clock was stepped back: its 32-bit RTP timestamps read as a wrap, ~13 h ahead), that end
+  says nothing about the anchor: when it lies more than :data:`JUMP_US` before the progress
+  bound taken before the jump, the progress bound is the anchor (the chaos benchmark placed such
+  first segments 12–13 h in the past).
 * Consecutive segments that meet within :data:`CHAIN_TOLERANCE_US` (or overlap after the anchor
   moved back) are chained exactly, so they never overlap.
 """
@@ -47,6 +51,11 @@ AHEAD_LOG_US = 1_000_000
 LATE_LINE_US = 1_000_000
 """A list line arriving this long after its segment's end closed the segment late (a stall): the
 caller checks the segment's end against the frames in the file."""
+
+JUMP_US = 10_000_000
+"""A progress bound, or a first segment's end, this far below the progress bound already known is a
+media clock that jumped ahead, not a smaller delay: a connect/probe burst (ffmpeg behind real time
+at the start) is bounded by the start-up timeout, well under this."""
 
 PROGRESS_SLACK_US = 500_000
 """``now − out_time`` of a progress report bounds the anchor from above, give or take the audio that
@@ -86,8 +95,10 @@ class RunClock:
         if out_time_us <= 0:
             return
         bound = now_us - out_time_us
-        if self.progress_bound_us is None or bound < self.progress_bound_us:
+        if self.progress_bound_us is None:
             self.progress_bound_us = bound
+        elif self.progress_bound_us - JUMP_US <= bound < self.progress_bound_us:
+            self.progress_bound_us = bound  # a smaller delay; a far smaller one is a media jump
 
     def place(self, seen_us: int, start_media_us: int, end_media_us: int) -> Placement:
         """Place the segment ``[start_media_us, end_media_us]`` whose list line arrived at
@@ -97,7 +108,11 @@ class RunClock:
         if self.anchor_us is None:
             anchor = end_bound
             if self.progress_bound_us is not None:
-                anchor = min(anchor, self.progress_bound_us + PROGRESS_SLACK_US)
+                if end_bound < self.progress_bound_us - JUMP_US:
+                    anchor = self.progress_bound_us  # media jumped ahead inside this segment
+                    shift = end_bound - anchor
+                else:
+                    anchor = min(anchor, self.progress_bound_us + PROGRESS_SLACK_US)
         else:
             anchor = self.anchor_us
             witness = (self.last_seen_us - start_media_us if self.last_seen_us is not None

@@ -3,7 +3,7 @@ for a hole inside a run. The camsim end-to-end checks are in test_recorder_stall
 
 from __future__ import annotations
 
-from recorder.runclock import BEHIND_THRESHOLD_US, PROGRESS_SLACK_US, RunClock
+from recorder.runclock import BEHIND_THRESHOLD_US, JUMP_US, PROGRESS_SLACK_US, RunClock
 from recorder.timeline import build_timeline
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, Run, Segment, Site
@@ -44,6 +44,23 @@ def test_the_segment_closed_after_a_stall_keeps_its_frames_time() -> None:
     assert [p[0] for p in placed] == [0, 4 * S, 8 * S, 17_320_000, 18 * S]
     assert placed[2][1] == 9_320_000, "ends at its last frame, not when it was closed"
     assert placed[3][0] - placed[2][1] == 8 * S, "the hole is where frames stop and resume"
+
+
+def test_a_media_jump_inside_the_first_segment_does_not_move_it() -> None:
+    """Found by bench/chaos.py: a camera whose clock was stepped back at the start of a run gave
+    ffmpeg RTP timestamps that read as a 32-bit wrap (~13 h ahead) inside the first segment; its
+    end then put the anchor, and the segment, 12-13 h in the past."""
+    clock = RunClock()
+    wrap = 47_721 * S
+    clock.progress(T0 + 1 * S + LAG, 1 * S)  # before the jump: the anchor's bound
+    clock.progress(T0 + 1_500_000 + LAG, 1_500_000 + wrap)  # after it: not a smaller delay
+    assert clock.progress_bound_us == T0 + LAG
+    p = clock.place(T0 + 2 * S + LAG, 0, 2 * S + wrap)
+    assert p.start_us == T0 + LAG and p.end_us == T0 + 2 * S + LAG
+    assert p.shift_us < -JUMP_US
+    # the next segment (after the jump) is placed by its witness, chained to the first
+    p = clock.place(T0 + 4 * S + LAG, 2 * S + wrap, 4 * S + wrap)
+    assert p.start_us == T0 + 2 * S + LAG and p.end_us == T0 + 4 * S + LAG
 
 
 def test_one_late_witness_does_not_move_the_anchor() -> None:
