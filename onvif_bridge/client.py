@@ -46,7 +46,7 @@ from onvif_bridge.errors import (
     OnvifTooLargeError,
     OnvifUnreachableError,
 )
-from onvif_bridge.http import BoundedTransport, same_host, url_host
+from onvif_bridge.http import BoundedTransport, onto_host
 from onvif_bridge.models import (
     Capabilities,
     DeviceInformation,
@@ -359,26 +359,22 @@ class OnvifClient:
         for service in caps.services:
             key = _SERVICE_KEYS.get(service.name)
             if key and key != "devicemgmt":
-                self._xaddrs[key] = self._on_device_host(service.name, service.xaddr)
+                self._xaddrs[key] = self._on_device_host(
+                    f"{service.name} service", service.xaddr, keep_port=False,
+                    fallback=self.xaddr)
         return caps
 
-    def _on_device_host(self, name: str, xaddr: str) -> str:
-        """``xaddr`` if it is on the device's host, else its path on the device's ``host:port``.
-
-        Our requests carry the camera's login, so they go to no other host than the one the
-        installer named. A camera behind NAT names its LAN address; its port-forwarded
-        ``host:port`` is where it really answers, which the rewrite also gets right.
-        """
-        if same_host(url_host(xaddr), url_host(self.xaddr)):
-            return xaddr
+    def _on_device_host(self, what: str, url: str, *, keep_port: bool, fallback: str) -> str:
+        """``url`` moved onto the device's host (:func:`onvif_bridge.http.onto_host`: our
+        requests and ffmpeg's carry the camera's login); ``fallback`` when it is unreadable."""
         try:
-            parts, device = urlsplit(xaddr), urlsplit(self.xaddr)
+            moved = onto_host(url, self.xaddr, keep_port=keep_port)
         except ValueError:
-            logger.warning("camera %s: %s service address unreadable; not used", self.label, name)
-            return self.xaddr
-        moved = urlunsplit((device.scheme, device.netloc, parts.path or "/", parts.query, ""))
-        logger.warning("camera %s: %s service named on another host (%s); using %s",
-                       self.label, name, redact_url(xaddr), redact_url(moved))
+            logger.warning("camera %s: %s address unreadable; not used", self.label, what)
+            return fallback
+        if moved != url:
+            logger.warning("camera %s: %s named on another host (%s); using %s", self.label,
+                           what, redact_url(url), redact_url(moved))
         return moved
 
     # --- media ----------------------------------------------------------------------------
@@ -391,27 +387,8 @@ class OnvifClient:
             "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}},
             "ProfileToken": profile_token,
         })
-        uri = expect(answer, MediaUri, "GetStreamUri").uri
-        return self._stream_on_device_host(str(uri))
-
-    def _stream_on_device_host(self, uri: str) -> str:
-        """``uri`` if it is on the device's host, else the same port and path on the device's
-        host: the recorder sends the camera's login to this address (ffmpeg), and a camera behind
-        NAT names its LAN address, so only the host the installer named is ever used."""
-        if not uri or same_host(url_host(uri), url_host(self.xaddr)):
-            return uri
-        try:
-            parts, device = urlsplit(uri), urlsplit(self.xaddr)
-            port = parts.port
-        except ValueError:
-            logger.warning("camera %s: stream address unreadable; not used", self.label)
-            return ""
-        host = device.hostname or ""
-        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-        moved = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-        logger.warning("camera %s: stream named on another host (%s); using %s", self.label,
-                       redact_url(uri), redact_url(moved))
-        return moved
+        uri = str(expect(answer, MediaUri, "GetStreamUri").uri)
+        return self._on_device_host("stream", uri, keep_port=True, fallback="") if uri else uri
 
     async def snapshot_uri(self, profile_token: str) -> str:
         answer = await self.call("media", "GetSnapshotUri", {"ProfileToken": profile_token})

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from onvif.client import AsyncTransportProtocolErrorHandler
@@ -108,11 +108,31 @@ def same_host(a: str, b: str) -> bool:
     return bool(a) and host_key(a) == host_key(b)
 
 
+def onto_host(url: str, device_url: str, *, keep_port: bool) -> str:
+    """``url`` unchanged when it is on ``device_url``'s host, else its path and query on that
+    host: with ``url``'s own port (``keep_port``: an RTSP stream) or ``device_url``'s (another
+    service of the device). Credentials in ``url`` are dropped. ValueError if unreadable.
+
+    Our requests and ffmpeg's carry the camera's login, so they go to no host but the one the
+    installer named; a camera behind NAT names its LAN address, which this also gets right."""
+    if same_host(url_host(url), url_host(device_url)):
+        return url
+    parts, device = urlsplit(url), urlsplit(device_url)
+    netloc = device.netloc.rsplit("@", 1)[-1]
+    if keep_port:
+        host = device.hostname or ""
+        port = parts.port
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme if keep_port else device.scheme, netloc, parts.path or "/",
+                       parts.query, ""))
+
+
 __all__ = [
     "READ_CHUNK_BYTES",
     "BoundedTransport",
     "host_key",
     "read_body",
+    "onto_host",
     "same_host",
     "url_host",
 ]

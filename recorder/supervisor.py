@@ -222,10 +222,9 @@ class RecorderSupervisor:
         if cam is None:
             self._modes.pop(camera_id, None)
             return {}
-        mode = cam.recording_mode
+        mode = cam.recording_mode if cam.archived_us is None else "archived"
         self._modes[camera_id] = mode
-        if cam.archived_us is not None:
-            self._modes[camera_id] = "archived"
+        if mode == "archived":
             return {}
         if not cam.enabled or mode not in ("continuous", "scheduled", "event"):
             return {}

@@ -119,11 +119,15 @@ def check_instant(instant_us: int) -> int:
     """``instant_us`` unchanged when it lies from 1970 to 9999-12-30 (what the clock helpers,
     the database and a person can handle), else ValueError naming the range."""
     if not MIN_INSTANT_US <= instant_us <= MAX_INSTANT_US:
-        shown = str(instant_us) if len(str(instant_us)) <= 24 else f"{str(instant_us)[:20]}..."
-        raise ValueError(f"{shown} µs is outside the supported range: give an instant from "
-                         f"1970-01-01T00:00:00Z ({MIN_INSTANT_US}) to 9999-12-30T23:59:59.999999Z "
-                         f"({MAX_INSTANT_US})")
+        raise _outside_range(str(instant_us))
     return instant_us
+
+
+def _outside_range(digits: str) -> ValueError:
+    shown = digits if len(digits) <= 24 else f"{digits[:20]}..."
+    return ValueError(f"{shown} µs is outside the supported range: give an instant from "
+                      f"1970-01-01T00:00:00Z ({MIN_INSTANT_US}) to 9999-12-30T23:59:59.999999Z "
+                      f"({MAX_INSTANT_US})")
 
 
 def parse_instant(text: str) -> int:
@@ -138,8 +142,7 @@ def parse_instant(text: str) -> int:
         raise ValueError("empty time; give ISO-8601 with an offset or integer microseconds")
     if _INT_RE.match(value):
         if len(value) > 24:  # far outside the range; int() of thousands of digits is refused
-            raise ValueError(f"{value[:20]}... µs is outside the supported range: give an "
-                             "instant from 1970-01-01T00:00:00Z to 9999-12-30T23:59:59.999999Z")
+            raise _outside_range(value)
         return check_instant(int(value))
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)

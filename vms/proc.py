@@ -303,7 +303,8 @@ def ffmpeg_input(url: str, username: str = "", password: str = "",
     """
     opts = dict(demuxer_options or {})
     if not url.startswith(SCRIPTED_SCHEMES):
-        return FfmpegInput(url, {k: v for k, v in opts.items()}, redact(url))
+        flags: dict[str, str | None] = dict(opts)
+        return FfmpegInput(url, flags, redact(url))
     full = credentialed_url(url, username, password)
     shown = redact(credentialed_url(url, username, "***" if password else ""))
     lines = ["ffconcat version 1.0", f"file {_ffconcat_quote(full)}"]

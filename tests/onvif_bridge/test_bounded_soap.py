@@ -9,7 +9,6 @@ another host is used on the camera's own host (replaying a real Hikvision's answ
 
 from __future__ import annotations
 
-import asyncio
 import re
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from onvif_bridge.errors import (
 )
 from onvif_bridge.models import Status
 from onvif_bridge.scan import report_dict
+from tests.onvif_bridge.streamed import Streamed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LIMIT_BYTES = 256 << 10
@@ -48,48 +48,10 @@ async def device(aiohttp_server: Any, handler: Handler) -> str:
     return f"127.0.0.1:{server.port}"
 
 
-class Streamed:
-    """Writes ``head`` then filler up to ``CAP_BYTES``, counting what it got written."""
-
-    CAP_BYTES = 128 << 20
-
-    def __init__(self, head: bytes = SOAP_HEAD, *, content_length: int | None = None,
-                 delay_s: float = 0.0) -> None:
-        self.head = head
-        self.content_length = content_length
-        self.delay_s = delay_s
-        self.bytes = 0
-        self.done = asyncio.Event()
-
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
-        await request.read()
-        response = web.StreamResponse(headers={"Content-Type": "application/soap+xml"})
-        if self.content_length is not None:
-            response.content_length = self.content_length
-        chunk = b"<a>" + b"x" * (64 << 10) + b"</a>" if not self.delay_s else b" "
-        try:
-            await response.prepare(request)
-            await response.write(self.head)
-            while self.bytes < self.CAP_BYTES:
-                if self.delay_s:
-                    await asyncio.sleep(self.delay_s)
-                await response.write(chunk)
-                self.bytes += len(chunk)
-        except ConnectionError:  # the client hung up
-            pass
-        finally:
-            self.done.set()
-        return response
-
-    async def total(self) -> int:
-        await asyncio.wait_for(self.done.wait(), 10)
-        return self.bytes
-
-
 # --- item 6: limits while reading ---------------------------------------------------------------
 
 async def test_endless_answer_is_cut_off_at_the_limit(aiohttp_server: Any) -> None:
-    endless = Streamed()
+    endless = Streamed(SOAP_HEAD)
     address = await device(aiohttp_server, endless)
     tracemalloc.start()
     try:
@@ -108,7 +70,7 @@ async def test_endless_answer_is_cut_off_at_the_limit(aiohttp_server: Any) -> No
 
 
 async def test_huge_declared_length_is_refused_before_reading(aiohttp_server: Any) -> None:
-    huge = Streamed(content_length=10 << 30)
+    huge = Streamed(SOAP_HEAD, content_length=10 << 30)
     address = await device(aiohttp_server, huge)
     async with OnvifClient(address, "admin", "pw", timeout_s=10,
                            max_answer_bytes=LIMIT_BYTES) as client:
@@ -118,7 +80,7 @@ async def test_huge_declared_length_is_refused_before_reading(aiohttp_server: An
 
 
 async def test_interrogation_of_an_endless_answer_is_a_bad_response(aiohttp_server: Any) -> None:
-    endless = Streamed()
+    endless = Streamed(SOAP_HEAD)
     address = await device(aiohttp_server, endless)
     report = await interrogate(address, "admin", "pw", timeout_s=10)
     assert report.status is Status.BAD_RESPONSE, report.message
@@ -127,7 +89,7 @@ async def test_interrogation_of_an_endless_answer_is_a_bad_response(aiohttp_serv
 
 
 async def test_slow_answer_times_out(aiohttp_server: Any) -> None:
-    address = await device(aiohttp_server, Streamed(delay_s=0.05))
+    address = await device(aiohttp_server, Streamed(SOAP_HEAD, delay_s=0.05))
     async with OnvifClient(address, "admin", "pw", timeout_s=0.5) as client:
         with pytest.raises(OnvifUnreachableError, match="within 0.5 s"):
             await client.call("devicemgmt", "GetSystemDateAndTime", auth=False)

@@ -27,6 +27,7 @@ from onvif_bridge.errors import (
     OnvifUnreachableError,
 )
 from onvif_bridge.snapshot import digest_authorization, get_snapshot
+from tests.onvif_bridge.streamed import Streamed
 
 CAMERA = "127.0.0.1"
 OTHER = "127.0.0.2"
@@ -111,9 +112,9 @@ async def test_oversized_snapshot_is_refused_naming_the_limit(dribbling: tuple[A
 
 
 async def test_endless_snapshot_stops_at_the_limit(aiohttp_server: Any) -> None:
-    """The server would send 256 MiB; the client hangs up soon after its 1 MiB limit."""
-    sent = Sent()
-    srv, _ = await serve(aiohttp_server, CAMERA, {"/snap.jpg": sent.endless(b"\xff\xd8")})
+    """The server would send 128 MiB; the client hangs up soon after its 1 MiB limit."""
+    sent = Streamed(b"\xff\xd8", content_type="image/jpeg")
+    srv, _ = await serve(aiohttp_server, CAMERA, {"/snap.jpg": sent})
     with pytest.raises(OnvifTooLargeError, match="1048576 bytes"):
         await get_snapshot(str(srv.make_url("/snap.jpg")), USER, PASSWORD, camera_host=CAMERA,
                            max_bytes=1 << 20)
@@ -261,37 +262,3 @@ def test_digest_answer_matches_rfc_7616_examples() -> None:
         assert header is not None and f'response="{response}"' in header
         assert 'opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"' in header
         assert "Circle of Life" not in header
-
-
-# --- helpers ------------------------------------------------------------------------------------
-
-class Sent:
-    """An endless answer that counts the bytes it managed to write before the client hung up."""
-
-    CAP_BYTES = 256 << 20
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.done = asyncio.Event()
-
-    def endless(self, head: bytes, content_type: str = "image/jpeg") -> Handler:
-        async def handler(request: web.Request) -> web.StreamResponse:
-            response = web.StreamResponse(headers={"Content-Type": content_type})
-            chunk = b"\x00" * (64 << 10)
-            try:
-                await response.prepare(request)
-                await response.write(head)
-                while self.bytes < self.CAP_BYTES:
-                    await response.write(chunk)
-                    self.bytes += len(chunk)
-            except ConnectionError:  # the client hung up
-                pass
-            finally:
-                self.done.set()
-            return response
-
-        return handler
-
-    async def total(self) -> int:
-        await asyncio.wait_for(self.done.wait(), 10)
-        return self.bytes
