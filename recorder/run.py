@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,12 @@ from recorder.segments import (
     segment_pattern,
     volume_space_problem,
 )
+from recorder.stats import StreamStats
 from recorder.status import Backoff, State, StreamStatus
 from vms.clock import Clock
 from vms.config import Settings, Volume
 from vms.db.gateway import Gateway
+from vms.logs import bind_log_context
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +153,11 @@ class StreamRecorder:
 
     def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, config: StreamConfig,
                  options: RecorderOptions,
-                 on_status: Callable[[StreamRecorder], None] | None = None) -> None:
+                 on_status: Callable[[StreamRecorder], None] | None = None,
+                 stats: StreamStats | None = None) -> None:
         self.gw = gateway
+        self.stats = stats or StreamStats()
+        """Counters for /metrics (kept by the supervisor across restarts of this stream)."""
         self.settings = settings
         self.clock = clock
         self.config = config
@@ -228,6 +234,7 @@ class StreamRecorder:
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        bind_log_context(camera_id=self.config.camera_id, stream=self.config.kind)
         try:
             while self._stop_reason is None:
                 delay_s = await self._one_run()
@@ -262,6 +269,8 @@ class StreamRecorder:
         run_id, run_uuid = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind,
                                                start_us, cfg.mode)
         self.runs_started += 1
+        self.stats.runs_started += 1
+        bind_log_context(run_id=run_id)
         folder = run_dir(volume, cfg.camera_uuid, cfg.kind, start_us)
         folder.mkdir(parents=True, exist_ok=True)
         state = _RunState(run_id, run_uuid, volume, folder, start_us)
@@ -466,6 +475,7 @@ class StreamRecorder:
             deleted = await self.gw.write(index.delete_run_if_empty, state.run_id)
         if not deleted:
             await self.gw.write(index.close_run, state.run_id, end_us, reason)
+        self.stats.run_ended(reason)
         log.info("%s: run %d ended (%s, ffmpeg rc %s, %d segments)%s", self.name, state.run_id,
                  reason, rc, state.segments, f"; retry in {delay_s:.1f}s" if delay_s else "")
         return delay_s
@@ -561,7 +571,10 @@ class StreamRecorder:
         )
         if self.is_event and state.segments == 0:
             await self.gw.write(index.update_run_start, state.run_id, start_us)
+        insert_start = time.perf_counter()
         seg_id = await self.gw.write(index.insert_segment, row)
+        self.stats.segment_indexed(row.size_bytes, time.perf_counter() - insert_start,
+                                   self.clock.monotonic_us())
         state.recent = [*state.recent[1 - RECENT_SEGMENTS:], (seg_id, path, start_us, end_us)]
         state.last_end_us = end_us
         state.last_seq = max(state.last_seq, seq)

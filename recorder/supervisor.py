@@ -26,6 +26,7 @@ from recorder.lock import ServerLock, lock_path
 from recorder.reconcile import ReconcileReport, reconcile
 from recorder.run import RecorderOptions, StreamConfig, StreamRecorder
 from recorder.schedule import ScheduleError, Window, in_window, parse_schedule
+from recorder.stats import StreamStats
 from recorder.status import StreamStatus, worst
 from vms.bus import CameraChanged, CameraEvent, EventBus, StatusChanged, Subscription
 from vms.clock import Clock
@@ -55,6 +56,9 @@ class RecorderSupervisor:
         self.options = options or RecorderOptions()
         self._tasks: dict[tuple[int, str], _Task] = {}
         self._camera_status: dict[int, StreamStatus] = {}
+        self.stats: dict[tuple[int, str], StreamStats] = {}
+        """Counters per (camera id, stream) for /metrics: kept across restarts of a stream's
+        task, dropped when its camera is removed (deleted or archived)."""
         self._status_writes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self._started = False
@@ -135,13 +139,17 @@ class RecorderSupervisor:
                                      return_exceptions=True)
                 for k in to_stop:
                     del self._tasks[k]
+            if self._modes.get(camera_id, "archived") == "archived":
+                for key in [k for k in self.stats if k[0] == camera_id]:
+                    del self.stats[key]
             if not self._started:
                 return
             for key, config in wanted.items():
                 if key in self._tasks:
                     continue
+                stats = self.stats.setdefault(key, StreamStats())
                 rec = StreamRecorder(self.gw, self.settings, self.clock, config, self.options,
-                                     on_status=self._stream_status_changed)
+                                     on_status=self._stream_status_changed, stats=stats)
                 rec.on_disk_full = self._volume_full
                 task = asyncio.create_task(rec.run(), name=f"recorder-{key[0]}-{key[1]}")
                 self._tasks[key] = _Task(rec, task)
@@ -275,6 +283,15 @@ class RecorderSupervisor:
         if camera_id in self._in_window:
             out["in_window"] = self._in_window[camera_id]
         out["streams"] = {kind: s.as_dict() for kind, s in streams.items()}
+        return out
+
+    def stream_metrics(self) -> list[tuple[int, str, str, StreamStats]]:
+        """(camera id, stream, state, counters) of every stream recorded since start-up whose
+        camera still exists: a stream without a task now is ``stopped``."""
+        out: list[tuple[int, str, str, StreamStats]] = []
+        for key, stats in sorted(self.stats.items()):
+            task = self._tasks.get(key)
+            out.append((key[0], key[1], task.recorder.status.state if task else "stopped", stats))
         return out
 
     def recorders(self) -> list[StreamRecorder]:

@@ -37,6 +37,7 @@ from web.keys import (
     SETTINGS,
     THROTTLE,
 )
+from web.metrics import ServerCollector
 from web.setup import setup_web
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,12 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
             cameras.labels(status).set(n)
 
     app[SERVICES]["metrics_refresh"] = count
-    yield
+    collector = ServerCollector(app[SERVICES], app[CLOCK])
+    app[METRICS].register(collector)
+    try:
+        yield
+    finally:
+        app[METRICS].unregister(collector)
 
 
 async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:

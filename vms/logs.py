@@ -7,6 +7,10 @@ live view) are kept for the life of the process; passwords merely tried (a disco
 interrogation before adoption) are ``transient``: only the most recent
 :data:`MAX_TRANSIENT_SECRETS` of them are kept, so trying passwords cannot grow the list (and the
 cost of every log line) without end.
+
+Context fields: :func:`bind_log_context` sets fields (``camera_id``, ``stream``, ``run_id``) for the
+current asyncio task and the tasks and threads it starts from then on (a :mod:`contextvars`
+variable); :class:`ContextFilter` copies them onto each record, and JSON lines carry them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import re
 import sys
 import threading
 from collections import OrderedDict
+from contextvars import ContextVar
 
 _URL_CRED_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@")
 MAX_TRANSIENT_SECRETS = 256
@@ -92,14 +97,54 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+CONTEXT_FIELDS = ("camera_id", "stream", "run_id")
+"""Fields :func:`bind_log_context` may set; JSON lines carry those that are set."""
+
+_context: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("vms_log_context", default=())
+
+
+def bind_log_context(**fields: object) -> None:
+    """Add (or, with ``None``, remove) context fields of every later log line of this task and of
+    the tasks and threads it starts afterwards. Only :data:`CONTEXT_FIELDS` are accepted."""
+    unknown = set(fields) - set(CONTEXT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown log context field(s): {', '.join(sorted(unknown))}")
+    current = dict(_context.get())
+    for key, value in fields.items():
+        if value is None:
+            current.pop(key, None)
+        else:
+            current[key] = value
+    _context.set(tuple(current.items()))
+
+
+def log_context() -> dict[str, object]:
+    """The context fields set for the current task."""
+    return dict(_context.get())
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current context fields onto each record (unless the call gave them itself)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc = {
+        doc: dict[str, object] = {
             "ts_us": int(record.created * 1_000_000),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in CONTEXT_FIELDS:
+            value = getattr(record, key, None)
+            if value is not None:
+                doc[key] = value
         if record.exc_info or record.exc_text:
             doc["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
         return json.dumps(doc, ensure_ascii=False)
@@ -108,6 +153,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
+    handler.addFilter(ContextFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

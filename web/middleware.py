@@ -169,11 +169,25 @@ async def _resolve_principal(request: web.Request):  # type: ignore[no-untyped-d
     return None
 
 
+HEADERS_SENT_AT = "vms.metrics.headers_sent_at"
+"""Request key: ``perf_counter()`` when the response headers were sent (``on_response_prepare``)."""
+
+
 def metrics_middleware_factory(app: web.Application):  # type: ignore[no-untyped-def]
+    """Requests by method and status, and their latency: the time until the handler returned, or,
+    for a response streamed from inside the handler (a WebSocket, an SSE feed, a streamed download),
+    the time until its headers were sent — its long life is not latency."""
     registry = app[METRICS]
     requests = Counter("vms_http_requests", "HTTP requests served", ["method", "status"],
                        registry=registry)
-    latency = Histogram("vms_http_request_seconds", "HTTP request latency", registry=registry)
+    latency = Histogram("vms_http_request_seconds",
+                        "HTTP request latency (streamed responses and WebSockets: time to headers)",
+                        registry=registry)
+
+    async def headers_sent(request: web.Request, response: web.StreamResponse) -> None:
+        request.setdefault(HEADERS_SENT_AT, time.perf_counter())
+
+    app.on_response_prepare.append(headers_sent)
 
     @web.middleware
     async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -187,8 +201,9 @@ def metrics_middleware_factory(app: web.Application):  # type: ignore[no-untyped
             status = exc.status
             raise
         finally:
+            end = request.get(HEADERS_SENT_AT) or time.perf_counter()
             requests.labels(request.method, str(status)).inc()
-            latency.observe(time.perf_counter() - start)
+            latency.observe(end - start)
 
     return metrics_middleware
 
