@@ -15,16 +15,11 @@ control API calls. The RTP side of a playing session (pacing, packets, sender re
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import re
 import secrets
 import socket
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -36,6 +31,15 @@ from camsim.media import (
     ensure_clip,
 )
 from camsim.rtp import WRITE_HIGH_WATER_BYTES, Connection, Session, Track, UdpSink, mono_us
+from camsim.rtsp_proto import (
+    MAX_REQUEST_BYTES,
+    PUBLIC_METHODS,
+    RtspRequest,
+    authorized,
+    format_response,
+    make_nonce,
+    read_request,
+)
 from camsim.sdp import AUDIO_TRACK, VIDEO_PAYLOAD_TYPE, VIDEO_TRACK, build_sdp, track_control
 from vms.clock import Clock, SystemClock
 
@@ -43,36 +47,6 @@ log = logging.getLogger(__name__)
 
 """A session that falls this far behind its media clock (slow reader) is dropped."""
 SOCKET_SEND_BUFFER_BYTES = 256 * 1024
-MAX_REQUEST_BYTES = 64 * 1024
-PUBLIC_METHODS = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER"
-REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    454: "Session Not Found",
-    455: "Method Not Valid in This State",
-    459: "Aggregate Operation Not Allowed",
-    461: "Unsupported Transport",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-    505: "RTSP Version Not Supported",
-}
-_AUTH_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
-
-
-@dataclass
-class _Request:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def cseq(self) -> str:
-        return self.headers.get("cseq", "0")
 
 
 class RtspServer:
@@ -310,60 +284,21 @@ class RtspServer:
             if task is not None:
                 self._conn_tasks.discard(task)
 
-    async def _read_request(self, conn: Connection) -> _Request | None:
-        reader = conn.reader
-        while True:
-            first = await reader.read(1)
-            if not first:
-                return None
-            if first == b"$":  # interleaved RTCP receiver report from the client
-                head = await reader.readexactly(3)
-                await reader.readexactly(struct.unpack(">H", head[1:])[0])
-                now = mono_us()
-                for session_id in conn.sessions:
-                    session = self._sessions.get(session_id)
-                    if session is not None:
-                        session.last_seen_mono_us = now
-                continue
-            if first in b"\r\n":
-                continue
-            break
-        head_bytes = first + await reader.readuntil(b"\r\n\r\n")
-        lines = head_bytes.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3:
-            raise ValueError(f"malformed request line {lines[0][:80]!r}")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if ":" in line:
-                key, value = line.split(":", 1)
-                headers[key.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0") or 0)
-        if length > MAX_REQUEST_BYTES:
-            raise ValueError("request body too large")
-        body = await reader.readexactly(length) if length else b""
-        return _Request(parts[0].upper(), parts[1], headers, body)
+    async def _read_request(self, conn: Connection) -> RtspRequest | None:
+        def rtcp_seen() -> None:
+            now = mono_us()
+            for session_id in conn.sessions:
+                session = self._sessions.get(session_id)
+                if session is not None:
+                    session.last_seen_mono_us = now
 
-    def _respond(
-        self,
-        conn: Connection,
-        request: _Request,
-        code: int,
-        headers: dict[str, str] | None = None,
-        body: bytes = b"",
-    ) -> None:
-        lines = [
-            f"RTSP/1.0 {code} {REASONS.get(code, 'Error')}",
-            f"CSeq: {request.cseq}",
-            f"Server: {self.name}",
-        ]
-        for key, value in (headers or {}).items():
-            lines.append(f"{key}: {value}")
-        if body:
-            lines.append(f"Content-Length: {len(body)}")
-        conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        return await read_request(conn.reader, rtcp_seen)
 
-    async def _dispatch(self, conn: Connection, request: _Request) -> None:
+    def _respond(self, conn: Connection, request: RtspRequest, code: int,
+                 headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        conn.writer.write(format_response(code, request.cseq, self.name, headers, body))
+
+    async def _dispatch(self, conn: Connection, request: RtspRequest) -> None:
         method = request.method
         if request.method == "OPTIONS":
             self._touch(request)
@@ -409,7 +344,7 @@ class RtspServer:
             return
         handler(conn, request)
 
-    def _touch(self, request: _Request) -> Session | None:
+    def _touch(self, request: RtspRequest) -> Session | None:
         session_id = request.headers.get("session", "").split(";")[0].strip()
         session = self._sessions.get(session_id) if session_id else None
         if session is not None:
@@ -439,7 +374,7 @@ class RtspServer:
     def _base_url(self, path: str) -> str:
         return self.url(path).rstrip("/")
 
-    def _describe(self, conn: Connection, request: _Request) -> None:
+    def _describe(self, conn: Connection, request: RtspRequest) -> None:
         resolved = self._resolve(request.url)
         if resolved is None or resolved[1] is not None:
             self._respond(conn, request, 404)
@@ -457,7 +392,7 @@ class RtspServer:
             sdp,
         )
 
-    def _setup(self, conn: Connection, request: _Request) -> None:
+    def _setup(self, conn: Connection, request: RtspRequest) -> None:
         resolved = self._resolve(request.url)
         if resolved is None:
             self._respond(conn, request, 404)
@@ -557,7 +492,7 @@ class RtspServer:
             },
         )
 
-    def _play(self, conn: Connection, request: _Request) -> None:
+    def _play(self, conn: Connection, request: RtspRequest) -> None:
         session = self._touch(request)
         if session is None:
             self._respond(conn, request, 454)
@@ -576,7 +511,7 @@ class RtspServer:
         if session.task is None:
             session.task = asyncio.create_task(session.run(), name=f"camsim-rtp-{session.id}")
 
-    def _pause(self, conn: Connection, request: _Request) -> None:
+    def _pause(self, conn: Connection, request: RtspRequest) -> None:
         session = self._touch(request)
         if session is None:
             self._respond(conn, request, 454)
@@ -586,7 +521,7 @@ class RtspServer:
             session.task = None
         self._respond(conn, request, 200, {"Session": session.id})
 
-    def _teardown(self, conn: Connection, request: _Request) -> None:
+    def _teardown(self, conn: Connection, request: RtspRequest) -> None:
         session = self._touch(request)
         if session is None:
             self._respond(conn, request, 454)
@@ -595,7 +530,7 @@ class RtspServer:
         self._close_session(session.id, close_connection=False)
         self._respond(conn, request, 200, {"Session": session.id})
 
-    def _parameter(self, conn: Connection, request: _Request) -> None:
+    def _parameter(self, conn: Connection, request: RtspRequest) -> None:
         session = self._touch(request)
         headers = {"Session": session.id} if session is not None else {}
         self._respond(conn, request, 200, headers)
@@ -603,48 +538,7 @@ class RtspServer:
     # -- authentication ------------------------------------------------------------------------
 
     def _make_nonce(self) -> str:
-        stamp = secrets.token_hex(8)
-        mac = hmac.new(self._nonce_key, stamp.encode("ascii"), hashlib.sha256).hexdigest()[:16]
-        return stamp + mac
+        return make_nonce(self._nonce_key)
 
-    def _nonce_valid(self, nonce: str) -> bool:
-        if len(nonce) != 32:
-            return False
-        mac = hmac.new(self._nonce_key, nonce[:16].encode("ascii"), hashlib.sha256).hexdigest()[:16]
-        return hmac.compare_digest(mac, nonce[16:])
-
-    def _authorized(self, request: _Request) -> bool:
-        if self.username is None:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, rest = header.partition(" ")
-        password = self.password or ""
-        if scheme.lower() == "basic":
-            try:
-                user, _, given = base64.b64decode(rest.strip()).decode("utf-8").partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return False
-            return hmac.compare_digest(user, self.username) and hmac.compare_digest(given, password)
-        if scheme.lower() != "digest":
-            return False
-        params = {
-            m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-            for m in _AUTH_PARAM_RE.finditer(rest)
-        }
-        if params.get("username") != self.username or params.get("realm") != self.realm:
-            return False
-        nonce = params.get("nonce", "")
-        if not self._nonce_valid(nonce):
-            return False
-
-        def md5(text: str) -> str:
-            return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-        ha1 = md5(f"{self.username}:{self.realm}:{password}")
-        ha2 = md5(f"{request.method}:{params.get('uri', '')}")
-        if params.get("qop"):
-            nc, cnonce = params.get("nc", ""), params.get("cnonce", "")
-            expected = md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{params['qop']}:{ha2}")
-        else:
-            expected = md5(f"{ha1}:{nonce}:{ha2}")
-        return hmac.compare_digest(expected, params.get("response", ""))
+    def _authorized(self, request: RtspRequest) -> bool:
+        return authorized(request, self.username, self.password, self.realm, self._nonce_key)

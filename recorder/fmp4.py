@@ -1,0 +1,159 @@
+"""Fragmented MP4 as live view's ffmpeg writes it: boxes, the codec string, keyframes, splitting.
+
+ffmpeg's stdout (``-movflags +frag_every_frame+empty_moov+default_base_moof``) is cut into the init
+segment (``ftyp``+``moov``) and one fragment (``moof``+``mdat``) per frame by :class:`Fmp4Splitter`;
+:func:`codec_string` reads the RFC 6381 codec of the init segment for the browser's MSE, and
+:func:`fragment_is_keyframe` tells where a new viewer may start. Used by :mod:`recorder.live`.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Literal
+
+
+class Fmp4Error(ValueError):
+    """ffmpeg's output is not the fragmented MP4 we asked for."""
+
+
+def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """``[(type, payload_start, box_end)]`` of the boxes laid end to end in ``data[start:end]``."""
+    end = len(data) if end is None else end
+    out: list[tuple[bytes, int, int]] = []
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                break
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            break
+        out.append((kind, pos + header, pos + size))
+        pos += size
+    return out
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
+    for k, s, e in iter_boxes(data, start, end):
+        if k == kind:
+            return s, e
+    return None
+
+
+def _path(data: bytes, kinds: list[bytes], start: int = 0,
+          end: int | None = None) -> tuple[int, int] | None:
+    span: tuple[int, int] | None = (start, len(data) if end is None else end)
+    for kind in kinds:
+        assert span is not None
+        span = _child(data, span[0], span[1], kind)
+        if span is None:
+            return None
+    return span
+
+
+def codec_string(init: bytes) -> str:
+    """The RFC 6381 codec of the init segment's video track (``avc1.64001f``, ``hvc1.1.6.L93.B0``)."""
+    stsd = _path(init, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
+    if stsd is None:
+        raise Fmp4Error("init segment has no moov/trak/…/stsd")
+    entries = iter_boxes(init, stsd[0] + 8, stsd[1])  # full box header + entry_count
+    if not entries:
+        raise Fmp4Error("init segment has no sample entry")
+    kind, start, end = entries[0]
+    name = kind.decode("latin-1")
+    children = start + 78  # VisualSampleEntry fields before its child boxes
+    if kind in (b"avc1", b"avc3"):
+        avcc = _child(init, children, end, b"avcC")
+        if avcc is None or avcc[1] - avcc[0] < 4:
+            raise Fmp4Error(f"{name} sample entry has no avcC")
+        p, c, level = init[avcc[0] + 1], init[avcc[0] + 2], init[avcc[0] + 3]
+        return f"{name}.{p:02x}{c:02x}{level:02x}"
+    if kind in (b"hvc1", b"hev1"):
+        hvcc = _child(init, children, end, b"hvcC")
+        if hvcc is None or hvcc[1] - hvcc[0] < 13:
+            raise Fmp4Error(f"{name} sample entry has no hvcC")
+        b = init[hvcc[0]:hvcc[0] + 13]
+        space = "" if b[1] >> 6 == 0 else "ABC"[(b[1] >> 6) - 1]
+        tier = "H" if b[1] & 0x20 else "L"
+        compat = int.from_bytes(b[2:6], "big")
+        compat_rev = int(f"{compat:032b}"[::-1], 2)
+        constraints = b[6:12].rstrip(b"\x00")
+        suffix = "".join(f".{x:X}" for x in constraints)
+        return f"{name}.{space}{b[1] & 0x1F}.{compat_rev:X}.{tier}{b[12]}{suffix}"
+    raise Fmp4Error(f"video codec {name!r} cannot be played in a browser")
+
+
+def fragment_is_keyframe(fragment: bytes) -> bool:
+    """True when the fragment's first sample is a sync sample (``moof``/``traf`` sample flags)."""
+    moof = _child(fragment, 0, len(fragment), b"moof")
+    if moof is None:
+        return False
+    traf = _child(fragment, moof[0], moof[1], b"traf")
+    if traf is None:
+        return False
+    default_flags: int | None = None
+    tfhd = _child(fragment, traf[0], traf[1], b"tfhd")
+    if tfhd is not None:
+        flags = int.from_bytes(fragment[tfhd[0] + 1:tfhd[0] + 4], "big")
+        pos = tfhd[0] + 8  # version/flags, track_ID
+        for bit, size in ((0x01, 8), (0x02, 4), (0x08, 4), (0x10, 4)):
+            if flags & bit:
+                pos += size
+        if flags & 0x20:
+            default_flags = int.from_bytes(fragment[pos:pos + 4], "big")
+    trun = _child(fragment, traf[0], traf[1], b"trun")
+    sample_flags = default_flags
+    if trun is not None:
+        flags = int.from_bytes(fragment[trun[0] + 1:trun[0] + 4], "big")
+        pos = trun[0] + 8  # version/flags, sample_count
+        if flags & 0x01:
+            pos += 4
+        if flags & 0x04:
+            sample_flags = int.from_bytes(fragment[pos:pos + 4], "big")
+        elif flags & 0x400:
+            pos += 4 if flags & 0x100 else 0
+            pos += 4 if flags & 0x200 else 0
+            sample_flags = int.from_bytes(fragment[pos:pos + 4], "big")
+    if sample_flags is None:
+        return False
+    return not (sample_flags >> 16) & 1  # sample_is_non_sync_sample
+
+
+class Fmp4Splitter:
+    """Cuts a fragmented MP4 byte stream into the init segment and ``moof``+``mdat`` fragments."""
+
+    MAX_BOX_BYTES = 32 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pending = bytearray()  # boxes of the current unit, until its mdat (or moov) ends it
+        self.init: bytes | None = None
+
+    def feed(self, data: bytes) -> list[tuple[Literal["init", "fragment"], bytes]]:
+        self._buf += data
+        out: list[tuple[Literal["init", "fragment"], bytes]] = []
+        while len(self._buf) >= 8:
+            size, kind = struct.unpack_from(">I4s", self._buf, 0)
+            if size == 1:
+                if len(self._buf) < 16:
+                    break
+                size = struct.unpack_from(">Q", self._buf, 8)[0]
+            if size < 8 or size > self.MAX_BOX_BYTES:
+                raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
+            if len(self._buf) < size:
+                break
+            self._pending += self._buf[:size]
+            del self._buf[:size]
+            if kind == b"moov":
+                self.init = bytes(self._pending)
+                self._pending.clear()
+                out.append(("init", self.init))
+            elif kind == b"mdat":
+                out.append(("fragment", bytes(self._pending)))
+                self._pending.clear()
+        return out
