@@ -5,12 +5,13 @@ root in a ``cleanup_ctx``) starts one :class:`LiveStream` per (camera, stream ki
 viewer arrives; the stream runs ``ffmpeg -rtsp_transport tcp -i rtsp://… -map 0:v -c:v copy -f mp4
 -movflags +frag_every_frame+empty_moov+default_base_moof pipe:1`` (video only, never transcoded),
 cuts its stdout into the init segment (``ftyp``+``moov``) and one fragment (``moof``+``mdat``) per
-frame (:class:`recorder.fmp4.Fmp4Splitter`), and puts every fragment on each :class:`Viewer`'s bounded queue. A new
-viewer gets the init segment and the fragments since the latest keyframe, so it can start decoding
-at once. A viewer that falls behind is dropped (its client reconnects); the ffmpeg is stopped a
-grace period after the last viewer leaves, and restarted with a backoff when the camera is lost
-while viewers remain. Camera credentials never reach the argv: ffmpeg reads the URL from a script on
-its stdin (:func:`vms.proc.ffmpeg_input`), and the process is a :class:`vms.proc.ChildProcess`.
+frame (:class:`recorder.fmp4.Fmp4Splitter`), and puts every fragment on each :class:`Viewer`'s
+bounded queue. A new viewer gets the init segment and the fragments since the latest keyframe, so it
+can start decoding at once. A viewer that falls behind is dropped (its client reconnects); the
+ffmpeg is stopped a grace period after the last viewer leaves, and restarted with a backoff when the
+camera is lost while viewers remain. Camera credentials never reach the argv: ffmpeg reads the URL
+from a script on its stdin (:func:`vms.proc.ffmpeg_input`), and the process is a
+:class:`vms.proc.ChildProcess`.
 See docs/design/live.md.
 """
 
