@@ -217,3 +217,56 @@ async def test_metrics_of_a_recording_camera(tmp_path: Path, rtsp_factory) -> No
     assert recording, [d["message"] for d in tagged]
     assert isinstance(recording[0]["run_id"], int)
     assert any("run_id" in d and "ended" in d["message"] for d in tagged)
+
+
+async def test_series_outlive_a_restart_and_go_with_the_camera(rec_env, rtsp_factory, rec_options,
+                                                               wait_for) -> None:
+    """A stream's counters survive a restart of its task (config change: one more run, an exit
+    ``config_change``, segments not reset); a removed (archived) camera's series disappear."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from recorder.supervisor import RecorderSupervisor
+    from web.metrics import ServerCollector
+
+    env = rec_env
+    rtsp = await rtsp_factory()
+    yard = env.add_camera("yard", rtsp.url("/main"))
+    gate = env.add_camera("gate", rtsp.url("/main"))
+    sup = RecorderSupervisor(env.gw, env.settings, env.clock, env.secrets, rec_options)
+    registry = CollectorRegistry()
+    registry.register(ServerCollector({"recorder": sup}, env.clock))
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return _samples(generate_latest(registry).decode())
+
+    def segments(cam: int) -> float:
+        return _value(scrape(), "vms_recording_segments_total", camera_id=str(cam),
+                      stream="main") or 0
+
+    await sup.start()
+    try:
+        await wait_for(lambda: segments(yard) >= 2 and segments(gate) >= 1, 30)
+        before = segments(gate)
+        now = env.clock.now_us()
+        env.gw.write_sync(lambda: Camera.update(event_pre_s=7, updated_us=now).where(
+            Camera.id == gate).execute())
+        await sup.camera_changed(gate)
+        gate_labels = {"camera_id": str(gate), "stream": "main"}
+        await wait_for(lambda: _value(scrape(), "vms_recording_runs_started_total",
+                                      **gate_labels) == 2, 30)
+        after_restart = segments(gate)
+        assert after_restart >= before  # not reset
+        await wait_for(lambda: segments(gate) > after_restart, 30)
+        m = scrape()
+        assert _value(m, "vms_recording_ffmpeg_exits_total", **gate_labels,
+                      reason="config_change") == 1
+        assert _value(m, "vms_recording_state", **gate_labels, state="recording") == 1
+
+        env.gw.write_sync(lambda: Camera.update(archived_us=now, updated_us=now + 1).where(
+            Camera.id == yard).execute())
+        await sup.camera_changed(yard)
+        text = generate_latest(registry).decode()
+        assert f'camera_id="{yard}"' not in text
+        assert f'camera_id="{gate}"' in text
+    finally:
+        await sup.stop()
