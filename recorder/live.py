@@ -39,7 +39,7 @@ from recorder.fmp4 import (
 from vms.config import Settings
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, CameraStream
-from vms.logs import redact, register_secret
+from vms.logs import bind_log_context, redact, register_secret
 from vms.proc import ChildProcess, FfmpegInput, ffmpeg_input
 from vms.secrets import SecretBox, SecretError
 
@@ -247,6 +247,7 @@ class LiveStream:
     # the ffmpeg
 
     async def _run(self) -> None:
+        bind_log_context(camera_id=self.key[0], stream=self.key[1])
         backoff_s = self.options.backoff_initial_s
         try:
             while not self.closing:
