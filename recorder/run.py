@@ -238,6 +238,7 @@ class StreamRecorder:
         try:
             while self._stop_reason is None:
                 delay_s = await self._one_run()
+                bind_log_context(run_id=None)  # lines between runs name no run
                 if self._stop_reason is not None:
                     break
                 with contextlib.suppress(TimeoutError):
