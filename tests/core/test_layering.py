@@ -1,0 +1,158 @@
+"""The dependency rule of ARCHITECTURE.md, checked on every import of every module of ours.
+
+core ``vms`` ← ``onvif_bridge``, ``recorder`` ← ``web`` ← the composition root (``vms/app.py``,
+``vms/demo.py``, ``vms/__main__.py``, the CLI package ``vms/cli/``), which nothing imports;
+``camsim`` stands apart and imports only ``vms.clock``. The AST is read, so an import inside a
+function or an ``if TYPE_CHECKING:`` block counts as much as one at the top, and so does
+``importlib.import_module("...")`` with a literal name.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("vms", "onvif_bridge", "recorder", "web", "camsim")
+OURS = (*PACKAGES, "migrations", "tests", "bench", "tools")
+ROOT_MODULES = ("vms.app", "vms.demo", "vms.__main__", "vms.cli")
+"""The composition root: these modules and everything below them (``vms.cli.*``)."""
+
+
+@dataclass(frozen=True)
+class Import:
+    path: Path
+    line: int
+    importer: str
+    imported: str
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
+
+
+def _exists(module: str) -> bool:
+    base = ROOT.joinpath(*module.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def imports_of(path: Path, importer: str | None = None) -> list[Import]:
+    """Every import of one of our modules in ``path`` (module ``importer``, by default the one its
+    place in the tree names), as the most precise module name known (``from vms import audit`` is
+    ``vms.audit``; ``from vms.clock import Clock`` is ``vms.clock``)."""
+    importer = importer or module_name(path)
+    package = importer if _is_package(path) else importer.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[Import] = []
+
+    def add(node: ast.AST, name: str) -> None:
+        if name.split(".")[0] in OURS:
+            found.append(Import(path, getattr(node, "lineno", 0), importer, name))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(node, alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[:len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            for alias in node.names:
+                sub = f"{base}.{alias.name}".lstrip(".")
+                add(node, sub if alias.name != "*" and _exists(sub) else base)
+        elif (isinstance(node, ast.Call) and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and ((isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                   or (isinstance(node.func, ast.Name)
+                       and node.func.id in ("import_module", "__import__")))):
+            add(node, node.args[0].value)
+    return found
+
+
+def in_root(module: str) -> bool:
+    return any(module == r or module.startswith(r + ".") for r in ROOT_MODULES)
+
+
+def layer(module: str) -> str:
+    """'root', 'core' (vms outside the root), or the top-level package's name."""
+    top = module.split(".")[0]
+    if top == "vms":
+        return "root" if in_root(module) else "core"
+    return top
+
+
+def violation(imp: Import) -> str | None:
+    """The rule ``imp`` breaks, or None."""
+    src, dst = layer(imp.importer), layer(imp.imported)
+    if dst in ("migrations", "tests", "bench", "tools"):
+        return f"{src} code imports {dst} ({imp.imported}): only tests and tools may"
+    if dst == "root" and src != "root":
+        return (f"nothing imports the composition root (app, demo, CLI) but the root itself; "
+                f"{imp.importer} imports {imp.imported}")
+    if src == "camsim":
+        if dst != "camsim" and imp.imported != "vms.clock" and not imp.imported.startswith("vms.clock."):
+            return f"camsim imports only vms.clock of ours, not {imp.imported}"
+    elif src == "core":
+        if dst != "core":
+            return f"core vms imports only core vms, not {imp.imported} ({dst})"
+    elif src in ("onvif_bridge", "recorder"):
+        if dst not in ("core", src):
+            return f"{src} imports only core vms and itself, not {imp.imported} ({dst})"
+    elif src == "web":
+        if dst not in ("core", "onvif_bridge", "recorder", "web"):
+            return f"web imports core, onvif_bridge and recorder, not {imp.imported} ({dst})"
+    return None
+
+
+def our_modules() -> list[Path]:
+    return sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+                  if "__pycache__" not in p.parts)
+
+
+def test_every_import_follows_the_layering() -> None:
+    problems = []
+    for path in our_modules():
+        for imp in imports_of(path):
+            rule = violation(imp)
+            if rule is not None:
+                problems.append(f"{imp.path.relative_to(ROOT)}:{imp.line}: {rule}")
+    assert not problems, "layering broken:\n" + "\n".join(problems)
+
+
+def test_the_checker_sees_every_kind_of_import(tmp_path: Path) -> None:
+    """The AST walk finds imports in functions, TYPE_CHECKING blocks, relative ones and
+    import_module calls, and names the submodule of ``from package import module``."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from onvif_bridge.models import Device\n"
+        "def f():\n"
+        "    from web import keys\n"
+        "    import importlib\n"
+        "    importlib.import_module('vms.app')\n"
+        "from . import index\n"
+        "from .. import camsim\n"
+        "from vms import clock\n")
+    found = [(i.line, i.imported, violation(i) is not None)
+             for i in imports_of(probe, "recorder.probe")]
+    assert sorted(found) == [(3, "onvif_bridge.models", True), (5, "web.keys", True),
+                             (7, "vms.app", True), (8, "recorder.index", False),
+                             (9, "camsim", True), (10, "vms.clock", False)]
+
+
+def test_the_layers_are_what_architecture_says() -> None:
+    assert layer("vms.cli.common") == "root" and layer("vms.app") == "root"
+    assert layer("vms.clock") == "core" and layer("vms.db.gateway") == "core"
+    assert layer("vms.client") == "core"  # not the root: only vms.cli and below are
