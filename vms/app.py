@@ -170,7 +170,7 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
     """Adoption of cameras and the discovery scans started from the web UI."""
     from onvif_bridge.adopt import Onboarding
     from onvif_bridge.drift import DRIFT_CHECK_INTERVAL_S, DriftChecker
-    from web.views_discovery import ScanJobs
+    from onvif_bridge.scan_jobs import ScanJobs
 
     services = app[SERVICES]
 

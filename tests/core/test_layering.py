@@ -18,6 +18,9 @@ PACKAGES = ("vms", "onvif_bridge", "recorder", "web", "camsim")
 OURS = (*PACKAGES, "migrations", "tests", "bench", "tools")
 ROOT_MODULES = ("vms.app", "vms.demo", "vms.__main__", "vms.cli")
 """The composition root: these modules and everything below them (``vms.cli.*``)."""
+WEB_ENTRY = ("web.setup", "web.keys")
+"""What the root may take from ``web``: its entry point and typed app keys. A service the root
+wires up (scan jobs, exports, the recorder) lives below the web layer, never in a view."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ def violation(imp: Import) -> str | None:
     elif src == "web":
         if dst not in ("core", "onvif_bridge", "recorder", "web"):
             return f"web imports core, onvif_bridge and recorder, not {imp.imported} ({dst})"
+    elif src == "root" and dst == "web" and imp.imported not in (*WEB_ENTRY, "web"):
+        return (f"the composition root takes from web only {' and '.join(WEB_ENTRY)}, not "
+                f"{imp.imported}: a service it wires belongs below the web layer")
     return None
 
 
