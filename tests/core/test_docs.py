@@ -122,9 +122,10 @@ def architecture_names(text: str) -> tuple[set[str], list[str]]:
 def test_every_module_is_in_architecture() -> None:
     named, stale = architecture_names((ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8"))
     missing = [path for path in our_modules() if path not in named]
-    assert not missing, ("ARCHITECTURE.md does not name these modules (add each to its "
-                         "package's row of the folder table): " + ", ".join(missing))
-    assert not stale, f"ARCHITECTURE.md names modules that do not exist: {stale}"
+    problems = ([f"does not name these modules (add each to its package's row of the folder "
+                 f"table): {', '.join(missing)}"] if missing else [])
+    problems += [f"names modules that do not exist: {', '.join(stale)}"] if stale else []
+    assert not problems, "ARCHITECTURE.md " + "; and ".join(problems)
 
 
 # --- (c) every documented setting is read by code --------------------------------------------
