@@ -3,7 +3,7 @@
 The recorder keeps no global metric state: each recorded stream owns a :class:`StreamStats` (held by
 the supervisor per camera and stream, so it outlives a restart of the stream's task and is dropped
 with the camera), the export service an :class:`ExportStats`. The composition root registers a
-collector (``web/metrics.py``) that turns them into Prometheus metrics when ``/metrics`` is read.
+collector (``recorder/metrics.py``) that turns them into Prometheus metrics when ``/metrics`` is read.
 Time spans are seconds (Prometheus' base unit), instants monotonic microseconds.
 """
 

@@ -1,8 +1,10 @@
 """The composition root: builds the aiohttp application from settings.
 
-Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, secrets, scheduler,
-recorder supervisor, ONVIF client pool, MQTT — so each is torn down even when a later one failed to
-start. Nothing imports this module; the CLI calls :func:`create_app`.
+Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, password pool,
+secrets, metrics, scheduler, onboarding and scan jobs, live view, exports, recorder supervisor,
+MQTT — so each is torn down even when a later one failed to start. A part that cannot be imported
+or started stops start-up with its error: a server that records nothing must not look like one that
+does. Nothing imports this module but the rest of the root; the CLI calls :func:`create_app`.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 import peewee as pw
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import CollectorRegistry, Gauge
 
+from recorder.metrics import ServerCollector
 from vms.auth import Accounts
 from vms.bus import EventBus
 from vms.clock import Clock, SystemClock
@@ -37,13 +39,11 @@ from web.keys import (
     SETTINGS,
     THROTTLE,
 )
-from web.metrics import ServerCollector
 from web.setup import setup_web
 
 log = logging.getLogger(__name__)
 
 SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
-HTTP_CLIENT = web.AppKey("http_client", aiohttp.ClientSession)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -64,7 +64,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_secrets_ctx)
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
-    app.cleanup_ctx.append(_http_client_ctx)
     app.cleanup_ctx.append(_onboarding_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
@@ -163,20 +162,11 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         scheduler.shutdown(wait=False)
 
 
-async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One client session (the ONVIF/snapshot pool) shared by every outgoing request."""
-    connector = aiohttp.TCPConnector(limit=64, limit_per_host=4)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=15)) as session:
-        app[HTTP_CLIENT] = session
-        yield
-
-
 async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
     """Adoption of cameras and the discovery scans started from the web UI."""
     from onvif_bridge.adopt import Onboarding
     from onvif_bridge.drift import DRIFT_CHECK_INTERVAL_S, DriftChecker
-    from web.views_discovery import ScanJobs
+    from onvif_bridge.scan_jobs import ScanJobs
 
     services = app[SERVICES]
 
@@ -204,12 +194,10 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
-    try:
-        from recorder.supervisor import RecorderSupervisor
-    except ImportError:  # the recorder package is not built yet in this checkout
-        log.warning("recorder not available: cameras will not be recorded")
-        yield
-        return
+    """The recorder supervisor: one ffmpeg per recorded stream. An ImportError here (a broken
+    install) stops start-up: it is never turned into a server that records nothing."""
+    from recorder.supervisor import RecorderSupervisor
+
     supervisor = RecorderSupervisor(app[GATEWAY], app[SETTINGS], app[CLOCK], app[SECRETS],
                                     bus=app[BUS])
     await supervisor.start()

@@ -64,10 +64,11 @@ def run_demo(cameras: int, port: int, data_dir: Path, host: str) -> int:
 
 async def _demo(cameras: int, port: int, data_dir: Path, host: str, out: TextIO) -> int:
     from camsim.fleet import Fleet
+    from onvif_bridge.adopt import Onboarding
     from onvif_bridge.models import Status
     from onvif_bridge.scan import scan
     from vms.app import create_app, freeze_startup_objects
-    from web.views_discovery import onboarding_of
+    from web.keys import SERVICES
 
     config = data_dir / "vms.toml"
     settings = await asyncio.to_thread(_settings, config, host, port)
@@ -107,7 +108,9 @@ async def _demo(cameras: int, port: int, data_dir: Path, host: str, out: TextIO)
                     xaddrs.append(update.report.xaddr)
                 else:
                     log.warning("demo: %s", update.report.message)
-        results = await onboarding_of(app).adopt_many(
+        onboarding = app[SERVICES]["onboarding"]
+        assert isinstance(onboarding, Onboarding)  # create_app always makes it
+        results = await onboarding.adopt_many(
             None, xaddrs, CAMERA_USER, camera_password, site_id=site_id, actor="vms demo")
         adopted = [r for r in results if r["ok"]]
         for row in results:

@@ -1,37 +1,31 @@
 """Discovery and onboarding over HTTP: scan jobs, the discovery page, adopt/configure/remove, snapshots.
 
-Handlers are thin: parse, call :class:`onvif_bridge.adopt.Onboarding` (or a scan job), answer JSON.
-A scan job (``POST /api/v1/discovery``) runs discovery and bounded interrogation in a background
-task owned by :class:`ScanJobs`; its rows fill in as answers arrive and the page polls
-``GET /api/v1/discovery/{id}``. Jobs live in memory (a server restart forgets them), belong to the
-user who started them, keep the scan credentials only in memory for snapshot thumbnails, and are
-cancelled and awaited when the server shuts down. No answer ever carries a password.
+Handlers are thin: parse, call :class:`onvif_bridge.adopt.Onboarding` (or the scan jobs), answer
+JSON. A scan job (``POST /api/v1/discovery``) runs discovery and bounded interrogation in a
+background task owned by :class:`onvif_bridge.scan_jobs.ScanJobs`; its rows fill in as answers
+arrive and the page polls ``GET /api/v1/discovery/{id}``. Its refusals are answered here: an
+unknown job or device 404, too many scans 429. No answer ever carries a password.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from onvif_bridge.adopt import Onboarding, snapshot_of
+from onvif_bridge.adopt import Onboarding
 from onvif_bridge.configure import ConfigureRequest, RecordingProfile
 from onvif_bridge.drift import DriftChecker
 from onvif_bridge.errors import DiscoveryTargetError
-from onvif_bridge.models import DeviceReport, DiscoveredDevice
 from onvif_bridge.onboarding_common import OnboardingError
-from onvif_bridge.scan import report_dict, scan
+from onvif_bridge.scan import report_dict
+from onvif_bridge.scan_jobs import ScanJob, ScanJobNotFound, ScanJobs, TooManyScans
 from recorder.purge import PurgeRefused, delete_camera_recordings, held_footage_problem
 from vms import catalog
 from vms.auth import Principal
-from vms.clock import Clock
-from vms.db.gateway import Gateway
 from web.inputs import (
     bad_request,
     get_int,
@@ -63,11 +57,9 @@ from web.schemas import (
 
 log = logging.getLogger(__name__)
 
-MAX_JOBS = 20
 MAX_TARGETS = 256
 MAX_TIMEOUT_S = 30.0
 DEFAULT_TIMEOUT_S = 3.0
-JOB_TTL_US = 3600 * 1_000_000
 
 _HTTP_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "camera": 424}
 """``camera``: the camera refused or did not answer — 424 Failed Dependency, a 4xx on purpose: our
@@ -75,149 +67,6 @@ server did not fail, and clients must not retry blindly as they would on a 5xx."
 
 
 routes = Routes()
-
-
-# --- scan jobs ----------------------------------------------------------------------------------
-
-@dataclass
-class _Row:
-    index: int
-    device: DiscoveredDevice
-    report: DeviceReport | None = None
-    known_camera_id: int | None = None
-    thumbnail: bytes | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        d = self.device
-        base: dict[str, Any] = {
-            "index": self.index, "endpoint": d.endpoint, "address": d.sender,
-            "xaddr": next(iter(d.xaddrs), ""), "name": d.name, "hardware": d.hardware,
-            "mac": None, "manufacturer": "", "model": d.hardware or "", "firmware": "",
-            "serial": "", "status": "pending", "message": "", "profiles": [],
-            "clock_offset_us": None, "known_camera_id": self.known_camera_id,
-        }
-        if self.report is not None:
-            base.update(report_dict(self.report))
-            base["address"] = self.report.address or d.sender
-            base["name"] = self.report.name or d.name
-            base["xaddr"] = self.report.xaddr or base["xaddr"]
-            base["known_camera_id"] = self.known_camera_id
-        return base
-
-
-@dataclass
-class ScanJob:
-    id: str
-    user_id: int
-    targets: list[str]
-    timeout_s: float
-    started_us: int
-    started_mono_us: int
-    username: str
-    password: str = field(repr=False)
-    state: str = "discovering"  # discovering | interrogating | done | failed | cancelled
-    error: str = ""
-    finished_us: int | None = None
-    rows: dict[str, _Row] = field(default_factory=dict)
-    task: asyncio.Task[None] | None = None
-
-    def progress(self, clock: Clock) -> float:
-        if self.state in ("done", "failed", "cancelled"):
-            return 1.0
-        elapsed_s = (clock.monotonic_us() - self.started_mono_us) / 1e6
-        window = min(1.0, elapsed_s / self.timeout_s) if self.timeout_s > 0 else 1.0
-        found = len(self.rows)
-        reported = sum(1 for r in self.rows.values() if r.report is not None)
-        examined = reported / found if found else window
-        return round(min(0.99, 0.5 * window + 0.5 * examined * window), 3)
-
-    def as_dict(self, clock: Clock) -> dict[str, Any]:
-        rows = sorted(self.rows.values(), key=lambda r: r.index)
-        return {
-            "id": self.id, "state": self.state, "progress": self.progress(clock),
-            "error": self.error, "targets": self.targets, "timeout_s": self.timeout_s,
-            "started_us": self.started_us, "finished_us": self.finished_us,
-            "found": len(rows), "examined": sum(1 for r in rows if r.report is not None),
-            "devices": [r.as_dict() for r in rows],
-        }
-
-
-class ScanJobs:
-    """The running and recent scans of this server process."""
-
-    def __init__(self, gateway: Gateway, clock: Clock, onboarding: Onboarding) -> None:
-        self.gateway = gateway
-        self.clock = clock
-        self.onboarding = onboarding
-        self.jobs: dict[str, ScanJob] = {}
-
-    def start(self, principal: Principal, targets: list[str], username: str, password: str,
-              timeout_s: float) -> ScanJob:
-        self._prune()
-        job = ScanJob(id=secrets.token_urlsafe(9), user_id=principal.user_id, targets=targets,
-                      timeout_s=timeout_s, started_us=self.clock.now_us(),
-                      started_mono_us=self.clock.monotonic_us(), username=username,
-                      password=password)
-        self.jobs[job.id] = job
-        job.task = asyncio.create_task(self._run(job, principal), name=f"scan {job.id}")
-        return job
-
-    def get(self, principal: Principal, job_id: str) -> ScanJob:
-        job = self.jobs.get(job_id)
-        if job is None or (job.user_id != principal.user_id and principal.site_ids is not None):
-            raise web.HTTPNotFound(text="no such discovery job")
-        return job
-
-    def _prune(self) -> None:
-        now = self.clock.now_us()
-        for job_id, job in list(self.jobs.items()):
-            if job.finished_us is not None and now - job.finished_us > JOB_TTL_US:
-                del self.jobs[job_id]
-        finished = [j for j in self.jobs.values() if j.finished_us is not None]
-        while len(self.jobs) >= MAX_JOBS and finished:
-            oldest = min(finished, key=lambda j: j.started_us)
-            finished.remove(oldest)
-            del self.jobs[oldest.id]
-        if len(self.jobs) >= MAX_JOBS:
-            raise web.HTTPTooManyRequests(text="too many discovery scans running; wait for one "
-                                               "to finish")
-
-    async def _run(self, job: ScanJob, principal: Principal) -> None:
-        try:
-            async for update in scan(job.targets, job.username, job.password,
-                                     timeout_s=job.timeout_s, clock=self.clock):
-                endpoint = update.device.endpoint
-                if update.kind == "found":
-                    job.rows[endpoint] = _Row(len(job.rows), update.device)
-                elif update.kind == "report" and update.report is not None:
-                    row = job.rows.setdefault(endpoint, _Row(len(job.rows), update.device))
-                    row.report = update.report
-                    if update.report.mac:
-                        known = await self.gateway.read(self.onboarding.known_cameras, principal,
-                                                        [update.report.mac])
-                        row.known_camera_id = known.get(update.report.mac)
-                if job.state == "discovering" and (self.clock.monotonic_us()
-                                                   - job.started_mono_us) > job.timeout_s * 1e6:
-                    job.state = "interrogating"
-            job.state = "done"
-        except DiscoveryTargetError as exc:
-            job.state, job.error = "failed", str(exc)
-        except asyncio.CancelledError:
-            job.state = "cancelled"
-            raise
-        except Exception as exc:  # a scan must end in a state the page can show
-            log.exception("discovery job %s failed", job.id)
-            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
-        finally:
-            job.finished_us = self.clock.now_us()
-            log.info("discovery job %s: %s, %d device(s)", job.id, job.state, len(job.rows))
-
-    async def stop(self) -> None:
-        tasks = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def onboarding_of(app: web.Application) -> Onboarding:
@@ -278,11 +127,16 @@ def _credentials(data: dict[str, Any]) -> tuple[str, str]:
             get_str(data, "password", required=False, max_len=200))
 
 
-def _job_id(request: web.Request) -> str:
+def _job(request: web.Request) -> tuple[ScanJobs, ScanJob]:
+    """The scan jobs and the caller's job named by the path (404 when there is none)."""
+    jobs = jobs_of(request.app)
     text = request.match_info.get("id", "")
     if not text or len(text) > 32 or not all(c.isalnum() or c in "-_" for c in text):
         raise web.HTTPNotFound(text="no such discovery job")
-    return text
+    try:
+        return jobs, jobs.get(_principal(request), text)
+    except ScanJobNotFound as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
 
 
 # --- scans --------------------------------------------------------------------------------------
@@ -291,7 +145,7 @@ DEVICE = obj(index=INT, endpoint=STR, address=STR, xaddr=STR, mac=nullable(STR),
              model=STR, firmware=STR, serial=STR, status=STR, message=STR,
              profiles=array(ANY_OBJECT), clock_offset_us=nullable(INT),
              known_camera_id=nullable(INT))
-"""A device found by a scan (:meth:`_Row.as_dict`), interrogated or not yet."""
+"""A device found by a scan (:meth:`onvif_bridge.scan_jobs.ScanRow.as_dict`), interrogated or not yet."""
 
 JOB = obj(id=STR, state=enum("discovering", "interrogating", "done", "failed", "cancelled"),
           progress={"type": "number", "minimum": 0, "maximum": 1}, error=STR, targets=array(STR),
@@ -327,8 +181,11 @@ async def api_discovery_start(request: web.Request) -> web.StreamResponse:
         parse_targets(targets)
     except DiscoveryTargetError as exc:
         raise bad_request(str(exc)) from None
-    job = jobs_of(request.app).start(_principal(request), targets, username, password,
-                                     float(timeout))
+    try:
+        job = jobs_of(request.app).start(_principal(request), targets, username, password,
+                                         float(timeout))
+    except TooManyScans as exc:
+        raise web.HTTPTooManyRequests(text=str(exc)) from None
     return web.json_response({"id": job.id}, status=202)
 
 
@@ -336,8 +193,7 @@ async def api_discovery_start(request: web.Request) -> web.StreamResponse:
               summary="A discovery scan: state, progress 0..1, devices found so far",
               params={"id": JOB_ID}, response=JOB)
 async def api_discovery_get(request: web.Request) -> web.StreamResponse:
-    jobs = jobs_of(request.app)
-    job = jobs.get(_principal(request), _job_id(request))
+    jobs, job = _job(request)
     return web.json_response(job.as_dict(jobs.clock))
 
 
@@ -348,17 +204,13 @@ async def api_discovery_get(request: web.Request) -> web.StreamResponse:
               summary="A JPEG from a device found by a scan (scan credentials)")
 @_answers_refusals
 async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
-    jobs = jobs_of(request.app)
-    job = jobs.get(_principal(request), _job_id(request))
+    jobs, job = _job(request)
     index = query_int(request, "device", minimum=0)
-    row = next((r for r in job.rows.values() if r.index == index), None)
-    if row is None or row.report is None:
-        raise web.HTTPNotFound(text="no such device in this scan (yet)")
-    if row.thumbnail is None:
-        row.thumbnail = await snapshot_of(
-            row.report, job.username, job.password, timeout_s=5.0,
-            allowed_hosts=onboarding_of(request.app).snapshot_hosts_allowed)
-    return web.Response(body=row.thumbnail, content_type="image/jpeg",
+    try:
+        thumbnail = await jobs.thumbnail(job, index)
+    except ScanJobNotFound as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    return web.Response(body=thumbnail, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
 

@@ -79,3 +79,27 @@ def test_serve_stops_within_five_seconds_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_stops_at_start_up_when_the_recorder_cannot_be_imported(tmp_path: Path) -> None:
+    """A broken install (the recorder's import fails) stops ``vms serve`` with the error; it never
+    runs a server that looks healthy and records nothing. Python's documented way to make an import
+    fail (``sys.modules[name] = None``) stands in for the missing piece."""
+    port = free_port()
+    config = tmp_path / "vms.toml"
+    config.write_text(f'data_dir = "data"\n[server]\nport = {port}\n')
+    script = ("import sys; sys.modules['recorder.supervisor'] = None; from vms.cli import main; "
+              f"sys.exit(main(['serve', '--config', {str(config)!r}]))")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output = proc.communicate()[0]
+        raise AssertionError(f"the server kept running without its recorder: {output}") from None
+    output = proc.stdout.read() if proc.stdout else ""
+    assert code != 0, output
+    assert "VMS listening" not in output, output
+    assert "recorder.supervisor" in output.splitlines()[-1], output  # the error, last
+    assert ("ImportError" in output or "ModuleNotFoundError" in output), output

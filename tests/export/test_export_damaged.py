@@ -21,8 +21,8 @@ from recorder.export import ExportService
 from recorder.mp4 import iter_boxes
 from tests.export.conftest import BASE_US, ExportWorld
 from tests.export.export_helpers import SEGMENT_FLAGS, index_files
-from vms.cli_export import ExportCliError, _check_and_write_manifest
-from vms.cli_verify import verify
+from vms.cli.export import ExportCliError, check_and_write_manifest
+from vms.cli.verify import verify
 from vms.config import ExportSettings
 from vms.db import models as m
 from web.keys import CLOCK, GATEWAY, SETTINGS
@@ -176,7 +176,7 @@ async def test_manifest_describes_what_was_written(xworld: ExportWorld, tmp_path
     assert any("but the manifest lists no gap there" in p for p in report["problems"]), report
     assert any("the manifest says it covers" in p for p in report["problems"]), report
     with pytest.raises(ExportCliError, match="not what its manifest says"):
-        _check_and_write_manifest(clip, signed)
+        check_and_write_manifest(clip, signed)
 
     manifest_path = clip.with_name(clip.name.split(".")[0] + ".manifest.json")
     report = verify(clip, manifest_path)

@@ -13,7 +13,7 @@ from recorder.export import ExportService
 from recorder.supervisor import RecorderSupervisor
 from tests.export.export_helpers import media_duration_us
 from tests.recorder.conftest import rec_env, rec_options, rtsp_factory  # noqa: F401 (fixtures)
-from vms.cli_verify import verify
+from vms.cli.verify import verify
 from vms.db.models import Run, Segment
 
 pytestmark = pytest.mark.slow

@@ -122,14 +122,14 @@ def test_vms_export_refuses_a_download_whose_manifest_was_altered(tmp_path: Path
     the clip but whose signature does not (rewritten after signing) is refused."""
     import hashlib
 
-    from vms.cli_export import ExportCliError, _check_and_write_manifest
+    from vms.cli.export import ExportCliError, check_and_write_manifest
 
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"not really a clip, but bytes with a hash")
     signer = ManifestSigner.for_data_dir(tmp_path / "server")
     manifest = signer.sign({"export_id": 3, "file": {
         "sha256": hashlib.sha256(clip.read_bytes()).hexdigest(), "size_bytes": 40}})
-    assert _check_and_write_manifest(clip, manifest).is_file()
+    assert check_and_write_manifest(clip, manifest).is_file()
     manifest["export_id"] = 4
     with pytest.raises(ExportCliError, match="signature does not check"):
-        _check_and_write_manifest(clip, manifest)
+        check_and_write_manifest(clip, manifest)

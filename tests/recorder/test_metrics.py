@@ -225,8 +225,8 @@ async def test_series_outlive_a_restart_and_go_with_the_camera(rec_env, rtsp_fac
     ``config_change``, segments not reset); a removed (archived) camera's series disappear."""
     from prometheus_client import CollectorRegistry, generate_latest
 
+    from recorder.metrics import ServerCollector
     from recorder.supervisor import RecorderSupervisor
-    from web.metrics import ServerCollector
 
     env = rec_env
     rtsp = await rtsp_factory()

@@ -1,14 +1,14 @@
 """``vms verify`` and ``vms signing-key``: prove an exported clip is the one this server issued.
 
-Part of the composition root (registered by :mod:`vms.cli`). ``vms verify CLIP`` needs no server
-and no database — whoever received a clip can run it: it recomputes the SHA-256 of the clip (and
-of every MP4 inside a ZIP), compares them with the manifest, and checks the manifest's Ed25519
-signature (vms/signing.py); with ``--key`` (the server's public key, from ``vms signing-key`` or
-``GET /api/v1/exports/signing-key``) it also says whether that server signed it. It then reads
-each MP4's video frames back (PyAV, vms/coverage.py) and checks that the manifest does not claim
-more than the file holds: where the video starts and ends, that every hole in the frames is a
-listed gap, that no listed gap holds frames, and that the covered duration matches. Exit code 0
-when everything checked out, 1 otherwise; the report names each problem.
+Part of the composition root (the CLI package; :func:`register` adds the commands). ``vms verify
+CLIP`` needs no server and no database — whoever received a clip can run it: it recomputes the
+SHA-256 of the clip (and of every MP4 inside a ZIP), compares them with the manifest, and checks
+the manifest's Ed25519 signature (vms/signing.py); with ``--key`` (the server's public key, from
+``vms signing-key`` or ``GET /api/v1/exports/signing-key``) it also says whether that server
+signed it. It then reads each MP4's video frames back (PyAV, vms/coverage.py) and checks that the
+manifest does not claim more than the file holds: where the video starts and ends, that every hole
+in the frames is a listed gap, that no listed gap holds frames, and that the covered duration
+matches. Exit code 0 when everything checked out, 1 otherwise; the report names each problem.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from vms.cli.common import with_config
 from vms.clock import format_iso
 from vms.coverage import (
     EDGE_TOLERANCE_US,
@@ -42,7 +43,8 @@ from vms.signing import (
 )
 
 
-def register(sub: Any, with_config: Any) -> None:
+def register(sub: Any) -> None:
+    """Add ``verify`` and ``signing-key`` to the top-level subparsers."""
     p = sub.add_parser("verify", help="check an exported clip against its signed manifest "
                                       "(offline)")
     p.add_argument("clip", metavar="CLIP", help="the exported MP4 or ZIP")

@@ -1,10 +1,11 @@
-"""``vms discover`` and ``vms camera add|set``: the installer's commands, on the same service as the UI.
+"""``vms discover`` and ``vms camera list|add|set|remove``: the installer's commands, on the same
+services as the UI.
 
-Part of the composition root (called by :mod:`vms.cli`, which owns the parser): :func:`register`
-adds ``discover``, :func:`register_camera` adds ``add`` and ``set`` to the ``camera`` command.
-``discover`` probes unicast targets (``--target``, repeatable) or, with no target, multicasts on
-the chosen ``--interface`` (default: every non-loopback IPv4 interface) — never both implicitly.
-With ``--user`` each device is interrogated too. ``--json`` prints one object a line.
+Part of the composition root (the CLI package): :func:`register` adds ``discover``,
+:func:`register_camera` the ``camera`` command. ``discover`` probes unicast targets (``--target``,
+repeatable) or, with no target, multicasts on the chosen ``--interface`` (default: every
+non-loopback IPv4 interface) — never both implicitly. With ``--user`` each device is interrogated
+too. ``--json`` prints one object a line.
 """
 
 from __future__ import annotations
@@ -13,34 +14,17 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
-import functools
 import getpass
 import ipaddress
 import json
 import socket
 import struct
 import sys
-from collections.abc import Callable
 from typing import Any
 
-
-class CliError(Exception):
-    """Printed as ``vms: <message>`` with exit code 2 (by :func:`_command`)."""
-
-
-def _command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Print our errors as one line with exit code 2 (``vms.cli``'s own CliError class may be
-    another object when it runs as ``python -m vms.cli``)."""
-
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except CliError as exc:
-            print(f"vms: {exc}", file=sys.stderr)
-            return 2
-
-    return run
+from vms.cli.common import CliError, emit, open_gateway, settings_of, stdin_password, with_config
+from vms.config import Settings
+from vms.logs import setup_logging
 
 
 def register(sub: Any) -> None:
@@ -62,8 +46,19 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_discover)
 
 
-def register_camera(csub: Any, with_config: Any) -> None:
-    """Add ``add`` and ``set`` to the ``camera`` subparsers."""
+def register_camera(sub: Any) -> None:
+    """Add ``camera`` (list, remove, add, set) to the top-level subparsers."""
+    p = sub.add_parser("camera", help="cameras: list, add, set, remove")
+    csub = p.add_subparsers(dest="camera_cmd", required=True, metavar="ACTION")
+    a = with_config(csub.add_parser("list", help="list cameras"))
+    a.add_argument("--json", action="store_true")
+    a = with_config(csub.add_parser(
+        "remove", help="remove a camera: archived, its recordings kept until retention"))
+    a.add_argument("id", type=int)
+    a.add_argument("--delete-recordings", action="store_true",
+                   help="also delete every recording of the camera, and the camera (audited; "
+                        "refused while evidence holds protect them or a server is running)")
+    a.add_argument("--json", action="store_true")
     a = with_config(csub.add_parser("add", help="adopt a camera by ONVIF address or RTSP URL"))
     source = a.add_mutually_exclusive_group(required=True)
     source.add_argument("--onvif", metavar="URL", help="http://host[:port]/onvif/device_service "
@@ -94,6 +89,7 @@ def register_camera(csub: Any, with_config: Any) -> None:
     s.add_argument("--reboot", action="store_true")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_camera_set)
+    p.set_defaults(func=cmd_camera)
 
 
 # --- discover -----------------------------------------------------------------------------------
@@ -113,19 +109,13 @@ def _password(args: argparse.Namespace) -> str:
     if args.password:
         return str(args.password)
     if args.password_stdin:
-        line = sys.stdin.readline().rstrip("\r\n")
-        if not line:
-            raise CliError("no password on standard input")
-        return line
+        return stdin_password()
     if getattr(args, "user", None) and sys.stdin.isatty():
         return getpass.getpass("Camera password: ")
     return ""
 
 
-@_command
 def cmd_discover(args: argparse.Namespace) -> int:
-    from vms.logs import setup_logging
-
     setup_logging("ERROR" if args.json else "WARNING")
     from onvif_bridge.errors import DiscoveryTargetError
 
@@ -182,10 +172,9 @@ def _print_device(args: argparse.Namespace, row: dict[str, Any]) -> None:
 
 def _service(settings: Any) -> tuple[Any, Any]:
     from onvif_bridge.adopt import Onboarding
-    from vms.cli import _gateway
     from vms.secrets import SecretBox
 
-    gateway = _gateway(settings)
+    gateway = open_gateway(settings)
     return gateway, Onboarding(gateway, SecretBox.from_key_file(settings.key_file))
 
 
@@ -200,13 +189,9 @@ def _site_id(gateway: Any, name: str | None) -> int | None:
     return int(site.id)
 
 
-@_command
 def cmd_camera_add(args: argparse.Namespace) -> int:
     from onvif_bridge.onboarding_common import OnboardingError
-    from vms.cli import _emit, _settings
-    from vms.logs import setup_logging
-
-    settings = _settings(args)
+    settings = settings_of(args)
     setup_logging("WARNING")
     password = _password(args)
     actor = f"cli:{getpass.getuser()}"
@@ -225,7 +210,7 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
             result = asyncio.run(add())
         except OnboardingError as exc:
             raise CliError(str(exc)) from None
-        _emit(args, result.as_dict(), lambda r: (
+        emit(args, result.as_dict(), lambda r: (
             f"camera {r['camera_id']} {r['name']!r} "
             f"{'adopted' if r['created'] else 're-bound (same MAC)'} into site {r['site_id']}; "
             "a running server picks it up on its next restart"))
@@ -234,14 +219,10 @@ def cmd_camera_add(args: argparse.Namespace) -> int:
     return 0
 
 
-@_command
 def cmd_camera_set(args: argparse.Namespace) -> int:
     from onvif_bridge.configure import ConfigureRequest, RecordingProfile
     from onvif_bridge.onboarding_common import OnboardingError
-    from vms.cli import _emit, _settings
-    from vms.logs import setup_logging
-
-    settings = _settings(args)
+    settings = settings_of(args)
     setup_logging("WARNING")
     width = height = None
     if args.resolution:
@@ -270,11 +251,74 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
                                                    actor=f"cli:{getpass.getuser()}"))
         except OnboardingError as exc:
             raise CliError(str(exc)) from None
-        _emit(args, result, lambda r: json.dumps(
+        emit(args, result, lambda r: json.dumps(
             {k: r[k] for k in ("accepted", "clamped") if r.get(k)} or {"ok": True}))
     finally:
         gateway.close()
     return 0
 
 
-__all__ = ["register", "register_camera"]
+# --- camera list / remove ----------------------------------------------------------------------
+
+def cmd_camera(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    setup_logging("WARNING")
+    from vms.catalog import camera_dict
+    from vms.db import models as m
+
+    gateway = open_gateway(settings)
+    try:
+        if args.camera_cmd == "list":
+            rows = gateway.read_sync(lambda: [
+                camera_dict(c, c.site) for c in
+                m.Camera.select(m.Camera, m.Site).join(m.Site).order_by(m.Camera.id)])
+            emit(args, rows, lambda rs: "\n".join(
+                f"{r['id']:>4} {r['name']:<24} {r['site']['name']:<20} {r['status']}"
+                for r in rs) or "no cameras")
+        elif args.camera_cmd == "remove":
+            _camera_remove(args, settings, gateway)
+    finally:
+        gateway.close()
+    return 0
+
+
+def _camera_remove(args: argparse.Namespace, settings: Settings, gateway: Any) -> None:
+    """Archive a camera (recordings kept); with --delete-recordings, delete them and it too."""
+    from onvif_bridge.adopt import Onboarding
+    from onvif_bridge.onboarding_common import OnboardingError
+    from recorder.lock import is_locked, lock_path
+    from recorder.purge import PurgeRefused, delete_camera_recordings
+    from vms.clock import SystemClock
+    from vms.secrets import SecretBox
+
+    if args.delete_recordings and is_locked(settings.data_dir):
+        raise CliError(f"a server is running on this data directory ({lock_path(settings.data_dir)}"
+                       f" is locked) and may be recording camera {args.id}: delete its recordings "
+                       f"through it (DELETE /api/v1/cameras/{args.id}?delete_recordings=true), or "
+                       "stop it first")
+    if args.delete_recordings:
+        from recorder.purge import held_footage_problem
+
+        problem = gateway.read_sync(held_footage_problem, args.id)
+        if problem is not None:
+            raise CliError(f"{problem}; nothing was changed")
+    actor = f"cli:{getpass.getuser()}"
+    service = Onboarding(gateway, SecretBox.from_key_file(settings.key_file), SystemClock())
+    try:
+        result = asyncio.run(service.remove(None, args.id, actor=actor))
+    except OnboardingError as exc:
+        raise CliError(str(exc)) from None
+    if args.delete_recordings:
+        try:
+            purged = delete_camera_recordings(gateway, settings, SystemClock(), args.id,
+                                              username=actor)
+        except PurgeRefused as exc:
+            raise CliError(f"{exc} (the camera is archived; its recordings are kept)") from None
+        result.update(purged.as_dict())
+    emit(args, result, lambda r: (
+        f"camera {r['camera_id']} ({r['name']}) and its recordings deleted: "
+        f"{r['segments_deleted']} segments, {r['bytes_deleted']} bytes"
+        if r.get("recordings_deleted") else
+        f"camera {r['camera_id']} ({r['name']}) removed: archived, no longer recorded; its "
+        "recordings are kept, playable and exportable, until retention (--delete-recordings "
+        "deletes them)"))

@@ -1,6 +1,7 @@
 """``vms check [--repair] [--json]``: reconcile the segment index with the files on disk by hand.
 
-Part of the composition root. Runs :func:`recorder.reconcile.reconcile`, the same code the server
+Part of the composition root (the CLI package; :func:`register` adds ``check`` and ``recording``).
+Runs :func:`recorder.reconcile.reconcile`, the same code the server
 runs at start-up. Safe while the server runs: a running server holds an exclusive ``flock`` on
 ``<data_dir>/server.lock``; when it is held, runs still open (``end_us`` NULL, being recorded now)
 are left out — their files are in flux — and ``--repair`` repairs only the rest, saying so. The
@@ -20,14 +21,15 @@ import logging
 import sys
 from typing import Any
 
+from vms.cli.common import CliError, open_gateway, settings_of, with_config
+
 log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
     """Add ``check`` to the top-level subparsers."""
-    p = sub.add_parser("check", help="compare the recording index with the disk (and repair)")
-    p.add_argument("--config", metavar="FILE",
-                   help="config file (default ./vms.toml, else $VMS_CONFIG)")
+    p = with_config(sub.add_parser("check", help="compare the recording index with the disk "
+                                                 "(and repair)"))
     p.add_argument("--repair", action="store_true",
                    help="fix what can be fixed: index playable orphans, move unplayable files to "
                         "lost+found, mark missing files, close runs left open by a crash")
@@ -38,8 +40,7 @@ def register(sub: Any) -> None:
     rsub = r.add_subparsers(dest="recording_cmd", required=True, metavar="ACTION")
     s = rsub.add_parser("set", help="change one camera's recording settings")
     s.add_argument("camera_id", type=int)
-    s.add_argument("--config", metavar="FILE",
-                   help="config file (default ./vms.toml, else $VMS_CONFIG)")
+    with_config(s)
     s.add_argument("--mode", choices=("continuous", "scheduled", "event", "off"))
     s.add_argument("--schedule", metavar="JSON",
                    help='windows in the site\'s time zone, e.g. '
@@ -62,11 +63,10 @@ def _open_runs() -> frozenset[int]:
 def cmd_check(args: argparse.Namespace) -> int:
     from recorder.lock import is_locked, lock_path
     from recorder.reconcile import reconcile
-    from vms.cli import _gateway, _settings
     from vms.clock import SystemClock
 
-    settings = _settings(args)
-    gateway = _gateway(settings)
+    settings = settings_of(args)
+    gateway = open_gateway(settings)
     try:
         running = is_locked(settings.data_dir)
         exclude: frozenset[int] = frozenset()
@@ -115,19 +115,6 @@ def _text(data: dict[str, Any], summary: str) -> str:
     return "\n".join(lines)
 
 
-class CliError(Exception):
-    """Printed as ``vms: <message>`` with exit code 2 (``vms.cli.CliError`` is another class when
-    the CLI runs as ``python -m vms.cli``)."""
-
-
-def cmd_recording_set(args: argparse.Namespace) -> int:
-    try:
-        return _recording_set(args)
-    except CliError as exc:
-        print(f"vms: {exc}", file=sys.stderr)
-        return 2
-
-
 _OPTION_OF = {"recording_mode": "--mode", "schedule": "--schedule", "event_pre_s": "--pre",
               "event_post_s": "--post"}
 
@@ -138,10 +125,9 @@ def _option(field_name: str) -> str:
     return _OPTION_OF.get(field_name, field_name)
 
 
-def _recording_set(args: argparse.Namespace) -> int:
+def cmd_recording_set(args: argparse.Namespace) -> int:
     from recorder.settings import SettingsError, apply_change, parse_change
     from vms import audit
-    from vms.cli import _gateway, _settings
     from vms.clock import SystemClock
     from vms.db.models import Camera, Site
 
@@ -167,8 +153,8 @@ def _recording_set(args: argparse.Namespace) -> int:
         change = parse_change(raw)
     except SettingsError as exc:
         raise CliError(f"{_option(exc.field)}: {exc.message}") from None
-    settings = _settings(args)
-    gateway = _gateway(settings)
+    settings = settings_of(args)
+    gateway = open_gateway(settings)
     clock = SystemClock()
 
     def apply() -> dict[str, Any]:

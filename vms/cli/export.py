@@ -1,6 +1,6 @@
 """``vms export``: make an evidence clip from the command line, remotely or locally.
 
-Part of the composition root (called by :mod:`vms.cli`, which owns the parser). With ``--server``
+Part of the composition root (the CLI package; :func:`register` adds the command). With ``--server``
 it uses the HTTP API (``POST /api/v1/exports``, polls its state, downloads the file and the
 manifest next to it, checks the SHA-256, the signature and that the clip's frames are what the
 manifest says, as ``vms verify`` does), authenticating with ``--token`` (an API token) or
@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vms.cli.common import with_config
+
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
@@ -32,10 +34,8 @@ class ExportCliError(Exception):
 
 def register(sub: Any) -> None:
     """Add ``export`` to the top-level subparsers."""
-    p = sub.add_parser("export", help="export recorded video of cameras over a time range "
-                                      "(MP4 + manifest)")
-    p.add_argument("--config", metavar="FILE",
-                   help="config file for a local export (default ./vms.toml, else $VMS_CONFIG)")
+    p = with_config(sub.add_parser("export", help="export recorded video of cameras over a time "
+                                                  "range (MP4 + manifest)"))
     p.add_argument("--camera", type=int, action="append", required=True, metavar="ID",
                    help="camera id (repeatable: several cameras make a ZIP of MP4s)")
     p.add_argument("--from", dest="from_", required=True, metavar="T",
@@ -112,8 +112,8 @@ def _manifest_path(output: Path) -> Path:
     return output.with_name(output.name + ".manifest.json")
 
 
-def _check_and_write_manifest(output: Path, manifest: dict[str, Any]) -> Path:
-    from vms.cli_verify import media_problems
+def check_and_write_manifest(output: Path, manifest: dict[str, Any]) -> Path:
+    from vms.cli.verify import media_problems
     from vms.signing import check_signature, sha256_file
 
     actual = sha256_file(output)
@@ -208,7 +208,7 @@ async def _remote(args: argparse.Namespace) -> dict[str, Any]:
         except aiohttp.ClientError as exc:
             raise ExportCliError(f"download: {exc}") from None
         os.replace(partial, output)
-    manifest_path = _check_and_write_manifest(output, manifest)
+    manifest_path = check_and_write_manifest(output, manifest)
     return _summary(output, manifest_path, manifest)
 
 
@@ -273,5 +273,5 @@ async def _local(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await service.stop()
         gateway.close()
-    manifest_path = _check_and_write_manifest(output, manifest)
+    manifest_path = check_and_write_manifest(output, manifest)
     return _summary(output, manifest_path, manifest)
