@@ -370,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per camera")
     p.set_defaults(func=cmd_sim)
 
-    from vms import cli_export, cli_onboarding, cli_recording, cli_verify
+    from vms import cli_export, cli_onboarding, cli_recording, cli_storage_init, cli_verify
 
+    cli_storage_init.add_parsers(sub)  # `vms storage init`; the merger joins it with `vms storage`
     cli_onboarding.register(sub)
     cli_recording.register(sub)
     cli_export.register(sub)
