@@ -161,6 +161,8 @@ class StreamRecorder:
         """Runs not started because the volume was full (each one after a backoff delay)."""
         self.on_disk_full: Callable[[Volume, str], None] | None = None
         """Called when a run ends or is refused for lack of space (retention's hook, later)."""
+        self.volume_refusals = 0
+        """Runs not started because no volume was healthy (each one after a backoff delay)."""
         self._volume_note = ""
         """Why this stream records on another volume than its own (said in its status)."""
 
@@ -277,6 +279,7 @@ class StreamRecorder:
         if not health.ok:
             other = await self._healthy_other(assigned)
             if other is None:
+                self.volume_refusals += 1
                 self._volume_note = ""
                 self._set_status("error", f"{health.message}; not recording")
                 return None

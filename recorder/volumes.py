@@ -174,7 +174,7 @@ def mark_volume(volume: Volume, db_uuid: str, now_us: int) -> bool:
 
 def is_default_volume(settings: Settings) -> bool:
     """True when no volume is configured: the one volume is ``<data_dir>/recordings``."""
-    return settings.volumes == (Volume(name="main", path=settings.data_dir / "recordings"),)
+    return len(settings.volumes) == 1 and settings.volumes[0].implicit
 
 
 def prepare_default_volume(settings: Settings, db_uuid: str, now_us: int) -> None:
