@@ -1,5 +1,6 @@
-"""Reconciliation of the segment index with the files on the storage volumes, both ways. Run at
-recorder start-up (before any ffmpeg starts) and by ``vms check [--repair]``. It finishes
+"""Reconciliation of the segment index with the files on the storage volumes, both ways.
+
+Run at recorder start-up (before any ffmpeg starts) and by ``vms check [--repair]``. It finishes
 interrupted deletions (``PendingDeletion`` rows), indexes segment files that have no row — the file
 a killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
 unplayable one is moved to ``<volume>/lost+found/`` — marks rows whose file vanished ``missing``

@@ -332,3 +332,35 @@ async def test_monitor_probe_not_restarted_while_hung(tmp_path: Path) -> None:
         assert await settled() == "unreadable"
     finally:
         monitor.close()
+
+
+def test_reconcile_leaves_an_unmounted_volume_alone(rec_env: RecEnv) -> None:
+    """A disk that is not mounted has not lost its recordings: its rows are not marked missing
+    and a pending deletion on it waits; once the disk is back, reconciliation walks it again."""
+    from recorder.reconcile import reconcile
+    from vms.db.models import PendingDeletion
+
+    disk = rec_env.tmp_path / "mnt" / "a"
+    disk.mkdir(parents=True)
+    env = _with_volumes(rec_env, Volume("a", disk))
+    cam = env.add_camera("gate", "rtsp://127.0.0.1:9/main")
+
+    def seed() -> None:
+        run = Run.create(camera=cam, start_us=1_000_000, end_us=3_000_000, end_reason="shutdown")
+        Segment.create(camera=cam, run=run, volume="a", path="x/2026-12-03/main/seg.mp4",
+                       start_us=1_000_000, end_us=3_000_000, duration_us=2_000_000,
+                       size_bytes=10)
+        PendingDeletion.create(volume="a", path="x/old.mp4", created_us=1)
+
+    env.gw.write_sync(seed)
+    report = reconcile(env.gw, env.settings, env.clock, True)
+    assert report.missing == [] and report.deletions_completed == 0
+    assert len(report.volumes_skipped) == 1 and "volume 'a'" in report.volumes_skipped[0]
+    assert env.gw.read_sync(lambda: [s.state for s in Segment.select()]) == ["ok"]
+    assert env.gw.read_sync(lambda: PendingDeletion.select().count()) == 1
+    assert _tree(disk) == []
+    # mounted again (marked): the row whose file is absent is now missing, the deletion finishes
+    mark_volume(env.settings.volumes[0], env.gw.write_sync(database_uuid), 1)
+    report = reconcile(env.gw, env.settings, env.clock, True)
+    assert report.volumes_skipped == [] and report.deletions_completed == 1
+    assert report.missing == ["a:x/2026-12-03/main/seg.mp4"]
