@@ -364,3 +364,62 @@ def test_reconcile_leaves_an_unmounted_volume_alone(rec_env: RecEnv) -> None:
     report = reconcile(env.gw, env.settings, env.clock, True)
     assert report.volumes_skipped == [] and report.deletions_completed == 1
     assert report.missing == ["a:x/2026-12-03/main/seg.mp4"]
+
+
+async def test_volume_assignment_api_form_and_audit(db_url: str, tmp_path: Path,
+                                                    aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import USERS, World, seed_world
+    from vms.app import create_app
+    from vms.config import load_settings
+    from vms.db import models as m
+    from web.keys import GATEWAY
+
+    disk1, disk2 = tmp_path / "disk1", tmp_path / "disk2"
+    config = tmp_path / "vms.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[database]\nurl = "{db_url}"\n[server]\nport = 0\n'
+        f'[[storage.volumes]]\nname = "disk1"\npath = "{disk1}"\n'
+        f'[[storage.volumes]]\nname = "disk2"\npath = "{disk2}"\n')
+    app = create_app(load_settings(config, env={}), start_recorder=False)
+    client = await aiohttp_client(app)
+    site_a, site_b, cam_a, cam_b = await app[GATEWAY].write(seed_world, app)
+    world = World(client=client, app=app, site_a=site_a, site_b=site_b, camera_a=cam_a,
+                  camera_b=cam_b, users={u: r for u, (r, _) in USERS.items()})
+    assert not disk1.exists() and not disk2.exists(), "the server never creates a volume folder"
+    url = f"/api/v1/cameras/{cam_a}/recording-settings"
+
+    async def put(user: str, body: dict[str, object]):  # type: ignore[no-untyped-def]
+        return await client.put(url, json=body, headers={"X-CSRF-Token": world.csrf[user]})
+
+    await world.login("operator1")
+    assert (await put("operator1", {"volume": "disk2"})).status == 403
+    await world.login("installer1")
+    resp = await put("installer1", {"volume": "nope"})
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert error["field"] == "volume" and "unknown volume 'nope'" in error["message"]
+    assert "'disk1', 'disk2'" in error["message"]
+    resp = await put("installer1", {"volume": "disk2"})
+    assert resp.status == 200, await resp.text()
+    data = await resp.json()
+    assert data["volume"] == "disk2" and data["changed"] == ["volume"]
+
+    def audit_rows() -> list[dict[str, object]]:
+        return [json.loads(r.detail) for r in m.AuditLog.select()
+                .where(m.AuditLog.action == "camera_change").order_by(m.AuditLog.id)]
+
+    assert (await app[GATEWAY].read(audit_rows))[-1]["recording"] == {"volume": [None, "disk2"]}
+    assert (await (await client.get(url)).json())["volume"] == "disk2"
+    page = await (await client.get(f"/cameras/{cam_a}")).text()
+    assert '<select name="volume">' in page and '<option value="disk2" selected>' in page
+    # the form: back to the first volume ("" = the default)
+    resp = await client.post(f"/cameras/{cam_a}/recording-settings",
+                             data={"csrf_token": world.csrf["installer1"], "volume": ""},
+                             allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    assert await app[GATEWAY].read(lambda: m.Camera.get_by_id(cam_a).volume) is None
+    assert (await app[GATEWAY].read(audit_rows))[-1]["recording"] == {"volume": ["disk2", None]}
+    resp = await client.post(f"/cameras/{cam_a}/recording-settings",
+                             data={"csrf_token": world.csrf["installer1"], "volume": "disk9"},
+                             allow_redirects=False)
+    assert resp.status == 400 and "unknown volume &#39;disk9&#39;" in await resp.text()
