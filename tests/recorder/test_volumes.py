@@ -266,7 +266,7 @@ async def test_hung_volume_is_unresponsive_while_others_record(rec_env: RecEnv, 
     try:
         await wait_for(lambda: len(_segment_volumes(env, on_a)) >= 1
                        and len(_segment_volumes(env, on_b)) >= 1, 30)
-        fifo.unlink()
+        fifo.unlink(missing_ok=True)
         os.mkfifo(fifo, 0o600)
         lags.clear()
         hung_at = time.monotonic()
@@ -289,12 +289,15 @@ async def test_hung_volume_is_unresponsive_while_others_record(rec_env: RecEnv, 
     finally:
         stop_beat.set()
         await beat
-        # release the hung probe thread: a writer opens the FIFO and closes it
+        # release the hung probe thread (a writer opens the FIFO, then closes it) and take the
+        # FIFO away first, so no later probe blocks on it again
         try:
             fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # no reader blocked on it right now
+            fd = -1
+        fifo.unlink(missing_ok=True)
+        if fd >= 0:
             os.close(fd)
-        except OSError:
-            pass
         await sup.stop()
 
 
