@@ -283,6 +283,8 @@ async def test_hung_volume_is_unresponsive_while_others_record(rec_env: RecEnv, 
         assert health == {"a": "ok", "b": "unresponsive"}
         assert time.monotonic() - hung_at > 1.0
         assert lags and max(lags) < 0.5, f"event loop stalled {max(lags):.2f}s"
+        print(f"volume hung {time.monotonic() - hung_at:.1f}s: max event-loop lag "
+              f"{max(lags) * 1000:.0f} ms over {len(lags)} beats")
         runs_b = env.gw.read_sync(lambda: [r.end_reason for r in Run.select()
                                            .where(Run.camera == on_b).order_by(Run.id)])
         assert runs_b[0] == "volume_unavailable"
