@@ -1,18 +1,21 @@
 """Reconciliation of the segment index with the files on the storage volumes, both ways.
 
 Run at recorder start-up (before any ffmpeg starts) and by ``vms check [--repair]``. It finishes
-interrupted deletions (``PendingDeletion`` rows), indexes segment files that have no row — the file a
-killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
+interrupted deletions (``PendingDeletion`` rows), indexes segment files that have no row — the file
+a killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
 unplayable one is moved to ``<volume>/lost+found/`` — marks rows whose file vanished ``missing``
 (and back to ``ok`` when it reappears), and closes runs left open by a crash with end reason
-``crash_recovered`` at the end of their last segment. A file is attached to a run only when its
-path proves it: the camera uuid and run uuid it is named by must both match one ``Run`` row (of
-that stream). Anything else — a name in another layout (the id-based one of old releases
-included), a run or camera no row knows, or one whose uuids disagree — is moved to
+``crash_recovered`` at the end of their last segment. A volume that is not usable (no marker of this
+database: not mounted, foreign, unreadable — :mod:`recorder.volumes`) is skipped and named in the
+report: its rows are not marked missing and its pending deletions wait (the default volume inside
+``data_dir`` is marked by the server's first start, and is walked before that). A file is attached
+to a run only when its path proves it: the camera uuid and run uuid it is named by must both match
+one ``Run`` row (of that stream). Anything else — a name in another layout (the id-based one of old
+releases included), a run or camera no row knows, or one whose uuids disagree — is moved to
 ``<volume>/quarantine/`` and reported; quarantined files are never indexed nor served, and every
-check lists them until a person deals with them. Unindexed files of an
-event-mode run are ring-buffer leftovers no event asked for: they are deleted. Without ``repair`` it
-only reports. Synchronous: call it from a thread (it uses the gateway's ``*_sync`` helpers).
+check lists them until a person deals with them. Unindexed files of an event-mode run are
+ring-buffer leftovers no event asked for: they are deleted. Without ``repair`` it only reports.
+Synchronous: call it from a thread (it uses the gateway's ``*_sync`` helpers).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from recorder.segments import (
     probe_segment,
     volume_by_name,
 )
+from recorder.volumes import check_volume, database_uuid
 from vms.clock import Clock
 from vms.config import Settings
 from vms.db.gateway import Gateway
@@ -67,6 +71,10 @@ class ReconcileReport:
     """Unindexed ring-buffer files of event-mode runs (deleted)."""
     excluded_runs: list[int] = field(default_factory=list)
     """Open runs left alone because a running server is recording them."""
+    volumes_skipped: list[str] = field(default_factory=list)
+    """Volumes not usable (unmarked — e.g. not mounted —, foreign, unreadable): why. Their files
+    are not walked and their rows are not marked ``missing``: a disk that is not mounted has not
+    lost its recordings."""
 
     @property
     def problems(self) -> int:
@@ -88,7 +96,7 @@ class ReconcileReport:
             "missing": self.missing, "restored": self.restored,
             "deletions_completed": self.deletions_completed, "runs_closed": self.runs_closed,
             "ring_discarded": self.ring_discarded, "excluded_runs": self.excluded_runs,
-            "problems": self.problems,
+            "volumes_skipped": self.volumes_skipped, "problems": self.problems,
         }
 
 
@@ -99,7 +107,15 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
     ``exclude_run_ids``: runs being recorded right now (their files are in flux); leave them alone.
     """
     report = ReconcileReport(repair=repair, excluded_runs=sorted(exclude_run_ids))
-    _finish_deletions(gateway, settings, report)
+    db_uuid = gateway.write_sync(database_uuid)
+    skipped: set[str] = set()
+    for volume in settings.volumes:
+        health = check_volume(volume, db_uuid)
+        if not health.ok and not (volume.implicit and health.state == "unmarked"):
+            skipped.add(volume.name)
+            report.volumes_skipped.append(health.message)
+            log.warning("reconcile: skipping %s", health.message)
+    _finish_deletions(gateway, settings, report, skipped)
 
     rows: dict[tuple[str, str], tuple[int, str]] = dict(gateway.read_sync(lambda: {
         (s.volume, s.path): (s.id, s.state)
@@ -107,6 +123,8 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
 
     seen: set[tuple[str, str]] = set()
     for volume in settings.volumes:
+        if volume.name in skipped:
+            continue
         for rel in iter_segment_files(volume):
             key = (volume.name, rel)
             seen.add(key)
@@ -121,7 +139,7 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
             _adopt(gateway, settings, volume.name, rel, repair, report, exclude_run_ids)
 
     for (vol_name, rel), (seg_id, state) in rows.items():
-        if (vol_name, rel) in seen or state == "missing":
+        if (vol_name, rel) in seen or state == "missing" or vol_name in skipped:
             continue
         vol = volume_by_name(settings, vol_name)
         if vol is not None and (vol.path / rel).exists():
@@ -133,6 +151,8 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
 
     _close_open_runs(gateway, repair, report, exclude_run_ids)
     for volume in settings.volumes:
+        if volume.name in skipped:
+            continue
         report.in_quarantine += [f"{volume.name}:{rel}" for rel in iter_quarantined(volume)]
     for line in report.lost_and_found:
         log.warning("reconcile: unplayable segment %s %s", line,
@@ -145,9 +165,12 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
     return report
 
 
-def _finish_deletions(gateway: Gateway, settings: Settings, report: ReconcileReport) -> None:
+def _finish_deletions(gateway: Gateway, settings: Settings, report: ReconcileReport,
+                      skipped: set[str]) -> None:
     pending = gateway.read_sync(lambda: list(PendingDeletion.select().order_by(PendingDeletion.id)))
     for item in pending:
+        if item.volume in skipped:  # finished once the disk is back
+            continue
         report.deletions_completed += 1
         if not report.repair:
             continue

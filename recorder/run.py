@@ -22,6 +22,13 @@ full disk, less than that plus ``disk_resume_margin_bytes``); a running ffmpeg i
 when the free space drops below it, and one that fails with ENOSPC ends its run ``disk_full``,
 its last listed segments re-probed so no row claims more than the file holds. The stream's status
 is then ``error`` naming the volume, and it retries with backoff until space is free.
+
+Volumes: a run writes to the camera's volume (``StreamConfig.volume``, else the first) when its
+health (:mod:`recorder.volumes`: marker ours, readable, answering) is ``ok``, else to another
+healthy volume (the status says which and why), else it does not start (``error`` naming the
+volume and the problem). A volume that goes bad mid-run ends the run ``volume_unavailable``. Every
+file-system call of a stream runs on its volume's threads (:meth:`VolumeMonitor.io`), never on
+the event loop; the per-run callbacks and the watchdog live in :mod:`recorder.run_watch`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from recorder import index
@@ -40,25 +48,26 @@ from recorder.ffmpeg import (
     AUTH_FAILED_MARKERS,
     CONNECT_FAILED_MARKERS,
     DISK_FULL_MARKERS,
-    READ_TIMEOUT_MARKER,
     FfmpegProcess,
     RecordCommand,
     SegmentLine,
 )
-from recorder.preroll import KeepWindows, PendingSegment, PreRollRing, ring_horizon_us
-from recorder.runclock import RunClock
+from recorder.preroll import KeepWindows, PendingSegment, ring_horizon_us
+from recorder.run_watch import FLUSH, RunState, RunWatch
 from recorder.segments import (
     SEGMENT_RE,
+    discard_unplayable,
     fsync_path,
-    move_to_lost_and_found,
-    pick_volume,
+    make_run_dir,
     probe_segment,
     run_dir,
+    run_files,
     segment_pattern,
-    volume_space_problem,
+    space_problem,
 )
 from recorder.stats import StreamStats
 from recorder.status import Backoff, State, StreamStatus
+from recorder.volumes import VolumeMonitor
 from vms.clock import Clock
 from vms.config import Settings, Volume
 from vms.db.gateway import Gateway
@@ -82,6 +91,8 @@ class StreamConfig:
     """``continuous`` (index every segment) or ``event`` (ring buffer, index what events keep)."""
     pre_roll_s: float = 5.0
     post_roll_s: float = 10.0
+    volume: str | None = None
+    """The camera's storage volume (``Camera.volume``); None: the first configured one."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,8 @@ class RecorderOptions:
     disk_resume_margin_bytes: int = 64 * 1024 * 1024
     """After its volume filled up, a stream starts again only once this much more than the
     volume's ``min_free_bytes`` is free (a few freed KiB must not start a fail-and-retry loop)."""
+    volume_probe_timeout_s: float = 5.0
+    """A volume whose health check (marker, free space) takes longer is ``unresponsive``."""
 
 
 TRUNCATED_TOLERANCE_US = 100_000
@@ -116,46 +129,19 @@ RECENT_SEGMENTS = 3
 """Segments of a run re-probed in full when it ends on a full disk."""
 
 
-_FLUSH = "flush"
-"""Indexer queue marker: an event arrived, index the ring segments it keeps."""
-
-
-@dataclass
-class _RunState:
-    run_id: int
-    run_uuid: str
-    volume: Volume
-    folder: Path
-    provisional_start_us: int
-    run_clock: RunClock = field(default_factory=RunClock)
-    """The run's anchor and the chain of the segments ffmpeg closed (indexed or in the ring)."""
-    last_end_us: int | None = None
-    """End of the last indexed segment."""
-    last_seq: int = -1
-    recent: list[tuple[int, Path, int, int]] = field(default_factory=list)
-    """The last indexed segments: (row id, path, start_us, end_us), newest last."""
-    disk_full: str | None = None
-    """Why the run was stopped for lack of space (the volume fell below ``min_free_bytes``)."""
-    silent: bool = False
-    """ffmpeg's read timed out (the camera sent nothing for ``socket_timeout_s``): run ended."""
-    segments: int = 0
-    closed: int = 0
-    ring: PreRollRing = field(default_factory=PreRollRing)
-    media_seen: bool = False
-    progress_anchor_us: int | None = None
-    """Early estimate of media time 0 from the first progress report (used until a segment closes)."""
-    queue: asyncio.Queue[tuple[SegmentLine, int] | str | None] = field(
-        default_factory=asyncio.Queue)
+_RunState = RunState
+_FLUSH = FLUSH
 
 
 class StreamRecorder:
     """Records one stream until :meth:`stop`. ``run()`` is the task body."""
 
     def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, config: StreamConfig,
-                 options: RecorderOptions,
+                 options: RecorderOptions, volumes: VolumeMonitor,
                  on_status: Callable[[StreamRecorder], None] | None = None,
                  stats: StreamStats | None = None) -> None:
         self.gw = gateway
+        self.volumes = volumes
         self.stats = stats or StreamStats()
         """Counters for /metrics (kept by the supervisor across restarts of this stream)."""
         self.settings = settings
@@ -181,10 +167,19 @@ class StreamRecorder:
         """Runs not started because the volume was full (each one after a backoff delay)."""
         self.on_disk_full: Callable[[Volume, str], None] | None = None
         """Called when a run ends or is refused for lack of space (retention's hook, later)."""
+        self.volume_refusals = 0
+        """Runs not started because no volume was healthy (each one after a backoff delay)."""
+        self._volume_note = ""
+        """Why this stream records on another volume than its own (said in its status)."""
 
     @property
     def is_event(self) -> bool:
         return self.config.mode == "event"
+
+    @property
+    def stopping(self) -> bool:
+        """:meth:`stop` was called: the run ends with the reason given there."""
+        return self._stop_reason is not None
 
     # -- events ------------------------------------------------------------------------------
 
@@ -200,7 +195,7 @@ class StreamRecorder:
         if self.is_event and self._state is not None:
             self._state.queue.put_nowait(_FLUSH)
         elif not self.is_event:
-            self._spawn_write(index.mark_event_segments, self.config.camera_id, self.config.kind,
+            self.spawn_write(index.mark_event_segments, self.config.camera_id, self.config.kind,
                               *self._keeps.window(at_us))
 
     # -- control -----------------------------------------------------------------------------
@@ -214,10 +209,14 @@ class StreamRecorder:
         if proc is not None and proc.proc is not None:
             await proc.stop(self.options.stop_timeout_s)
 
-    def _spawn_write(self, fn: Callable[..., object], *args: object) -> None:
+    def spawn_write(self, fn: Callable[..., object], *args: object) -> None:
         task = asyncio.create_task(self.gw.write(fn, *args))
         self._pending_writes.add(task)
         task.add_done_callback(self._pending_writes.discard)
+
+    def set_recording(self) -> None:
+        """The first media of a run arrived."""
+        self._set_status("recording", self._recording_reason())
 
     def _set_status(self, state: State, reason: str) -> None:
         since = self.status.since_us if state == self.status.state else self.clock.now_us()
@@ -248,129 +247,129 @@ class StreamRecorder:
 
     async def _one_run(self) -> float:
         """One ffmpeg session; returns how long to wait before the next one."""
-        cfg = self.config
-        volume = pick_volume(self.settings)
+        volume = await self._choose_volume()
+        if volume is None:
+            return self._backoff.next_delay_s()
+        state = await self._open_run(volume)
+        if state is None:
+            return self._backoff.next_delay_s()
+        watch = RunWatch(self, state)
+        proc = FfmpegProcess(self._command(state), name=self.name, on_segment=watch.on_segment,
+                             on_progress=watch.on_progress, on_log=watch.on_log)
+        watch.proc = proc
+        try:
+            if self._stop_reason is not None:
+                await self.gw.write(index.delete_run_if_empty, state.run_id)
+                return 0.0
+            rc = await self._record(state, watch, proc)
+        finally:
+            self._proc = None
+            self._state = None
+            await watch.close()
+            if proc.proc is not None and proc.proc.returncode is None:  # cancelled: never leak
+                proc.kill()
+                await proc.wait()
+        await self._index_leftovers(state)
+        await self.volumes.io(state.volume, state.ring.drop_oldest, len(state.ring))
+        return await self._finish_run(state, proc, rc, watch.stalled)
+
+    async def _choose_volume(self) -> Volume | None:
+        """The volume this run writes to: the camera's own (or the first) when it is healthy;
+        another healthy one when it is not (the status says so); None when there is none, or
+        when the volume is full (status ``error``, the disk-full hook told)."""
+        assigned = self.volumes.volume(self.config.volume)
+        note = ""
+        if self.config.volume is not None and assigned.name != self.config.volume:
+            note = (f"volume {self.config.volume!r} is not configured; recording on volume "
+                    f"{assigned.name!r}")
+        health = await self.volumes.health(assigned)
+        volume = assigned
+        if not health.ok:
+            other = await self._healthy_other(assigned)
+            if other is None:
+                self.volume_refusals += 1
+                self._volume_note = ""
+                self._set_status("error", f"{health.message}; not recording")
+                return None
+            volume = other
+            note = f"{health.message}; recording on volume {volume.name!r} instead"
+            health = await self.volumes.health(volume)
         margin = self.options.disk_resume_margin_bytes if self._disk_full else 0
-        problem = await asyncio.to_thread(volume_space_problem, volume, margin)
+        problem = space_problem(volume, health.free_bytes or 0, margin)
         if problem is not None:
             self.disk_refusals += 1
             self._disk_full = True
             self._set_status("error", f"{problem}; not recording")
             self._notify_disk_full(volume, problem)
-            return self._backoff.next_delay_s()
+            return None
+        self._volume_note = note
         if self._disk_full:
             self._disk_full = False
             self._set_status("reconnecting", f"space is free again on volume {volume.name!r}; "
                                              "connecting to camera")
-        elif self.status.state not in ("auth_failed", "error", "reconnecting"):
+        elif note:
+            self._set_status("reconnecting", f"{note}; connecting to camera")
+        elif self.status.state not in ("auth_failed", "error", "reconnecting") or \
+                self.status.reason == "starting":
             self._set_status("reconnecting", "connecting to camera")
-        elif self.status.reason == "starting":
-            self._set_status("reconnecting", "connecting to camera")
+        return volume
+
+    async def _healthy_other(self, assigned: Volume) -> Volume | None:
+        """The healthy volume other than ``assigned`` with the most free space above its floor."""
+        best: tuple[int, Volume] | None = None
+        for vol in self.settings.volumes:
+            if vol.name == assigned.name:
+                continue
+            health = await self.volumes.health(vol)
+            free = health.free_bytes or 0
+            if health.ok and space_problem(vol, free) is None and (best is None or free > best[0]):
+                best = (free, vol)
+        return best[1] if best else None
+
+    async def _open_run(self, volume: Volume) -> _RunState | None:
+        """Insert the run row and make its folder (below the volume's root, off the loop)."""
+        cfg = self.config
         start_us = self.clock.now_us()
+        folder = run_dir(volume, cfg.camera_uuid, cfg.kind, start_us)
+        try:
+            await self.volumes.io(volume, make_run_dir, volume, folder)
+        except OSError as exc:
+            self._set_status("error", f"volume {volume.name!r} ({volume.path}): cannot create "
+                                      f"{folder.relative_to(volume.path)}: "
+                                      f"{exc.strerror or exc}; not recording")
+            return None
         run_id, run_uuid = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind,
                                                start_us, cfg.mode)
         self.runs_started += 1
         self.stats.runs_started += 1
         bind_log_context(run_id=run_id)
-        folder = run_dir(volume, cfg.camera_uuid, cfg.kind, start_us)
-        folder.mkdir(parents=True, exist_ok=True)
         state = _RunState(run_id, run_uuid, volume, folder, start_us)
         self._state = state
-        command = RecordCommand(
+        return state
+
+    def _command(self, state: _RunState) -> RecordCommand:
+        cfg = self.config
+        return RecordCommand(
             ffmpeg_exe=self.settings.ffmpeg_exe(), url=cfg.url, username=cfg.username,
-            password=cfg.password, output_pattern=segment_pattern(folder, run_uuid),
+            password=cfg.password, output_pattern=segment_pattern(state.folder, state.run_uuid),
             segment_seconds=self._segment_seconds(),
             rtsp_transport=cfg.rtsp_transport, transcode_audio=self._transcode_audio,
             socket_timeout_s=self.options.socket_timeout_s,
         )
-        last_progress_us = [self.clock.monotonic_us(), -1]
 
-        def on_progress(out_time_us: int) -> None:
-            state.run_clock.progress(self.clock.now_us(), out_time_us)
-            if out_time_us > last_progress_us[1]:
-                last_progress_us[0] = self.clock.monotonic_us()
-                last_progress_us[1] = out_time_us
-                if out_time_us > 0 and not state.media_seen:
-                    state.media_seen = True
-                    state.progress_anchor_us = self.clock.now_us() - out_time_us
-                    self._set_status("recording", self._recording_reason())
-                    if not self.is_event:
-                        self._spawn_write(index.update_run_start, run_id,
-                                          state.progress_anchor_us)
-
-        def check_space() -> None:
-            """At each segment boundary and each watchdog tick: stop before the volume fills."""
-            if state.disk_full is not None or proc.stopping:
-                return
-            problem = volume_space_problem(volume)
-            if problem is not None:
-                state.disk_full = problem
-                log.warning("%s: %s; stopping ffmpeg (pid %s) so it starts no new segment",
-                            self.name, problem, proc.pid)
-                proc.terminate()
-
-        def on_segment(line: SegmentLine) -> None:
-            last_progress_us[0] = self.clock.monotonic_us()
-            state.queue.put_nowait((line, self.clock.now_us()))
-            check_space()
-
-        def on_log(line: str) -> None:
-            """A read timeout: ffmpeg would go on, but would stamp the first frame after the stall
-            with the time of the last one before it; end the run cleanly (the segment being
-            written closes with the frames captured before the stall)."""
-            if READ_TIMEOUT_MARKER in line and state.media_seen and not proc.stopping:
-                state.silent = True
-                log.warning("%s: the camera sent nothing for %gs; stopping ffmpeg (pid %s) before "
-                            "it resumes with wrong timestamps", self.name,
-                            self.options.socket_timeout_s, proc.pid)
-                proc.terminate()
-
-        proc = FfmpegProcess(command, name=self.name, on_segment=on_segment,
-                             on_progress=on_progress, on_log=on_log)
-        stalled = False
-        try:
-            if self._stop_reason is not None:
-                await self.gw.write(index.delete_run_if_empty, run_id)
-                return 0.0
-            self._proc = proc
-            await proc.start()
-            indexer = asyncio.create_task(self._indexer(state), name=f"{self.name}-indexer")
-            wait_task = asyncio.create_task(proc.wait())
-            terminated_us: int | None = None
-            while not wait_task.done():
-                await asyncio.wait({wait_task}, timeout=1.0)
-                if wait_task.done():
-                    continue
-                check_space()
-                if (state.disk_full is not None or state.silent) and self._stop_reason is None:
-                    terminated_us = terminated_us or self.clock.monotonic_us()
-                    if self.clock.monotonic_us() - terminated_us > \
-                            self.options.stop_timeout_s * 1e6:
-                        proc.kill()
-                if proc.stopping:
-                    continue
-                idle_s = (self.clock.monotonic_us() - last_progress_us[0]) / 1e6
-                limit_s = (self.options.stall_timeout_s if state.media_seen
-                           else self.options.startup_timeout_s)
-                if idle_s > limit_s:
-                    stalled = True
-                    log.warning("%s: no progress for %.1fs; killing ffmpeg (pid %s)", self.name,
-                                idle_s, proc.pid)
-                    proc.kill()
-            rc = await wait_task
-            state.queue.put_nowait(None)
-            await indexer
-            if self._pending_writes:
-                await asyncio.gather(*self._pending_writes, return_exceptions=True)
-        finally:
-            self._proc = None
-            self._state = None
-            if proc.proc is not None and proc.proc.returncode is None:  # cancelled: never leak
-                proc.kill()
-                await proc.wait()
-        await self._index_leftovers(state)
-        await asyncio.to_thread(state.ring.drop_oldest, len(state.ring))
-        return await self._finish_run(state, proc, rc, stalled)
+    async def _record(self, state: _RunState, watch: RunWatch, proc: FfmpegProcess) -> int:
+        """Start ffmpeg, index what it lists and watch it until it exits; its exit code."""
+        self._proc = proc
+        await proc.start()
+        indexer = asyncio.create_task(self._indexer(state), name=f"{self.name}-indexer")
+        wait_task = asyncio.create_task(proc.wait())
+        await watch.watch(wait_task)
+        rc = await wait_task
+        state.queue.put_nowait(None)
+        await indexer
+        if self._pending_writes:
+            await asyncio.gather(*self._pending_writes, return_exceptions=True)
+        return rc
 
     def _notify_disk_full(self, volume: Volume, problem: str) -> None:
         """Tell the owner. Retention (a later issue) hooks in here to delete the volume's oldest
@@ -386,13 +385,13 @@ class StreamRecorder:
         """After a full disk, re-probe the last indexed segments in full: ffmpeg lists the segment
         it failed to finish, so its row may claim more than the file holds."""
         for seg_id, path, start_us, end_us in list(state.recent):
-            probe = await asyncio.to_thread(probe_segment, path)
+            probe = await self.volumes.io(state.volume, probe_segment, path)
             if not probe.playable:
                 log.warning("%s: segment %s is not playable after the disk filled (%s); "
                             "removing its row", self.name, path.name, probe.error)
                 await self.gw.write(index.delete_segment, seg_id)
-                await asyncio.to_thread(self._discard, state, path, probe.video_packets,
-                                        probe.error)
+                await self.volumes.io(state.volume, discard_unplayable, self.name, state.volume,
+                                      path, probe.video_packets, probe.error)
                 state.segments -= 1
                 state.recent.remove((seg_id, path, start_us, end_us))
             elif start_us + probe.duration_us < end_us - TRUNCATED_TOLERANCE_US:
@@ -424,6 +423,9 @@ class StreamRecorder:
         recorded = state.segments > 0
         if self._stop_reason is not None:
             reason = self._stop_reason
+        elif state.volume_problem is not None:
+            reason = "volume_unavailable"
+            self._set_status("error", f"{state.volume_problem}; recording stopped")
         elif disk_full:
             reason = "disk_full"
             self._disk_full = True
@@ -514,7 +516,7 @@ class StreamRecorder:
             log.warning("%s: media time jumped %.1fs ahead of the wall clock; re-anchored from "
                         "segment %s", self.name, -placed.shift_us / 1e6, path.name)
         if placed.late:
-            end_us = await self._frames_end(path, start_us, end_us)
+            end_us = await self._frames_end(state, path, start_us, end_us)
             state.run_clock.truncate_last(end_us)
             log.info("%s: segment %s closed %.1fs after its last frame (the camera stopped "
                      "sending)", self.name, path.name, (seen_us - end_us) / 1e6)
@@ -526,15 +528,15 @@ class StreamRecorder:
             state.last_seq = max(state.last_seq, seq)
             if not state.media_seen:
                 state.media_seen = True
-                self._set_status("recording", self._recording_reason())
+                self.set_recording()
             await self._prune_ring(state, end_us)
             return
         await self._index_file(state, path, seq, start_us, end_us, "ok")
 
-    async def _frames_end(self, path: Path, start_us: int, end_us: int) -> int:
+    async def _frames_end(self, state: _RunState, path: Path, start_us: int, end_us: int) -> int:
         """The end of a segment closed late (a stall), checked against the frames in its file: a
         list line's end may reach up to the keyframe that closed it, after the stall."""
-        probe = await asyncio.to_thread(probe_segment, path)
+        probe = await self.volumes.io(state.volume, probe_segment, path)
         if probe.playable and start_us + probe.duration_us < end_us - TRUNCATED_TOLERANCE_US:
             return start_us + probe.duration_us
         return end_us
@@ -550,18 +552,20 @@ class StreamRecorder:
                                      self.options.ring_margin_s)
         old = state.ring.count_ending_before(horizon_us)
         if old:
-            await asyncio.to_thread(state.ring.drop_oldest, old)
+            await self.volumes.io(state.volume, state.ring.drop_oldest, old)
         self._keeps.prune(horizon_us)
 
     async def _index_file(self, state: _RunState, path: Path, seq: int, start_us: int,
                           end_us: int | None, seg_state: str) -> bool:
-        probe = await asyncio.to_thread(probe_segment, path, quick=end_us is not None)
+        probe = await self.volumes.io(state.volume, partial(probe_segment, quick=end_us is not None),
+                                     path)
         if not probe.playable:
-            await asyncio.to_thread(self._discard, state, path, probe.video_packets, probe.error)
+            await self.volumes.io(state.volume, discard_unplayable, self.name, state.volume,
+                                  path, probe.video_packets, probe.error)
             return False
         if end_us is None:
             end_us = start_us + probe.duration_us
-        await asyncio.to_thread(fsync_path, path)
+        await self.volumes.io(state.volume, fsync_path, path)
         row = index.SegmentRow(
             camera_id=self.config.camera_id, stream=self.config.kind, run_id=state.run_id,
             volume=state.volume.name, path=str(path.relative_to(state.volume.path)),
@@ -582,7 +586,7 @@ class StreamRecorder:
         state.segments += 1
         if not state.media_seen:
             state.media_seen = True
-            self._set_status("recording", self._recording_reason())
+            self.set_recording()
         if not self.is_event:
             # segments come in time order: a window that ended before this one began can no
             # longer mark one (without this, continuous mode kept every event's window forever)
@@ -590,31 +594,12 @@ class StreamRecorder:
         return True
 
     def _recording_reason(self) -> str:
-        return "event mode: buffering pre-roll, keeping events" if self.is_event else "recording"
-
-    def _discard(self, state: _RunState, path: Path, packets: int, error: str) -> None:
-        rel = str(path.relative_to(state.volume.path))
-        if not path.exists():
-            return
-        if packets == 0 and path.stat().st_size < 64 * 1024:
-            log.debug("%s: removing empty segment file %s (%s)", self.name, rel, error)
-            path.unlink(missing_ok=True)
-            return
-        try:
-            dest = move_to_lost_and_found(state.volume, rel)
-        except OSError as exc:  # e.g. no room for the lost+found folder on a full volume
-            log.error("%s: segment %s is not playable (%s) and cannot be moved to lost+found "
-                      "(%s); left in place for `vms check --repair`", self.name, rel, error, exc)
-            return
-        log.warning("%s: segment %s is not playable (%s); moved to %s", self.name, rel, error, dest)
+        reason = "event mode: buffering pre-roll, keeping events" if self.is_event else "recording"
+        return f"{reason} ({self._volume_note})" if self._volume_note else reason
 
     async def _index_leftovers(self, state: _RunState) -> None:
         """Index the file ffmpeg was writing when it died (no list line came for it)."""
-        prefix = f"{state.run_uuid}-"
-        if not state.folder.is_dir():
-            return
-        leftovers = sorted(p for p in state.folder.iterdir()
-                           if p.name.startswith(prefix) and SEGMENT_RE.match(p.name))
+        leftovers = await self.volumes.io(state.volume, run_files, state.folder, state.run_uuid)
         for path in leftovers:
             match = SEGMENT_RE.match(path.name)
             assert match is not None
@@ -624,7 +609,8 @@ class StreamRecorder:
             start_us = state.run_clock.next_start_us(
                 state.progress_anchor_us or state.provisional_start_us)
             if self.is_event and not self._keeps.keeping(start_us, self.clock.now_us()):
-                await asyncio.to_thread(path.unlink, True)
+                await self.volumes.io(state.volume, path.unlink, True)
                 continue
             if await self._index_file(state, path, seq, start_us, None, "partial"):
                 log.info("%s: indexed partial segment %s", self.name, path.name)
+

@@ -8,20 +8,23 @@ belongs to; the sequence number keeps names apart however fast the input runs. I
 a file with PyAV (duration, codecs, size, first/last timestamps, playability), fsync of a file and
 its folder, the ``lost+found`` folder where unplayable files are moved aside, the ``quarantine``
 folder where files no row can claim are moved (never served), and whether a volume has room for
-another segment (``min_free_bytes``). No database here.
+another segment (``min_free_bytes``). Folders are made below a volume's root, never the root
+itself (:func:`make_run_dir`). No database here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from vms.clock import us_to_datetime
 from vms.config import Settings, Volume
+
+log = logging.getLogger(__name__)
 
 SEGMENT_RE = re.compile(r"^(?P<run>[0-9a-f]{32})-(?P<seq>\d{6})\.mp4$")
 UUID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -73,20 +76,18 @@ def volume_by_name(settings: Settings, name: str) -> Volume | None:
     return next((v for v in settings.volumes if v.name == name), None)
 
 
-def pick_volume(settings: Settings) -> Volume:
-    """The volume a new run writes to: the one with the most free space."""
-    if not settings.volumes:
-        raise RuntimeError("no storage volume configured ([[storage.volumes]] in vms.toml)")
-    best, best_free = settings.volumes[0], -1
-    for vol in settings.volumes:
-        try:
-            vol.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            free = shutil.disk_usage(vol.path).free
-        except OSError:
-            continue
-        if free > best_free:
-            best, best_free = vol, free
-    return best
+def make_run_dir(volume: Volume, folder: Path) -> None:
+    """Create ``folder`` (inside ``volume``) and the folders between, never the volume's root:
+    FileNotFoundError when the root is gone (an unmounted disk must not become a folder on the
+    parent file system). Blocking."""
+    rel = folder.relative_to(volume.path)
+    if not volume.path.is_dir():
+        raise FileNotFoundError(2, "the volume's folder does not exist", str(volume.path))
+    current = volume.path
+    for part in rel.parts:
+        current = current / part
+        with contextlib.suppress(FileExistsError):
+            current.mkdir()
 
 
 def _size(n: int) -> str:
@@ -98,16 +99,14 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def volume_space_problem(volume: Volume, margin_bytes: int = 0) -> str | None:
-    """Why no segment may be started on ``volume`` now (a reason naming it), or None.
+def space_problem(volume: Volume, free: int, margin_bytes: int = 0) -> str | None:
+    """Why no segment may be started on ``volume`` with ``free`` bytes free (a reason naming it),
+    or None.
 
     Refused when the free space is below ``min_free_bytes`` + ``margin_bytes``, or nil. Retention
-    (a later issue) is what will make space by deleting old footage; until then a person must.
+    is what makes space by deleting old footage. ``free`` comes from the volume's health probe
+    (:mod:`recorder.volumes`), read off the event loop.
     """
-    try:
-        free = shutil.disk_usage(volume.path).free
-    except OSError as exc:
-        return f"volume {volume.name!r} ({volume.path}) cannot be read: {exc.strerror or exc}"
     need = volume.min_free_bytes + margin_bytes
     if free >= max(need, 1):
         return None
@@ -218,7 +217,7 @@ def move_to_quarantine(volume: Volume, rel: str) -> Path:
 def _set_aside(volume: Volume, rel: str, folder: str) -> Path:
     src = volume.path / rel
     dest = volume.path / folder / rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_run_dir(volume, dest.parent)
     n = 1
     while dest.exists():
         dest = dest.with_name(f"{Path(rel).name}.{n}")
@@ -228,6 +227,35 @@ def _set_aside(volume: Volume, rel: str, folder: str) -> Path:
         fsync_dir(dest.parent)
         fsync_dir(src.parent)
     return dest
+
+
+def discard_unplayable(name: str, volume: Volume, path: Path, packets: int, error: str) -> None:
+    """Set aside a segment file that is not playable: deleted when it holds no video packet and
+    less than 64 KiB, else moved to lost+found (left in place, logged, when even that fails).
+    ``name`` names the stream in the log. Blocking."""
+    rel = str(path.relative_to(volume.path))
+    if not path.exists():
+        return
+    if packets == 0 and path.stat().st_size < 64 * 1024:
+        log.debug("%s: removing empty segment file %s (%s)", name, rel, error)
+        path.unlink(missing_ok=True)
+        return
+    try:
+        dest = move_to_lost_and_found(volume, rel)
+    except OSError as exc:  # e.g. no room for the lost+found folder on a full volume
+        log.error("%s: segment %s is not playable (%s) and cannot be moved to lost+found "
+                  "(%s); left in place for `vms check --repair`", name, rel, error, exc)
+        return
+    log.warning("%s: segment %s is not playable (%s); moved to %s", name, rel, error, dest)
+
+
+def run_files(folder: Path, run_uuid: str) -> list[Path]:
+    """The segment files of run ``run_uuid`` in ``folder``, sorted. Blocking."""
+    if not folder.is_dir():
+        return []
+    prefix = f"{run_uuid}-"
+    return sorted(p for p in folder.iterdir()
+                  if p.name.startswith(prefix) and SEGMENT_RE.match(p.name))
 
 
 def iter_segment_files(volume: Volume, under: str = "") -> list[str]:

@@ -2,7 +2,8 @@
 
 This module owns the one service that changes how a camera is recorded — its mode (``continuous``,
 ``scheduled``, ``event``, ``off``), its schedule windows (site time zone, :mod:`recorder.schedule`),
-its event pre/post-roll, and per stream whether it is recorded and its RTSP transport. The CLI
+its event pre/post-roll, the storage volume it records to (a configured ``[[storage.volumes]]``
+name; empty: the first), and per stream whether it is recorded and its RTSP transport. The CLI
 (``vms recording set``) and the web (``PUT /api/v1/cameras/{id}/recording-settings`` and the camera
 page form) both call :func:`parse_change` then :func:`apply_change`; neither holds rules of its own.
 
@@ -17,6 +18,7 @@ already found the camera through the site-scoped catalog.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +37,7 @@ TRANSPORTS = ("tcp", "udp", "default")
 STREAM_KINDS = ("main", "sub")
 PRE_ROLL_MAX_S = 3600
 POST_ROLL_MAX_S = 3600
-CAMERA_FIELDS = ("recording_mode", "schedule", "event_pre_s", "event_post_s", "streams")
+CAMERA_FIELDS = ("recording_mode", "schedule", "event_pre_s", "event_post_s", "streams", "volume")
 
 
 class SettingsError(ValueError):
@@ -64,10 +66,12 @@ class Change:
     event_pre_s: int | None = None
     event_post_s: int | None = None
     streams: dict[str, StreamChange] = field(default_factory=dict)
+    volume: str | None = None
+    """The storage volume the camera records to; ``""``: the first configured volume."""
 
     def is_empty(self) -> bool:
         return (self.recording_mode is None and self.schedule is None and self.event_pre_s is None
-                and self.event_post_s is None and not self.streams)
+                and self.event_post_s is None and not self.streams and self.volume is None)
 
 
 def _seconds(data: dict[str, Any], key: str, maximum: int) -> int | None:
@@ -102,8 +106,24 @@ def _bool(value: Any, key: str) -> bool:
     raise SettingsError(key, f"must be true or false (yes/no), got {str(value)[:40]!r}")
 
 
-def parse_change(data: dict[str, Any]) -> Change:
-    """Validate a change (a JSON object, or a form already shaped like one)."""
+def _volume(data: dict[str, Any], volume_names: Sequence[str]) -> str | None:
+    value = data.get("volume")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SettingsError("volume", f"must be a volume name (a string), got "
+                                      f"{type(value).__name__}")
+    value = value.strip()
+    if value and value not in volume_names:
+        known = ", ".join(repr(n) for n in volume_names) or "none"
+        raise SettingsError("volume", f"unknown volume {value[:80]!r} (configured: {known}; "
+                                      '"" for the first one)')
+    return value
+
+
+def parse_change(data: dict[str, Any], volume_names: Sequence[str] = ()) -> Change:
+    """Validate a change (a JSON object, or a form already shaped like one). ``volume_names``:
+    the configured storage volumes (``[[storage.volumes]]``), which a ``volume`` must name."""
     unknown = sorted(set(data) - set(CAMERA_FIELDS))
     if unknown:
         raise SettingsError(unknown[0], f"unknown field (known: {', '.join(CAMERA_FIELDS)})")
@@ -155,7 +175,7 @@ def parse_change(data: dict[str, Any]) -> Change:
         recording_mode=mode, schedule=schedule,
         event_pre_s=_seconds(data, "event_pre_s", PRE_ROLL_MAX_S),
         event_post_s=_seconds(data, "event_post_s", POST_ROLL_MAX_S),
-        streams=streams,
+        streams=streams, volume=_volume(data, volume_names),
     )
 
 
@@ -177,6 +197,7 @@ def settings_of(camera: Camera) -> dict[str, Any]:
         "event_pre_s": camera.event_pre_s, "event_post_s": camera.event_post_s,
         "streams": {s.kind: {"record": s.record, "rtsp_transport": s.rtsp_transport or "default"}
                     for s in streams},
+        "volume": camera.volume,
         "updated_us": camera.updated_us,
     }
 
@@ -197,6 +218,8 @@ def apply_change(camera: Camera, change: Change, now_us: int) -> tuple[dict[str,
         value = getattr(change, name)
         if value is not None:
             fields[name] = value
+    if change.volume is not None:
+        fields["volume"] = change.volume or None
     for kind, sc in change.streams.items():
         stream_fields: dict[str, Any] = {}
         if sc.record is not None:
@@ -210,7 +233,7 @@ def apply_change(camera: Camera, change: Change, now_us: int) -> tuple[dict[str,
     fresh = Camera.get_by_id(camera.id)
     after = settings_of(fresh)
     diff = {k: [before[k], after[k]] for k in ("recording_mode", "schedule", "event_pre_s",
-                                                "event_post_s")
+                                                "event_post_s", "volume")
             if before[k] != after[k]}
     for kind in after["streams"]:
         for key, value in after["streams"][kind].items():

@@ -10,8 +10,10 @@ zone, re-evaluated every ``schedule_tick_s`` with the injected clock; end reason
 kept segments. ``camera_changed()`` brings one camera's tasks in line with the database (config
 change → restart with end reason ``config_change``; also on :class:`vms.bus.CameraChanged`),
 ``stop()`` stops them all (end reason ``shutdown``), awaits every task and releases the lock.
-Camera status rows are written from here. A stream whose volume is full reports it through
-:attr:`RecorderSupervisor.volume_full_hooks` (retention, a later issue, registers there).
+Camera status rows are written from here. It owns the :class:`recorder.volumes.VolumeMonitor`
+(volume health, per-volume threads) its streams share; a stream records on its camera's volume
+(``Camera.volume``) or, when that one is not healthy, on another. A stream whose volume is full
+reports it through :attr:`RecorderSupervisor.volume_full_hooks` (retention registers there).
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from recorder.run import RecorderOptions, StreamConfig, StreamRecorder
 from recorder.schedule import ScheduleError, Window, in_window, parse_schedule
 from recorder.stats import StreamStats
 from recorder.status import StreamStatus, worst
+from recorder.volumes import (
+    VolumeError,
+    VolumeHealth,
+    VolumeMonitor,
+    database_uuid,
+    prepare_default_volume,
+)
 from vms.bus import CameraChanged, CameraEvent, EventBus, StatusChanged, Subscription
 from vms.clock import Clock
 from vms.config import Settings, Volume
@@ -72,6 +81,9 @@ class RecorderSupervisor:
         self._background: list[asyncio.Task[None]] = []
         self._changes: set[asyncio.Task[None]] = set()
         self._updated_us: dict[int, int] | None = None
+        self.volumes: VolumeMonitor | None = None
+        """Health and threads of the storage volumes (made by :meth:`start`, which also creates
+        and marks the default volume when none is configured)."""
         self.volume_full_hooks: list[Callable[[Volume, str], None]] = []
         """Called (volume, reason) when a stream finds its volume full. HOOK for retention (a
         later issue): delete the volume's oldest footage here; the stream retries after its
@@ -84,6 +96,14 @@ class RecorderSupervisor:
         should be. Raises :class:`recorder.lock.LockHeld` when another server uses the data dir."""
         self._server_lock.acquire()
         try:
+            db_uuid = await self.gw.write(database_uuid)
+            try:
+                await asyncio.to_thread(prepare_default_volume, self.settings, db_uuid,
+                                        self.clock.now_us())
+            except VolumeError as exc:  # its streams say so in their status
+                log.error("recorder: %s", exc)
+            self.volumes = VolumeMonitor(self.settings, db_uuid, self.clock,
+                                         probe_timeout_s=self.options.volume_probe_timeout_s)
             self.last_reconcile = await asyncio.to_thread(
                 reconcile, self.gw, self.settings, self.clock, True)
         except BaseException:
@@ -122,6 +142,8 @@ class RecorderSupervisor:
                 log.error("recorder: task for camera %s/%s failed: %r", key[0], key[1], result)
         if self._status_writes:
             await asyncio.gather(*self._status_writes, return_exceptions=True)
+        if self.volumes is not None:
+            self.volumes.close()
         self._server_lock.release()
 
     async def camera_changed(self, camera_id: int, reason: str = "config_change") -> None:
@@ -147,9 +169,11 @@ class RecorderSupervisor:
             for key, config in wanted.items():
                 if key in self._tasks:
                     continue
+                assert self.volumes is not None  # made by start()
                 stats = self.stats.setdefault(key, StreamStats())
                 rec = StreamRecorder(self.gw, self.settings, self.clock, config, self.options,
-                                     on_status=self._stream_status_changed, stats=stats)
+                                     self.volumes, on_status=self._stream_status_changed,
+                                     stats=stats)
                 rec.on_disk_full = self._volume_full
                 task = asyncio.create_task(rec.run(), name=f"recorder-{key[0]}-{key[1]}")
                 self._tasks[key] = _Task(rec, task)
@@ -264,6 +288,7 @@ class RecorderSupervisor:
                 rtsp_transport=stream.rtsp_transport or self.settings.recording.rtsp_transport,
                 mode="event" if mode == "event" else "continuous",
                 pre_roll_s=float(cam.event_pre_s), post_roll_s=float(cam.event_post_s),
+                volume=cam.volume,
             )
         return wanted
 
@@ -293,6 +318,12 @@ class RecorderSupervisor:
             task = self._tasks.get(key)
             out.append((key[0], key[1], task.recorder.status.state if task else "stopped", stats))
         return out
+
+    async def volume_health(self) -> list[VolumeHealth]:
+        """Each configured volume's health (for the storage page and ``/api/v1/storage``)."""
+        if self.volumes is None:
+            return []
+        return await self.volumes.all_health()
 
     def recorders(self) -> list[StreamRecorder]:
         return [t.recorder for t in self._tasks.values()]

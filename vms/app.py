@@ -91,8 +91,9 @@ async def freeze_startup_objects(app: web.Application) -> None:
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     private_dir(settings.data_dir)
-    for volume in settings.volumes:
-        private_dir(volume.path)
+    for volume in settings.volumes:  # never created here: see recorder/volumes.py
+        if await _in_thread(volume.path.is_dir):
+            await _in_thread(lambda v=volume: private_dir(v.path))
     gateway = Gateway(settings.database_url)
     try:
         applied = await _in_thread(gateway.migrate)

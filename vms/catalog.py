@@ -100,6 +100,7 @@ def get_camera(principal: Principal, camera_id: int, *, in_service: bool = False
 def camera_detail(principal: Principal, camera_id: int) -> dict[str, Any]:
     camera = get_camera(principal, camera_id)
     data = camera_dict(camera, camera.site)
+    data["volume"] = camera.volume
     data["streams"] = [
         {"kind": s.kind, "profile_token": s.profile_token, "rtsp_url": s.rtsp_url,
          "codec": s.codec, "width": s.width, "height": s.height, "fps": s.fps,

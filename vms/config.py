@@ -125,6 +125,9 @@ class Volume:
     path: Path
     max_bytes: int = 0
     min_free_bytes: int = 0
+    implicit: bool = False
+    """The default volume (``<data_dir>/recordings``, no ``[[storage.volumes]]`` configured): the
+    one volume the server creates (and marks) itself; never read from a config file."""
 
 
 @dataclass(frozen=True)
@@ -339,7 +342,7 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
 
 def _load_volumes(source: str, base: Path, storage: Any, data_dir: Path) -> tuple[Volume, ...]:
     if storage is None:
-        return (Volume(name="main", path=data_dir / "recordings"),)
+        return (Volume(name="main", path=data_dir / "recordings", implicit=True),)
     if not isinstance(storage, dict):
         raise ConfigError(f"{source}: [storage] must be a table")
     for key in storage:
@@ -366,7 +369,7 @@ def _load_volumes(source: str, base: Path, storage: Any, data_dir: Path) -> tupl
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: storage.volumes names must be unique, got {names}")
     if not volumes:
-        return (Volume(name="main", path=data_dir / "recordings"),)
+        return (Volume(name="main", path=data_dir / "recordings", implicit=True),)
     return tuple(volumes)
 
 

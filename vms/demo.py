@@ -166,6 +166,12 @@ def _prepare(settings: Settings) -> tuple[str | None, int]:
 
     try:
         gateway.migrate()
+        # the demo records on the default volume inside its data folder: made and marked here
+        # (the server does it too on start; `vms storage init` for configured volumes)
+        from recorder.volumes import database_uuid, prepare_default_volume
+
+        prepare_default_volume(settings, gateway.write_sync(database_uuid),
+                               SystemClock().now_us())
         return gateway.write_sync(prepare)
     finally:
         gateway.close()

@@ -104,6 +104,7 @@ GAP_REASONS = {
     "config_change": N_("settings changed"),
     "schedule": N_("outside the recording schedule"),
     "disk_full": N_("disk full"),
+    "volume_unavailable": N_("storage volume unavailable"),
     "auth_failed": N_("wrong camera password"),
     "error": N_("recording failed"),
     "crash_recovered": N_("server stopped unexpectedly"),

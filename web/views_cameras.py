@@ -10,7 +10,7 @@ from web.keys import GATEWAY, principal_of
 from web.render import render
 from web.routing import Param, Routes
 from web.schemas import CAMERA, CAMERA_DETAIL, ID, MAX_ID, RECORDING_STATUS, SITE, array, obj, or_blank
-from web.views_recording import live_status
+from web.views_recording import live_status, volume_names
 
 routes = Routes()
 
@@ -77,4 +77,4 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/cameras/{id}", access="live", summary="Camera page")
 async def camera_page(request: web.Request) -> web.StreamResponse:
     camera = await _camera_detail(request)
-    return render(request, "camera.html", {"camera": camera})
+    return render(request, "camera.html", {"camera": camera, "volumes": volume_names(request)})

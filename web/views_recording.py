@@ -21,7 +21,7 @@ from vms.auth import Principal
 from vms.clock import Clock
 from vms.db import models as m
 from web.inputs import json_object, match_id, query_int
-from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
+from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Param, Routes
@@ -134,6 +134,8 @@ SETTINGS_BODY: dict[str, Any] = {
                                {"type": "string"}]},
         "event_pre_s": {"type": "integer", "minimum": 0, "maximum": 3600},
         "event_post_s": {"type": "integer", "minimum": 0, "maximum": 3600},
+        "volume": {"type": "string", "maxLength": 200,
+                   "description": "storage volume name ([[storage.volumes]]); \"\": the first"},
         "streams": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": False,
             "properties": {"record": {"type": "boolean"},
@@ -145,7 +147,7 @@ SETTINGS_BODY: dict[str, Any] = {
 SETTINGS_VIEW = obj(
     camera_id=INT, name=STR, recording_mode=STR,
     schedule={"anyOf": [array({"type": "object"}), STR]}, schedule_text=STR, timezone=STR,
-    event_pre_s=INT, event_post_s=INT,
+    event_pre_s=INT, event_post_s=INT, volume=nullable(STR),
     streams={"type": "object", "additionalProperties": obj(record=BOOL, rtsp_transport=STR)},
     updated_us=US)
 """A camera's recording settings (:func:`recorder.settings.settings_of`)."""
@@ -156,11 +158,12 @@ def read_settings(principal: Principal, camera_id: int) -> dict[str, Any]:
 
 
 def change_settings(principal: Principal, camera_id: int, raw: dict[str, Any], clock: Clock,
-                    address: str) -> tuple[dict[str, Any], dict[str, Any]]:
+                    address: str, volume_names: tuple[str, ...] = ()
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate and apply a change to a camera the principal may see; audited when it changes
     anything. Raises ``catalog.NotFound`` or :class:`SettingsError`."""
     camera = catalog.get_camera(principal, camera_id, in_service=True)
-    after, diff = apply_change(camera, parse_change(raw), clock.now_us())
+    after, diff = apply_change(camera, parse_change(raw, volume_names), clock.now_us())
     if diff:
         audit.record(clock, "camera_change", principal=principal, target=camera.name,
                      site_id=camera.site.id, address=address,
@@ -176,7 +179,7 @@ async def _change(request: web.Request, raw: dict[str, Any]) -> dict[str, Any]:
     try:
         after, diff = await request.app[GATEWAY].write(
             change_settings, principal, camera_id, raw, request.app[CLOCK],
-            client_address(request))
+            client_address(request), volume_names(request))
     except catalog.Archived as exc:
         raise web.HTTPConflict(text=str(exc)) from None
     except catalog.NotFound:
@@ -191,7 +194,7 @@ async def _change(request: web.Request, raw: dict[str, Any]) -> dict[str, Any]:
 
 @routes.route("GET", "/api/v1/cameras/{id}/recording-settings", access="live",
               response=SETTINGS_VIEW,
-              summary="Recording settings: mode, schedule, pre/post-roll, streams")
+              summary="Recording settings: mode, schedule, pre/post-roll, streams, volume")
 async def api_recording_settings(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
@@ -218,11 +221,16 @@ async def api_put_recording_settings(request: web.Request) -> web.StreamResponse
         return json_error(400, f"field {exc.field!r}: {exc.message}", field=exc.field)
 
 
+def volume_names(request: web.Request) -> tuple[str, ...]:
+    """The configured storage volumes' names (the recording-settings form offers them)."""
+    return tuple(v.name for v in request.app[SETTINGS].volumes)
+
+
 def form_to_change(form: dict[str, Any]) -> dict[str, Any]:
     """The camera page's form (flat fields, ``main.record`` …) shaped as an API change. A field
     that was not sent (disabled until the page's script loaded the current values) is left out."""
     raw: dict[str, Any] = {}
-    for key in ("recording_mode", "schedule", "event_pre_s", "event_post_s"):
+    for key in ("recording_mode", "schedule", "event_pre_s", "event_post_s", "volume"):
         if key in form:
             raw[key] = form[key]
     streams: dict[str, dict[str, Any]] = {}
@@ -251,7 +259,7 @@ async def recording_settings_form(request: web.Request) -> web.StreamResponse:
         except catalog.NotFound:
             raise web.HTTPNotFound(text="no such camera") from None
         return render(request, "camera.html", {
-            "camera": camera,
+            "camera": camera, "volumes": volume_names(request),
             "recording_form": {"error": f"{exc.field}: {exc.message}", "sent": fields}},
             status=400)
     raise web.HTTPSeeOther(f"/cameras/{match_id(request)}#camera-recording-settings")

@@ -18,6 +18,7 @@ import pytest
 from recorder.reconcile import reconcile
 from recorder.segments import probe_segment
 from recorder.supervisor import RecorderSupervisor
+from recorder.volumes import database_uuid, mark_volume
 from tests.recorder.conftest import RecEnv
 from vms.config import Volume
 from vms.db.models import Run, Segment
@@ -58,6 +59,8 @@ def _leave_free(mnt: Path, free_bytes: int) -> None:
 
 def _env_on(env: RecEnv, mnt: Path, min_free_bytes: int = 0) -> RecEnv:
     volume = Volume("main", mnt, min_free_bytes=min_free_bytes)
+    # a configured volume records only once marked for this database (`vms storage init`)
+    mark_volume(volume, env.gw.write_sync(database_uuid), env.clock.now_us())
     settings = dataclasses.replace(
         env.settings, volumes=(volume,),
         recording=dataclasses.replace(env.settings.recording, segment_seconds=1))

@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vms.cli import export, onboarding, recording, server, sim, sites, users, verify
+from vms.cli import export, onboarding, recording, server, sim, sites, storage, users, verify
 from vms.cli.common import CliError
 from vms.config import ConfigError
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.register(sub)
     users.register(sub)
     sites.register(sub)
+    storage.register(sub)
     onboarding.register_camera(sub)
     return parser
 

@@ -7,7 +7,7 @@ runs at start-up. Safe while the server runs: a running server holds an exclusiv
 are left out — their files are in flux — and ``--repair`` repairs only the rest, saying so. The
 exit code is 1 when problems were found and not repaired, 0 otherwise.
 
-``vms recording set CAMERA_ID [--mode …] [--schedule JSON] [--pre S] [--post S] [--stream KIND
+``vms recording set CAMERA_ID [--mode …] [--schedule JSON] [--pre S] [--post S] [--volume NAME] [--stream KIND
 [--record yes|no] [--transport tcp|udp|default]]`` changes how one camera is recorded through
 :mod:`recorder.settings` (the same validation and audit as the web form and API); a running server
 applies it within a few seconds (it watches ``Camera.updated_us``).
@@ -47,6 +47,8 @@ def register(sub: Any) -> None:
                         '\'[{"days": "mon-fri", "start": "07:00", "end": "19:00"}]\'')
     s.add_argument("--pre", type=int, metavar="S", help="event mode: seconds kept before an event")
     s.add_argument("--post", type=int, metavar="S", help="event mode: seconds kept after it")
+    s.add_argument("--volume", metavar="NAME",
+                   help='storage volume ([[storage.volumes]] name) it records to; "": the first')
     s.add_argument("--stream", choices=("main", "sub"), help="stream for --record/--transport")
     s.add_argument("--record", choices=("yes", "no"), help="record this stream")
     s.add_argument("--transport", choices=("tcp", "udp", "default"), help="RTSP transport")
@@ -116,7 +118,7 @@ def _text(data: dict[str, Any], summary: str) -> str:
 
 
 _OPTION_OF = {"recording_mode": "--mode", "schedule": "--schedule", "event_pre_s": "--pre",
-              "event_post_s": "--post"}
+              "event_post_s": "--post", "volume": "--volume"}
 
 
 def _option(field_name: str) -> str:
@@ -140,6 +142,8 @@ def cmd_recording_set(args: argparse.Namespace) -> int:
         raw["event_pre_s"] = args.pre
     if args.post is not None:
         raw["event_post_s"] = args.post
+    if args.volume is not None:
+        raw["volume"] = args.volume
     stream: dict[str, Any] = {}
     if args.record:
         stream["record"] = args.record == "yes"
@@ -149,11 +153,11 @@ def cmd_recording_set(args: argparse.Namespace) -> int:
         raise CliError("--record and --transport need --stream main|sub")
     if stream:
         raw["streams"] = {args.stream: stream}
+    settings = settings_of(args)
     try:
-        change = parse_change(raw)
+        change = parse_change(raw, tuple(v.name for v in settings.volumes))
     except SettingsError as exc:
         raise CliError(f"{_option(exc.field)}: {exc.message}") from None
-    settings = settings_of(args)
     gateway = open_gateway(settings)
     clock = SystemClock()
 
@@ -173,6 +177,7 @@ def cmd_recording_set(args: argparse.Namespace) -> int:
         return {"id": cam.id, "name": cam.name, "recording_mode": after["recording_mode"],
                 "schedule": Camera.get_by_id(cam.id).schedule,
                 "event_pre_s": after["event_pre_s"], "event_post_s": after["event_post_s"],
+                "volume": after["volume"],
                 "streams": [{"kind": kind, **st} for kind, st in after["streams"].items()]}
 
     try:

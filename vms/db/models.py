@@ -144,6 +144,9 @@ class Camera(BaseModel):
     archived_us = pw.BigIntegerField(null=True)
     """Set when the camera was removed: it records and streams no more and is hidden from live
     lists, but its recordings stay, playable and exportable by its site, until retention."""
+    volume = pw.CharField(max_length=200, null=True)
+    """Name of the storage volume its recordings go to; NULL: the first configured volume. When
+    that volume is not healthy the recorder writes to another healthy one (recorder/volumes.py)."""
 
     class Meta:
         constraints = [
@@ -283,7 +286,15 @@ class Hold(BaseModel):
         constraints = [pw.SQL("CHECK (end_us > start_us)")]
 
 
+class Installation(BaseModel):
+    """This database's identity (one row): storage volumes carry it in their marker file, so a
+    disk belonging to another installation (or none: an empty mount point) is never written to."""
+
+    uuid = pw.CharField(max_length=32, unique=True, default=new_uuid)
+    created_us = pw.BigIntegerField(default=0)
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
-    PendingDeletion, Event, Export, Hold,
+    PendingDeletion, Event, Export, Hold, Installation,
 )
