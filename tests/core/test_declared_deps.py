@@ -1,8 +1,9 @@
 """Every third-party import is declared in pyproject.toml, so a fresh virtual environment runs.
 
-The packages (``vms``, ``onvif_bridge``, ``recorder``, ``web``, ``camsim``, ``migrations``) may import
-only what ``[project] dependencies`` declares; ``tests/`` (and camsim's pytest plugin), ``bench/`` and ``tools/`` may also import
-what the ``dev`` extra declares (with the extras it includes, such as ``vms[test]``). A module counts
+The packages (``vms``, ``onvif_bridge``, ``recorder``, ``web``, ``camsim``, ``migrations``) may
+import only what ``[project] dependencies`` declares; ``tests/``, ``bench/``, ``tools/`` and
+camsim's pytest plugin may also import what the ``dev`` extra declares (with the extras it
+includes, such as ``vms[test]``). A module counts
 as third-party when it is neither in the standard library nor a module of this repository; it is
 mapped to its distribution with :func:`importlib.metadata.packages_distributions`. An import that
 maps to no installed distribution fails too: it was never declared, so nothing installed it.
