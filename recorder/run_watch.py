@@ -15,21 +15,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from recorder import index
 from recorder.ffmpeg import READ_TIMEOUT_MARKER, FfmpegProcess, SegmentLine
 from recorder.preroll import PreRollRing
 from recorder.runclock import RunClock
 from recorder.segments import space_problem
+from recorder.volumes import VolumeMonitor
+from vms.clock import Clock
 from vms.config import Volume
 
-if TYPE_CHECKING:
-    from recorder.run import StreamRecorder
-
 log = logging.getLogger(__name__)
+
+
+class WatchOptions(Protocol):
+    """The recorder options a watch reads (:class:`recorder.run.RecorderOptions`)."""
+
+    @property
+    def socket_timeout_s(self) -> float: ...
+
+    @property
+    def stall_timeout_s(self) -> float: ...
+
+    @property
+    def startup_timeout_s(self) -> float: ...
+
+    @property
+    def stop_timeout_s(self) -> float: ...
+
+
+class Recorder(Protocol):
+    """What a watch needs of the stream recorder (:class:`recorder.run.StreamRecorder`); a
+    protocol, so this module does not import the one that imports it."""
+
+    name: str
+    clock: Clock
+    volumes: VolumeMonitor
+
+    @property
+    def options(self) -> WatchOptions: ...
+
+    @property
+    def is_event(self) -> bool: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def set_recording(self) -> None: ...
+
+    def spawn_write(self, fn: Callable[..., object], *args: object) -> None: ...
 
 FLUSH = "flush"
 """Indexer queue marker: an event arrived, index the ring segments it keeps."""
@@ -70,7 +108,7 @@ class RunState:
 class RunWatch:
     """ffmpeg's callbacks and the watchdog of one run (see the module docstring)."""
 
-    def __init__(self, recorder: StreamRecorder, state: RunState) -> None:
+    def __init__(self, recorder: Recorder, state: RunState) -> None:
         self.rec = recorder
         self.state = state
         self.proc: FfmpegProcess | None = None

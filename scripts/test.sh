@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian machine, start the services it uses,
 # then run lint, type checks and the whole test suite (SQLite and PostgreSQL, browser included).
+# The project and its dev extra go into a virtual environment of its own, .venv in the checkout
+# (created with `python3 -m venv` when absent, reused after), so the run sees exactly what the
+# pyproject.toml declares and nothing else this machine happens to have installed.
 # Usage: bash scripts/test.sh [extra pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +23,33 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-log "installing the project and its test dependencies"
-python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+VENV="${VMS_VENV:-$PWD/.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating the virtual environment $VENV"
+  if ! python3 -m venv "$VENV"; then
+    # Debian's python3 has no ensurepip without python3-venv (and python3.X-venv)
+    rm -rf "$VENV"
+    pyver="$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv "python$pyver-venv" \
+      >/dev/null
+    python3 -m venv "$VENV"
+  fi
+fi
+# from here on python3, pip, ruff, mypy and pytest (and every child process) are the venv's
+export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
+unset PYTHONHOME PYTHONPATH
+
+# reinstall only when pyproject.toml changed since the last install into this venv (the install
+# is editable: source changes need none)
+stamp="$VENV/.vms-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing the project and its dev extra into $VENV"
+  python3 -m pip install -q --disable-pip-version-check --upgrade pip
+  python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "$want" >"$stamp"
+fi
 
 log "starting PostgreSQL and Mosquitto when they are down"
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -39,4 +67,5 @@ python3 -m mypy
 log "pytest"
 # Two workers (pytest-xdist): most tests wait on real cameras and real time, not on the CPU, so
 # two at once halve the run on a 2-core machine; VMS_TEST_WORKERS=0 runs them in this process.
-python3 -m pytest -q -p no:cacheprovider -n "${VMS_TEST_WORKERS:-2}" "$@"
+# --durations=25: the slowest tests are named at the end of every run.
+python3 -m pytest -q -p no:cacheprovider --durations=25 -n "${VMS_TEST_WORKERS:-2}" "$@"

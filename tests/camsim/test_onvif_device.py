@@ -216,7 +216,10 @@ async def test_system_reboot_makes_camera_unavailable_then_back(camsim_factory) 
         dm = await onvif.create_devicemgmt_service()
         message = await dm.SystemReboot()
         assert "Rebooting" in message
-        await asyncio.sleep(0.2)
+        for _ in range(250):  # the reboot begins just after the answer is sent (≤ 5 s)
+            if cam.rebooting:
+                break
+            await asyncio.sleep(0.02)
         assert cam.rebooting
         assert cam.state()["subscriptions"] == 0
         status = None

@@ -288,6 +288,22 @@ def check_recording(out_dir: Path, start_us: int, end_us: int, seconds: float) -
     assert abs(audio_s - seconds) < 0.3, audio_s
 
 
+async def _until(predicate, timeout_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``predicate()`` holds, failing after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"condition not met within {timeout_s} s"
+        await asyncio.sleep(0.05)
+
+
+def _stamped_frames(path: Path) -> int:
+    """SEI-stamped video frames in the file ffmpeg is still writing (0 while it cannot be read)."""
+    try:
+        return len(read_capture_times(path))
+    except (OSError, av.error.FFmpegError, IndexError):
+        return 0
+
+
 # ----------------------------------------------------------------------------- tests
 
 
@@ -295,8 +311,7 @@ def check_recording(out_dir: Path, start_us: int, end_us: int, seconds: float) -
 async def test_ffmpeg_records_with_capture_sei(server: RtspServer, tmp_path: Path, transport: str) -> None:
     start, end = await record_segments(creds_url(server, "/main"), tmp_path, transport, 4.5)
     check_recording(tmp_path, start, end, 4.5)
-    await asyncio.sleep(0.3)
-    assert server.session_count == 0  # ffmpeg's TEARDOWN ended it
+    await _until(lambda: server.session_count == 0, 5)  # ffmpeg's TEARDOWN ended it
 
 
 async def test_sei_matches_receive_time_and_rtp_is_continuous_across_loops(
@@ -401,14 +416,14 @@ async def test_drop_sessions_ends_ffmpeg(server: RtspServer, tmp_path: Path) -> 
     task = asyncio.create_task(
         run_ffmpeg(
             "-rtsp_transport", "tcp", "-timeout", "3000000", "-i", creds_url(server, "/main"),
-            "-c", "copy", "-f", "mpegts", str(tmp_path / "dropped.ts"),
+            "-c", "copy", "-flush_packets", "1", "-f", "mpegts", str(tmp_path / "dropped.ts"),
         )
     )
     for _ in range(100):
         await asyncio.sleep(0.05)
         if server.session_count and server.sessions()[0]["playing"]:
             break
-    await asyncio.sleep(1.0)
+    await _until(lambda: _stamped_frames(tmp_path / "dropped.ts") > 10, 10)
     server.drop_sessions()
     assert server.session_count == 0
     await asyncio.wait_for(task, 10)  # ffmpeg's input ended: it exits by itself

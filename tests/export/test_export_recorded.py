@@ -31,6 +31,16 @@ async def wait_for(predicate, timeout_s: float) -> None:  # type: ignore[no-unty
         await asyncio.sleep(0.1)
 
 
+def _segments_of_run(env, index: int) -> list[Segment]:  # type: ignore[no-untyped-def]
+    """The indexed segments of the ``index``-th run (by start), [] while there is no such run."""
+    def read() -> list[Segment]:
+        runs = list(Run.select().order_by(Run.start_us))
+        if len(runs) <= index:
+            return []
+        return list(Segment.select().where(Segment.run == runs[index].id))
+    return env.gw.read_sync(read)
+
+
 async def test_export_recorded_camsim(rec_env, rtsp_factory, rec_options,  # noqa: F811
                                       tmp_path: Path) -> None:
     env = rec_env
@@ -40,12 +50,13 @@ async def test_export_recorded_camsim(rec_env, rtsp_factory, rec_options,  # noq
     await sup.start()
     try:
         await wait_for(lambda: sup.status(cam)["state"] == "recording", 15)
-        await asyncio.sleep(7)
+        # three segments of the first run indexed, then the camera drops the session
+        await wait_for(lambda: len(_segments_of_run(env, 0)) >= 3, 20)
         server.drop_sessions()
-        await asyncio.sleep(0.5)
+        await wait_for(lambda: len(env.gw.read_sync(lambda: list(Run.select()))) >= 2, 15)
         await wait_for(lambda: sup.status(cam)["state"] == "recording", 15)
-        await wait_for(lambda: len(env.gw.read_sync(lambda: list(Run.select()))) >= 2, 10)
-        await asyncio.sleep(6)
+        # two segments of the second run indexed
+        await wait_for(lambda: len(_segments_of_run(env, 1)) >= 2, 20)
     finally:
         await sup.stop()
     runs = env.gw.read_sync(lambda: list(Run.select().order_by(Run.start_us)))

@@ -14,9 +14,13 @@ from tests.onboarding.conftest import CAM_PASSWORD
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def vms(*argv: str, cwd: Path, stdin: str = "") -> tuple[int, str, str]:
+async def vms(*argv: str, cwd: Path, stdin: str = "",
+              env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``vms ARGV`` in a child process, data in ``cwd/data``, ``env`` added to its environment."""
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("VMS_")}
     env["VMS_DATA_DIR"] = str(cwd / "data")
+    env.update(extra)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "vms.cli", *argv, cwd=cwd, env=env,

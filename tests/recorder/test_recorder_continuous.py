@@ -33,7 +33,10 @@ async def test_two_cameras_contiguous_and_timed(rec_env, rtsp_factory, rec_optio
     await sup.start()
     try:
         await wait_for(lambda: all(sup.status(c)["state"] == "recording" for c in cams), 15)
-        await asyncio.sleep(20)
+        # nine 2 s segments of each camera indexed (~18 s of recording, against which the
+        # index's durations are checked)
+        await wait_for(lambda: all(env.gw.read_sync(
+            lambda c=c: Segment.select().where(Segment.camera == c).count()) >= 9 for c in cams), 40)
     finally:
         await sup.stop()
         stop_us = env.clock.now_us()

@@ -15,7 +15,7 @@ from camsim.media import ClipSpec
 from camsim.rtsp import RtspServer
 from camsim.sei import read_capture_times
 from recorder.schedule import ScheduleError, in_window, parse_schedule
-from recorder.segments import iter_segment_files
+from recorder.segments import SEGMENT_RE, iter_segment_files
 from recorder.supervisor import RecorderSupervisor
 from tests.recorder.conftest import SMALL
 from vms.bus import CameraEvent, EventBus
@@ -70,6 +70,29 @@ def _runs(env, camera_id: int, stream: str = "main") -> list[Run]:  # type: igno
         (Run.camera == camera_id) & (Run.stream == stream)).order_by(Run.id)))
 
 
+def _seq(path: str) -> int:
+    """The sequence number of a segment file of the run (``<run uuid>-<seq>.mp4``)."""
+    match = SEGMENT_RE.match(path.rsplit("/", 1)[-1])
+    assert match, path
+    return int(match["seq"])
+
+
+def _seqs_on_disk(volume) -> list[int]:  # type: ignore[no-untyped-def]
+    """The sequence numbers of the segment files on the volume now (one run), ascending."""
+    return sorted(_seq(p) for p in iter_segment_files(volume))
+
+
+async def _stays(predicate, duration_s: float) -> None:  # type: ignore[no-untyped-def]
+    """Assert that ``predicate`` holds throughout ``duration_s`` (checked every 50 ms): the
+    legitimate wait of a test that nothing happens."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration_s
+    while loop.time() < end:
+        assert predicate()
+        await asyncio.sleep(0.05)
+    assert predicate()
+
+
 async def test_scheduled_mode_records_only_inside_its_window(rec_env, rtsp_factory, rec_options,
                                                              wait_for) -> None:
     env = rec_env
@@ -93,7 +116,11 @@ async def test_scheduled_mode_records_only_inside_its_window(rec_env, rtsp_facto
         await wait_for(lambda: sup.status(cam)["state"] == "recording", 15)
         assert env.clock.now_us() >= open_us
         await wait_for(lambda: sup.status(cam)["state"] == "stopped", 20)
-        await asyncio.sleep(3)  # nothing more may be recorded after the window
+        # the run is closed by the window's end, and nothing starts again: five schedule ticks
+        # (0.2 s each) with no new run and the state stopped (a restart shows within one tick)
+        await wait_for(lambda: [r.end_reason for r in _runs(env, cam)] == ["schedule"], 10)
+        await _stays(lambda: sup.status(cam)["state"] == "stopped" and len(_runs(env, cam)) == 1,
+                     1.0)
     finally:
         await sup.stop()
     segs = _segments(env, cam)
@@ -118,16 +145,24 @@ async def test_event_mode_keeps_pre_roll_and_post_roll(rec_env, rtsp_factory, re
     volume = env.settings.volumes[0]
     try:
         await wait_for(lambda: sup.status(cam)["state"] == "recording", 15)
-        await asyncio.sleep(9)  # the ring fills and is pruned
+        # the ring fills and is pruned: its first file is deleted once it is older than the
+        # pre-roll plus the margin (5 s)
+        await wait_for(lambda: (_seqs_on_disk(volume) or [0])[0] >= 1, 20)
         assert _segments(env, cam) == [], "nothing is indexed before an event"
         ring_files = len(iter_segment_files(volume))
         assert ring_files <= 3 + 2 + 3, f"ring not pruned: {ring_files} files"
         event_us = env.clock.now_us()
         bus.publish(CameraEvent(camera_id=cam, site_id=1, type="doorbell", state=None,
                                 at_us=event_us))
-        await asyncio.sleep(5)
+        # kept: the segments up to the first that reaches the end of the post-roll; no later
+        # segment can be wanted (each starts where the previous ends, at or after that instant)
+        await wait_for(lambda: any(s.end_us >= event_us + 2_000_000
+                                   for s in _segments(env, cam)), 15)
         kept = _segments(env, cam)
-        await asyncio.sleep(6)  # post-roll is over: nothing more is kept
+        # post-roll is over: the recorder closes (and so decides on) two more segments, and
+        # keeps neither
+        last_seq = _seq(kept[-1].path)
+        await wait_for(lambda: _seqs_on_disk(volume)[-1] >= last_seq + 3, 15)
         after = _segments(env, cam)
     finally:
         await sup.stop()
@@ -164,7 +199,9 @@ async def test_continuous_mode_marks_event_segments(rec_env, rtsp_factory, rec_o
         event_us = env.clock.now_us()
         bus.publish(CameraEvent(camera_id=cam, site_id=1, type="motion", state=None,
                                 at_us=event_us))
-        await asyncio.sleep(7)
+        # indexed up to a continuous segment after the event's keep window (post-roll 1 s)
+        await wait_for(lambda: any(s.kind == "continuous" and s.start_us >= event_us + 1_000_000
+                                   for s in _segments(env, cam)), 20)
     finally:
         await sup.stop()
     segs = _segments(env, cam)

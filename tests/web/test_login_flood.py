@@ -89,7 +89,11 @@ async def test_database_writes_do_not_wait_for_password_checks(world: World) -> 
     async with clients(60) as sessions:
         flood = asyncio.gather(*(login(world, s, f"nobody{i}", "some-password-1")
                                  for i, s in enumerate(sessions)))
-        await asyncio.sleep(0.5)  # the sign-ins have reached the server and are being checked
+        # the sign-ins have reached the server and passwords are being checked
+        deadline = time.monotonic() + 10
+        while pool.under_way == 0:
+            assert time.monotonic() < deadline, "no password check started within 10 s"
+            await asyncio.sleep(0.01)
 
         def touch() -> int:
             return int(m.Site.update(timezone="Asia/Almaty").where(
