@@ -63,6 +63,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_secrets_ctx)
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
+    app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_http_client_ctx)
     app.cleanup_ctx.append(_onboarding_ctx)
     app.cleanup_ctx.append(_live_ctx)
@@ -155,6 +156,38 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         scheduler.shutdown(wait=False)
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Storage figures (vms/storage.py): the API and page, the ``vms_storage_*`` metrics (computed
+    when scraped) and the hourly ``storage_history`` sample (also taken at start when the last is
+    older than an hour)."""
+    from datetime import UTC, datetime
+
+    from vms.storage import SAMPLE_INTERVAL_S, StorageService
+    from vms.storage_metrics import StorageCollector
+
+    scheduler = app[SCHEDULER]
+
+    def next_purge_us() -> int | None:
+        job = scheduler.get_job("retention")
+        when = getattr(job, "next_run_time", None) if job is not None else None
+        return int(when.timestamp() * 1_000_000) if when is not None else None
+
+    service = StorageService(app[GATEWAY], app[SETTINGS], app[CLOCK], next_purge_us=next_purge_us)
+    collector = StorageCollector(service)
+    app[METRICS].register(collector)
+    app[SERVICES]["storage"] = service
+    scheduler.add_job(service.sample, "interval", seconds=SAMPLE_INTERVAL_S, id="storage_history",
+                      max_instances=1, coalesce=True, misfire_grace_time=SAMPLE_INTERVAL_S,
+                      next_run_time=datetime.now(UTC))
+    try:
+        yield
+    finally:
+        if scheduler.get_job("storage_history") is not None:
+            scheduler.remove_job("storage_history")
+        app[METRICS].unregister(collector)
+        service.close()
 
 
 async def _http_client_ctx(app: web.Application) -> AsyncIterator[None]:

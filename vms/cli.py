@@ -370,12 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per camera")
     p.set_defaults(func=cmd_sim)
 
-    from vms import cli_export, cli_onboarding, cli_recording, cli_verify
+    from vms import cli_export, cli_onboarding, cli_recording, cli_storage, cli_verify
 
     cli_onboarding.register(sub)
     cli_recording.register(sub)
     cli_export.register(sub)
     cli_verify.register(sub, with_config)
+    cli_storage.add_parsers(sub)
 
     from vms.auth import DEFAULT_SCOPE, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, TOKEN_SCOPES
 

@@ -106,6 +106,10 @@ def _text(data: dict[str, Any], summary: str) -> str:
             lines.append(f"  {item}: {label}")
     for run_id in data["runs_closed"]:
         lines.append(f"  run {run_id}: left open by a crash → closed (crash_recovered)")
+    for vol in data["volumes"]:
+        if vol["drift_bytes"]:
+            lines.append(f"volume {vol['name']}: segment files on disk {vol['disk_bytes']} bytes, "
+                         f"index {vol['index_bytes']} bytes (drift {vol['drift_bytes']:+d})")
     if data["in_quarantine"]:
         lines.append(f"{len(data['in_quarantine'])} file(s) in quarantine (never indexed nor served;"
                      " look at them, then move or delete them):")

@@ -283,7 +283,26 @@ class Hold(BaseModel):
         constraints = [pw.SQL("CHECK (end_us > start_us)")]
 
 
+class StorageSample(BaseModel):
+    """One sample of a storage volume's usage (vms/storage.py samples each volume hourly and keeps
+    30 days; the storage page draws them)."""
+
+    volume = pw.CharField(max_length=100)
+    at_us = pw.BigIntegerField()
+    used_bytes = pw.BigIntegerField()  # bytes of the indexed segments on the volume
+    free_bytes = pw.BigIntegerField()  # free bytes of the volume's file system
+    total_bytes = pw.BigIntegerField()  # size of the volume's file system
+
+    class Meta:
+        indexes = ((("volume", "at_us"), False),)
+        constraints = [
+            pw.SQL("CHECK (used_bytes >= 0)"),
+            pw.SQL("CHECK (free_bytes >= 0)"),
+            pw.SQL("CHECK (total_bytes >= 0)"),
+        ]
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
-    PendingDeletion, Event, Export, Hold,
+    PendingDeletion, Event, Export, Hold, StorageSample,
 )
