@@ -4,7 +4,9 @@ Part of the composition root. Runs :func:`recorder.reconcile.reconcile`, the sam
 runs at start-up. Safe while the server runs: a running server holds an exclusive ``flock`` on
 ``<data_dir>/server.lock``; when it is held, runs still open (``end_us`` NULL, being recorded now)
 are left out — their files are in flux — and ``--repair`` repairs only the rest, saying so. The
-exit code is 1 when problems were found and not repaired, 0 otherwise.
+report also gives, per volume, the bytes the index counts against the bytes of the segment files
+on disk (``volumes[].drift_bytes``: reported, not counted as a problem). The exit code is 1 when
+problems were found and not repaired, 0 otherwise.
 
 ``vms recording set CAMERA_ID [--mode …] [--schedule JSON] [--pre S] [--post S] [--stream KIND
 [--record yes|no] [--transport tcp|udp|default]]`` changes how one camera is recorded through
