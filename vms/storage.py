@@ -117,22 +117,77 @@ class FsProbe:
 
 
 # --- reads from the index (run on a gateway reader thread) -------------------------------------
+#
+# Bytes come from ``SegmentUsage`` (per camera, stream and volume; kept by triggers on ``segment``,
+# migration 010), never from a scan of the segment table; the rest are range reads on the segment
+# index ``(camera, stream, start_us, end_us, run, state, id)``, one camera-stream at a time.
 
 _KEPT = m.Segment.state != "missing"
 """Segments whose file is on disk (a ``missing`` row occupies no space)."""
 
 
+def _usage() -> list[tuple[int, str, str, int]]:
+    """(camera id, stream, volume, bytes) of every camera-stream-volume that holds segments."""
+    u = m.SegmentUsage
+    return [(int(c), str(st), str(v), int(b)) for c, st, v, b in
+            u.select(u.camera_id, u.stream, u.volume, u.bytes).where(u.segments > 0).tuples()]
+
+
 def volume_index_bytes() -> dict[str, int]:
     """Bytes of the indexed segments per volume."""
-    query = (m.Segment.select(m.Segment.volume, pw.fn.SUM(m.Segment.size_bytes))
-             .where(_KEPT).group_by(m.Segment.volume).tuples())
-    return {name: int(total or 0) for name, total in query}
+    found: dict[str, int] = {}
+    for _cam, _stream, volume, size in _usage():
+        found[volume] = found.get(volume, 0) + size
+    return found
 
 
-def _recent_bytes(since_us: int) -> dict[str, int]:
-    query = (m.Segment.select(m.Segment.volume, pw.fn.SUM(m.Segment.size_bytes))
-             .where(_KEPT & (m.Segment.end_us > since_us)).group_by(m.Segment.volume).tuples())
-    return {name: int(total or 0) for name, total in query}
+def _streams(usage: list[tuple[int, str, str, int]]) -> dict[int, set[str]]:
+    streams: dict[int, set[str]] = {}
+    for cam, stream, _volume, _size in usage:
+        streams.setdefault(cam, set()).add(stream)
+    return streams
+
+
+def _key(camera_id: int, stream: str) -> pw.Expression:
+    return (m.Segment.camera == camera_id) & (m.Segment.stream == stream)
+
+
+def _span(camera_id: int, stream: str) -> tuple[int | None, int | None]:
+    """Start of the oldest and end of the newest kept segment of one camera-stream (segments of a
+    stream never overlap: the newest ends last)."""
+    key = _key(camera_id, stream) & _KEPT
+    oldest = (m.Segment.select(m.Segment.start_us).where(key).order_by(m.Segment.start_us)
+              .limit(1).scalar())
+    newest = (m.Segment.select(m.Segment.end_us).where(key)
+              .order_by(m.Segment.start_us.desc()).limit(1).scalar())
+    return (int(oldest) if oldest is not None else None,
+            int(newest) if newest is not None else None)
+
+
+def _recent_bytes(since_us: int, lookback_us: int) -> dict[str, int]:
+    """Per volume: bytes of the segments that ended after ``since_us`` (those that started up to
+    ``lookback_us`` before it: longer than any segment)."""
+    found: dict[str, int] = {}
+    for cam, streams in _streams(_usage()).items():
+        for stream in streams:
+            query = (m.Segment.select(m.Segment.volume, pw.fn.SUM(m.Segment.size_bytes))
+                     .where(_key(cam, stream) & _KEPT
+                            & (m.Segment.start_us >= since_us - lookback_us)
+                            & (m.Segment.end_us > since_us))
+                     .group_by(m.Segment.volume).tuples())
+            for volume, size in query:
+                found[volume] = found.get(volume, 0) + int(size or 0)
+    return found
+
+
+def oldest_per_camera() -> dict[int, int]:
+    """The start of each camera's oldest kept footage (cameras with none are left out)."""
+    found: dict[int, int] = {}
+    for cam, streams in _streams(_usage()).items():
+        starts = [o for o in (_span(cam, st)[0] for st in streams) if o is not None]
+        if starts:
+            found[cam] = min(starts)
+    return found
 
 
 def _freed(since_us: int) -> dict[str, dict[str, Any]]:
@@ -160,66 +215,71 @@ def _freed(since_us: int) -> dict[str, dict[str, Any]]:
     return freed
 
 
+def _held_segments(camera_id: int, stream: str, start_us: int,
+                   end_us: int) -> list[tuple[int, str, int]]:
+    """(id, volume, bytes) of the kept segments of one camera-stream overlapping
+    ``[start_us, end_us)``: from the last one starting before ``start_us`` on."""
+    key = _key(camera_id, stream)
+    before = (m.Segment.select(m.Segment.start_us).where(key & (m.Segment.start_us < start_us))
+              .order_by(m.Segment.start_us.desc()).limit(1))
+    query = (m.Segment.select(m.Segment.id, m.Segment.volume, m.Segment.size_bytes)
+             .where(key & _KEPT & (m.Segment.start_us >= pw.fn.COALESCE(before, start_us))
+                    & (m.Segment.start_us < end_us) & (m.Segment.end_us > start_us)).tuples())
+    return [(int(i), str(v), int(b)) for i, v, b in query]
+
+
 def _holds(principal: Principal) -> tuple[dict[str, int], dict[str, list[dict[str, Any]]]]:
-    """Per volume: the bytes of segments some hold covers (every site: it is the volume's space),
-    and the holds of the principal's sites that cover footage there, with their bytes."""
-    overlap = ((m.Segment.camera == m.Hold.camera) & (m.Segment.start_us < m.Hold.end_us)
-               & (m.Segment.end_us > m.Hold.start_us))
-    held = m.Hold.select(m.Hold.id).where(overlap)
-    totals = dict(m.Segment.select(m.Segment.volume, pw.fn.SUM(m.Segment.size_bytes))
-                  .where(_KEPT & pw.fn.EXISTS(held)).group_by(m.Segment.volume).tuples())
-    query = (m.Hold.select(m.Hold.id, m.Hold.camera, m.Hold.start_us, m.Hold.end_us,
-                           m.Hold.reason, m.Camera.name, m.Segment.volume,
-                           pw.fn.SUM(m.Segment.size_bytes).alias("held_bytes"),
-                           pw.fn.COUNT(m.Segment.id).alias("held_segments"))
-             .join(m.Camera, on=(m.Hold.camera == m.Camera.id))
-             .switch(m.Hold).join(m.Segment, on=overlap)
-             .where(_KEPT)
-             .group_by(m.Hold.id, m.Hold.camera, m.Hold.start_us, m.Hold.end_us, m.Hold.reason,
-                       m.Camera.name, m.Segment.volume)
+    """Per volume: the bytes of segments some hold covers (every site: it is the volume's space;
+    a segment under two holds counted once), and the holds of the principal's sites that cover
+    footage there, with their bytes."""
+    streams = _streams(_usage())
+    visible = {c.id for c in scope_cameras(m.Camera.select(m.Camera.id), principal)}
+    holds = (m.Hold.select(m.Hold, m.Camera.name).join(m.Camera)
              .order_by(m.Hold.start_us, m.Hold.id))
-    query = scope_cameras(query, principal)
+    held: dict[str, dict[int, int]] = {}
     per_volume: dict[str, list[dict[str, Any]]] = {}
-    for row in query.objects():
-        per_volume.setdefault(row.volume, []).append({
-            "id": row.id, "camera_id": row.camera_id, "camera_name": row.name,
-            "start_us": row.start_us, "end_us": row.end_us, "reason": row.reason,
-            "bytes": int(row.held_bytes or 0), "segments": int(row.held_segments or 0)})
-    return {k: int(v or 0) for k, v in totals.items()}, per_volume
+    for h in holds.objects():
+        covered: dict[str, list[int]] = {}
+        for stream in sorted(streams.get(h.camera_id, ())):
+            for seg_id, volume, size in _held_segments(h.camera_id, stream, h.start_us, h.end_us):
+                held.setdefault(volume, {})[seg_id] = size
+                covered.setdefault(volume, []).append(size)
+        if h.camera_id not in visible:
+            continue
+        for volume, sizes in covered.items():
+            per_volume.setdefault(volume, []).append({
+                "id": h.id, "camera_id": h.camera_id, "camera_name": h.name,
+                "start_us": h.start_us, "end_us": h.end_us, "reason": h.reason,
+                "bytes": sum(sizes), "segments": len(sizes)})
+    return {v: sum(sizes.values()) for v, sizes in held.items()}, per_volume
 
 
 def camera_usage(principal: Principal, now_us: int) -> list[dict[str, Any]]:
     """Every camera the principal may see (removed ones too: their footage is kept), with the
     bytes of its footage, the oldest footage kept (``retained_from_us``, null with none), the
     newest, and the days from the oldest to now (``retained_days``)."""
-    stats = (m.Segment.select(m.Segment.camera.alias("camera_id"),
-                              pw.fn.SUM(m.Segment.size_bytes).alias("used"),
-                              pw.fn.MIN(m.Segment.start_us).alias("oldest"),
-                              pw.fn.MAX(m.Segment.end_us).alias("newest"))
-             .where(_KEPT).group_by(m.Segment.camera))
-    figures = {r["camera_id"]: r for r in stats.dicts()}
+    usage = _usage()
+    used: dict[int, int] = {}
+    for cam_id, _stream, _volume, size in usage:
+        used[cam_id] = used.get(cam_id, 0) + size
+    streams = _streams(usage)
     cameras = scope_cameras(m.Camera.select(m.Camera, m.Site).join(m.Site), principal)
     out = []
     for cam in cameras.order_by(m.Site.name, m.Camera.name, m.Camera.id):
-        f = figures.get(cam.id)
-        oldest = int(f["oldest"]) if f and f["oldest"] is not None else None
+        spans = [_span(cam.id, stream) for stream in sorted(streams.get(cam.id, ()))]
+        starts = [a for a, _ in spans if a is not None]
+        ends = [b for _, b in spans if b is not None]
+        oldest = min(starts) if starts else None
         out.append({
             "id": cam.id, "name": cam.name, "site": {"id": cam.site.id, "name": cam.site.name},
             "archived": cam.archived_us is not None,
-            "used_bytes": int(f["used"] or 0) if f else 0,
+            "used_bytes": used.get(cam.id, 0),
             "retained_from_us": oldest,
-            "newest_us": int(f["newest"]) if f and f["newest"] is not None else None,
+            "newest_us": max(ends) if ends else None,
             "retained_days": round(max(0, now_us - oldest) / DAY_US, 3) if oldest is not None
             else 0.0,
         })
     return out
-
-
-def oldest_per_camera() -> dict[int, int]:
-    """The start of each camera's oldest kept footage (cameras with none are left out)."""
-    query = (m.Segment.select(m.Segment.camera, pw.fn.MIN(m.Segment.start_us))
-             .where(_KEPT).group_by(m.Segment.camera).tuples())
-    return {int(cam): int(oldest) for cam, oldest in query}
 
 
 @dataclass(frozen=True)
@@ -232,13 +292,16 @@ class IndexFigures:
     cameras: list[dict[str, Any]]
 
 
-def index_figures(principal: Principal, now_us: int, volumes: bool) -> IndexFigures:
-    """One reader-thread visit for everything the storage answer takes from the database."""
+def index_figures(principal: Principal, now_us: int, volumes: bool,
+                  lookback_us: int = 3600 * US_PER_S) -> IndexFigures:
+    """One reader-thread visit for everything the storage answer takes from the database.
+    ``lookback_us``: longer than any segment (for the write rate)."""
     cameras = camera_usage(principal, now_us)
     if not volumes:
         return IndexFigures({}, {}, {}, {}, {}, cameras)
     held, holds = _holds(principal)
-    return IndexFigures(volume_index_bytes(), _recent_bytes(now_us - WRITE_RATE_WINDOW_US),
+    return IndexFigures(volume_index_bytes(),
+                        _recent_bytes(now_us - WRITE_RATE_WINDOW_US, lookback_us),
                         _freed(now_us - FREED_WINDOW_US), held, holds, cameras)
 
 
@@ -325,6 +388,11 @@ class StorageService:
     def close(self) -> None:
         self.fs.close()
 
+    def _lookback_us(self) -> int:
+        """Longer than any segment: how far before the write-rate window a segment ending in it
+        may have started."""
+        return (2 * self.settings.recording.segment_seconds + 60) * US_PER_S
+
     @staticmethod
     def sees_volumes(principal: Principal) -> bool:
         return principal.can(STORAGE_RIGHT)
@@ -334,7 +402,8 @@ class StorageService:
         :data:`STORAGE_RIGHT`) and ``cameras`` of their sites."""
         now_us = self.clock.now_us()
         with_volumes = self.sees_volumes(principal)
-        figures = await self.gateway.read(index_figures, principal, now_us, with_volumes)
+        figures = await self.gateway.read(index_figures, principal, now_us, with_volumes,
+                                          self._lookback_us())
         volumes: list[dict[str, Any]] = []
         if with_volumes:
             fs = await self.fs.usage(self.settings.volumes)
@@ -346,7 +415,8 @@ class StorageService:
     def report_sync(self, principal: Principal) -> dict[str, Any]:
         """The same as :meth:`report`, from a thread (the CLI)."""
         now_us = self.clock.now_us()
-        figures = self.gateway.read_sync(index_figures, principal, now_us, True)
+        figures = self.gateway.read_sync(index_figures, principal, now_us, True,
+                                         self._lookback_us())
         fs = self.fs.usage_sync(self.settings.volumes)
         next_purge = self.next_purge_us()
         return {"at_us": now_us, "cameras": figures.cameras,

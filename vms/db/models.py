@@ -283,6 +283,22 @@ class Hold(BaseModel):
         constraints = [pw.SQL("CHECK (end_us > start_us)")]
 
 
+class SegmentUsage(BaseModel):
+    """Bytes and count of the segments (not ``missing``) per camera, stream and volume, kept by
+    database triggers on ``segment`` (migration 010): every insert, delete and change of a segment
+    row, whoever makes it, is counted in the same transaction, so storage figures never scan the
+    segment table. No foreign key: a camera's rows may outlive it (at zero)."""
+
+    camera_id = pw.BigIntegerField()
+    stream = pw.CharField(max_length=8)
+    volume = pw.CharField(max_length=100)
+    bytes = pw.BigIntegerField(default=0)
+    segments = pw.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("camera_id", "stream", "volume"), True),)
+
+
 class StorageSample(BaseModel):
     """One sample of a storage volume's usage (vms/storage.py samples each volume hourly and keeps
     30 days; the storage page draws them)."""
@@ -304,5 +320,5 @@ class StorageSample(BaseModel):
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
-    PendingDeletion, Event, Export, Hold, StorageSample,
+    PendingDeletion, Event, Export, Hold, SegmentUsage, StorageSample,
 )
