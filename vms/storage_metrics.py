@@ -10,13 +10,17 @@ which also gives it a database connection.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
+import peewee as pw
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vms.clock import US_PER_S
 from vms.storage import StorageService, oldest_per_camera, volume_index_bytes
+
+log = logging.getLogger(__name__)
 
 
 class StorageCollector(Collector):
@@ -31,8 +35,12 @@ class StorageCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         volumes = self.service.settings.volumes
-        used_by = volume_index_bytes()
-        oldest = oldest_per_camera()
+        try:
+            used_by = volume_index_bytes()
+            oldest = oldest_per_camera()
+        except pw.DatabaseError as exc:  # the other metrics are still worth serving
+            log.warning("storage metrics left out: database unavailable (%s)", exc)
+            return
         now_us = self.service.clock.now_us()
         fs = self.service.fs.usage_sync(volumes)
         used = GaugeMetricFamily("vms_storage_used_bytes",
