@@ -29,9 +29,10 @@ def _world(db_url: str, tmp_path: Path) -> tuple[Path, Any, int, int]:
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n[database]\nurl = "{db_url}"\n'
                       f'[[storage.volumes]]\nname = "main"\npath = "{tmp_path / "disk1"}"\n'
                       f'max_bytes = 1000000\n'
-                      f'[[storage.volumes]]\nname = "spare"\npath = "{tmp_path / "disk2"}"\n')
+                      f'[[storage.volumes]]\nname = "spare"\npath = "{tmp_path / "disk2"}"\n'
+                      f'[[storage.volumes]]\nname = "usb"\npath = "{tmp_path / "unmounted"}"\n')
     settings = load_settings(config, env={})
-    for volume in settings.volumes:
+    for volume in settings.volumes[:2]:
         volume.path.mkdir()
     gw = Gateway(settings.database_url)
     gw.migrate()
@@ -50,12 +51,13 @@ def _world(db_url: str, tmp_path: Path) -> tuple[Path, Any, int, int]:
 def test_storage_json_reports_index_and_disk(db_url: str, tmp_path: Path) -> None:
     config, gw, hall, yard = _world(db_url, tmp_path)
     settings = load_settings(config, env={})
-    main, spare = settings.volumes
+    main, spare, _usb = settings.volumes
     now = SystemClock().now_us()
     try:
         old = now - 2 * DAY_US
         gw.write_sync(record, main, hall, [(old, old + 60 * S, 3000), (old + 60 * S,
                                                                       old + 120 * S, 5000)])
+        gw.write_sync(record, main, hall, [(now - 100 * S, now - 40 * S, 6000)])
         gw.write_sync(record, spare, yard, [(now - 100 * S, now - 40 * S, 7000)])
         gw.write_sync(hold, hall, old, old + 10 * S, "evidence 42")
     finally:
@@ -64,15 +66,24 @@ def test_storage_json_reports_index_and_disk(db_url: str, tmp_path: Path) -> Non
     assert code == 0, err
     data = json.loads(out)
     vols = {v["name"]: v for v in data["volumes"]}
-    assert vols["main"]["used_bytes"] == 8000 and vols["spare"]["used_bytes"] == 7000
+    assert vols["main"]["used_bytes"] == 14000 and vols["spare"]["used_bytes"] == 7000
     assert vols["main"]["max_bytes"] == 1_000_000 and vols["spare"]["max_bytes"] == 0
     assert vols["main"]["total_bytes"] == shutil.disk_usage(main.path).total
     assert vols["main"]["held_bytes"] == 3000
     assert [h["reason"] for h in vols["main"]["holds"]] == ["evidence 42"]
     assert vols["spare"]["write_bytes_per_s"] == round(7000 / 600, 1)
+    # at 10 B/s, the cap (1,000,000 bytes, 14,000 used) is reached first
+    assert vols["main"]["write_bytes_per_s"] == 10.0
+    assert vols["main"]["seconds_to_full"] == (1_000_000 - 14_000) // 10
+    # a volume whose disk is not mounted: said so, nothing created, the others still answered
+    usb = vols["usb"]
+    assert usb["free_bytes"] is None and usb["total_bytes"] is None
+    assert str(tmp_path / "unmounted") in usb["error"] and "not mounted" in usb["error"]
+    assert not (tmp_path / "unmounted").exists()
     assert vols["main"]["next_purge_us"] is None
     cams = {c["name"]: c for c in data["cameras"]}
-    assert cams["hall"]["used_bytes"] == 8000 and cams["hall"]["retained_from_us"] == old
+    assert cams["hall"]["used_bytes"] == 14000 and cams["hall"]["retained_from_us"] == old
+    assert cams["hall"]["newest_us"] == now - 40 * S
     assert cams["yard"]["used_bytes"] == 7000
     # `status` is the same action; the text form names the figures
     code, text, err = _vms(config, "storage", "status")
@@ -84,7 +95,7 @@ def test_storage_json_reports_index_and_disk(db_url: str, tmp_path: Path) -> Non
 def test_check_reports_drift_per_volume(db_url: str, tmp_path: Path) -> None:
     config, gw, hall, yard = _world(db_url, tmp_path)
     settings = load_settings(config, env={})
-    main, spare = settings.volumes
+    main, spare, _usb = settings.volumes
     now = SystemClock().now_us()
     try:
         segs = gw.write_sync(record, main, hall, [(now - 120 * S, now - 60 * S, 3000),

@@ -63,6 +63,9 @@ async def test_storage_matches_index_and_disk(world: World) -> None:
     seeded = await seed(world)
     from vms.app import SCHEDULER
 
+    # a second hold over the same footage: listed, but its bytes are not counted twice
+    start = seeded["a_old"][1].start_us  # type: ignore[index]
+    hold_a2 = await world.app[GATEWAY].write(hold, world.camera_a, start + 1, start + 2, "again")
     data = await get_storage(world, "admin1")
     volume = world.app[SETTINGS].volumes[0]
     [vol] = data["volumes"]
@@ -82,6 +85,7 @@ async def test_storage_matches_index_and_disk(world: World) -> None:
     assert holds[seeded["hold_a"]]["camera_name"] == "Gate A"
     assert holds[seeded["hold_a"]]["reason"] == "burglary"
     assert holds[seeded["hold_b"]]["bytes"] == 4000
+    assert holds[hold_a2]["bytes"] == 2000 and len(holds) == 3
     assert vol["next_purge_us"] is None  # no retention job scheduled
 
     cams = {c["id"]: c for c in data["cameras"]}
