@@ -88,6 +88,7 @@ async def storage_page(request: web.Request) -> web.StreamResponse:
     charts: dict[str, Any] = {}
     for volume in data["volumes"]:
         samples = await service.history(volume["name"], HISTORY_KEEP_DAYS)
-        charts[volume["name"]] = usage_chart(samples, data["at_us"], HISTORY_KEEP_DAYS)
+        charts[volume["name"]] = usage_chart(samples, data["at_us"], HISTORY_KEEP_DAYS,
+                                             max_bytes=volume["max_bytes"])
     return render(request, "storage.html", {"storage": data, "charts": charts,
                                             "size": format_bytes})

@@ -110,7 +110,7 @@ async def test_storage_page_draws_the_chart_and_matches_the_api(browser: Any,
 
     # in Russian, with the units translated
     await page.select_option("select[name=language]", "ru")
-    await page.wait_for_function("document.documentElement.lang === 'ru'")
+    await page.locator("html[lang=ru]").wait_for(state="attached")
     assert await page.locator("h1").inner_text() == "Хранилище"
     assert "МБ" in await figures.locator("td[data-field='used_bytes']").inner_text()
     assert not errors, errors
