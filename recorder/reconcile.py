@@ -75,6 +75,11 @@ class ReconcileReport:
     """Volumes not usable (unmarked — e.g. not mounted —, foreign, unreadable): why. Their files
     are not walked and their rows are not marked ``missing``: a disk that is not mounted has not
     lost its recordings."""
+    volumes: list[dict[str, object]] = field(default_factory=list)
+    """Per volume, after this pass: ``index_bytes`` (the indexed segments whose file should be
+    there), ``disk_bytes`` (the segment files found) and ``drift_bytes`` (disk − index); files and
+    rows of excluded runs left out. Drift is reported, not counted as a problem: the findings
+    above explain it."""
 
     @property
     def problems(self) -> int:
@@ -96,7 +101,8 @@ class ReconcileReport:
             "missing": self.missing, "restored": self.restored,
             "deletions_completed": self.deletions_completed, "runs_closed": self.runs_closed,
             "ring_discarded": self.ring_discarded, "excluded_runs": self.excluded_runs,
-            "volumes_skipped": self.volumes_skipped, "problems": self.problems,
+            "volumes_skipped": self.volumes_skipped, "volumes": self.volumes,
+            "problems": self.problems,
         }
 
 
@@ -154,6 +160,7 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
         if volume.name in skipped:
             continue
         report.in_quarantine += [f"{volume.name}:{rel}" for rel in iter_quarantined(volume)]
+    report.volumes = volume_drift(gateway, settings, exclude_run_ids, skipped)
     for line in report.lost_and_found:
         log.warning("reconcile: unplayable segment %s %s", line,
                     "moved to lost+found" if repair else "(would be moved to lost+found)")
@@ -163,6 +170,41 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
     if report.problems:
         log.info("reconcile (%s): %s", "repair" if repair else "check only", report.summary())
     return report
+
+
+def volume_drift(gateway: Gateway, settings: Settings,
+                 exclude_run_ids: frozenset[int] = frozenset(),
+                 skipped: set[str] | frozenset[str] = frozenset()) -> list[dict[str, object]]:
+    """Bytes per volume as the index counts them (rows not ``missing``) against the bytes of the
+    segment files on disk, leaving out the runs in ``exclude_run_ids`` (being written now) and the
+    volumes in ``skipped`` (not usable: not walked)."""
+
+    def load() -> tuple[dict[str, int], set[str]]:
+        query = (Segment.select(Segment.volume, pw.fn.SUM(Segment.size_bytes))
+                 .where((Segment.state != "missing")
+                        & Segment.run.not_in(list(exclude_run_ids) or [0]))
+                 .group_by(Segment.volume).tuples())
+        excluded = {r.uuid for r in Run.select(Run.uuid).where(Run.id.in_(list(exclude_run_ids)))}
+        return {name: int(total or 0) for name, total in query}, excluded
+
+    indexed, excluded_uuids = gateway.read_sync(load)
+    out: list[dict[str, object]] = []
+    for volume in settings.volumes:
+        if volume.name in skipped:
+            continue
+        disk = 0
+        for rel in iter_segment_files(volume):
+            place = parse_segment_path(rel)
+            if place is not None and place.run_uuid in excluded_uuids:
+                continue
+            try:
+                disk += (volume.path / rel).stat().st_size
+            except FileNotFoundError:  # deleted while we looked
+                continue
+        index_bytes = indexed.get(volume.name, 0)
+        out.append({"name": volume.name, "index_bytes": index_bytes, "disk_bytes": disk,
+                    "drift_bytes": disk - index_bytes})
+    return out
 
 
 def _finish_deletions(gateway: Gateway, settings: Settings, report: ReconcileReport,

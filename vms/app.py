@@ -64,6 +64,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_secrets_ctx)
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
+    app.cleanup_ctx.append(_storage_ctx)
     app.cleanup_ctx.append(_onboarding_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
@@ -161,6 +162,50 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         scheduler.shutdown(wait=False)
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Storage figures (vms/storage.py): the API and page, the ``vms_storage_*`` metrics (computed
+    when scraped) and the hourly ``storage_history`` sample (also taken at start when the last is
+    older than an hour). The default volume (``<data_dir>/recordings``, when none is configured)
+    is created and marked first, so a fresh install's first sample and figures see it."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from recorder.volumes import database_uuid, prepare_default_volume
+    from vms.storage import SAMPLE_INTERVAL_S, StorageService
+    from vms.storage_metrics import StorageCollector
+
+    db_uuid = await app[GATEWAY].write(database_uuid)
+    await asyncio.to_thread(prepare_default_volume, app[SETTINGS], db_uuid, app[CLOCK].now_us())
+    scheduler = app[SCHEDULER]
+
+    def next_purge_us() -> int | None:
+        job = scheduler.get_job("retention")
+        when = getattr(job, "next_run_time", None) if job is not None else None
+        return int(when.timestamp() * 1_000_000) if when is not None else None
+
+    async def volume_health() -> dict[str, tuple[str, str]]:
+        recorder = app[SERVICES].get("recorder")
+        if recorder is None:
+            return {}
+        return {h.volume: (h.state, h.message) for h in await recorder.volume_health()}
+
+    service = StorageService(app[GATEWAY], app[SETTINGS], app[CLOCK], next_purge_us=next_purge_us,
+                             volume_health=volume_health)
+    collector = StorageCollector(service)
+    app[METRICS].register(collector)
+    app[SERVICES]["storage"] = service
+    scheduler.add_job(service.sample, "interval", seconds=SAMPLE_INTERVAL_S, id="storage_history",
+                      max_instances=1, coalesce=True, misfire_grace_time=SAMPLE_INTERVAL_S,
+                      next_run_time=datetime.now(UTC))
+    try:
+        yield
+    finally:
+        if scheduler.get_job("storage_history") is not None:
+            scheduler.remove_job("storage_history")
+        app[METRICS].unregister(collector)
+        service.close()
 
 
 async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:

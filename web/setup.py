@@ -23,6 +23,7 @@ from web import (
     views_live,
     views_playback,
     views_recording,
+    views_storage,
     views_system,
 )
 from web.forwarded import forwarded_middleware
@@ -47,6 +48,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_discovery.routes, views_live.routes, views_playback.routes,
     views_export.routes,
     views_recording.routes,
+    views_storage.routes,
 )
 
 

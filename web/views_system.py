@@ -42,7 +42,9 @@ async def metrics(request: web.Request) -> web.StreamResponse:
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise web.HTTPUnauthorized(text="metrics need the configured bearer token",
                                        headers={"WWW-Authenticate": "Bearer"})
-    body = generate_latest(request.app[METRICS])
+    # rendered on a reader thread: some collectors (vms/storage_metrics.py) read the database and
+    # the file systems when scraped
+    body = await request.app[GATEWAY].read(generate_latest, request.app[METRICS])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -88,6 +88,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/cameras/{id}/playback"): "playback",
     ("GET", "/playback"): "playback",
     ("GET", "/api/v1/cameras/{id}/holds"): "playback",
+    ("GET", "/api/v1/storage"): "playback",
+    ("GET", "/api/v1/storage/history"): "manage_cameras",
+    ("GET", "/storage"): "playback",
     ("POST", "/api/v1/cameras/{id}/holds"): "export",
     ("DELETE", "/api/v1/cameras/{id}/holds/{hold_id}"): "export",
 }

@@ -5,7 +5,9 @@ Runs :func:`recorder.reconcile.reconcile`, the same code the server
 runs at start-up. Safe while the server runs: a running server holds an exclusive ``flock`` on
 ``<data_dir>/server.lock``; when it is held, runs still open (``end_us`` NULL, being recorded now)
 are left out — their files are in flux — and ``--repair`` repairs only the rest, saying so. The
-exit code is 1 when problems were found and not repaired, 0 otherwise.
+report also gives, per volume, the bytes the index counts against the bytes of the segment files
+on disk (``volumes[].drift_bytes``: reported, not counted as a problem). The exit code is 1 when
+problems were found and not repaired, 0 otherwise.
 
 ``vms recording set CAMERA_ID [--mode …] [--schedule JSON] [--pre S] [--post S] [--volume NAME] [--stream KIND
 [--record yes|no] [--transport tcp|udp|default]]`` changes how one camera is recorded through
@@ -108,6 +110,10 @@ def _text(data: dict[str, Any], summary: str) -> str:
             lines.append(f"  {item}: {label}")
     for run_id in data["runs_closed"]:
         lines.append(f"  run {run_id}: left open by a crash → closed (crash_recovered)")
+    for vol in data["volumes"]:
+        if vol["drift_bytes"]:
+            lines.append(f"volume {vol['name']}: segment files on disk {vol['disk_bytes']} bytes, "
+                         f"index {vol['index_bytes']} bytes (drift {vol['drift_bytes']:+d})")
     if data["in_quarantine"]:
         lines.append(f"{len(data['in_quarantine'])} file(s) in quarantine (never indexed nor served;"
                      " look at them, then move or delete them):")

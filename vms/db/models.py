@@ -294,7 +294,42 @@ class Installation(BaseModel):
     created_us = pw.BigIntegerField(default=0)
 
 
+class SegmentUsage(BaseModel):
+    """Bytes and count of the segments (not ``missing``) per camera, stream and volume, kept by
+    database triggers on ``segment`` (migration 010): every insert, delete and change of a segment
+    row, whoever makes it, is counted in the same transaction, so storage figures never scan the
+    segment table. No foreign key: a camera's rows may outlive it (at zero)."""
+
+    camera_id = pw.BigIntegerField()
+    stream = pw.CharField(max_length=8)
+    volume = pw.CharField(max_length=100)
+    bytes = pw.BigIntegerField(default=0)
+    segments = pw.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("camera_id", "stream", "volume"), True),)
+
+
+class StorageSample(BaseModel):
+    """One sample of a storage volume's usage (vms/storage.py samples each volume hourly and keeps
+    30 days; the storage page draws them)."""
+
+    volume = pw.CharField(max_length=100)
+    at_us = pw.BigIntegerField()
+    used_bytes = pw.BigIntegerField()  # bytes of the indexed segments on the volume
+    free_bytes = pw.BigIntegerField()  # free bytes of the volume's file system
+    total_bytes = pw.BigIntegerField()  # size of the volume's file system
+
+    class Meta:
+        indexes = ((("volume", "at_us"), False),)
+        constraints = [
+            pw.SQL("CHECK (used_bytes >= 0)"),
+            pw.SQL("CHECK (free_bytes >= 0)"),
+            pw.SQL("CHECK (total_bytes >= 0)"),
+        ]
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
-    PendingDeletion, Event, Export, Hold, Installation,
+    PendingDeletion, Event, Export, Hold, Installation, SegmentUsage, StorageSample,
 )
