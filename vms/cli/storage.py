@@ -150,7 +150,7 @@ def cmd_storage_status(args: argparse.Namespace) -> int:
                          rights=ROLE_RIGHTS["admin"])
     try:
         db_uuid = gateway.write_sync(database_uuid)
-        health = {}
+        health: dict[str, tuple[str, str]] = {}
         for volume in settings.volumes:
             checked = check_volume(volume, db_uuid)
             health[volume.name] = (checked.state, checked.message)
