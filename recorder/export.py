@@ -56,8 +56,9 @@ from vms.signing import ManifestSigner, sha256_file
 
 log = logging.getLogger(__name__)
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
-FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+STATES = ("queued", "running", "done", "failed", "cancelled", "expired")
+FINAL_STATES = frozenset({"done", "failed", "cancelled", "expired"})
+"""``expired``: a finished export whose file and manifest retention deleted (``exports_days``)."""
 MAX_RANGE_US = 24 * 3600 * 1_000_000
 """Longest range one export may cover (24 h)."""
 MAX_CAMERAS = 16
