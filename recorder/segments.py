@@ -101,21 +101,24 @@ def _size(n: int) -> str:
 def volume_space_problem(volume: Volume, margin_bytes: int = 0) -> str | None:
     """Why no segment may be started on ``volume`` now (a reason naming it), or None.
 
-    Refused when the free space is below ``min_free_bytes`` + ``margin_bytes``, or nil. Retention
-    (a later issue) is what will make space by deleting old footage; until then a person must.
+    Refused when the free space is below the volume's floor (``min_free_bytes``,
+    ``min_free_percent``) + ``margin_bytes``, or nil. Retention's space watcher
+    (recorder/retention.py) deletes the oldest unprotected footage long before that.
     """
     try:
-        free = shutil.disk_usage(volume.path).free
+        usage = shutil.disk_usage(volume.path)
     except OSError as exc:
         return f"volume {volume.name!r} ({volume.path}) cannot be read: {exc.strerror or exc}"
-    need = volume.min_free_bytes + margin_bytes
+    free = usage.free
+    floor = volume.floor_bytes(usage.total)
+    need = floor + margin_bytes
     if free >= max(need, 1):
         return None
     where = f"volume {volume.name!r} ({volume.path}) is full: {_size(free)} free"
     if margin_bytes:
         return f"{where}; recording resumes when {_size(need)} is free"
-    if volume.min_free_bytes:
-        return f"{where}, below min_free_bytes ({_size(volume.min_free_bytes)})"
+    if floor:
+        return f"{where}, below its floor ({_size(floor)}: min_free_bytes, min_free_percent)"
     return where
 
 
