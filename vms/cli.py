@@ -370,9 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per camera")
     p.set_defaults(func=cmd_sim)
 
-    from vms import cli_export, cli_onboarding, cli_recording, cli_verify
+    from vms import cli_export, cli_onboarding, cli_recording, cli_retention, cli_verify
 
     cli_onboarding.register(sub)
+    cli_retention.add_parsers(sub)
     cli_recording.register(sub)
     cli_export.register(sub)
     cli_verify.register(sub, with_config)
