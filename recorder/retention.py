@@ -345,7 +345,7 @@ class Purger:
                                      "cameras": sorted({i.camera_id for i in items})})
             return rows
 
-        rows = self.gw.write_sync(mark)
+        rows = self.gw.write_blocking(mark)
         if not rows:
             return 0
         self._stage("marked")
@@ -357,7 +357,7 @@ class Purger:
             m.Segment.delete().where(m.Segment.id.in_(ids)).execute()
             m.PendingDeletion.delete().where(m.PendingDeletion.segment_id.in_(ids)).execute()
 
-        self.gw.write_sync(forget)
+        self.gw.write_blocking(forget)
         self._stage("deleted")
         size = sum(r.size_bytes for r in rows)
         report.add(reason, len(rows), size)
@@ -432,7 +432,7 @@ class Purger:
                     m.Segment.delete().where(m.Segment.id.in_(segment_ids)).execute()
                 m.PendingDeletion.delete().where(m.PendingDeletion.id.in_(pending_ids)).execute()
 
-            self.gw.write_sync(forget)
+            self.gw.write_blocking(forget)
             done += len(rows)
             last_id = pending_ids[-1]
             log.warning("retention: finished %s interrupted deletions", len(rows))
@@ -467,7 +467,7 @@ class Purger:
                     expired.append(export.id)
                 return expired
 
-            expired: list[int] = self.gw.write_sync(mark) if sizes else []
+            expired: list[int] = self.gw.write_blocking(mark) if sizes else []
             for eid in expired:
                 report.add("export_expired", 0, sizes[eid])
                 if self.metrics is not None:
@@ -483,7 +483,7 @@ class Purger:
         if leftovers:
             with contextlib.suppress(OSError):
                 fsync_dir(folder)
-            self.gw.write_sync(lambda: m.Export.update(path="").where(
+            self.gw.write_blocking(lambda: m.Export.update(path="").where(
                 m.Export.id.in_(leftovers)).execute())
         return expired
 
