@@ -11,7 +11,7 @@ kept segments. ``camera_changed()`` brings one camera's tasks in line with the d
 change → restart with end reason ``config_change``; also on :class:`vms.bus.CameraChanged`),
 ``stop()`` stops them all (end reason ``shutdown``), awaits every task and releases the lock.
 Camera status rows are written from here. A stream whose volume is full reports it through
-:attr:`RecorderSupervisor.volume_full_hooks` (retention, a later issue, registers there).
+:attr:`RecorderSupervisor.volume_full_hooks` (retention registers there: recorder/retention.py).
 """
 
 from __future__ import annotations
@@ -69,9 +69,10 @@ class RecorderSupervisor:
         self._changes: set[asyncio.Task[None]] = set()
         self._updated_us: dict[int, int] | None = None
         self.volume_full_hooks: list[Callable[[Volume, str], None]] = []
-        """Called (volume, reason) when a stream finds its volume full. HOOK for retention (a
-        later issue): delete the volume's oldest footage here; the stream retries after its
-        backoff delay and records again once ``min_free_bytes`` + the resume margin is free."""
+        """Called (volume, reason) when a stream finds its volume full (on the event loop: a hook
+        must not block). Retention's hook wakes the volume's space watcher, which deletes its
+        oldest unprotected footage; the stream retries after its backoff delay and records again
+        once the floor + the resume margin is free."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
