@@ -376,3 +376,20 @@ def test_the_next_pass_finishes_an_interrupted_deletion(env: Env) -> None:
     assert report.pending_finished == 10
     assert segments(env, cam) == [r for r in before if r[1] > NOW - 10 * DAY]
     assert_consistent(env)
+
+
+def test_min_free_percent_sets_the_floor(tmp_path: Path) -> None:
+    from vms.config import ConfigError, Volume, load_settings
+
+    assert Volume("v", tmp_path, min_free_bytes=100, min_free_percent=10).floor_bytes(10_000) \
+        == 1_000
+    assert Volume("v", tmp_path, min_free_bytes=5_000, min_free_percent=10).floor_bytes(10_000) \
+        == 5_000
+    config = tmp_path / "vms.toml"
+    config.write_text('[[storage.volumes]]\nname = "a"\npath = "a"\nmin_free_percent = 100\n')
+    with pytest.raises(ConfigError, match=r"storage.volumes\[0\].min_free_percent must be 0..99"):
+        load_settings(config, env={})
+    config.write_text('[[storage.volumes]]\nname = "a"\npath = "a"\nmin_free_percent = 12\n'
+                      "[retention]\nexports_days = 3\n")
+    settings = load_settings(config, env={})
+    assert settings.volumes[0].min_free_percent == 12 and settings.retention.exports_days == 3
