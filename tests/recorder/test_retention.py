@@ -393,3 +393,26 @@ def test_min_free_percent_sets_the_floor(tmp_path: Path) -> None:
                       "[retention]\nexports_days = 3\n")
     settings = load_settings(config, env={})
     assert settings.volumes[0].min_free_percent == 12 and settings.retention.exports_days == 3
+
+
+async def test_the_server_schedules_retention_and_counts_it(env: Env, aiohttp_client: Any) -> None:
+    """``create_app`` wires the job ``retention`` (one at a time, coalesced, with a misfire
+    grace), the recorder's disk-full hook and the counters on /metrics; the job purges."""
+    from vms.app import SCHEDULER, create_app
+    from web.keys import SERVICES
+
+    cam = add_camera(env, "gate", days=11)
+    env.clock.set_wall(T0 + 11 * DAY)
+    app = create_app(env.settings, clock=env.clock)
+    client = await aiohttp_client(app)
+    job = app[SCHEDULER].get_job("retention")
+    assert job is not None and job.max_instances == 1 and job.coalesce is True
+    assert job.misfire_grace_time and job.misfire_grace_time >= 60
+    service = app[SERVICES]["retention"]
+    assert service.volume_full in app[SERVICES]["recorder"].volume_full_hooks
+    report = await job.func()
+    assert report.by_reason["age"].segments == 24  # day 0 is older than 10 days
+    assert len(segments(env, cam)) == 11 * 24 - 24
+    text = await (await client.get("/metrics")).text()
+    assert 'vms_retention_deleted_segments_total{reason="age"} 24.0' in text
+    assert 'vms_retention_deleted_bytes_total{reason="space"} 0.0' in text
