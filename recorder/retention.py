@@ -47,6 +47,7 @@ from typing import Any
 import peewee as pw
 from prometheus_client import CollectorRegistry, Counter
 
+from recorder.purge import delete_ids, insert_pending, unlink_files
 from recorder.segments import fsync_dir, volume_by_name
 from vms import audit
 from vms.clock import Clock, us_to_datetime
@@ -337,7 +338,7 @@ class Purger:
             if not rows:
                 return []
             now_us = self.clock.now_us()
-            _insert_pending([(r.volume, r.path, r.id, now_us) for r in rows])
+            insert_pending([(r.volume, r.path, r.id, now_us) for r in rows])
             _record_ranges(rows)
             by_volume: dict[str, list[_Claimed]] = {}
             for r in rows:
@@ -359,8 +360,8 @@ class Purger:
         ids = [r.id for r in rows]
 
         def forget() -> None:
-            _delete_in("segment", "id", ids)
-            _delete_in("pending_deletion", "segment_id", ids)
+            delete_ids("segment", "id", ids)
+            delete_ids("pending_deletion", "segment_id", ids)
 
         self.gw.write_blocking(forget)
         self._stage("deleted")
@@ -380,20 +381,7 @@ class Purger:
             self.checkpoint(stage)
 
     def _unlink(self, files: list[tuple[str, str]]) -> None:
-        """Unlink every file, then fsync each folder once (the unlinks are then durable)."""
-        roots = {v.name: str(v.path) for v in self.settings.volumes}
-        folders: set[str] = set()
-        for vol_name, rel in files:
-            root = roots.get(vol_name)
-            if root is None:  # a volume no longer configured: only its rows go
-                continue
-            path = os.path.join(root, rel)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            folders.add(os.path.dirname(path))
-        for folder in sorted(folders):
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                fsync_dir(Path(folder))
+        unlink_files(self.settings, files)
 
     def _remove_empty_days(self, folders: set[tuple[str, str]]) -> None:
         """Remove ``<camera>/<day>/<stream>`` folders (and their day folder) left empty, for days
@@ -558,25 +546,6 @@ class SpaceCheck:
     """Bytes indexed on the volume (only computed when it has a ``max_bytes`` cap)."""
     short_bytes: int
     """How much must be freed (0: enough room)."""
-
-
-def _insert_pending(rows: list[tuple[str, str, int, int]]) -> None:
-    """``PendingDeletion`` rows (volume, path, segment id, created_us) in one ``executemany``
-    (peewee's ``insert_many`` spends ~150 ms building the SQL of 1,000 rows)."""
-    db = m.PendingDeletion._meta.database
-    p = db.param
-    db.cursor().executemany(
-        f"INSERT INTO pending_deletion (volume, path, segment_id, created_us) "  # noqa: S608
-        f"VALUES ({p}, {p}, {p}, {p})", rows)
-
-
-def _delete_in(table: str, column: str, ids: list[int]) -> None:
-    """``DELETE FROM table WHERE column IN (ids)`` with the SQL written once (not per value)."""
-    db = m.Segment._meta.database
-    for i in range(0, len(ids), 500):
-        part = ids[i:i + 500]
-        db.execute_sql(f'DELETE FROM "{table}" WHERE "{column}" IN '  # noqa: S608 - our names
-                       f"({', '.join([db.param] * len(part))})", part)
 
 
 def _export_files(folder: Path, export_id: int) -> list[Path]:
