@@ -49,6 +49,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from recorder.purge import delete_ids, insert_pending, unlink_files
 from recorder.segments import fsync_dir, volume_by_name
+from recorder.timeline import HOLD_MAX_US
 from vms import audit
 from vms.clock import Clock, us_to_datetime
 from vms.config import Settings, Volume
@@ -231,6 +232,8 @@ class Purger:
         self.chunk = chunk
         self.options = options or RetentionOptions()
         self.checkpoint = checkpoint
+        self._blocked: set[str] = set()
+        """Volumes short of space with nothing deletable left (logged once until it changes)."""
         """Called with each of :data:`STAGES` after that step of a chunk (crash tests stop the
         process there); None in service."""
 
@@ -523,15 +526,35 @@ class Purger:
                      self.options.min_margin_bytes)
         freed = self.free_bytes("space", check.short_bytes + margin, report, volume=volume.name)
         if freed < check.short_bytes:
+            if volume.name in self._blocked:
+                return report
+            self._blocked.add(volume.name)
             log.error("volume %r: %s bytes short of its floor and write horizon, but only %s "
                       "bytes could be deleted (the rest is held or exported)", volume.name,
                       check.short_bytes, freed)
         else:
+            self._blocked.discard(volume.name)
             log.warning("volume %r: %s bytes free, %s needed (floor %s + %.0f s of writing at "
                         "%.0f B/s): deleted %s bytes of its oldest footage", volume.name,
                         check.free_bytes, check.floor_bytes + check.horizon_bytes,
                         check.floor_bytes, self.options.horizon_s, check.rate_bytes_s, freed)
         return report
+
+
+def blocking_holds(volume: str) -> list[dict[str, Any]]:
+    """The holds that keep footage on ``volume``, with the bytes of its segments each overlaps
+    (for the storage page and API: "these holds keep N bytes"). A read."""
+    out = []
+    for hold_id, camera_id, start_us, end_us, reason in m.Hold.select(
+            m.Hold.id, m.Hold.camera, m.Hold.start_us, m.Hold.end_us, m.Hold.reason).tuples():
+        held = m.Segment.select(pw.fn.COALESCE(pw.fn.SUM(m.Segment.size_bytes), 0)).where(
+            (m.Segment.camera == camera_id) & (m.Segment.volume == volume)
+            & (m.Segment.start_us < end_us) & (m.Segment.end_us > start_us)
+            & (m.Segment.start_us >= start_us - HOLD_MAX_US)).scalar()
+        if held:
+            out.append({"id": hold_id, "camera_id": camera_id, "start_us": start_us,
+                        "end_us": end_us, "reason": reason, "bytes": int(held)})
+    return out
 
 
 @dataclass(frozen=True)

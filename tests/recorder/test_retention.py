@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from recorder.reconcile import reconcile
-from recorder.retention import Purger, PurgeReport, RetentionMetrics
+from recorder.retention import Purger, PurgeReport, RetentionMetrics, blocking_holds
 from recorder.timeline import build_timeline
 from vms.clock import FakeClock, us_to_datetime
 from vms.config import Settings
@@ -243,6 +243,10 @@ def test_holds_and_exports_protect_their_ranges_from_every_purge(env: Env) -> No
     cap = purger.run_pass()
     assert {r[3] for r in segments(env, cam) + segments(env, other)} == protected
     assert space.by_reason["space"].segments > 0 and "byte_cap" not in cap.by_reason
+    # what blocks freeing more: the holds, with the bytes each keeps
+    blocking = env.gw.read_sync(blocking_holds, "main")
+    assert [(h["camera_id"], h["bytes"]) for h in blocking] == [(cam, 24 * SEG_BYTES),
+                                                                (other, SEG_BYTES)]
     assert_consistent(env)
 
     # once the fresh export expires (7 days after it finished), its range goes too
