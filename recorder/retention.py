@@ -23,21 +23,17 @@ transaction deletes the segment and pending rows. A crash anywhere rolls forward
 (or start-up reconciliation) finishes the pending rows, so no file outlives its row and no row
 outlives its file. Day folders older than yesterday left empty are removed.
 
-:class:`SpaceWatcher` runs one thread per volume (a hung mount stalls only its own) that checks
-the space every few seconds and purges at once when short; :class:`RetentionService` is what the
-composition root holds: the scheduled pass (APScheduler job ``retention``), the watcher and the
-recorder's disk-full hook.
+The purged time is recorded by recorder/purged_ranges.py; the threads that watch each volume's
+space and the service the composition root holds are in recorder/retention_service.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,8 +44,8 @@ import peewee as pw
 from prometheus_client import CollectorRegistry, Counter
 
 from recorder.purge import delete_ids, insert_pending, unlink_files
+from recorder.purged_ranges import record_ranges
 from recorder.segments import fsync_dir, volume_by_name
-from recorder.timeline import HOLD_MAX_US
 from vms import audit
 from vms.clock import Clock, us_to_datetime
 from vms.config import Settings, Volume
@@ -63,8 +59,6 @@ CHUNK = 1_000
 """Segments marked, unlinked and forgotten per step (each transaction stays short)."""
 REASONS = ("age", "space", "byte_cap", "export_expired")
 AUDIT_ACTION = "retention.purge"
-CONTIGUOUS_US = 1_000
-"""Purged segments closer than this are one purged range."""
 STAGES = ("marked", "unlinked", "deleted")
 """Points of a chunk's deletion at which :attr:`Purger.checkpoint` is called."""
 
@@ -342,7 +336,7 @@ class Purger:
                 return []
             now_us = self.clock.now_us()
             insert_pending([(r.volume, r.path, r.id, now_us) for r in rows])
-            _record_ranges(rows)
+            record_ranges([(r.camera_id, r.stream, r.id, r.start_us, r.end_us) for r in rows])
             by_volume: dict[str, list[_Claimed]] = {}
             for r in rows:
                 by_volume.setdefault(r.volume, []).append(r)
@@ -541,22 +535,6 @@ class Purger:
         return report
 
 
-def blocking_holds(volume: str) -> list[dict[str, Any]]:
-    """The holds that keep footage on ``volume``, with the bytes of its segments each overlaps
-    (for the storage page and API: "these holds keep N bytes"). A read."""
-    out = []
-    for hold_id, camera_id, start_us, end_us, reason in m.Hold.select(
-            m.Hold.id, m.Hold.camera, m.Hold.start_us, m.Hold.end_us, m.Hold.reason).tuples():
-        held = m.Segment.select(pw.fn.COALESCE(pw.fn.SUM(m.Segment.size_bytes), 0)).where(
-            (m.Segment.camera == camera_id) & (m.Segment.volume == volume)
-            & (m.Segment.start_us < end_us) & (m.Segment.end_us > start_us)
-            & (m.Segment.start_us >= start_us - HOLD_MAX_US)).scalar()
-        if held:
-            out.append({"id": hold_id, "camera_id": camera_id, "start_us": start_us,
-                        "end_us": end_us, "reason": reason, "bytes": int(held)})
-    return out
-
-
 @dataclass(frozen=True)
 class SpaceCheck:
     volume: str
@@ -584,161 +562,3 @@ def _export_held(export: m.Export) -> bool:
         return False
     return bool(m.Hold.select().where(m.Hold.camera.in_(ids) & (m.Hold.start_us < export.to_us)
                                       & (m.Hold.end_us > export.from_us)).exists())
-
-
-def _record_ranges(rows: list[_Claimed]) -> None:
-    """Record the purged time of ``rows`` (inside the marking transaction): per camera stream,
-    runs of rows with no surviving segment between them become one range, merged with the
-    stored range just before (or after) it when no segment lies between those either."""
-    by_stream: dict[tuple[int, str], list[_Claimed]] = {}
-    for r in rows:
-        by_stream.setdefault((r.camera_id, r.stream), []).append(r)
-    for (camera_id, stream), items in by_stream.items():
-        items.sort(key=lambda r: (r.start_us, r.id))
-        ids = {r.id for r in items}
-        key = (m.Segment.camera == camera_id) & (m.Segment.stream == stream)
-        query = m.Segment.select(m.Segment.id, m.Segment.start_us).where(
-            key & (m.Segment.start_us >= items[0].start_us)
-            & (m.Segment.start_us < items[-1].end_us))
-        survivors = sorted(start for sid, start in m.Segment._meta.database.execute(query)
-                           if sid not in ids)
-        ranges: list[list[int]] = []
-        for r in items:
-            if ranges and (r.start_us - ranges[-1][1] <= CONTIGUOUS_US
-                           or not _any_between(survivors, ranges[-1][1], r.start_us)):
-                ranges[-1][1] = max(ranges[-1][1], r.end_us)
-            else:
-                ranges.append([r.start_us, r.end_us])
-        for start, end in ranges:
-            _store_range(camera_id, stream, start, end)
-
-
-def _any_between(sorted_starts: list[int], after_us: int, before_us: int) -> bool:
-    import bisect
-
-    i = bisect.bisect_left(sorted_starts, after_us)
-    return i < len(sorted_starts) and sorted_starts[i] < before_us
-
-
-def _store_range(camera_id: int, stream: str, start_us: int, end_us: int) -> None:
-    PR = m.PurgedRange
-    key = (PR.camera == camera_id) & (PR.stream == stream)
-    seg_key = (m.Segment.camera == camera_id) & (m.Segment.stream == stream)
-
-    def nothing_between(a_us: int, b_us: int) -> bool:
-        if b_us - a_us <= CONTIGUOUS_US:
-            return True
-        return not (m.Segment.select(m.Segment.id).where(
-            seg_key & (m.Segment.start_us >= a_us) & (m.Segment.start_us < b_us)
-            & ~pw.fn.EXISTS(m.PendingDeletion.select(m.PendingDeletion.id).where(
-                m.PendingDeletion.segment_id == m.Segment.id))).exists())
-
-    before = PR.select().where(key & (PR.end_us <= end_us)).order_by(PR.end_us.desc()).first()
-    after = PR.select().where(key & (PR.end_us > end_us)).order_by(PR.end_us).first()
-    if before is not None and (before.end_us >= start_us
-                               or nothing_between(before.end_us, start_us)):
-        start_us = min(start_us, before.start_us)
-        end_us = max(end_us, before.end_us)
-        if after is not None and (after.start_us <= end_us
-                                  or nothing_between(end_us, after.start_us)):
-            PR.update(start_us=min(start_us, after.start_us)).where(PR.id == after.id).execute()
-            PR.delete().where(PR.id == before.id).execute()
-            return
-        PR.update(start_us=start_us, end_us=end_us).where(PR.id == before.id).execute()
-        return
-    if after is not None and (after.start_us <= end_us or nothing_between(end_us, after.start_us)):
-        PR.update(start_us=min(start_us, after.start_us)).where(PR.id == after.id).execute()
-        return
-    PR.create(camera=camera_id, stream=stream, start_us=start_us, end_us=end_us)
-
-
-# -- the watcher and the service ------------------------------------------------------------------
-
-class SpaceWatcher:
-    """One thread per volume: every ``check_s`` (or at once when woken) it checks the volume's
-    space and purges when short. A volume whose file system hangs blocks only its own thread."""
-
-    def __init__(self, purger: Purger, volumes: Iterable[Volume],
-                 on_purge: Callable[[Volume, PurgeReport], None] | None = None) -> None:
-        self.purger = purger
-        self.volumes = list(volumes)
-        self.on_purge = on_purge
-        self._stop = threading.Event()
-        self._wake = {v.name: threading.Event() for v in self.volumes}
-        self._threads: list[threading.Thread] = []
-        self.last_check: dict[str, SpaceCheck] = {}
-        self.errors: dict[str, str] = {}
-
-    def start(self) -> None:
-        for volume in self.volumes:
-            thread = threading.Thread(target=self._loop, args=(volume,), daemon=True,
-                                      name=f"retention-space-{volume.name}")
-            thread.start()
-            self._threads.append(thread)
-
-    def wake(self, volume_name: str) -> None:
-        """Check ``volume_name`` now (e.g. the recorder found it full). Non-blocking."""
-        event = self._wake.get(volume_name)
-        if event is not None:
-            event.set()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        for event in self._wake.values():
-            event.set()
-        for thread in self._threads:
-            thread.join(timeout_s)
-            if thread.is_alive():
-                log.error("retention: the space watcher %s did not stop (a hung file system?)",
-                          thread.name)
-        self._threads.clear()
-
-    def _loop(self, volume: Volume) -> None:
-        wake = self._wake[volume.name]
-        while not self._stop.is_set():
-            try:
-                check = self.purger.space_check(volume)
-                self.last_check[volume.name] = check
-                self.errors.pop(volume.name, None)
-                if check.short_bytes > 0:
-                    report = self.purger.purge_space(volume, check)
-                    if self.on_purge is not None:
-                        self.on_purge(volume, report)
-            except OSError as exc:
-                message = f"volume {volume.name!r} ({volume.path}): {exc.strerror or exc}"
-                if self.errors.get(volume.name) != message:
-                    log.error("retention: cannot check %s", message)
-                self.errors[volume.name] = message
-            except Exception:  # a bug must not end the watcher: log it, try again later
-                log.exception("retention: space check of volume %r failed", volume.name)
-            wake.wait(self.purger.options.check_s)
-            wake.clear()
-
-
-class RetentionService:
-    """What the composition root holds: the scheduled pass, the space watchers, the metrics."""
-
-    def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, *,
-                 registry: CollectorRegistry | None = None,
-                 options: RetentionOptions | None = None) -> None:
-        self.options = options or RetentionOptions()
-        self.metrics = RetentionMetrics(registry) if registry is not None else None
-        self.purger = Purger(gateway, settings, clock, metrics=self.metrics, options=self.options)
-        self.watcher = SpaceWatcher(self.purger, settings.volumes)
-        self.last_report: PurgeReport | None = None
-
-    def start(self) -> None:
-        self.watcher.start()
-
-    async def run_scheduled(self) -> PurgeReport:
-        """One scheduled pass, off the event loop (the APScheduler job ``retention``)."""
-        self.last_report = await asyncio.to_thread(self.purger.run_pass)
-        return self.last_report
-
-    def volume_full(self, volume: Volume, reason: str) -> None:
-        """The recorder's disk-full hook: purge that volume now (its watcher thread does)."""
-        log.warning("retention: %s; purging volume %r now", reason, volume.name)
-        self.watcher.wake(volume.name)
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self.watcher.stop)

@@ -217,11 +217,12 @@ async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Retention (recorder/retention.py): the scheduled purge (job ``retention``), one space
-    watcher thread per volume, and the recorder's disk-full hook wired to an immediate purge."""
+    """Retention (recorder/retention.py, recorder/retention_service.py): the scheduled purge
+    (job ``retention``), one space-watcher thread per volume, and the recorder's disk-full hook
+    wired to an immediate purge."""
     from datetime import UTC, datetime, timedelta
 
-    from recorder.retention import RetentionService
+    from recorder.retention_service import RetentionService
 
     service = RetentionService(app[GATEWAY], app[SETTINGS], app[CLOCK], registry=app[METRICS])
     app[SERVICES]["retention"] = service

@@ -19,12 +19,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from recorder.reconcile import reconcile
-from recorder.retention import Purger, PurgeReport, RetentionMetrics, blocking_holds
+from recorder.retention import Purger, PurgeReport, RetentionMetrics
+from recorder.retention_service import blocking_holds
 from recorder.timeline import build_timeline
 from vms.clock import FakeClock, us_to_datetime
 from vms.config import Settings
 from vms.db import models as m
 from vms.db.gateway import Gateway
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HOUR = 3_600 * 1_000_000
 DAY = 24 * HOUR
@@ -317,7 +320,7 @@ CHILD = textwrap.dedent("""
 def _check(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
     proc = subprocess.run([sys.executable, "-m", "vms.cli", "check", "--config", str(config),
                            "--json", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.stdout.strip(), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -333,7 +336,7 @@ def test_a_purge_killed_between_steps_recovers_with_check_clean(env: Env, stage:
     first_chunk = {r[3] for r in before[:100]}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(config), str(NOW), stage],
                           capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 17, proc.stdout + proc.stderr
     pending = env.gw.read_sync(lambda: {p for (p,) in m.PendingDeletion.select(
         m.PendingDeletion.path).tuples()})

@@ -16,7 +16,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from recorder.reconcile import reconcile
-from recorder.retention import RetentionOptions, RetentionService
+from recorder.retention import RetentionOptions
+from recorder.retention_service import RetentionService
 from recorder.supervisor import RecorderSupervisor
 from tests.recorder.conftest import RecEnv
 from vms.config import Volume

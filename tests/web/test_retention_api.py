@@ -14,6 +14,8 @@ from tests.web.conftest import World
 from vms.db import models as m
 from web.keys import GATEWAY, SETTINGS
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 async def _put(world: World, username: str, path: str, body: Any) -> Any:
     csrf = await world.login(username)
@@ -105,7 +107,7 @@ async def test_the_recording_settings_form_sets_the_camera_policy(world: World) 
 def _vms(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vms.cli", *args, "--config", str(config)],
                           capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 async def test_cli_set_and_show(world: World, tmp_path: Path) -> None:
