@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -227,6 +228,9 @@ class Purger:
         self.options = options or RetentionOptions()
         self.checkpoint = checkpoint
         self._blocked: set[str] = set()
+        self.stop_event = threading.Event()
+        """Set at shutdown: the purge stops between chunks (a chunk is never left half done
+        without its pending rows)."""
         """Volumes short of space with nothing deletable left (logged once until it changes)."""
         """Called with each of :data:`STAGES` after that step of a chunk (crash tests stop the
         process there); None in service."""
@@ -245,10 +249,12 @@ class Purger:
         now_us = self.clock.now_us()
         for camera_id, stream in sorted(streams):
             policy = policies.get(camera_id)
+            if self.stop_event.is_set():
+                return report
             if policy is not None:
                 self.purge_age(camera_id, stream, policy, now_us, report)
         for camera_id, policy in sorted(policies.items()):
-            if policy.max_bytes is not None:
+            if policy.max_bytes is not None and not self.stop_event.is_set():
                 self.purge_byte_cap(camera_id, policy.max_bytes, report)
         if report.by_reason or report.exports_expired:
             log.info("retention: %s", report.as_dict())
@@ -274,7 +280,7 @@ class Purger:
             return self._rows(m.Segment.select(*_COLUMNS).where(where)
                               .order_by(m.Segment.start_us).limit(limit))
 
-        while self._purge_chunk("age", select, report, None):
+        while not self.stop_event.is_set() and self._purge_chunk("age", select, report, None):
             pass
 
     def purge_byte_cap(self, camera_id: int, max_bytes: int, report: PurgeReport) -> None:
@@ -289,7 +295,7 @@ class Purger:
         """Delete the oldest unprotected footage of a camera or a volume until ``need_bytes``
         are freed (or nothing deletable is left); the bytes freed."""
         freed = 0
-        while freed < need_bytes:
+        while freed < need_bytes and not self.stop_event.is_set():
             remaining = need_bytes - freed
 
             def select(limit: int, remaining: int = remaining) -> list[_Claimed]:
@@ -368,7 +374,7 @@ class Purger:
             self.metrics.count(reason, len(rows), size)
         self._remove_empty_days({(r.volume, os.path.dirname(r.path)) for r in rows})
         if reason != "space" and self.options.pause_ratio > 0:
-            time.sleep((time.monotonic() - started) * self.options.pause_ratio)
+            self.stop_event.wait((time.monotonic() - started) * self.options.pause_ratio)
         log.debug("retention (%s%s): %s segments, %s bytes deleted", reason,
                   f", volume {volume_label!r}" if volume_label else "", len(rows), size)
         return max(size, 1)

@@ -119,13 +119,19 @@ class RetentionService:
         self.purger = Purger(gateway, settings, clock, metrics=self.metrics, options=self.options)
         self.watcher = SpaceWatcher(self.purger, settings.volumes)
         self.last_report: PurgeReport | None = None
+        self._running: asyncio.Future[PurgeReport] | None = None
 
     def start(self) -> None:
         self.watcher.start()
 
     async def run_scheduled(self) -> PurgeReport:
         """One scheduled pass, off the event loop (the APScheduler job ``retention``)."""
-        self.last_report = await asyncio.to_thread(self.purger.run_pass)
+        self._running = asyncio.ensure_future(asyncio.to_thread(self.purger.run_pass))
+        try:
+            self.last_report = await asyncio.shield(self._running)
+        finally:
+            if self._running.done():
+                self._running = None
         return self.last_report
 
     def volume_full(self, volume: Volume, reason: str) -> None:
@@ -134,4 +140,9 @@ class RetentionService:
         self.watcher.wake(volume.name)
 
     async def stop(self) -> None:
+        """Stop the watchers and a running pass (between two chunks) and wait for them."""
+        self.purger.stop_event.set()
         await asyncio.to_thread(self.watcher.stop)
+        running = self._running
+        if running is not None:
+            await asyncio.wait([running], timeout=30)

@@ -423,3 +423,19 @@ async def test_the_server_schedules_retention_and_counts_it(env: Env, aiohttp_cl
     text = await (await client.get("/metrics")).text()
     assert 'vms_retention_deleted_segments_total{reason="age"} 24.0' in text
     assert 'vms_retention_deleted_bytes_total{reason="space"} 0.0' in text
+
+
+def test_a_stopped_purge_ends_between_chunks_consistent(env: Env) -> None:
+    """Shutdown (``stop_event``) ends a pass after the chunk in hand: nothing half done."""
+    cam = add_camera(env, "gate", days=11)
+    purger = Purger(env.gw, env.settings, env.clock, chunk=10)
+
+    def stop_after_first(stage: str) -> None:
+        if stage == "deleted":
+            purger.stop_event.set()
+
+    purger.checkpoint = stop_after_first
+    report = purger.run_pass()
+    assert report.by_reason["age"].segments == 10
+    assert len(segments(env, cam)) == 11 * 24 - 10
+    assert_consistent(env)
