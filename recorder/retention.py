@@ -227,13 +227,13 @@ class Purger:
         self.chunk = chunk
         self.options = options or RetentionOptions()
         self.checkpoint = checkpoint
-        self._blocked: set[str] = set()
+        """Called with each of :data:`STAGES` after that step of a chunk (crash tests stop the
+        process there); None in service."""
         self.stop_event = threading.Event()
         """Set at shutdown: the purge stops between chunks (a chunk is never left half done
         without its pending rows)."""
+        self._blocked: set[str] = set()
         """Volumes short of space with nothing deletable left (logged once until it changes)."""
-        """Called with each of :data:`STAGES` after that step of a chunk (crash tests stop the
-        process there); None in service."""
 
     # -- the scheduled pass ------------------------------------------------------------------
 
