@@ -50,9 +50,11 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
             indexes = [(('camera', 'stream', 'end_us'), False)]
 
     migrator.add_index("segment", "volume", "start_us", unique=False)
+    migrator.add_index("pending_deletion", "segment_id", unique=False)
 
 
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
+    migrator.drop_index("pending_deletion", "segment_id")
     migrator.drop_index("segment", "volume", "start_us")
     migrator.remove_model("purged_range")
     migrator.remove_fields("camera", "retention_continuous_days", "retention_event_days",

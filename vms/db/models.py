@@ -247,6 +247,10 @@ class PendingDeletion(BaseModel):
     segment_id = pw.BigIntegerField(null=True)
     created_us = pw.BigIntegerField()
 
+    class Meta:
+        # retention skips segments already claimed (NOT EXISTS by segment id; migration 008)
+        indexes = ((("segment_id",), False),)
+
 
 class PurgedRange(BaseModel):
     """Recorded time of one camera stream deleted by retention, ``[start_us, end_us)``: the
