@@ -20,8 +20,9 @@ from vms.auth import Principal
 from vms.clock import Clock
 from vms.db import models as m
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
-FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+STATES = ("queued", "running", "done", "failed", "cancelled", "expired")
+FINAL_STATES = frozenset({"done", "failed", "cancelled", "expired"})
+"""``expired``: a finished export whose file and manifest retention deleted (``exports_days``)."""
 
 
 class ExportNotFound(LookupError):

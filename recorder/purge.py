@@ -10,6 +10,10 @@ a crash anywhere leaves pending rows that start-up reconciliation finishes, and 
 knew of in the camera's folders (``<volume>/<camera uuid>/``) are removed and the camera row is
 deleted (its runs, streams and events go with it; its id is never handed out again). Synchronous:
 call it from a thread.
+
+The crash-safe steps themselves — pending rows written at once (:func:`insert_pending`), files
+unlinked and their folders fsynced (:func:`unlink_files`), rows deleted by id (:func:`delete_ids`)
+— are shared with retention (recorder/retention.py), which deletes in chunks the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
-from recorder.segments import UUID_RE, fsync_dir, volume_by_name
+from recorder.segments import UUID_RE, fsync_dir
 from vms import audit
 from vms.auth import Principal
 from vms.clock import Clock
@@ -53,6 +58,47 @@ class PurgeResult:
                 "other_files_deleted": self.other_files_deleted}
 
 
+def insert_pending(rows: list[tuple[str, str, int, int]]) -> None:
+    """``PendingDeletion`` rows (volume, path, segment id, created_us), in one ``executemany``
+    (peewee's ``insert_many`` spends ~150 ms building the SQL of 1,000 rows). Inside a write."""
+    if not rows:
+        return
+    db = PendingDeletion._meta.database
+    p = db.param
+    db.cursor().executemany(
+        f"INSERT INTO pending_deletion (volume, path, segment_id, created_us) "  # noqa: S608
+        f"VALUES ({p}, {p}, {p}, {p})", rows)
+
+
+def delete_ids(table: str, column: str, ids: list[int]) -> None:
+    """``DELETE FROM table WHERE column IN (ids)``, the SQL written once (not per value), 500 ids
+    a statement. Inside a write."""
+    db = Segment._meta.database
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        db.execute_sql(f'DELETE FROM "{table}" WHERE "{column}" IN '  # noqa: S608 - our names
+                       f"({', '.join([db.param] * len(part))})", part)
+
+
+def unlink_files(settings: Settings, files: list[tuple[str, str]]) -> None:
+    """Unlink each ``(volume name, relative path)`` (gone already: fine), then fsync each folder
+    once, so the unlinks are durable before any row is forgotten. A volume no longer configured
+    is skipped (only its rows go)."""
+    roots = {v.name: str(v.path) for v in settings.volumes}
+    folders: set[str] = set()
+    for vol_name, rel in files:
+        root = roots.get(vol_name)
+        if root is None:
+            continue
+        path = os.path.join(root, rel)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        folders.add(os.path.dirname(path))
+    for folder in sorted(folders):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            fsync_dir(Path(folder))
+
+
 def held_footage_problem(camera_id: int) -> str | None:
     """Why the camera's recordings may not be deleted (evidence holds), or None; run it in a
     read before archiving, so a refused request changes nothing."""
@@ -81,33 +127,24 @@ def delete_camera_recordings(gateway: Gateway, settings: Settings, clock: Clock,
 
     segments = bytes_deleted = 0
     while True:
-        def claim() -> list[tuple[int, int, str, str, int]]:
-            rows = list(Segment.select(Segment.id, Segment.volume, Segment.path, Segment.size_bytes)
-                        .where(Segment.camera == camera_id).order_by(Segment.id).limit(BATCH))
-            claimed = []
+        def claim() -> list[tuple[int, str, str, int]]:
+            rows = [(int(seg.id), seg.volume, seg.path, int(seg.size_bytes)) for seg in
+                    Segment.select(Segment.id, Segment.volume, Segment.path, Segment.size_bytes)
+                    .where(Segment.camera == camera_id).order_by(Segment.id).limit(BATCH)]
             now = clock.now_us()
-            for seg in rows:
-                pending = PendingDeletion.create(volume=seg.volume, path=seg.path,
-                                                 segment_id=seg.id, created_us=now)
-                claimed.append((pending.id, seg.id, seg.volume, seg.path, seg.size_bytes))
-            return claimed
+            insert_pending([(vol, rel, seg_id, now) for seg_id, vol, rel, _ in rows])
+            return rows
 
         batch = gateway.write_sync(claim)
         if not batch:
             break
-        for _pending_id, _seg_id, vol_name, rel, size in batch:
-            volume = volume_by_name(settings, vol_name)
-            if volume is not None:
-                (volume.path / rel).unlink(missing_ok=True)
-            bytes_deleted += size
-        dirs = {(volume_by_name(settings, v), os.path.dirname(rel)) for _, _, v, rel, _ in batch}
-        for volume, folder in dirs:
-            if volume is not None and (volume.path / folder).is_dir():
-                fsync_dir(volume.path / folder)
+        unlink_files(settings, [(vol, rel) for _, vol, rel, _ in batch])
+        bytes_deleted += sum(size for *_, size in batch)
+        ids = [b[0] for b in batch]
 
-        def forget(batch: list[tuple[int, int, str, str, int]] = batch) -> None:
-            Segment.delete().where(Segment.id.in_([b[1] for b in batch])).execute()
-            PendingDeletion.delete().where(PendingDeletion.id.in_([b[0] for b in batch])).execute()
+        def forget(ids: list[int] = ids) -> None:
+            delete_ids("segment", "id", ids)
+            delete_ids("pending_deletion", "segment_id", ids)
 
         gateway.write_sync(forget)
         segments += len(batch)

@@ -295,7 +295,7 @@ class StreamRecorder:
             note = f"{health.message}; recording on volume {volume.name!r} instead"
             health = await self.volumes.health(volume)
         margin = self.options.disk_resume_margin_bytes if self._disk_full else 0
-        problem = space_problem(volume, health.free_bytes or 0, margin)
+        problem = space_problem(volume, health.free_bytes or 0, health.total_bytes or 0, margin)
         if problem is not None:
             self.disk_refusals += 1
             self._disk_full = True
@@ -322,7 +322,8 @@ class StreamRecorder:
                 continue
             health = await self.volumes.health(vol)
             free = health.free_bytes or 0
-            if health.ok and space_problem(vol, free) is None and (best is None or free > best[0]):
+            if (health.ok and space_problem(vol, free, health.total_bytes or 0) is None
+                    and (best is None or free > best[0])):
                 best = (free, vol)
         return best[1] if best else None
 

@@ -172,7 +172,7 @@ class RunWatch:
                         proc.pid)
             proc.terminate()
             return
-        problem = space_problem(state.volume, health.free_bytes or 0)
+        problem = space_problem(state.volume, health.free_bytes or 0, health.total_bytes or 0)
         if problem is not None:
             state.disk_full = problem
             log.warning("%s: %s; stopping ffmpeg (pid %s) so it starts no new segment",

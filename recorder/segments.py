@@ -99,22 +99,25 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def space_problem(volume: Volume, free: int, margin_bytes: int = 0) -> str | None:
-    """Why no segment may be started on ``volume`` with ``free`` bytes free (a reason naming it),
-    or None.
+def space_problem(volume: Volume, free: int, total: int, margin_bytes: int = 0) -> str | None:
+    """Why no segment may be started on ``volume`` with ``free`` of ``total`` bytes free (a reason
+    naming it), or None.
 
-    Refused when the free space is below ``min_free_bytes`` + ``margin_bytes``, or nil. Retention
-    is what makes space by deleting old footage. ``free`` comes from the volume's health probe
-    (:mod:`recorder.volumes`), read off the event loop.
+    Refused when the free space is below the volume's floor (``min_free_bytes``,
+    ``min_free_percent`` of ``total``) + ``margin_bytes``, or nil. Retention's space watcher
+    (recorder/retention_service.py) deletes the oldest unprotected footage long before that.
+    ``free`` and ``total`` come from the volume's health probe (:mod:`recorder.volumes`), read off
+    the event loop.
     """
-    need = volume.min_free_bytes + margin_bytes
+    floor = volume.floor_bytes(total)
+    need = floor + margin_bytes
     if free >= max(need, 1):
         return None
     where = f"volume {volume.name!r} ({volume.path}) is full: {_size(free)} free"
     if margin_bytes:
         return f"{where}; recording resumes when {_size(need)} is free"
-    if volume.min_free_bytes:
-        return f"{where}, below min_free_bytes ({_size(volume.min_free_bytes)})"
+    if floor:
+        return f"{where}, below its floor ({_size(floor)}: min_free_bytes, min_free_percent)"
     return where
 
 

@@ -13,7 +13,8 @@ change → restart with end reason ``config_change``; also on :class:`vms.bus.Ca
 Camera status rows are written from here. It owns the :class:`recorder.volumes.VolumeMonitor`
 (volume health, per-volume threads) its streams share; a stream records on its camera's volume
 (``Camera.volume``) or, when that one is not healthy, on another. A stream whose volume is full
-reports it through :attr:`RecorderSupervisor.volume_full_hooks` (retention registers there).
+reports it through :attr:`RecorderSupervisor.volume_full_hooks` (retention registers there:
+recorder/retention_service.py).
 """
 
 from __future__ import annotations
@@ -85,9 +86,10 @@ class RecorderSupervisor:
         """Health and threads of the storage volumes (made by :meth:`start`, which also creates
         and marks the default volume when none is configured)."""
         self.volume_full_hooks: list[Callable[[Volume, str], None]] = []
-        """Called (volume, reason) when a stream finds its volume full. HOOK for retention (a
-        later issue): delete the volume's oldest footage here; the stream retries after its
-        backoff delay and records again once ``min_free_bytes`` + the resume margin is free."""
+        """Called (volume, reason) when a stream finds its volume full (on the event loop: a hook
+        must not block). Retention's hook wakes the volume's space watcher, which deletes its
+        oldest unprotected footage; the stream retries after its backoff delay and records again
+        once the floor + the resume margin is free."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 

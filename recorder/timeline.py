@@ -18,7 +18,9 @@ before it (``camera_lost``, ``stall``, ``shutdown``, ``config_change``, ``crash`
 kept running but the camera sent nothing: the segments are placed by the frames' own timestamps, so
 the hole is where the frames stop and resume), ``recording`` for the still-open tail of a live run,
 ``not_recorded`` before the first recording, inside an event-mode run (kept only around events) or
-where nothing explains it.
+where nothing explains it — and ``retention`` wherever recorded footage was deleted by the retention
+policy (``PurgedRange`` rows, recorder/retention.py), so "recorded and deleted" is never confused
+with "never recorded".
 
 Plain synchronous functions for :meth:`vms.db.gateway.Gateway.read`.
 """
@@ -33,7 +35,7 @@ from typing import Any, NamedTuple
 import peewee as pw
 from peewee import fn
 
-from vms.db.models import Event, Hold, Run, Segment
+from vms.db.models import Event, Hold, PurgedRange, Run, Segment
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +220,46 @@ def holds_in_range(camera_id: int, from_us: int, to_us: int,
             for hid, start_us, end_us, reason in _raw_rows(query)]
 
 
+MAX_PURGED = 1_000
+
+
+def purged_ranges(camera_id: int, from_us: int, to_us: int, stream: str = "main",
+                  limit: int = MAX_PURGED) -> list[tuple[int, int]]:
+    """Time of a camera stream deleted by retention overlapping ``[from_us, to_us)``, by end (one
+    range scan of the ``(camera, stream, end_us)`` index)."""
+    query = (PurgedRange.select(PurgedRange.start_us, PurgedRange.end_us)
+             .where((PurgedRange.camera == camera_id) & (PurgedRange.stream == stream)
+                    & (PurgedRange.end_us > from_us) & (PurgedRange.start_us < to_us))
+             .order_by(PurgedRange.end_us).limit(limit))
+    return [(s, e) for s, e in _raw_rows(query)]
+
+
+def _mark_purged(gaps: list[Gap], purged: list[tuple[int, int]]) -> list[Gap]:
+    """``gaps`` with the parts that lie in ``purged`` given the reason ``retention``."""
+    if not purged:
+        return gaps
+    purged = sorted(purged)
+    out: list[Gap] = []
+    for gap in gaps:
+        cursor = gap.start_us
+        for p_start, p_end in purged:
+            if p_end <= cursor or p_start >= gap.end_us:
+                continue
+            if p_start > cursor:
+                out.append(Gap(cursor, p_start, gap.reason))
+            cut_end = min(p_end, gap.end_us)
+            if out and out[-1].reason == "retention" and out[-1].end_us == max(cursor, p_start):
+                out[-1] = Gap(out[-1].start_us, cut_end, "retention")
+            else:
+                out.append(Gap(max(cursor, p_start), cut_end, "retention"))
+            cursor = cut_end
+            if cursor >= gap.end_us:
+                break
+        if cursor < gap.end_us:
+            out.append(Gap(cursor, gap.end_us, gap.reason))
+    return out
+
+
 def build_timeline(camera_id: int, from_us: int, to_us: int, *, stream: str = "main",
                    now_us: int | None = None, with_events: bool = True,
                    with_holds: bool = True) -> Timeline:
@@ -280,6 +322,9 @@ def build_timeline(camera_id: int, from_us: int, to_us: int, *, stream: str = "m
         end = to_us if now_us is None else max(cursor, min(to_us, now_us))
         if end > cursor:
             timeline.gaps.append(Gap(cursor, end, reason_between(prev_run, cursor, end, None)))
+    if timeline.gaps:
+        timeline.gaps = _mark_purged(timeline.gaps, purged_ranges(camera_id, from_us, to_us,
+                                                                   stream))
     if with_events:
         timeline.events, timeline.events_truncated = _events(camera_id, from_us, to_us)
     if with_holds:

@@ -9,6 +9,7 @@ does. Nothing imports this module but the rest of the root; the CLI calls :func:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_exports_ctx)
     if start_recorder:
         app.cleanup_ctx.append(_recorder_ctx)
+        app.cleanup_ctx.append(_retention_ctx)
     if settings.mqtt.url:
         app.cleanup_ctx.append(_mqtt_ctx)
     return app
@@ -252,6 +254,35 @@ async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await supervisor.stop()
+
+
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Retention (recorder/retention.py, recorder/retention_service.py): the scheduled purge
+    (job ``retention``), one space-watcher thread per volume, and the recorder's disk-full hook
+    wired to an immediate purge."""
+    from datetime import UTC, datetime, timedelta
+
+    from recorder.retention_service import RetentionService
+
+    service = RetentionService(app[GATEWAY], app[SETTINGS], app[CLOCK], registry=app[METRICS])
+    app[SERVICES]["retention"] = service
+    recorder = app[SERVICES].get("recorder")
+    if recorder is not None:
+        recorder.volume_full_hooks.append(service.volume_full)
+    service.start()
+    options = service.options
+    app[SCHEDULER].add_job(
+        service.run_scheduled, "interval", seconds=options.interval_s, id="retention",
+        max_instances=1, coalesce=True, misfire_grace_time=int(options.interval_s),
+        next_run_time=datetime.now(UTC) + timedelta(seconds=options.first_run_s))
+    try:
+        yield
+    finally:
+        app[SCHEDULER].remove_job("retention")
+        if recorder is not None:
+            with contextlib.suppress(ValueError):
+                recorder.volume_full_hooks.remove(service.volume_full)
+        await service.stop()
 
 
 async def _exports_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ ACTIONS = (
     "token_create", "token_revoke", "site_create", "camera_adopt", "camera_change",
     "camera_remove", "camera_recordings_delete",
     "export_create", "export_download", "hold_create", "hold_delete", "ptz", "door_release",
-    "language",
+    "language", "retention_change", "retention.purge",
 )
 
 

@@ -95,8 +95,14 @@ SETTINGS: tuple[Setting, ...] = (
             "cannot be read that way); ffmpeg: always ffmpeg's concat demuxer.",
             choices=("auto", "ffmpeg")),
     Setting("retention", "continuous_days", int, 30,
-            "Days to keep continuous recordings (per-camera policies may differ).", minimum=0),
-    Setting("retention", "event_days", int, 90, "Days to keep event recordings.", minimum=0),
+            "Days to keep continuous recordings; a site or camera may override it (`vms retention "
+            "set`); 0: no age limit (kept until space is needed).", minimum=0),
+    Setting("retention", "event_days", int, 90,
+            "Days to keep recordings inside an event's keep window (never less than "
+            "continuous_days); a site or camera may override it; 0: no age limit.", minimum=0),
+    Setting("retention", "exports_days", int, 30,
+            "Days a finished export's file and manifest are kept in <data_dir>/exports (and the "
+            "recordings it covers protected); unless held; 0: kept forever.", minimum=0),
     Setting("logging", "level", str, "INFO", "Log level.",
             choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("logging", "format", str, "text", "Log line format: text or json (one object a line).",
@@ -116,6 +122,9 @@ VOLUME_SETTINGS: tuple[Setting, ...] = (
     Setting("storage.volumes", "max_bytes", int, 0, "Cap on bytes used; 0: no cap.", minimum=0),
     Setting("storage.volumes", "min_free_bytes", int, 0,
             "Keep at least this many bytes free on the file system.", minimum=0),
+    Setting("storage.volumes", "min_free_percent", int, 0,
+            "Keep at least this percentage of the file system free (with min_free_bytes: the "
+            "larger of the two).", minimum=0),
 )
 
 
@@ -125,9 +134,15 @@ class Volume:
     path: Path
     max_bytes: int = 0
     min_free_bytes: int = 0
+    min_free_percent: int = 0
     implicit: bool = False
     """The default volume (``<data_dir>/recordings``, no ``[[storage.volumes]]`` configured): the
     one volume the server creates (and marks) itself; never read from a config file."""
+
+    def floor_bytes(self, total_bytes: int) -> int:
+        """Bytes to keep free on a file system of ``total_bytes``: the larger of
+        ``min_free_bytes`` and ``min_free_percent`` of it."""
+        return max(self.min_free_bytes, total_bytes * self.min_free_percent // 100)
 
 
 @dataclass(frozen=True)
@@ -166,6 +181,7 @@ class ExportSettings:
 class RetentionSettings:
     continuous_days: int = 30
     event_days: int = 90
+    exports_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -364,6 +380,9 @@ def _load_volumes(source: str, base: Path, storage: Any, data_dir: Path) -> tupl
             if required not in kwargs:
                 raise ConfigError(f"{source}: storage.volumes[{i}] needs {required!r}")
         kwargs["path"] = _resolve(base, kwargs["path"])
+        if kwargs.get("min_free_percent", 0) > 99:
+            raise ConfigError(f"{source}: storage.volumes[{i}].min_free_percent must be 0..99, "
+                              f"got {kwargs['min_free_percent']}")
         volumes.append(Volume(**kwargs))
     names = [v.name for v in volumes]
     if len(set(names)) != len(names):

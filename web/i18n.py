@@ -111,6 +111,7 @@ GAP_REASONS = {
     "missing": N_("recorded files missing"),
     "not_recorded": N_("not recorded"),
     "recording": N_("still recording"),
+    "retention": N_("deleted by the retention policy"),
 }
 
 

@@ -23,6 +23,7 @@ from web import (
     views_live,
     views_playback,
     views_recording,
+    views_retention,
     views_storage,
     views_system,
 )
@@ -47,7 +48,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_account.routes,
     views_discovery.routes, views_live.routes, views_playback.routes,
     views_export.routes,
-    views_recording.routes,
+    views_recording.routes, views_retention.routes,
     views_storage.routes,
 )
 

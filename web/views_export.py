@@ -46,7 +46,7 @@ CREATE_BODY: dict[str, Any] = {
 }
 
 EXPORT = obj(
-    id=INT, state=enum("queued", "running", "done", "failed", "cancelled"),
+    id=INT, state=enum("queued", "running", "done", "failed", "cancelled", "expired"),
     progress={"type": "number", "minimum": 0, "maximum": 1}, error=STR, camera_ids=array(INT),
     from_us=US, to_us=US, created_us=US, finished_us=nullable(US), user_id=nullable(INT),
     username=STR, file_name=STR, size_bytes=nullable(INT), sha256=STR,

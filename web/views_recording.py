@@ -20,6 +20,8 @@ from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock
 from vms.db import models as m
+from vms.retention import PolicyError
+from web import views_retention
 from web.inputs import json_object, match_id, query_int
 from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
 from web.middleware import client_address, json_error
@@ -249,8 +251,11 @@ async def recording_settings_form(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     fields = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     try:
+        await views_retention.apply_form(request, match_id(request), fields)
         await _change(request, form_to_change(fields))
-    except SettingsError as exc:
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such camera") from None
+    except (SettingsError, PolicyError) as exc:
         principal = principal_of(request)
         assert principal is not None
         try:

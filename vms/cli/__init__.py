@@ -16,7 +16,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vms.cli import diagnostics, export, onboarding, recording, server, sim, sites, storage, users, verify
+from vms.cli import (
+    diagnostics,
+    export,
+    onboarding,
+    recording,
+    retention,
+    server,
+    sim,
+    sites,
+    storage,
+    users,
+    verify,
+)
 from vms.cli.common import CliError
 from vms.config import ConfigError
 
@@ -33,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.register(sub)
     sites.register(sub)
     storage.register(sub)
+    retention.register(sub)
     diagnostics.register(sub)
     onboarding.register_camera(sub)
     return parser

@@ -153,6 +153,13 @@ class Gateway:
             with self.db.atomic():
                 return fn(*args, **kwargs)
 
+    def write_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in one write transaction on the single writer thread and wait for it — for
+        long jobs on other threads (retention), so their short transactions take turns with the
+        server's writes instead of contending for the database lock. Never call it from the
+        writer thread or the event loop."""
+        return self._writer.submit(self.write_sync, fn, *args, **kwargs).result()
+
     def read_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with self.db.connection_context():
             return fn(*args, **kwargs)

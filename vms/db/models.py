@@ -47,6 +47,9 @@ class Site(BaseModel):
     name = pw.CharField(max_length=200, unique=True)
     timezone = pw.CharField(max_length=64, default="UTC")
     created_us = pw.BigIntegerField()
+    retention_continuous_days = pw.IntegerField(null=True)
+    """The site's retention policy (vms/retention.py); None: the ``[retention]`` default."""
+    retention_event_days = pw.IntegerField(null=True)
 
     class Meta:
         constraints = [pw.SQL("CHECK (created_us >= 0)")]
@@ -147,6 +150,12 @@ class Camera(BaseModel):
     volume = pw.CharField(max_length=200, null=True)
     """Name of the storage volume its recordings go to; NULL: the first configured volume. When
     that volume is not healthy the recorder writes to another healthy one (recorder/volumes.py)."""
+    retention_continuous_days = pw.IntegerField(null=True)
+    """The camera's retention policy (vms/retention.py); None: its site's, else the default."""
+    retention_event_days = pw.IntegerField(null=True)
+    retention_max_bytes = pw.BigIntegerField(null=True)
+    """Cap on the bytes of this camera's recordings (oldest unprotected deleted first); None: no
+    cap."""
 
     class Meta:
         constraints = [
@@ -223,6 +232,8 @@ class Segment(BaseModel):
             # covers the timeline and the playlist (index-only scans; migration 004)
             (("camera", "stream", "start_us", "end_us", "run", "state", "id"), False),
             (("volume", "path"), True),
+            # the oldest footage of a volume (space purge) and its recent bytes (write rate)
+            (("volume", "start_us"), False),
         )
         constraints = [
             pw.SQL("CHECK (duration_us >= 0)"),
@@ -238,6 +249,26 @@ class PendingDeletion(BaseModel):
     path = pw.CharField(max_length=500)
     segment_id = pw.BigIntegerField(null=True)
     created_us = pw.BigIntegerField()
+
+    class Meta:
+        # retention skips segments already claimed (NOT EXISTS by segment id; migration 008)
+        indexes = ((("segment_id",), False),)
+
+
+class PurgedRange(BaseModel):
+    """Recorded time of one camera stream deleted by retention, ``[start_us, end_us)``: the
+    timeline answers a gap there with reason ``retention`` (not "never recorded"). Written in the
+    same transaction that marks the segments for deletion (recorder/retention.py), merged with the
+    range before it when no segment lies between them."""
+
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="purged_ranges")
+    stream = pw.CharField(max_length=8, default="main")
+    start_us = pw.BigIntegerField()
+    end_us = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("camera", "stream", "end_us"), False),)
+        constraints = [pw.SQL("CHECK (end_us >= start_us)")]
 
 
 class Event(BaseModel):
@@ -331,5 +362,5 @@ class StorageSample(BaseModel):
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
-    PendingDeletion, Event, Export, Hold, Installation, SegmentUsage, StorageSample,
+    PendingDeletion, Event, Export, Hold, PurgedRange, Installation, SegmentUsage, StorageSample,
 )

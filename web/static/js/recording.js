@@ -24,6 +24,22 @@
     .catch(() => {
       // offline: the fields stay disabled and a post leaves them unchanged
     });
+  // retention: the camera's own overrides (blank: inherited; the effective value as placeholder)
+  const retention = section.querySelector("fieldset.retention");
+  if (!retention) return;
+  fetch(retention.dataset.src, { credentials: "same-origin" })
+    .then((res) => (res.ok ? res.json() : null))
+    .then((data) => {
+      if (!data) return;
+      for (const el of retention.querySelectorAll("[data-retention-field]")) {
+        if (!el.disabled) continue;
+        const field = el.dataset.retentionField;
+        el.value = data.camera[field] ?? "";
+        el.placeholder = data.effective[field] ?? "";
+        el.disabled = false;
+      }
+    })
+    .catch(() => {});
 })();
 (function () {
   const section = document.getElementById("camera-recording");

@@ -12,7 +12,7 @@
     .concat([1, 2, 3, 6, 12].map((h) => h * 3600000))
     .concat([86400000, 2 * 86400000]);
   const COLORS = {
-    span: "#2e8b57", gap: "#d9534f", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad",
+    span: "#2e8b57", gap: "#d9534f", purged: "#9e9e9e", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad",
     other: "#555555", hold: "#1f3a93", cursor: "#000000", axis: "#666666", grid: "#e3e3e3", text: "#222222",
     selection: "rgba(51, 122, 183, 0.35)", selectionEdge: "#337ab7",
   };
@@ -192,7 +192,10 @@
         const holdH = Math.max(3, Math.round((rowH - 4) * 0.12));
         for (const [s, e] of row.holds || []) this._bar(s, e, top, holdH, COLORS.hold);
         const y = top + holdH + 1, hh = rowH - 4 - holdH - 1;
-        for (const [s, e] of row.gaps) this._bar(s, e, y + hh * 0.35, hh * 0.3, COLORS.gap);
+        // time deleted by the retention policy is grey, not the red of a recording gap
+        for (const [s, e, reason] of row.gaps) {
+          this._bar(s, e, y + hh * 0.35, hh * 0.3, reason === "retention" ? COLORS.purged : COLORS.gap);
+        }
         for (const [s, e] of row.spans) this._bar(s, e, y, hh, COLORS.span);
         for (const ev of row.events) {
           const color = COLORS[ev.type] || COLORS.other;
