@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry, Counter
 from recorder.purge import delete_ids, insert_pending, unlink_files
 from recorder.purged_ranges import record_ranges
 from recorder.segments import fsync_dir, volume_by_name
+from recorder.volumes import check_volume, database_uuid
 from vms import audit
 from vms.clock import Clock, us_to_datetime
 from vms.config import Settings, Volume
@@ -234,6 +235,32 @@ class Purger:
         without its pending rows)."""
         self._blocked: set[str] = set()
         """Volumes short of space with nothing deletable left (logged once until it changes)."""
+        self._db_uuid: str | None = None
+        self._unusable: frozenset[str] = frozenset()
+        """Volumes not usable at the last check (unmarked — e.g. a disk not mounted —, foreign,
+        unreadable): nothing on them is deleted, no pending deletion there is finished, so a disk
+        that is not mounted never loses its index rows (reconcile leaves them alone too)."""
+
+    def refresh_volumes(self) -> frozenset[str]:
+        """Check every configured volume's marker (blocking: a purge thread) and remember the
+        ones not usable; returns them."""
+        if self._db_uuid is None:
+            self._db_uuid = self.gw.write_sync(database_uuid)
+        bad = set()
+        for volume in self.settings.volumes:
+            health = check_volume(volume, self._db_uuid)
+            if not health.ok:
+                bad.add(volume.name)
+                if volume.name not in self._unusable:
+                    log.warning("retention: skipping %s", health.message)
+        self._unusable = frozenset(bad)
+        return self._unusable
+
+    def _usable(self) -> pw.Node:
+        """Segments on usable volumes only (see :attr:`_unusable`)."""
+        if not self._unusable:
+            return pw.SQL("1 = 1")
+        return m.Segment.volume.not_in(sorted(self._unusable))
 
     # -- the scheduled pass ------------------------------------------------------------------
 
@@ -241,6 +268,7 @@ class Purger:
         """Finish interrupted deletions, expire exports, then the age and byte-cap purges of
         every camera."""
         report = PurgeReport()
+        self.refresh_volumes()
         report.pending_finished = self.finish_pending()
         report.exports_expired = self.expire_exports(report)
         policies = self.gw.read_sync(all_policies, self.settings.retention)
@@ -273,7 +301,8 @@ class Purger:
         def select(limit: int) -> list[_Claimed]:
             exports = export_ranges(self.clock.now_us())
             where = ((m.Segment.camera == camera_id) & (m.Segment.stream == stream)
-                     & (m.Segment.start_us < cont_cut) & expired & unprotected())
+                     & (m.Segment.start_us < cont_cut) & expired & unprotected()
+                     & self._usable())
             extra = not_exported(exports, camera_id)
             if extra is not None:
                 where = where & extra
@@ -300,7 +329,7 @@ class Purger:
 
             def select(limit: int, remaining: int = remaining) -> list[_Claimed]:
                 exports = export_ranges(self.clock.now_us())
-                where = unprotected()
+                where = unprotected() & self._usable()
                 if camera_id is not None:
                     where = where & (m.Segment.camera == camera_id)
                 if volume is not None:
@@ -419,6 +448,7 @@ class Purger:
                 m.PendingDeletion.select(m.PendingDeletion.id, m.PendingDeletion.volume,
                                          m.PendingDeletion.path, m.PendingDeletion.segment_id)
                 .where(m.PendingDeletion.id > last_id)  # noqa: B023 - read at once
+                .where(m.PendingDeletion.volume.not_in(sorted(self._unusable) or [""]))
                 .order_by(m.PendingDeletion.id).limit(self.chunk).tuples()))
             if not rows:
                 return done
@@ -519,6 +549,8 @@ class Purger:
     def purge_space(self, volume: Volume, check: SpaceCheck | None = None) -> PurgeReport:
         """Free ``volume`` until it is no longer short (plus a margin): oldest footage first."""
         report = PurgeReport()
+        if volume.name in self.refresh_volumes():
+            return report
         check = check or self.space_check(volume)
         if check.short_bytes <= 0:
             return report

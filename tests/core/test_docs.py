@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from vms.cli import build_parser
-from vms.config import _SECTIONS, SETTINGS, VOLUME_SETTINGS, Settings
+from vms.config import _SECTIONS, SETTINGS, VOLUME_SETTINGS, Settings, Volume
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("vms", "onvif_bridge", "recorder", "web", "camsim")
@@ -47,7 +47,10 @@ def command_tree(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
 
 
 def is_leaf(p: argparse.ArgumentParser) -> bool:
-    return not any(isinstance(a, argparse._SubParsersAction) for a in p._actions)
+    """A command that runs something: no subcommands, or subcommands that are optional because
+    the group itself has an action (``vms storage`` is ``vms storage status``)."""
+    groups = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+    return not groups or (not any(g.required for g in groups) and p.get_default("func") is not None)
 
 
 def documented_commands(readme: str) -> list[str]:
@@ -143,7 +146,8 @@ def not_yet_in_effect(readme: str) -> list[str]:
 def _accessors() -> dict[tuple[str, str], set[str]]:
     """(section, name) of each property or method of a settings class in vms/config.py, with the
     keys it reads: a read of ``settings.database_url`` is a read of ``database.url``."""
-    classes = {cls.__name__: name for name, cls in _SECTIONS.items()} | {Settings.__name__: ""}
+    classes = ({cls.__name__: name for name, cls in _SECTIONS.items()}
+               | {Settings.__name__: "", Volume.__name__: "storage.volumes"})
     tree = ast.parse((ROOT / "vms" / "config.py").read_text(encoding="utf-8"))
     out: dict[tuple[str, str], set[str]] = {}
     for cls in tree.body:
@@ -167,6 +171,24 @@ def _accessors() -> dict[tuple[str, str], set[str]]:
     return out
 
 
+def _section_typed_names(tree: ast.Module) -> dict[str, str]:
+    """Names annotated in ``tree`` (parameters, annotated assignments) with a settings section's
+    class (``defaults: RetentionSettings``): their section. File-wide, which is enough here."""
+    classes = {cls.__name__: name for name, cls in _SECTIONS.items()}
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            name, annotation = node.arg, node.annotation
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            name, annotation = node.target.id, node.annotation
+        else:
+            continue
+        text = ast.unparse(annotation).strip("'\"")
+        if text in classes:
+            out[name] = classes[text]
+    return out
+
+
 def settings_read() -> dict[str, str]:
     """Each setting read by code outside vms/config.py, with one place that reads it: a
     ``<section>.<key>`` attribute chain (``self.settings.export.muxer``), a top-level key on
@@ -183,7 +205,9 @@ def settings_read() -> dict[str, str]:
             if path == ROOT / "vms" / "config.py" or "__pycache__" in path.parts:
                 continue
             where = path.relative_to(ROOT).as_posix()
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            typed = _section_typed_names(tree)
+            for node in ast.walk(tree):
                 if not isinstance(node, ast.Attribute) or not isinstance(node.ctx, ast.Load):
                     continue
                 keys: set[str] = set()
@@ -198,9 +222,15 @@ def settings_read() -> dict[str, str]:
                     if node.attr in known:
                         keys.add(node.attr)
                     keys |= accessors.get(("", node.attr), set())
-                if node.attr in volume_keys and re.search(r"(^|\W)(v|vol\w*)$|volumes\[",
-                                                          owner):
-                    keys.add(f"storage.volumes.{node.attr}")
+                if isinstance(value, ast.Name) and value.id in typed:
+                    sec = typed[value.id]
+                    if f"{sec}.{node.attr}" in known:
+                        keys.add(f"{sec}.{node.attr}")
+                    keys |= accessors.get((sec, node.attr), set())
+                if re.search(r"(^|\W)(v|vol\w*)$|volumes\[", owner):
+                    if node.attr in volume_keys:
+                        keys.add(f"storage.volumes.{node.attr}")
+                    keys |= accessors.get(("storage.volumes", node.attr), set())
                 for key in keys & documented:
                     found.setdefault(key, f"{where}:{node.lineno}")
     return found

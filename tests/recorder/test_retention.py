@@ -22,6 +22,7 @@ from recorder.reconcile import reconcile
 from recorder.retention import Purger, PurgeReport, RetentionMetrics
 from recorder.retention_service import blocking_holds
 from recorder.timeline import build_timeline
+from recorder.volumes import MARKER_NAME, database_uuid, mark_volume
 from vms.clock import FakeClock, us_to_datetime
 from vms.config import Settings
 from vms.db import models as m
@@ -56,6 +57,8 @@ def env(db_url: str, settings_factory: Any, tmp_path: Path) -> Any:
     gw = Gateway(settings.database_url)
     gw.migrate()
     settings.volumes[0].path.mkdir(parents=True, exist_ok=True)
+    # a volume is purged only while marked for this database (a disk not mounted is left alone)
+    mark_volume(settings.volumes[0], gw.write_sync(database_uuid), NOW)
     yield Env(settings, gw, FakeClock(NOW), tmp_path)
     gw.close()
 
@@ -439,3 +442,22 @@ def test_a_stopped_purge_ends_between_chunks_consistent(env: Env) -> None:
     assert report.by_reason["age"].segments == 10
     assert len(segments(env, cam)) == 11 * 24 - 10
     assert_consistent(env)
+
+
+def test_a_volume_not_mounted_is_left_alone_until_it_is_back(env: Env) -> None:
+    """An unmarked volume (a disk not mounted: its mount point is an empty folder) is never
+    purged — not by age, not for space — so its index rows survive until the disk is back."""
+    cam = add_camera(env, "gate")
+    before = segments(env, cam)
+    volume = env.settings.volumes[0]
+    marker = volume.path / MARKER_NAME
+    hidden = env.tmp_path / "marker.away"
+    marker.rename(hidden)  # as good as unmounted: the folder holds no marker of ours
+    purger = Purger(env.gw, env.settings, env.clock, chunk=100)
+    report = purger.run_pass()
+    assert segments(env, cam) == before and not report.by_reason
+    assert purger.purge_space(volume).by_reason == {}
+    hidden.rename(marker)
+    purger.run_pass()
+    after = segments(env, cam)
+    assert after and len(after) < len(before)

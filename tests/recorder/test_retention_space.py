@@ -19,6 +19,7 @@ from recorder.reconcile import reconcile
 from recorder.retention import RetentionOptions
 from recorder.retention_service import RetentionService
 from recorder.supervisor import RecorderSupervisor
+from recorder.volumes import database_uuid, mark_volume
 from tests.recorder.conftest import RecEnv
 from vms.config import Volume
 from vms.db.models import AuditLog, Hold, Run, Segment
@@ -61,6 +62,8 @@ async def test_emergency_purge_keeps_two_cameras_recording(rec_env, rtsp_factory
                                                            tmpfs_volume, wait_for) -> None:
     mnt = tmpfs_volume
     volume = Volume("main", mnt, min_free_bytes=FLOOR_BYTES)
+    # a configured volume records only once marked for this database (`vms storage init`)
+    mark_volume(volume, rec_env.gw.write_sync(database_uuid), rec_env.clock.now_us())
     settings = dataclasses.replace(
         rec_env.settings, volumes=(volume,),
         recording=dataclasses.replace(rec_env.settings.recording, segment_seconds=1))
