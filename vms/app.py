@@ -2,7 +2,7 @@
 
 Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, password pool,
 secrets, metrics, scheduler, onboarding and scan jobs, live view, exports, recorder supervisor,
-MQTT — so each is torn down even when a later one failed to start. A part that cannot be imported
+MQTT bridge — so each is torn down even when a later one failed to start. A part that cannot be imported
 or started stops start-up with its error: a server that records nothing must not look like one that
 does. Nothing imports this module but the rest of the root; the CLI calls :func:`create_app`.
 """
@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from recorder.metrics import ServerCollector
 from vms.auth import Accounts
-from vms.bus import EventBus
+from vms.bus import CameraChanged, EventBus
 from vms.clock import Clock, SystemClock
 from vms.config import Settings
 from vms.db import models as m
@@ -222,6 +222,7 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
         recorder = services.get("recorder")
         if recorder is not None:
             await recorder.camera_changed(camera_id)
+        app[BUS].publish(CameraChanged(camera_id))  # the MQTT bridge's discovery, among others
 
     onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed,
                             ffmpeg_exe=app[SETTINGS].ffmpeg_exe,
@@ -318,34 +319,22 @@ async def _live_shutdown(app: web.Application) -> None:
 
 
 async def _mqtt_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Connect to the MQTT broker; publish our online state (events come with the events issue)."""
-    from urllib.parse import urlparse
+    """The MQTT bridge (vms/mqtt.py): camera events from the bus to the broker, availability,
+    Home Assistant discovery. It connects in the background and keeps retrying: a broker that is
+    down never stops the server (``vms_mqtt_connected`` in /metrics says so). A bad ``[mqtt] url``
+    stops start-up with its error."""
+    from vms.mqtt import MqttBridge, MqttCollector
 
-    import aiomqtt
-
-    settings = app[SETTINGS]
-    url = urlparse(settings.mqtt.url)
-    topic = f"{settings.mqtt.topic_prefix}/status"
-    client = aiomqtt.Client(hostname=url.hostname or "127.0.0.1", port=url.port or 1883,
-                            username=url.username, password=url.password,
-                            will=aiomqtt.Will(topic, b"offline", retain=True))
-    try:
-        await client.__aenter__()
-        await client.publish(topic, b"online", retain=True)
-    except aiomqtt.MqttError as exc:
-        log.error("MQTT broker %s:%s unreachable (%s); continuing without MQTT",
-                  url.hostname, url.port or 1883, exc)
-        yield
-        return
-    app[SERVICES]["mqtt"] = client
+    bridge = MqttBridge(app[GATEWAY], app[SETTINGS].mqtt, app[BUS])
+    await bridge.start()
+    collector = MqttCollector(bridge)
+    app[METRICS].register(collector)
+    app[SERVICES]["mqtt"] = bridge
     try:
         yield
     finally:
-        try:
-            await client.publish(topic, b"offline", retain=True)
-        except aiomqtt.MqttError:
-            pass
-        await client.__aexit__(None, None, None)
+        app[METRICS].unregister(collector)
+        await bridge.stop()
 
 
 async def _in_thread(fn):  # type: ignore[no-untyped-def]

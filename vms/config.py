@@ -113,6 +113,11 @@ SETTINGS: tuple[Setting, ...] = (
             "the camera was adopted at."),
     Setting("mqtt", "url", str, "", "MQTT broker, e.g. mqtt://127.0.0.1:1883; empty: off."),
     Setting("mqtt", "topic_prefix", str, "vms", "Prefix of every MQTT topic we publish."),
+    Setting("mqtt", "discovery", bool, True,
+            "Publish Home Assistant MQTT discovery configs (each camera's motion, doorbell and "
+            "tamper as binary sensors, its last plate as a sensor)."),
+    Setting("mqtt", "discovery_prefix", str, "homeassistant",
+            "Topic prefix Home Assistant reads discovery configs from."),
 )
 
 VOLUME_SETTINGS: tuple[Setting, ...] = (
@@ -204,6 +209,8 @@ class CamerasSettings:
 class MqttSettings:
     url: str = ""
     topic_prefix: str = "vms"
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
 
 
 @dataclass(frozen=True)
@@ -256,6 +263,10 @@ _TYPE_NAMES = {str: "a string", int: "an integer", Path: "a path (string)", bool
                tuple: "a list of strings"}
 
 
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+
+
 def _coerce(source: str, setting: Setting, value: Any, *, from_env: bool = False) -> Any:
     where = f"{source}: {setting.dotted}"
     expected = _TYPE_NAMES.get(setting.type, setting.type.__name__)
@@ -268,6 +279,12 @@ def _coerce(source: str, setting: Setting, value: Any, *, from_env: bool = False
             return setting.check(tuple(value)) if setting.check else tuple(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+    if setting.type is bool:
+        if from_env and isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            value = _BOOL_WORDS[value.strip().lower()]
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__} {value!r}")
+        return value
     if from_env:
         if setting.type is int:
             try:
