@@ -246,7 +246,7 @@ class MqttBridge:
         assert self._events is not None
         queue = self._events.queue
         while True:
-            if self._refresh.is_set() or time.monotonic() - self._refreshed_at > self.refresh_s:
+            if self._changes_pending() or time.monotonic() - self._refreshed_at > self.refresh_s:
                 await self._reconcile(client)
             for _ in range(100):  # a batch, then states and camera changes get their turn
                 try:
@@ -256,7 +256,7 @@ class MqttBridge:
                 if isinstance(message, CameraEvent):
                     await self._send_event(client, message)
             await self._send_states(client)
-            if queue.empty() and not self._refresh.is_set() and not self._pending:
+            if queue.empty() and not self._changes_pending() and not self._pending:
                 message = await self._wait(queue)
                 if isinstance(message, CameraEvent):
                     await self._send_event(client, message)
@@ -278,10 +278,17 @@ class MqttBridge:
             return getter.result()
         return None
 
+    def _changes_pending(self) -> bool:
+        """A camera change was announced and not yet applied (seen or still in the queue)."""
+        return self._refresh.is_set() or (self._changes is not None
+                                          and not self._changes.queue.empty())
+
     async def _send_event(self, client: aiomqtt.Client, event: CameraEvent) -> None:
+        if self._changes_pending():  # a change announced before the event applies before it
+            await self._reconcile(client)
         cam = self._cameras.get(event.camera_id)
         if cam is None and time.monotonic() - self._refreshed_at > 1.0:
-            await self._reconcile(client)  # a camera adopted since the last read
+            await self._reconcile(client)  # a camera adopted without being announced
             cam = self._cameras.get(event.camera_id)
         if cam is None:
             cam = unknown_camera(event.camera_id, event.site_id)
@@ -339,6 +346,8 @@ class MqttBridge:
         moved cameras published, those of removed ones cleared. ``force``: publish all (a new
         connection: the broker may have lost its retained messages)."""
         self._refresh.clear()
+        while self._changes is not None and not self._changes.queue.empty():
+            self._changes.queue.get_nowait()  # all applied by the read below
         cameras = await self.gw.read(load_cameras)
         self._cameras = cameras
         self._refreshed_at = time.monotonic()
