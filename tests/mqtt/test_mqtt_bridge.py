@@ -16,7 +16,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.mqtt.conftest import PrivateBroker, Space, free_port, listen, retained
+from tests.mqtt.broker import PrivateBroker, Space, free_port, listen, retained
 from tests.serve_process import ServeProcess
 from vms.bus import CameraChanged, CameraEvent
 from vms.db import models as m
