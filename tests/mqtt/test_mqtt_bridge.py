@@ -16,7 +16,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.mqtt.broker import PrivateBroker, Space, free_port, listen, retained
+from tests.mqtt.broker import PrivateBroker, Received, Space, free_port, listen, retained
 from tests.serve_process import ServeProcess
 from vms.bus import CameraChanged, CameraEvent
 from vms.db import models as m
@@ -235,15 +235,19 @@ async def test_discovery_follows_renamed_and_removed_cameras(
         gym_uuid = (await camera_uuids(app))[gym]
         await heard.wait_for(lambda r: r.topic == disc(space, "sensor", gym_uuid, "plate"), 2.0)
 
-        # removed through onboarding (as the API and CLI do): the root announces it, the bridge
-        # clears its configs with empty retained messages
+        # removed through onboarding (as the API does): the root announces it, the bridge clears
+        # its configs with empty retained messages
         mark = time.monotonic()
         await app[SERVICES]["onboarding"].remove(None, ids["door"])
         door = uuids[ids["door"]]
         for component, type_ in (("binary_sensor", "motion"), ("binary_sensor", "doorbell"),
                                  ("binary_sensor", "tamper"), ("sensor", "plate")):
-            await heard.wait_for(lambda r, c=component, t=type_: r.topic == disc(space, c, door, t)
-                                 and r.payload == b"" and r.at > mark, 2.0, f"{type_} cleared")
+            topic = disc(space, component, door, type_)
+
+            def cleared(r: Received, topic: str = topic) -> bool:
+                return r.topic == topic and r.payload == b"" and r.at > mark
+
+            await heard.wait_for(cleared, 2.0, f"{type_} cleared")
 
     now_retained = await retained(shared_broker, *space.topics)
     configs = [t for t in now_retained if t.startswith(space.discovery_prefix)]
@@ -252,6 +256,34 @@ async def test_discovery_follows_renamed_and_removed_cameras(
     assert len(configs) == 3 * 4  # gate, yard, gym
     assert f"{space.prefix}/site-a/gate-a/motion/state" not in now_retained
     assert not [t for t in now_retained if "/front-door/" in t]
+
+
+async def test_edits_made_elsewhere_are_found_by_the_periodic_reread(
+        sqlite_only: str, settings_factory: Any, aiohttp_client: Any, shared_broker: int,
+        space: Space) -> None:
+    """A site renamed with no announcement on the bus (the CLI, another process): the bridge's
+    periodic re-read of the cameras publishes the configs anew."""
+    from web.keys import BUS, GATEWAY
+
+    async with listen(shared_broker, *space.topics) as heard:
+        app, _, ids = await start_app(settings_factory, aiohttp_client, sqlite_only,
+                                      shared_broker, space)
+        uuids = await camera_uuids(app)
+        gate = disc(space, "binary_sensor", uuids[ids["gate"]], "motion")
+        await heard.wait_for(lambda r: r.topic == gate, what="gate's config")
+        bridge(app).refresh_s = 0.3
+        app[BUS].publish(CameraEvent(ids["yard"], ids["site_b"], "motion", True, 1))  # wakes it
+        await heard.wait_for(lambda r: r.topic == f"{space.prefix}/shkola-5/dvor/motion", 1.0)
+        mark = time.monotonic()
+        await app[GATEWAY].write(lambda: m.Site.update(name="Main campus")
+                                 .where(m.Site.id == ids["site_a"]).execute())
+        renamed = await heard.wait_for(lambda r: r.topic == gate and r.at > mark, 3.0,
+                                       "config after the site's rename")
+        config = json.loads(renamed.payload)
+        assert config["device"]["suggested_area"] == "Main campus"
+        assert config["state_topic"] == f"{space.prefix}/main-campus/gate-a/motion/state"
+        await heard.wait_for(lambda r: r.topic == f"{space.prefix}/site-a/gate-a/motion/state"
+                             and r.payload == b"" and r.at > mark, 2.0, "old state cleared")
 
 
 async def test_discovery_off(engine: str, db_url: str, settings_factory: Any,
