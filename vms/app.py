@@ -2,8 +2,8 @@
 
 Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, password pool,
 secrets, metrics, scheduler, onboarding and scan jobs, live view, exports, recorder supervisor,
-MQTT bridge — so each is torn down even when a later one failed to start. A part that cannot be imported
-or started stops start-up with its error: a server that records nothing must not look like one that
+MQTT bridge — so each is torn down even when a later one failed to start. A part that cannot be
+imported or started stops start-up with its error: a server that records nothing must not look like one that
 does. Nothing imports this module but the rest of the root; the CLI calls :func:`create_app`.
 """
 
@@ -219,10 +219,10 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
 
     async def camera_changed(camera_id: int) -> None:
-        recorder = services.get("recorder")
-        if recorder is not None:
-            await recorder.camera_changed(camera_id)
         app[BUS].publish(CameraChanged(camera_id))  # the MQTT bridge's discovery, among others
+        recorder = services.get("recorder")
+        if recorder is not None:  # told directly too: remove() returns once it has stopped
+            await recorder.camera_changed(camera_id)
 
     onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed,
                             ffmpeg_exe=app[SETTINGS].ffmpeg_exe,
