@@ -3,8 +3,8 @@
 Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, password pool,
 secrets, metrics, scheduler, onboarding and scan jobs, live view, exports, recorder supervisor,
 MQTT bridge — so each is torn down even when a later one failed to start. A part that cannot be
-imported or started stops start-up with its error: a server that records nothing must not look like one that
-does. Nothing imports this module but the rest of the root; the CLI calls :func:`create_app`.
+imported or started stops start-up with its error: a server that records nothing must not look like
+one that does. Nothing imports this module but the rest of the root; the CLI calls :func:`create_app`.
 """
 
 from __future__ import annotations
