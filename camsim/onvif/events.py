@@ -105,6 +105,9 @@ class EventBroker:
         self._properties: dict[tuple[str, Items], EventMessage] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._ids = itertools.count(1)
+        self.no_long_poll_until_us = 0
+        """Until this instant (camera clock) PullMessages answers at once, ignoring its Timeout,
+        as some firmware does (fault ``no_long_poll``)."""
 
     def publish(self, topic: str, source: Items, data: Items, *, is_property: bool = True) -> None:
         now_us = self._now_us()
@@ -284,6 +287,8 @@ def build(state: CameraState, broker: EventBroker) -> tuple[Service, Service]:
         except ValueError:
             raise SoapFault("bad Timeout or MessageLimit", subcodes=("ter:InvalidArgVal",)) from None
         timeout_s = max(0.0, min(timeout_s, MAX_PULL_TIMEOUT_S))
+        if state.now_us() < broker.no_long_poll_until_us:
+            timeout_s = 0.0
         if not sub.queue and timeout_s > 0:
             sub.wake.clear()
             try:
