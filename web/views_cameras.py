@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vms import catalog
 from onvif_bridge.event_pumps import stopped_status
+from vms import catalog
 from web.inputs import bad_request, json_object, match_id, query_int
 from web.keys import GATEWAY, SERVICES, principal_of
 from web.render import render
