@@ -359,7 +359,7 @@ class EventPump:
                 self.status.last_message_us = received_at_us
                 self._fast_answers = 0
                 for event in parsed.events:
-                    self._handle(event, received_at_us)
+                    self.accept(event, received_at_us)
                 continue
             if self.status.mode == "long_poll":
                 if answered_us - started_us < opts.fast_answer_ratio * timeout_s * US:
@@ -378,7 +378,8 @@ class EventPump:
 
     # -- events --------------------------------------------------------------------------------
 
-    def _handle(self, event: OnvifEvent, received_at_us: int) -> None:
+    def accept(self, event: OnvifEvent, received_at_us: int) -> None:
+        """Publish what one notification means (nothing for a re-statement or an idle state)."""
         meaning = typed(event)
         key = (normalise_topic(event.topic), tuple(sorted(event.source.items())))
         operation = event.property_operation.lower()
