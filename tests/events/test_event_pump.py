@@ -236,3 +236,32 @@ async def test_soap_log_keeps_exchanges_without_credentials(camera: Any) -> None
         text = exchange.request + exchange.response
         assert PASSWORD not in text and "PasswordDigest" not in text and "Nonce" not in text
         assert camera.username not in exchange.request.replace("[redacted]", "")
+
+
+async def test_renews_from_the_cameras_own_times_when_its_clock_is_an_hour_off(
+        camsim_factory) -> None:  # type: ignore[no-untyped-def]
+    """The camera's clock is an hour ahead: its TerminationTime compared with our clock would look
+    an hour away and the subscription would lapse. Renewing from CurrentTime/TerminationTime's
+    difference keeps one subscription alive across several lifetimes (4 s each here); the login
+    is stamped in the camera's time (camsim refuses a Created 5 minutes off)."""
+    fleet = await camsim_factory(count=1, rtsp=False, password=PASSWORD, clock_offset_s=3600)
+    camera = fleet.cameras[0]
+    bus = EventBus()
+    sub = bus.subscribe(CameraEvent)
+    pump = pump_for(camera, bus, options=PumpOptions(termination_s=4, request_timeout_s=2.0))
+    pump.start()
+    try:
+        await wait_for(lambda: pump.status.state == "subscribed", 5, "the subscription")
+        assert pump.status.clock_offset_us is not None
+        assert abs(pump.status.clock_offset_us - 3600 * 1_000_000) < 1_500_000
+        await wait_for(lambda: camera.soap.requests.get("Renew", 0) >= 4, 15, "four renewals")
+        assert pump.status.subscriptions == 1 and pump.status.failures_total == 0
+        assert camera.state()["subscriptions"] == 1
+        bell, latency = await fire_and_receive(camera, sub, {"type": "doorbell"},
+                                               lambda e: e.type == "doorbell")
+        assert latency < 1.0
+        # at_us is our receive time; the camera's own time is kept beside it
+        assert abs(bell.data["camera_time_us"] - bell.at_us - 3600 * 1_000_000) < 2_000_000
+    finally:
+        await pump.stop()
+        sub.close()
