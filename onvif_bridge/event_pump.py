@@ -216,7 +216,13 @@ class EventPump:
         self.status.error = ""
         self.status.state = "polling" if self.status.mode == "fixed_poll" else "subscribed"
         logger.info("camera %s: events subscribed (%s)", self.label, self.status.mode)
-        await self._pull_loop(soap, sub)
+        try:
+            await self._pull_loop(soap, sub)
+        except OnvifAuthError as exc:
+            # The login worked a moment ago: a refusal now is the camera's clock jumping (a
+            # reboot back to 1970, an NTP step) under our WS-Security stamp, not a wrong password.
+            # Subscribe again (the clock is measured anew); a refusal *then* is final.
+            raise OnvifError(f"{exc} during a subscription (its clock jumped?)") from None
 
     async def _measure_clock(self, soap: EventSoap) -> None:
         device = Endpoint(self.camera.onvif_url)

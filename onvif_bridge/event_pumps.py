@@ -16,6 +16,8 @@ import asyncio
 import logging
 from typing import Any
 
+import peewee as pw
+
 from onvif_bridge.event_pump import EventPump, PumpCamera, PumpOptions, PumpStatus
 from onvif_bridge.event_soap import SoapLog
 from vms.bus import CameraChanged, EventBus, Subscription
@@ -90,8 +92,8 @@ class EventPumps:
             await asyncio.sleep(self.poll_s)
             try:
                 await self.sync()
-            except Exception:  # a database hiccup must not end the polling for good
-                log.exception("events: polling the cameras failed")
+            except (pw.PeeweeError, OSError) as exc:  # a database hiccup: try again next time
+                log.error("events: reading the cameras failed: %s", exc)
 
     async def sync(self, camera_id: int | None = None, *, force: bool = False) -> None:
         """Start, stop or restart pumps so they match the database (one camera, or all).

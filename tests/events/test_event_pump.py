@@ -265,3 +265,29 @@ async def test_renews_from_the_cameras_own_times_when_its_clock_is_an_hour_off(
     finally:
         await pump.stop()
         sub.close()
+
+
+async def test_a_clock_jump_mid_subscription_is_no_wrong_password(camera: Any) -> None:
+    """The camera's clock jumps an hour back (NTP step, reboot): it refuses our next WS-Security
+    stamp (its subscription stays valid: it ends in the camera's own time). The login worked a moment ago, so the pump subscribes again (measuring the clock
+    anew) instead of stopping at auth_failed."""
+    bus = EventBus()
+    sub = bus.subscribe(CameraEvent)
+    pump = pump_for(camera, bus, options=PumpOptions(pull_timeout_s=2, request_timeout_s=2.0))
+    pump.start()
+    try:
+        await wait_for(lambda: pump.status.state == "subscribed", 5, "the subscription")
+        made = pump.status.subscriptions
+        camera.set_clock_offset(-3600)
+        # the next request (after the long-poll in flight, 2 s here) is refused (NotAuthorized)
+        await wait_for(lambda: pump.status.subscriptions > made
+                       and pump.status.state == "subscribed", 10,
+                       "a new subscription after the clock jump")
+        assert pump.status.failures_total >= 1
+        assert abs((pump.status.clock_offset_us or 0) + 3600 * 1_000_000) < 1_500_000
+        _, latency = await fire_and_receive(camera, sub, {"type": "doorbell"},
+                                            lambda e: e.type == "doorbell")
+        assert latency < 1.0
+    finally:
+        await pump.stop()
+        sub.close()
