@@ -269,8 +269,9 @@ async def test_renews_from_the_cameras_own_times_when_its_clock_is_an_hour_off(
 
 async def test_a_clock_jump_mid_subscription_is_no_wrong_password(camera: Any) -> None:
     """The camera's clock jumps an hour back (NTP step, reboot): it refuses our next WS-Security
-    stamp (its subscription stays valid: it ends in the camera's own time). The login worked a moment ago, so the pump subscribes again (measuring the clock
-    anew) instead of stopping at auth_failed."""
+    stamp (its subscription stays valid: it ends in the camera's own time). The login worked a
+    moment ago, so the pump subscribes again (measuring the clock anew) instead of stopping at
+    auth_failed."""
     bus = EventBus()
     sub = bus.subscribe(CameraEvent)
     pump = pump_for(camera, bus, options=PumpOptions(pull_timeout_s=2, request_timeout_s=2.0))
