@@ -184,16 +184,24 @@ class EventPump:
                     logger.info("camera %s: no ONVIF events: %s", self.label, exc)
                     return
                 except OnvifError as exc:
-                    self.status.failures += 1
-                    self.status.failures_total += 1
-                    self.status.error = str(exc)
-                    self.status.state = "backoff"
-                    delay_s = self.backoff_s(self.status.failures)
-                    logger.info("camera %s: events: %s; new subscription in %.1f s", self.label,
-                                exc, delay_s)
-                    await asyncio.sleep(delay_s)
+                    await self._failed(str(exc))
+                except Exception as exc:  # noqa: BLE001
+                    # A bug of ours met by one camera's odd answer must not end its events for
+                    # good (nor look "subscribed" from a dead task): logged whole, then retried.
+                    logger.exception("camera %s: events: unexpected error", self.label)
+                    await self._failed(f"internal error: {type(exc).__name__}: {exc}")
         finally:
             await session.close()
+
+    async def _failed(self, error: str) -> None:
+        self.status.failures += 1
+        self.status.failures_total += 1
+        self.status.error = error
+        self.status.state = "backoff"
+        delay_s = self.backoff_s(self.status.failures)
+        logger.info("camera %s: events: %s; new subscription in %.1f s", self.label, error,
+                    delay_s)
+        await asyncio.sleep(delay_s)
 
     def backoff_s(self, failures: int) -> float:
         """Jittered exponential delay before attempt ``failures`` + 1: half to all of

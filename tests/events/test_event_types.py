@@ -162,3 +162,12 @@ def test_relay_and_vendor_prefixes() -> None:
     unknown = typed(event("tns1:Device/HardwareFailure/StorageFailure", "Changed",
                           {"Failed": "true"}))
     assert unknown.kind is EventKind.GENERIC
+
+
+def test_backoff_is_exponential_jittered_and_capped_at_a_minute() -> None:
+    pump, _ = pump_and_bus()
+    for failures, (low, high) in {1: (0.5, 1.0), 2: (1.0, 2.0), 3: (2.0, 4.0), 6: (16.0, 32.0),
+                                  7: (30.0, 60.0), 50: (30.0, 60.0), 10_000: (30.0, 60.0)}.items():
+        delays = [pump.backoff_s(failures) for _ in range(50)]
+        assert all(low <= d <= high for d in delays), (failures, min(delays), max(delays))
+        assert len(set(delays)) > 10  # jittered: cameras that failed together retry apart
