@@ -235,13 +235,17 @@ class EventPump:
     async def _measure_clock(self, soap: EventSoap) -> None:
         device = Endpoint(self.camera.onvif_url)
         before_us = self.clock.now_us()
+        parsed: object = None
         try:
-            parsed, _ = await soap.call("GetSystemDateAndTime", "<tds:GetSystemDateAndTime/>",
-                                        device, auth=False)
-        except OnvifAuthError:
-            # DVC wants a login even for the time.
-            parsed, _ = await soap.call("GetSystemDateAndTime", "<tds:GetSystemDateAndTime/>",
-                                        device)
+            try:
+                parsed, _ = await soap.call("GetSystemDateAndTime",
+                                            "<tds:GetSystemDateAndTime/>", device, auth=False)
+            except OnvifAuthError:
+                # DVC wants a login even for the time.
+                parsed, _ = await soap.call("GetSystemDateAndTime",
+                                            "<tds:GetSystemDateAndTime/>", device)
+        except OnvifFault as fault:  # a camera that will not tell: the stored offset serves
+            logger.info("camera %s: no time from GetSystemDateAndTime (%s)", self.label, fault)
         after_us = self.clock.now_us()
         if isinstance(parsed, SystemDateAndTime) and parsed.utc_us is not None:
             # Whole seconds, truncated: on average half a second later than said.
