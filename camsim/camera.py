@@ -105,6 +105,8 @@ class CameraOptions:
     multicast_interface: str | None = None
     reboot_s: float = 2.0
     cache_dir: Path | None = None
+    pull_point: bool = True
+    """False: CreatePullPointSubscription answers ActionNotSupported (no PullPoint events)."""
     snapshot_uri: str = ""
     """GetSnapshotUri answers this URL instead of the camera's own (a hostile or misconfigured
     camera naming another host); empty: the camera's own snapshot endpoint."""
@@ -161,7 +163,7 @@ class VirtualCamera:
         self.soap.mount(device.SERVICE_PATHS["media"], media.build(st))
         if st.ptz is not None:
             self.soap.mount(device.SERVICE_PATHS["ptz"], ptz.build(st))
-        event_svc, sub_svc = events.build(st, self.broker)
+        event_svc, sub_svc = events.build(st, self.broker, pull_point=opts.pull_point)
         self.soap.mount(device.SERVICE_PATHS["events"], event_svc)
         self.soap.mount(events.SUBSCRIPTION_PATH, sub_svc, prefix=True)
         self.soap.mount(device.SERVICE_PATHS["deviceio"], deviceio.build(st))

@@ -237,8 +237,11 @@ def _termination(text: str | None, now_us: int) -> int:
     return min(when_us, now_us + MAX_TERMINATION_S * US)
 
 
-def build(state: CameraState, broker: EventBroker) -> tuple[Service, Service]:
-    """(event service at /onvif/event_service, subscription manager at /onvif/subscription/*)."""
+def build(state: CameraState, broker: EventBroker, *,
+          pull_point: bool = True) -> tuple[Service, Service]:
+    """(event service at /onvif/event_service, subscription manager at /onvif/subscription/*).
+    ``pull_point=False``: a camera without PullPoint (CreatePullPointSubscription answers
+    ActionNotSupported), as firmware that offers only WS-BaseNotification does."""
     svc = Service("events", NS["tev"])
     subs = Service("subscription", NS["tev"])
 
@@ -329,7 +332,8 @@ def build(state: CameraState, broker: EventBroker) -> tuple[Service, Service]:
 
     svc.op("GetServiceCapabilities", get_service_capabilities)
     svc.op("GetEventProperties", get_event_properties)
-    svc.op("CreatePullPointSubscription", create_pull_point_subscription)
+    if pull_point:
+        svc.op("CreatePullPointSubscription", create_pull_point_subscription)
     subs.op("PullMessages", pull_messages)
     subs.op("Renew", renew)
     subs.op("Unsubscribe", unsubscribe)

@@ -292,3 +292,19 @@ async def test_a_clock_jump_mid_subscription_is_no_wrong_password(camera: Any) -
     finally:
         await pump.stop()
         sub.close()
+
+
+async def test_camera_without_pull_point_is_unsupported_and_left_alone(camsim_factory) -> None:  # type: ignore[no-untyped-def]
+    fleet = await camsim_factory(count=1, rtsp=False, password=PASSWORD, pull_point=False)
+    camera = fleet.cameras[0]
+    pump = pump_for(camera, EventBus())
+    pump.start()
+    try:
+        await wait_for(lambda: pump.status.state == "unsupported", 5, "unsupported")
+        assert "ActionNotSupported" in pump.status.error
+        counted = sum(camera.soap.requests.values())
+        await asyncio.sleep(1)  # the quiet period the test is about, not a synchronisation
+        assert sum(camera.soap.requests.values()) == counted and not pump.running
+    finally:
+        await pump.stop()
+    assert pump.status.state == "unsupported"
