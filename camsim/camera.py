@@ -41,7 +41,8 @@ logger = logging.getLogger(__name__)
 
 US = 1_000_000
 EVENT_TYPES = ("doorbell", "motion", "plate", "tamper")
-FAULT_KINDS = ("drop", "refuse", "stall", "reboot", "slow_soap", "bad_xml", "clear")
+FAULT_KINDS = ("drop", "refuse", "stall", "reboot", "slow_soap", "bad_xml", "no_long_poll",
+               "clear")
 
 # 32x18 grey JPEG, used for snapshots when camsim.media (ffmpeg) is not available.
 FALLBACK_JPEG = base64.b64decode(
@@ -104,6 +105,8 @@ class CameraOptions:
     multicast_interface: str | None = None
     reboot_s: float = 2.0
     cache_dir: Path | None = None
+    pull_point: bool = True
+    """False: CreatePullPointSubscription answers ActionNotSupported (no PullPoint events)."""
     snapshot_uri: str = ""
     """GetSnapshotUri answers this URL instead of the camera's own (a hostile or misconfigured
     camera naming another host); empty: the camera's own snapshot endpoint."""
@@ -160,7 +163,7 @@ class VirtualCamera:
         self.soap.mount(device.SERVICE_PATHS["media"], media.build(st))
         if st.ptz is not None:
             self.soap.mount(device.SERVICE_PATHS["ptz"], ptz.build(st))
-        event_svc, sub_svc = events.build(st, self.broker)
+        event_svc, sub_svc = events.build(st, self.broker, pull_point=opts.pull_point)
         self.soap.mount(device.SERVICE_PATHS["events"], event_svc)
         self.soap.mount(events.SUBSCRIPTION_PATH, sub_svc, prefix=True)
         self.soap.mount(device.SERVICE_PATHS["deviceio"], deviceio.build(st))
@@ -397,9 +400,12 @@ class VirtualCamera:
             self.soap.soap_delay_s = seconds
         elif kind == "bad_xml":
             self.soap.bad_xml_until_us = self.clock.monotonic_us() + int(seconds * US)
+        elif kind == "no_long_poll":
+            self.broker.no_long_poll_until_us = self.state_model.now_us() + int(seconds * US)
         elif kind == "clear":
             self.soap.soap_delay_s = 0.0
             self.soap.bad_xml_until_us = 0
+            self.broker.no_long_poll_until_us = 0
         elif kind in ("drop", "refuse", "stall"):
             if self.rtsp is None:
                 raise ValueError(f"camera {self.name!r} has no RTSP server for fault {kind!r}")
@@ -476,7 +482,9 @@ class VirtualCamera:
             "rtsp_sessions": self.rtsp.session_count if self.rtsp is not None else 0,
             "clock_offset_s": st.clock_offset_us / US,
             "faults": {"slow_soap_s": self.soap.soap_delay_s,
-                       "bad_xml": self.clock.monotonic_us() < self.soap.bad_xml_until_us},
+                       "bad_xml": self.clock.monotonic_us() < self.soap.bad_xml_until_us,
+                       "no_long_poll": st.now_us() < self.broker.no_long_poll_until_us},
+            "soap_requests": dict(self.soap.requests),
             "encoders": {
                 p.encoder.token: {"width": p.encoder.width, "height": p.encoder.height,
                                   "bitrate_kbps": p.encoder.bitrate_limit_kbps,

@@ -2,9 +2,10 @@
 
 Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, password pool,
 secrets, metrics, scheduler, onboarding and scan jobs, live view, exports, recorder supervisor,
-MQTT bridge — so each is torn down even when a later one failed to start. A part that cannot be
-imported or started stops start-up with its error: a server that records nothing must not look like
-one that does. Nothing imports this module but the rest of the root; the CLI calls :func:`create_app`.
+retention, event pumps, MQTT bridge — so each is torn down even when a later one failed to start. A
+part that cannot be imported or started stops start-up with its error: a server that records
+nothing must not look like one that does. Nothing imports this module but the rest of the root; the
+CLI calls :func:`create_app`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)
 def create_app(settings: Settings, *, clock: Clock | None = None,
                start_recorder: bool = True) -> web.Application:
     """The whole server as an aiohttp app. ``start_recorder=False`` leaves cameras unrecorded
-    (for tests of the web layer alone)."""
+    and their events unread (for tests of the web layer alone)."""
     app = web.Application(client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     if start_recorder:
         app.cleanup_ctx.append(_recorder_ctx)
         app.cleanup_ctx.append(_retention_ctx)
+        app.cleanup_ctx.append(_events_ctx)
     if settings.mqtt.url:
         app.cleanup_ctx.append(_mqtt_ctx)
     return app
@@ -219,10 +221,10 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
 
     async def camera_changed(camera_id: int) -> None:
-        app[BUS].publish(CameraChanged(camera_id))  # the MQTT bridge's discovery, among others
         recorder = services.get("recorder")
         if recorder is not None:  # told directly too: remove() returns once it has stopped
             await recorder.camera_changed(camera_id)
+        app[BUS].publish(CameraChanged(camera_id))  # event pumps, MQTT discovery, the store
 
     onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed,
                             ffmpeg_exe=app[SETTINGS].ffmpeg_exe,
@@ -284,6 +286,21 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(ValueError):
                 recorder.volume_full_hooks.remove(service.volume_full)
         await service.stop()
+
+
+async def _events_ctx(app: web.Application) -> AsyncIterator[None]:
+    """ONVIF events (onvif_bridge/event_pumps.py): one PullPoint pump per camera in service,
+    publishing ``vms.bus.CameraEvent``; follows ``CameraChanged`` (adds, edits, removals)."""
+    from onvif_bridge.event_pumps import EventPumps
+
+    pumps = EventPumps(app[GATEWAY], app[SECRETS], app[BUS], app[CLOCK])
+    await pumps.start()
+    app[SERVICES]["event_pumps"] = pumps
+    try:
+        yield
+    finally:
+        app[SERVICES].pop("event_pumps", None)
+        await pumps.stop()
 
 
 async def _exports_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -100,6 +100,19 @@ RECORDING_STATUS: Schema = obj(state=STR, reason=STR, since_us=nullable(US),
                                streams=ANY_OBJECT, recorder_running=BOOL)
 """The recorder's state of one camera (:func:`web.views_recording.live_status`)."""
 
+EVENT_PUMP: Schema = obj(
+    state=enum("subscribing", "subscribed", "polling", "backoff", "auth_failed", "unsupported",
+               "stopped"),
+    mode=enum("long_poll", "fixed_poll"), last_message_us=nullable(US), failures=INT,
+    failures_total=INT, subscriptions=INT, error=STR, clock_offset_us=nullable(INT),
+    soap_log=BOOL)
+"""The ONVIF event pump of one camera (:meth:`onvif_bridge.event_pumps.EventPumps.status`)."""
+
+SOAP_EXCHANGE: Schema = obj(at_us=US, operation=STR, url=STR, request=STR,
+                            status=nullable(INT), response=STR, duration_ms=INT, error=STR)
+SOAP_LOG: Schema = obj(enabled=BOOL, exchanges=array(SOAP_EXCHANGE))
+"""A camera's raw-SOAP log of its event pump (credentials never included)."""
+
 CAMERA_DETAIL: Schema = {**CAMERA, "properties": {**CAMERA["properties"],
                                                   "streams": array(STREAM)},
                          "required": [*CAMERA["required"], "streams"]}

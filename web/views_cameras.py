@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from onvif_bridge.event_pumps import stopped_status
 from vms import catalog
-from web.inputs import bad_request, match_id, query_int
-from web.keys import GATEWAY, principal_of
+from web.inputs import bad_request, json_object, match_id, query_int
+from web.keys import GATEWAY, SERVICES, principal_of
 from web.render import render
 from web.routing import Param, Routes
-from web.schemas import CAMERA, CAMERA_DETAIL, ID, MAX_ID, RECORDING_STATUS, SITE, array, obj, or_blank
+from web.schemas import (
+    BOOL,
+    CAMERA,
+    CAMERA_DETAIL,
+    EVENT_PUMP,
+    ID,
+    MAX_ID,
+    RECORDING_STATUS,
+    SITE,
+    SOAP_LOG,
+    array,
+    obj,
+    or_blank,
+)
 from web.views_recording import live_status, volume_names
 
 routes = Routes()
@@ -53,16 +67,59 @@ async def api_cameras(request: web.Request) -> web.StreamResponse:
     return web.json_response({"cameras": cameras})
 
 
-@routes.route("GET", "/api/v1/cameras/{id}", access="live", summary="One camera, with streams",
+def events_status(app: web.Application, camera_id: int) -> dict[str, object]:
+    """The camera's event pump (state, mode, last message, failures, error)."""
+    pumps = app[SERVICES].get("event_pumps")
+    return pumps.status(camera_id) if pumps is not None else stopped_status()
+
+
+@routes.route("GET", "/api/v1/cameras/{id}", access="live",
+              summary="One camera, with streams, recording status and event pump",
               response={**CAMERA_DETAIL,
-                        "properties": {**CAMERA_DETAIL["properties"], "recording": RECORDING_STATUS},
-                        "required": [*CAMERA_DETAIL["required"], "recording"]})
+                        "properties": {**CAMERA_DETAIL["properties"], "recording": RECORDING_STATUS,
+                                       "events": EVENT_PUMP},
+                        "required": [*CAMERA_DETAIL["required"], "recording", "events"]})
 async def api_camera(request: web.Request) -> web.StreamResponse:
     detail = await _camera_detail(request)
     stored = {"state": detail["status"], "reason": detail["status_reason"],
               "since_us": detail["status_since_us"]}
     detail["recording"] = live_status(request.app, int(str(detail["id"])), stored)
+    detail["events"] = events_status(request.app, int(str(detail["id"])))
     return web.json_response(detail)
+
+
+def _soap_log(request: web.Request, camera_id: int) -> dict[str, object]:
+    pumps = request.app[SERVICES].get("event_pumps")
+    if pumps is None:
+        return {"enabled": False, "exchanges": []}
+    log = pumps.soap_log(camera_id)
+    return {"enabled": log.enabled, "exchanges": log.entries()}
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/events/soap-log", access="manage_cameras",
+              summary="The raw SOAP of the camera's event pump (last 50 exchanges while the "
+                      "switch is on; credentials redacted)",
+              response=SOAP_LOG)
+async def api_soap_log(request: web.Request) -> web.StreamResponse:
+    detail = await _camera_detail(request)  # 404 for a camera of another site
+    return web.json_response(_soap_log(request, int(str(detail["id"]))))
+
+
+@routes.route("PUT", "/api/v1/cameras/{id}/events/soap-log", access="manage_cameras",
+              summary="Switch the raw SOAP log of the camera's event pump on or off (off clears "
+                      "it; in memory only, until the server stops)",
+              body=obj(enabled=BOOL), response=SOAP_LOG)
+async def api_soap_log_switch(request: web.Request) -> web.StreamResponse:
+    detail = await _camera_detail(request)
+    body = await json_object(request)
+    enabled = body.get("enabled")
+    if not isinstance(enabled, bool):
+        raise bad_request("'enabled' must be true or false")
+    pumps = request.app[SERVICES].get("event_pumps")
+    if pumps is None:
+        raise web.HTTPConflict(text="ONVIF events are not running on this server")
+    pumps.soap_log(int(str(detail["id"])), str(detail["name"])).set(enabled)
+    return web.json_response(_soap_log(request, int(str(detail["id"]))))
 
 
 @routes.route("GET", "/cameras", access="live", summary="Camera list page")
@@ -77,4 +134,6 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/cameras/{id}", access="live", summary="Camera page")
 async def camera_page(request: web.Request) -> web.StreamResponse:
     camera = await _camera_detail(request)
-    return render(request, "camera.html", {"camera": camera, "volumes": volume_names(request)})
+    return render(request, "camera.html", {"camera": camera, "volumes": volume_names(request),
+                                           "events": events_status(request.app,
+                                                                   int(str(camera["id"])))})

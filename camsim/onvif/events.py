@@ -105,6 +105,9 @@ class EventBroker:
         self._properties: dict[tuple[str, Items], EventMessage] = {}
         self._subscriptions: dict[str, Subscription] = {}
         self._ids = itertools.count(1)
+        self.no_long_poll_until_us = 0
+        """Until this instant (camera clock) PullMessages answers at once, ignoring its Timeout,
+        as some firmware does (fault ``no_long_poll``)."""
 
     def publish(self, topic: str, source: Items, data: Items, *, is_property: bool = True) -> None:
         now_us = self._now_us()
@@ -234,8 +237,11 @@ def _termination(text: str | None, now_us: int) -> int:
     return min(when_us, now_us + MAX_TERMINATION_S * US)
 
 
-def build(state: CameraState, broker: EventBroker) -> tuple[Service, Service]:
-    """(event service at /onvif/event_service, subscription manager at /onvif/subscription/*)."""
+def build(state: CameraState, broker: EventBroker, *,
+          pull_point: bool = True) -> tuple[Service, Service]:
+    """(event service at /onvif/event_service, subscription manager at /onvif/subscription/*).
+    ``pull_point=False``: a camera without PullPoint (CreatePullPointSubscription answers
+    ActionNotSupported), as firmware that offers only WS-BaseNotification does."""
     svc = Service("events", NS["tev"])
     subs = Service("subscription", NS["tev"])
 
@@ -284,6 +290,8 @@ def build(state: CameraState, broker: EventBroker) -> tuple[Service, Service]:
         except ValueError:
             raise SoapFault("bad Timeout or MessageLimit", subcodes=("ter:InvalidArgVal",)) from None
         timeout_s = max(0.0, min(timeout_s, MAX_PULL_TIMEOUT_S))
+        if state.now_us() < broker.no_long_poll_until_us:
+            timeout_s = 0.0
         if not sub.queue and timeout_s > 0:
             sub.wake.clear()
             try:
@@ -324,7 +332,8 @@ def build(state: CameraState, broker: EventBroker) -> tuple[Service, Service]:
 
     svc.op("GetServiceCapabilities", get_service_capabilities)
     svc.op("GetEventProperties", get_event_properties)
-    svc.op("CreatePullPointSubscription", create_pull_point_subscription)
+    if pull_point:
+        svc.op("CreatePullPointSubscription", create_pull_point_subscription)
     subs.op("PullMessages", pull_messages)
     subs.op("Renew", renew)
     subs.op("Unsubscribe", unsubscribe)

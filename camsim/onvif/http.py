@@ -65,6 +65,8 @@ class SoapApp:
         self.soap_delay_s = 0.0
         self.bad_xml_until_us = 0
         self.available = True
+        self.requests: dict[str, int] = {}
+        """SOAP requests answered, by operation (a test counts a client's retries)."""
         self._monotonic_us = monotonic_us
         self._after_request = after_request
 
@@ -94,6 +96,7 @@ class SoapApp:
                                 charset="utf-8")
         try:
             req = parse_request(data, request.path)
+            self.requests[req.operation] = self.requests.get(req.operation, 0) + 1
         except BadRequest as exc:
             logger.debug("%s: unparsable SOAP request to %s: %s", self.name, request.path, exc)
             fault = SoapFault("Malformed SOAP request", subcodes=("ter:WellFormed",))

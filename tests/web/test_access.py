@@ -71,6 +71,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/cameras/{id}/check-config"): "manage_cameras",
     ("POST", "/api/v1/cameras/{id}/clock"): "manage_cameras",
     ("DELETE", "/api/v1/cameras/{id}"): "manage_cameras",
+    ("GET", "/api/v1/cameras/{id}/events/soap-log"): "manage_cameras",
+    ("PUT", "/api/v1/cameras/{id}/events/soap-log"): "manage_cameras",
     ("GET", "/api/v1/cameras/{id}/snapshot"): "live",
     ("GET", "/api/v1/cameras/{id}/recording"): "live",
     ("GET", "/cameras/{id}/recording"): "live",
