@@ -1,0 +1,263 @@
+"""The event store, ``GET /api/v1/events``, the SSE feed, the page and ``vms events`` (issue 14).
+
+Events are published as :class:`vms.bus.CameraEvent` on the app's own bus — the code path the
+PullPoint pump feeds — and read back from the database, the API, the feed and the page, on SQLite
+and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import World
+from vms.bus import CameraEvent
+from vms.db import models as m
+from vms.events import normalise_plate
+from web.keys import BUS, CLOCK, GATEWAY, SERVICES
+
+
+def publish(world: World, camera_id: int, etype: str, state: bool | None, *, topic: str = "",
+            at_us: int | None = None, **data: Any) -> int:
+    at = at_us if at_us is not None else world.app[CLOCK].now_us()
+    site = world.site_a if camera_id == world.camera_a else world.site_b
+    world.app[BUS].publish(CameraEvent(camera_id=camera_id, site_id=site, type=etype,
+                                       state=state, at_us=at, topic=topic,
+                                       data={"camera_time_us": at - 5, "clock_offset_us": 5,
+                                             **data}))
+    return at
+
+
+async def rows(world: World) -> list[m.Event]:
+    return await world.app[GATEWAY].read(
+        lambda: list(m.Event.select().order_by(m.Event.id)))
+
+
+async def wait_rows(world: World, check, timeout: float = 1.0) -> list[m.Event]:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await rows(world)
+        if check(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {[(r.type, r.start_us, r.end_us) for r in found]}")
+        await asyncio.sleep(0.02)
+
+
+def test_plate_normalisation() -> None:
+    assert normalise_plate("123 авс 02") == "123ABC02"
+    assert normalise_plate("а123-вс 777") == "A123BC777"
+    assert normalise_plate("ХМ-01") == "XM01"
+
+
+async def test_pulses_and_intervals_reach_the_store_within_a_second(world: World) -> None:
+    t0 = publish(world, world.camera_a, "doorbell", None, topic="tns1:Device/Trigger/DigitalInput")
+    found = await wait_rows(world, lambda r: len(r) == 1)
+    assert found[0].type == "doorbell" and found[0].start_us == found[0].end_us == t0
+    assert found[0].site_id == world.site_a
+    assert json.loads(found[0].data)["camera_time_us"] == t0 - 5
+
+    on = publish(world, world.camera_a, "motion", True, topic="tns1:VideoSource/MotionAlarm")
+    publish(world, world.camera_a, "motion", True, topic="tns1:VideoSource/MotionAlarm")  # again
+    found = await wait_rows(world, lambda r: len(r) == 2)
+    assert found[1].start_us == on and found[1].end_us is None
+    off = publish(world, world.camera_a, "motion", False, topic="tns1:VideoSource/MotionAlarm")
+    found = await wait_rows(world, lambda r: len(r) == 2 and r[1].end_us is not None)
+    assert found[1].end_us == off
+    # an "off" for nothing open stores nothing; a new "on" opens a new row
+    publish(world, world.camera_a, "motion", False, topic="tns1:VideoSource/MotionAlarm")
+    publish(world, world.camera_a, "motion", True, topic="tns1:VideoSource/MotionAlarm")
+    found = await wait_rows(world, lambda r: len(r) == 3)
+    assert found[2].end_us is None
+
+
+async def test_an_interval_without_off_is_closed_after_the_maximum(db_url: str, settings_factory,
+                                                                   aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    from tests.web.conftest import seed_world
+    from vms.app import create_app
+
+    app = create_app(settings_factory(db_url, **{"events.max_open_seconds": 1}),
+                     start_recorder=False)
+    client = await aiohttp_client(app)
+    site_a, site_b, cam_a, cam_b = await app[GATEWAY].write(seed_world, app)
+    world = World(client=client, app=app, site_a=site_a, site_b=site_b, camera_a=cam_a,
+                  camera_b=cam_b)
+    at = publish(world, cam_a, "tamper", True, topic="tns1:VideoSource/ImageTooDark")
+    found = await wait_rows(world, lambda r: len(r) == 1 and r[0].end_us is not None,
+                            timeout=3.0)
+    assert found[0].end_us == at + 1_000_000
+    assert json.loads(found[0].data)["closed"] == "max_open"
+
+
+async def test_types_a_camera_does_not_keep_are_dropped(world: World) -> None:
+    admin = await world.login("admin1")
+    resp = await world.client.put(f"/api/v1/cameras/{world.camera_a}/events/settings",
+                                  json={"kept": ["doorbell"], "recorded": ["doorbell"]},
+                                  headers={"X-CSRF-Token": admin})
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["kept"] == ["doorbell"]
+    publish(world, world.camera_a, "motion", None)
+    publish(world, world.camera_a, "doorbell", None)
+    found = await wait_rows(world, lambda r: len(r) >= 1)
+    assert [r.type for r in found] == ["doorbell"]
+    resp = await world.client.put(f"/api/v1/cameras/{world.camera_a}/events/settings",
+                                  json={"kept": ["nonsense"], "recorded": []},
+                                  headers={"X-CSRF-Token": admin})
+    assert resp.status == 400 and "kept" in await resp.text()
+
+
+async def test_plate_search_by_partial_cyrillic_text_and_scoping(world: World) -> None:
+    publish(world, world.camera_a, "plate", None, plate="123ABC02", country="RU", confidence=0.9)
+    publish(world, world.camera_a, "plate", None, plate="777XYZ01")
+    publish(world, world.camera_b, "plate", None, plate="123ABC99")
+    await wait_rows(world, lambda r: len(r) == 3)
+    await world.login("viewer1")
+    resp = await world.client.get("/api/v1/events", params={"plate": "123 авс"})
+    assert resp.status == 200
+    events = (await resp.json())["events"]
+    assert [e["data"]["plate"] for e in events] == ["123ABC02"]  # site B's plate is not listed
+    assert events[0]["camera_name"] == "Gate A" and events[0]["site_name"] == "Site A"
+    resp = await world.client.get("/api/v1/events")
+    assert {e["camera_id"] for e in (await resp.json())["events"]} == {world.camera_a}
+    resp = await world.client.get("/api/v1/events", params={"camera_id": str(world.camera_b)})
+    assert resp.status == 404
+    resp = await world.client.get("/api/v1/events", params={"site_id": str(world.site_b)})
+    assert resp.status == 404
+    resp = await world.client.get("/api/v1/events", params={"type": "bogus"})
+    assert resp.status == 400 and "bogus" in await resp.text()
+    await world.login("viewer_b")
+    resp = await world.client.get("/api/v1/events", params={"plate": "123"})
+    assert [e["data"]["plate"] for e in (await resp.json())["events"]] == ["123ABC99"]
+    page = await (await world.client.get("/events")).text()
+    assert "123ABC99" in page and "123ABC02" not in page and "Gate A" not in page
+
+
+async def test_pagination_newest_first(world: World) -> None:
+    base = world.app[CLOCK].now_us()
+    for i in range(7):
+        publish(world, world.camera_a, "doorbell", None, at_us=base + i * 1000)
+    await wait_rows(world, lambda r: len(r) == 7)
+    await world.login("viewer1")
+    seen: list[int] = []
+    cursor = ""
+    for _ in range(5):
+        params = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        body = await (await world.client.get("/api/v1/events", params=params)).json()
+        seen += [e["start_us"] for e in body["events"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [base + i * 1000 for i in reversed(range(7))]
+    body = await (await world.client.get("/api/v1/events", params={
+        "from": str(base + 2000), "to": str(base + 4000)})).json()
+    assert [e["start_us"] for e in body["events"]] == [base + 3000, base + 2000]
+    resp = await world.client.get("/api/v1/events", params={"cursor": "garbage"})
+    assert resp.status == 400
+
+
+async def read_sse(resp: Any, count: int, timeout: float = 2.0) -> list[tuple[str | None, str, dict[str, Any]]]:  # noqa: E501
+    """``count`` SSE messages (id, event, data) from a streaming answer."""
+    out: list[tuple[str | None, str, dict[str, Any]]] = []
+    eid: str | None = None
+    kind = "message"
+    deadline = time.monotonic() + timeout
+    while len(out) < count:
+        line = await asyncio.wait_for(resp.content.readline(), deadline - time.monotonic())
+        text = line.decode().rstrip("\n")
+        if text.startswith("id: "):
+            eid = text[4:]
+        elif text.startswith("event: "):
+            kind = text[7:]
+        elif text.startswith("data: "):
+            out.append((eid, kind, json.loads(text[6:])))
+            eid, kind = None, "message"
+    return out
+
+
+async def test_sse_feed_is_scoped_and_resumes_by_last_event_id(world: World) -> None:
+    await world.login("viewer1")
+    resp = await world.client.get("/api/v1/events/stream")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
+    publish(world, world.camera_b, "doorbell", None)  # another site: never sent
+    publish(world, world.camera_a, "motion", True, topic="m")
+    publish(world, world.camera_a, "motion", False, topic="m")
+    got = await read_sse(resp, 2)
+    assert got[0][1] == "event" and got[0][2]["camera_id"] == world.camera_a
+    first_id = got[0][0]
+    assert first_id == str(got[0][2]["id"])
+    assert got[1][1] == "end" and got[1][2]["id"] == got[0][2]["id"]
+    resp.close()
+    # while disconnected: one event of each site; resuming replays only site A's from the store
+    publish(world, world.camera_b, "plate", None, plate="B1")
+    publish(world, world.camera_a, "plate", None, plate="A1")
+    await wait_rows(world, lambda r: len(r) == 4)
+    resp = await world.client.get("/api/v1/events/stream", headers={"Last-Event-ID": first_id})
+    got = await read_sse(resp, 1)
+    assert got[0][2]["data"]["plate"] == "A1" and int(got[0][0]) > int(first_id)
+    resp.close()
+
+
+async def test_sse_feed_ends_at_shutdown(world: World) -> None:
+    await world.login("viewer1")
+    resp = await world.client.get("/api/v1/events/stream")
+    assert resp.status == 200
+    world.app[SERVICES]["events"].shutdown()
+    body = await asyncio.wait_for(resp.content.read(), 2.0)  # the answer ends
+    assert body.startswith(b"retry:")
+
+
+def test_cli_events(engine: str, db_url: str, settings_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from vms.db.gateway import Gateway
+
+    settings = settings_factory(db_url)
+    gw = Gateway(settings.database_url)
+    gw.migrate()
+
+    def seed() -> int:
+        site = m.Site.create(name="S", created_us=0)
+        cam = m.Camera.create(site=site, name="Gate", status_since_us=0, created_us=0,
+                              updated_us=0)
+        m.Event.create(camera=cam, site=site, type="plate", start_us=1_000, end_us=1_000,
+                       plate="123ABC02", data=json.dumps({"plate": "123ABC02"}))
+        m.Event.create(camera=cam, site=site, type="motion", start_us=2_000, end_us=None)
+        return cam.id
+
+    cam_id = gw.write_sync(seed)
+    gw.close()
+    config = tmp_path / "vms.toml"
+    config.write_text(f'data_dir = "{settings.data_dir}"\n[database]\nurl = "{db_url}"\n')
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vms", "events", "--config", str(config),
+                               *args], capture_output=True, text=True, timeout=60, env=env)
+
+    out = run("--plate", "123 авс", "--json")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [e["data"]["plate"] for e in lines] == ["123ABC02"]
+    out = run("--camera", str(cam_id))
+    assert out.returncode == 0 and "ongoing" in out.stdout and "123ABC02" in out.stdout
+    out = run("--camera", "999")
+    assert out.returncode == 2 and "no camera 999" in out.stderr
+    out = run("--from", "yesterday")
+    assert out.returncode == 2 and "--from" in out.stderr
+
+
+@pytest.mark.parametrize("etype", ["tamper"])
+async def test_recorder_ignores_types_not_chosen(world: World, etype: str) -> None:
+    from recorder.supervisor import RecorderSupervisor
+    from web.keys import SECRETS, SETTINGS
+
+    sup = RecorderSupervisor(world.app[GATEWAY], world.app[SETTINGS], world.app[CLOCK],
+                             world.app[SECRETS])
+    await sup._wanted_streams(world.camera_a)
+    assert etype not in sup._recorded_types[world.camera_a]
+    assert "motion" in sup._recorded_types[world.camera_a]
