@@ -251,13 +251,42 @@ def test_cli_events(engine: str, db_url: str, settings_factory, tmp_path: Path) 
     assert out.returncode == 2 and "--from" in out.stderr
 
 
-@pytest.mark.parametrize("etype", ["tamper"])
-async def test_recorder_ignores_types_not_chosen(world: World, etype: str) -> None:
-    from recorder.supervisor import RecorderSupervisor
+async def test_recorder_triggers_only_the_chosen_types(world: World) -> None:
+    """The supervisor hands a camera's recorder only the event types it records on: a real
+    (not started) event-mode StreamRecorder keeps a window for tamper, none for motion."""
+    from recorder.run import StreamRecorder
+    from recorder.supervisor import RecorderSupervisor, _Task
     from web.keys import SECRETS, SETTINGS
 
     sup = RecorderSupervisor(world.app[GATEWAY], world.app[SETTINGS], world.app[CLOCK],
                              world.app[SECRETS])
-    await sup._wanted_streams(world.camera_a)
-    assert etype not in sup._recorded_types[world.camera_a]
-    assert "motion" in sup._recorded_types[world.camera_a]
+    await world.app[GATEWAY].write(lambda: m.Camera.update(
+        event_types_recorded="tamper", recording_mode="event").where(
+        m.Camera.id == world.camera_a).execute())
+    wanted = await sup._wanted_streams(world.camera_a)
+    config = wanted[(world.camera_a, "main")]
+    rec = StreamRecorder(sup.gw, sup.settings, sup.clock, config, sup.options,
+                         None)  # type: ignore[arg-type]  # never started: no volume needed
+    sup._tasks[(world.camera_a, "main")] = _Task(rec, asyncio.get_running_loop().create_future())
+    sup.camera_event(CameraEvent(world.camera_a, world.site_a, "motion", None, 10_000_000))
+    sup.camera_event(CameraEvent(world.camera_a, world.site_a, "doorbell", None, 20_000_000))
+    assert rec._keeps._keeps == []
+    sup.camera_event(CameraEvent(world.camera_a, world.site_a, "tamper", None, 30_000_000))
+    assert len(rec._keeps._keeps) == 1
+
+
+async def test_camera_page_event_settings_form(world: World) -> None:
+    csrf = await world.login("installer1")
+    page = await (await world.client.get(f"/cameras/{world.camera_a}")).text()
+    assert 'id="camera-events-settings"' in page
+    resp = await world.client.post(f"/cameras/{world.camera_a}/events/settings",
+                                   data={"csrf_token": csrf, "kept": ["plate", "doorbell"],
+                                         "recorded": ["doorbell"]}, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    body = await (await world.client.get(f"/api/v1/cameras/{world.camera_a}/events/settings"))\
+        .json()
+    assert body == {"camera_id": world.camera_a, "kept": ["doorbell", "plate"],
+                    "recorded": ["doorbell"]}
+    await world.login("viewer_b")
+    resp = await world.client.get(f"/api/v1/cameras/{world.camera_a}/events/settings")
+    assert resp.status == 404
