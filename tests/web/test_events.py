@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.web.conftest import World
 from vms.bus import CameraEvent
 from vms.db import models as m
@@ -40,14 +38,14 @@ async def rows(world: World) -> list[m.Event]:
         lambda: list(m.Event.select().order_by(m.Event.id)))
 
 
-async def wait_rows(world: World, check, timeout: float = 1.0) -> list[m.Event]:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def wait_rows(world: World, check, within: float = 1.0) -> list[m.Event]:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
     while True:
         found = await rows(world)
         if check(found):
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {[(r.type, r.start_us, r.end_us) for r in found]}")
+            raise AssertionError(f"not within {within} s: {[(r.type, r.start_us, r.end_us) for r in found]}")
         await asyncio.sleep(0.02)
 
 
@@ -91,7 +89,7 @@ async def test_an_interval_without_off_is_closed_after_the_maximum(db_url: str, 
                   camera_b=cam_b)
     at = publish(world, cam_a, "tamper", True, topic="tns1:VideoSource/ImageTooDark")
     found = await wait_rows(world, lambda r: len(r) == 1 and r[0].end_us is not None,
-                            timeout=3.0)
+                            within=3.0)
     assert found[0].end_us == at + 1_000_000
     assert json.loads(found[0].data)["closed"] == "max_open"
 
@@ -162,12 +160,12 @@ async def test_pagination_newest_first(world: World) -> None:
     assert resp.status == 400
 
 
-async def read_sse(resp: Any, count: int, timeout: float = 2.0) -> list[tuple[str | None, str, dict[str, Any]]]:  # noqa: E501
+async def read_sse(resp: Any, count: int, within: float = 2.0) -> list[tuple[str | None, str, dict[str, Any]]]:  # noqa: E501
     """``count`` SSE messages (id, event, data) from a streaming answer."""
     out: list[tuple[str | None, str, dict[str, Any]]] = []
     eid: str | None = None
     kind = "message"
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while len(out) < count:
         line = await asyncio.wait_for(resp.content.readline(), deadline - time.monotonic())
         text = line.decode().rstrip("\n")
