@@ -288,3 +288,33 @@ async def test_camera_page_event_settings_form(world: World) -> None:
     await world.login("viewer_b")
     resp = await world.client.get(f"/api/v1/cameras/{world.camera_a}/events/settings")
     assert resp.status == 404
+
+
+async def test_sse_heartbeats_and_a_slow_client_counts_its_drops(world: World,
+                                                                 monkeypatch: Any) -> None:
+    import web.views_events
+
+    monkeypatch.setattr(web.views_events, "HEARTBEAT_S", 0.2)
+    await world.login("viewer1")
+    resp = await world.client.get("/api/v1/events/stream")
+    seen = b""
+    deadline = time.monotonic() + 2.0
+    while b": heartbeat" not in seen and time.monotonic() < deadline:
+        seen += await asyncio.wait_for(resp.content.readline(), 2.0)
+    assert b": heartbeat" in seen
+    resp.close()
+    # a listener that never reads: its queue stays bounded and what it lost is counted
+    store = world.app[SERVICES]["events"]
+    listener = store.listen(None)
+    from vms.events import LISTENER_QUEUE_MAX
+
+    before = store.listener_dropped
+    for _ in range(LISTENER_QUEUE_MAX + 10):
+        publish(world, world.camera_a, "doorbell", None)
+    await wait_rows(world, lambda r: len(r) == LISTENER_QUEUE_MAX + 10, within=10.0)
+    assert listener.queue.qsize() == LISTENER_QUEUE_MAX
+    assert listener.dropped == 10 and store.listener_dropped - before == 10
+    listener.close()
+    metrics = await (await world.client.get("/metrics")).text()
+    assert 'vms_events_dropped_total{subscriber="feed"} 10.0' in metrics
+    assert f"vms_events_stored_total {LISTENER_QUEUE_MAX + 10}.0" in metrics

@@ -2,6 +2,13 @@
 // top of the list without a reload, filtered like the page; an "end" closes an ongoing row.
 (function () {
   "use strict";
+  // a snapshot exists only where something was recorded at the event's instant: hide the others
+  function watchThumb(img) {
+    const hide = () => img.classList.add("event-thumb-none");
+    if (img.complete && img.naturalWidth === 0) hide();
+    else img.addEventListener("error", hide);
+  }
+  document.querySelectorAll("img.event-thumb").forEach(watchThumb);
   const live = document.getElementById("events-live");
   const rows = document.getElementById("events-rows");
   if (!live || !rows || live.dataset.live !== "on" || !window.EventSource) return;
@@ -45,6 +52,7 @@
     img.height = 90;
     img.alt = live.dataset.labelSnapshot;
     img.src = `/api/v1/cameras/${e.camera_id}/snapshot.jpg?at=${e.start_us}`;
+    watchThumb(img);
     a1.appendChild(img);
     thumb.appendChild(a1);
     tr.appendChild(thumb);
