@@ -197,10 +197,18 @@ class EventStore:
                 batch.append(sub.queue.get_nowait())
             try:
                 stored = await self.gw.write(self._write_batch, batch)
-            except Exception:
-                log.exception("event store: a batch of %d messages was not written", len(batch))
+            except Exception as exc:
+                # e.g. a camera deleted meanwhile: the others of the batch must not be lost
+                log.warning("event store: a batch of %d messages failed (%r); writing them one "
+                            "by one", len(batch), exc)
                 await self._reload()
-                continue
+                stored = []
+                for message in batch:
+                    try:
+                        stored += await self.gw.write(self._write_batch, [message])
+                    except Exception:
+                        log.exception("event store: %r was not written", message)
+                        await self._reload()
             self._publish(stored)
 
     def _camera(self, camera_id: int) -> _CameraInfo | None:

@@ -318,3 +318,20 @@ async def test_sse_heartbeats_and_a_slow_client_counts_its_drops(world: World,
     metrics = await (await world.client.get("/metrics")).text()
     assert 'vms_events_dropped_total{subscriber="feed"} 10.0' in metrics
     assert f"vms_events_stored_total {LISTENER_QUEUE_MAX + 10}.0" in metrics
+
+
+async def test_one_bad_message_does_not_lose_its_batch(world: World) -> None:
+    publish(world, world.camera_b, "doorbell", None)
+    await wait_rows(world, lambda r: len(r) == 1)  # camera B is now known to the store
+
+    def delete_b() -> None:
+        m.Event.delete().where(m.Event.camera == world.camera_b).execute()
+        m.CameraStream.delete().where(m.CameraStream.camera == world.camera_b).execute()
+        m.Camera.delete().where(m.Camera.id == world.camera_b).execute()
+
+    await world.app[GATEWAY].write(delete_b)
+    # both in one batch: B's insert fails (no such camera), A's must still be stored
+    publish(world, world.camera_b, "doorbell", None)
+    at = publish(world, world.camera_a, "doorbell", None)
+    found = await wait_rows(world, lambda r: len(r) == 1 and r[0].camera_id == world.camera_a)
+    assert found[0].start_us == at
