@@ -220,7 +220,7 @@ def _save(principal: Principal, camera_id: int, kept: frozenset[str],
     m.Camera.update(event_types_kept=format_types(kept),
                     event_types_recorded=format_types(recorded), updated_us=clock.now_us()).where(
         m.Camera.id == cam.id).execute()
-    audit.record(clock, "camera.events", principal=principal, target=f"camera:{cam.id}",
+    audit.record(clock, "camera_event_settings", principal=principal, target=f"camera:{cam.id}",
                  site_id=cam.site_id, detail={"kept": sorted(kept), "recorded": sorted(recorded)})
     return _settings_of(principal, camera_id)
 

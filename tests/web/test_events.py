@@ -335,3 +335,23 @@ async def test_one_bad_message_does_not_lose_its_batch(world: World) -> None:
     at = publish(world, world.camera_a, "doorbell", None)
     found = await wait_rows(world, lambda r: len(r) == 1 and r[0].camera_id == world.camera_a)
     assert found[0].start_us == at
+
+
+async def test_event_settings_change_is_audited(world: World) -> None:
+    csrf = await world.login("installer1")
+    resp = await world.client.put(f"/api/v1/cameras/{world.camera_a}/events/settings",
+                                  json={"kept": ["plate"], "recorded": []},
+                                  headers={"X-CSRF-Token": csrf})
+    assert resp.status == 200
+
+    def last() -> m.AuditLog:
+        return m.AuditLog.select().order_by(m.AuditLog.id.desc()).first()
+
+    row = await world.app[GATEWAY].read(last)
+    assert row.action == "camera_event_settings" and row.username == "installer1"
+    assert json.loads(row.detail) == {"kept": ["plate"], "recorded": []}
+    csrf_b = await world.login("viewer_b")
+    resp = await world.client.put(f"/api/v1/cameras/{world.camera_a}/events/settings",
+                                  json={"kept": [], "recorded": []},
+                                  headers={"X-CSRF-Token": csrf_b})
+    assert resp.status == 403  # a viewer may not change it (and never sees site A's camera)
