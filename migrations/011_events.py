@@ -8,7 +8,8 @@
   ``(start_us)`` (an administrator's view of every site), the existing ``(camera, start_us)`` and
   ``(type, start_us)``, and ``(plate)``. A partial plate search (``LIKE '%…%'``) cannot use a
   B-tree range: on PostgreSQL a trigram GIN index (``pg_trgm``, a trusted extension) answers it;
-  on SQLite it scans the small ``plate`` index instead of the table.
+  on SQLite it scans the small ``plate`` index instead of the table. ``event_open`` (partial:
+  ``end_us IS NULL``) is what the store reads at start.
 - ``camera.event_types_kept`` / ``camera.event_types_recorded``: which event types the store keeps
   and which trigger recording (comma-separated).
 """
@@ -39,6 +40,8 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
     migrator.add_index("event", "site", "start_us", unique=False)
     migrator.add_index("event", "start_us", unique=False)
     migrator.add_index("event", "plate", unique=False)
+    # the store loads the open intervals at start: a small partial index instead of a scan
+    migrator.sql("CREATE INDEX event_open ON event (camera_id) WHERE end_us IS NULL")
     if isinstance(database, pw.PostgresqlDatabase):
         migrator.sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         migrator.sql("CREATE INDEX event_plate_trgm ON event USING gin (plate gin_trgm_ops) "
@@ -48,6 +51,7 @@ def migrate(migrator: Migrator, database: pw.Database, *, fake=False):
 def rollback(migrator: Migrator, database: pw.Database, *, fake=False):
     if isinstance(database, pw.PostgresqlDatabase):
         migrator.sql("DROP INDEX IF EXISTS event_plate_trgm")
+    migrator.sql("DROP INDEX IF EXISTS event_open")
     migrator.drop_index("event", "plate")
     migrator.drop_index("event", "start_us")
     migrator.drop_index("event", "site", "start_us")
