@@ -72,6 +72,15 @@ def format_types(types: frozenset[str] | set[str]) -> str:
     return ",".join(t for t in EVENT_TYPES if t in types)
 
 
+def _source(data: dict[str, Any]) -> str:
+    """Which of a camera's sources (video source, input, rule) a property event is about: two
+    motion rules of one camera are two intervals. ``data["source"]`` as the pump gives it."""
+    source = data.get("source") if isinstance(data, dict) else None
+    if source is None or source == "":
+        return ""
+    return json.dumps(source, sort_keys=True, default=str)
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     """What the live feed sends: a new row (``kind="event"``) or a row closed (``kind="end"``)."""
@@ -130,7 +139,8 @@ class EventStore:
         self.closed_max_open = 0
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._open: dict[tuple[int, str, str], int] = {}  # (camera, type, topic) → event id
+        self._open: dict[tuple[int, str, str, str], int] = {}
+        """(camera, type, topic, source) → the open interval's event id."""
         self._open_start: dict[int, int] = {}  # event id → start_us
         self._cameras: dict[int, _CameraInfo | None] = {}
         self.closing = False
@@ -155,10 +165,14 @@ class EventStore:
 
     def _load_open(self) -> None:
         rows = (m.Event.select(m.Event.id, m.Event.camera, m.Event.type, m.Event.topic,
-                               m.Event.start_us)
+                               m.Event.start_us, m.Event.data)
                 .where(m.Event.end_us.is_null()).tuples())
-        for eid, camera_id, etype, topic, start_us in rows:
-            self._open[(camera_id, etype, topic)] = eid
+        for eid, camera_id, etype, topic, start_us, data in rows:
+            try:
+                parsed = json.loads(data or "{}")
+            except ValueError:
+                parsed = {}
+            self._open[(camera_id, etype, topic, _source(parsed))] = eid
             self._open_start[eid] = start_us
 
     def shutdown(self) -> None:
@@ -250,7 +264,7 @@ class EventStore:
         if etype not in info.kept:
             self.dropped_types += 1
             return None
-        key = (ev.camera_id, etype, ev.topic)
+        key = (ev.camera_id, etype, ev.topic[:300], _source(ev.data))
         if ev.state is False:
             eid = self._open.pop(key, None)
             if eid is None:

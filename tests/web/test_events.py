@@ -355,3 +355,29 @@ async def test_event_settings_change_is_audited(world: World) -> None:
                                   json={"kept": [], "recorded": []},
                                   headers={"X-CSRF-Token": csrf_b})
     assert resp.status == 403  # a viewer may not change it (and never sees site A's camera)
+
+
+async def test_sources_are_separate_intervals_and_a_restart_continues_them(
+        world: World) -> None:
+    from vms.events import EventStore
+
+    topic = "tns1:RuleEngine/CellMotionDetector/Motion"
+    publish(world, world.camera_a, "motion", True, topic=topic, source={"Rule": "r1"})
+    publish(world, world.camera_a, "motion", True, topic=topic, source={"Rule": "r2"})
+    await wait_rows(world, lambda r: len(r) == 2)
+    publish(world, world.camera_a, "motion", False, topic=topic, source={"Rule": "r1"})
+    found = await wait_rows(world, lambda r: r[0].end_us is not None)
+    assert found[1].end_us is None
+    # a second store (a restarted server) knows r2 is open: its "on" continues, its "off" closes
+    bus = world.app[BUS]
+    old = world.app[SERVICES]["events"]
+    await old.stop()
+    store = EventStore(world.app[GATEWAY], bus, world.app[CLOCK], max_open_s=3600)
+    await store.start()
+    try:
+        publish(world, world.camera_a, "motion", True, topic=topic, source={"Rule": "r2"})
+        off = publish(world, world.camera_a, "motion", False, topic=topic, source={"Rule": "r2"})
+        found = await wait_rows(world, lambda r: r[1].end_us is not None)
+        assert len(found) == 2 and found[1].end_us == off
+    finally:
+        await store.stop()
