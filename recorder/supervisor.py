@@ -42,10 +42,12 @@ from vms.bus import CameraChanged, CameraEvent, EventBus, StatusChanged, Subscri
 from vms.clock import Clock
 from vms.config import Settings, Volume
 from vms.db.gateway import Gateway
-from vms.db.models import Camera, CameraStream, Site
+from vms.db.models import EVENT_TYPES_RECORDED, Camera, CameraStream, Site
 from vms.secrets import SecretBox, SecretError
 
 log = logging.getLogger(__name__)
+
+_DEFAULT_RECORDED = frozenset(EVENT_TYPES_RECORDED.split(","))
 
 
 @dataclass
@@ -79,6 +81,7 @@ class RecorderSupervisor:
         """Scheduled cameras: windows and site time zone."""
         self._in_window: dict[int, bool] = {}
         self._modes: dict[int, str] = {}
+        self._recorded_types: dict[int, frozenset[str]] = {}  # camera → types that trigger
         self._background: list[asyncio.Task[None]] = []
         self._changes: set[asyncio.Task[None]] = set()
         self._updated_us: dict[int, int] | None = None
@@ -238,6 +241,8 @@ class RecorderSupervisor:
     def camera_event(self, event: CameraEvent) -> None:
         """Tell every recorder of the event's camera (event mode keeps pre/post-roll; continuous
         mode marks the segments ``event`` for retention)."""
+        if event.type not in self._recorded_types.get(event.camera_id, _DEFAULT_RECORDED):
+            return  # not a type this camera records on (Camera.event_types_recorded)
         for key, t in self._tasks.items():
             if key[0] == event.camera_id:
                 t.recorder.trigger(event.type, event.state, event.at_us)
@@ -258,6 +263,8 @@ class RecorderSupervisor:
             return {}
         mode = cam.recording_mode if cam.archived_us is None else "archived"
         self._modes[camera_id] = mode
+        self._recorded_types[camera_id] = frozenset(
+            t.strip() for t in cam.event_types_recorded.split(",") if t.strip())
         if mode == "archived":
             return {}
         if not cam.enabled or mode not in ("continuous", "scheduled", "event"):

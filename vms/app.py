@@ -67,6 +67,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_scheduler_ctx)
     app.cleanup_ctx.append(_storage_ctx)
+    app.cleanup_ctx.append(_event_store_ctx)
+    app.on_shutdown.append(_event_feed_shutdown)
     app.cleanup_ctx.append(_onboarding_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
@@ -210,6 +212,53 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
             scheduler.remove_job("storage_history")
         app[METRICS].unregister(collector)
         service.close()
+
+
+async def _event_store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The event store (vms/events.py): camera events from the bus into ``Event`` rows, intervals
+    closed after ``[events] max_open_seconds``, and the live feed's listeners."""
+    from prometheus_client.core import CounterMetricFamily
+
+    from vms.events import EventStore, collector
+
+    store = EventStore(app[GATEWAY], app[BUS], app[CLOCK],
+                       max_open_s=app[SETTINGS].events.max_open_seconds)
+    await store.start()
+    app[SERVICES]["events"] = store
+    figures = collector(store)
+
+    class _Collector:
+        def collect(self):  # type: ignore[no-untyped-def]
+            now = figures()
+            stored = CounterMetricFamily("vms_events_stored", "Camera events stored")
+            stored.add_metric([], now["stored"])
+            dropped = CounterMetricFamily("vms_events_dropped",
+                                          "Camera events dropped by a full queue",
+                                          labels=["subscriber"])
+            dropped.add_metric(["store"], now["bus_dropped"])
+            dropped.add_metric(["feed"], now["feed_dropped"])
+            bridge = app[SERVICES].get("mqtt")
+            if bridge is not None:
+                dropped.add_metric(["mqtt"], bridge.dropped)
+            closed = CounterMetricFamily("vms_events_closed_max_open",
+                                         "Interval events closed after max_open_seconds")
+            closed.add_metric([], now["closed_max_open"])
+            return [stored, dropped, closed]
+
+    metrics = _Collector()
+    app[METRICS].register(metrics)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        app[METRICS].unregister(metrics)  # type: ignore[arg-type]
+        await store.stop()
+
+
+async def _event_feed_shutdown(app: web.Application) -> None:
+    """Before the server waits for open requests: end every live event feed."""
+    store = app[SERVICES].get("events")
+    if store is not None:
+        store.shutdown()
 
 
 async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:

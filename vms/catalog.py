@@ -55,7 +55,14 @@ def camera_dict(camera: m.Camera, site: m.Site | None = None) -> dict[str, Any]:
         "clock_offset_us": camera.clock_offset_us,
         "created_us": camera.created_us, "updated_us": camera.updated_us,
         "archived_us": camera.archived_us,
+        "event_types": {"kept": _types(camera.event_types_kept),
+                        "recorded": _types(camera.event_types_recorded)},
     }
+
+
+def _types(text: str) -> list[str]:
+    """A comma-separated list of event types as a list (Camera.event_types_*)."""
+    return [t for t in (part.strip() for part in text.split(",")) if t]
 
 
 def list_sites(principal: Principal) -> list[dict[str, Any]]:

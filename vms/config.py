@@ -111,6 +111,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Hosts (names or IP addresses, comma-separated) besides each camera's own that a "
             "camera's ONVIF snapshot URL may name; empty: a snapshot comes only from the host "
             "the camera was adopted at."),
+    Setting("events", "max_open_seconds", int, 3600,
+            "An interval event (motion, tamper…) whose \"off\" never arrives is closed this many "
+            "seconds after it started, and marked so in its data (closed: max_open).", minimum=1),
     Setting("mqtt", "url", str, "", "MQTT broker, e.g. mqtt://127.0.0.1:1883; empty: off."),
     Setting("mqtt", "topic_prefix", str, "vms", "Prefix of every MQTT topic we publish."),
     Setting("mqtt", "discovery", bool, True,
@@ -206,6 +209,11 @@ class CamerasSettings:
 
 
 @dataclass(frozen=True)
+class EventsSettings:
+    max_open_seconds: int = 3600
+
+
+@dataclass(frozen=True)
 class MqttSettings:
     url: str = ""
     topic_prefix: str = "vms"
@@ -225,6 +233,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     cameras: CamerasSettings = field(default_factory=CamerasSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     volumes: tuple[Volume, ...] = ()
     source: str = "<defaults>"
@@ -256,6 +265,7 @@ _SECTIONS: dict[str, type] = {
     "retention": RetentionSettings,
     "logging": LoggingSettings,
     "cameras": CamerasSettings,
+    "events": EventsSettings,
     "mqtt": MqttSettings,
 }
 

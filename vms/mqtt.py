@@ -5,7 +5,7 @@ One task keeps a connection to the broker (aiomqtt, MQTT 5) and reconnects after
 a capped, jittered backoff; the server runs on without a broker, says so in its log and in
 ``/metrics`` (``vms_mqtt_connected``). The bridge reads the bus through its own bounded
 subscription: the publisher is never blocked, and when the queue is full (a slow or absent broker)
-the oldest events are dropped and counted (``vms_events_dropped_total{consumer="mqtt"}``); the
+the oldest events are dropped and counted (``vms_events_dropped_total{subscriber="mqtt"}``); the
 event store keeps them regardless. On every (re)connection it publishes ``online`` on the retained
 availability topic (the last will says ``offline``), every camera's discovery configs and retained
 states; it follows :class:`vms.bus.CameraChanged` (and re-reads the cameras every
@@ -426,8 +426,5 @@ class MqttCollector:
                                   value=b.events_published)
         yield GaugeMetricFamily("vms_mqtt_backlog", "Camera events waiting for the MQTT broker",
                                 value=b.backlog)
-        dropped = CounterMetricFamily("vms_events_dropped",
-                                      "Camera events a consumer dropped (its queue was full)",
-                                      labels=["consumer"])
-        dropped.add_metric(["mqtt"], b.dropped)
-        yield dropped
+        # its drops are one series of ``vms_events_dropped_total{subscriber="mqtt"}``, which the
+        # event store's collector (vms/app.py) emits with the other subscribers' (one family)

@@ -83,6 +83,8 @@ SITE_REF: Schema = obj(id=INT, name=STR, timezone=STR)
 SITE: Schema = obj(id=INT, name=STR, timezone=STR, created_us=US)
 
 CAMERA: Schema = obj(
+    optional=("event_types",),
+    event_types=obj(kept=array(STR), recorded=array(STR)),
     id=INT, name=STR, site=SITE_REF, status=STR, status_reason=STR, status_since_us=US,
     mac=nullable(STR), manufacturer=STR, model=STR, firmware=STR, serial=STR, onvif_url=STR,
     username=STR, enabled=BOOL, recording_mode=STR, clock_offset_us=nullable(INT),

@@ -60,7 +60,7 @@ async def metrics(client: Any) -> dict[str, float]:
     assert resp.status == 200
     out = {}
     for line in (await resp.text()).splitlines():
-        match = re.match(r'^(vms_mqtt_\w+|vms_events_dropped_total\{consumer="mqtt"\}) (\S+)$',
+        match = re.match(r'^(vms_mqtt_\w+|vms_events_dropped_total\{subscriber="mqtt"\}) (\S+)$',
                          line)
         if match:
             out[match.group(1)] = float(match.group(2))
@@ -160,7 +160,7 @@ async def test_events_reach_mqtt_within_a_second(engine: str, db_url: str, setti
         figures = await metrics(client)
         assert figures["vms_mqtt_connected"] == 1
         assert figures["vms_mqtt_events_published_total"] == 6
-        assert figures['vms_events_dropped_total{consumer="mqtt"}'] == 0
+        assert figures['vms_events_dropped_total{subscriber="mqtt"}'] == 0
 
     # what a Home Assistant starting now would read: retained configs and states
     now = await retained(shared_broker, *space.topics)
@@ -317,7 +317,7 @@ async def test_broker_down_at_start_then_up_then_gone_and_back(
     for i in range(size + 5):
         app[BUS].publish(CameraEvent(ids["gate"], ids["site_a"], "motion", i % 2 == 0, i + 1))
     figures = await metrics(client)
-    assert figures['vms_events_dropped_total{consumer="mqtt"}'] == 5
+    assert figures['vms_events_dropped_total{subscriber="mqtt"}'] == 5
     assert figures["vms_mqtt_backlog"] == size
 
     def configs_seen(heard: Any) -> set[str]:
@@ -339,7 +339,7 @@ async def test_broker_down_at_start_then_up_then_gone_and_back(
                              and r.payload == b"ON", 1.0)
     figures = await metrics(client)
     assert figures["vms_mqtt_connected"] == 1 and figures["vms_mqtt_backlog"] == 0
-    assert figures['vms_events_dropped_total{consumer="mqtt"}'] == 5
+    assert figures['vms_events_dropped_total{subscriber="mqtt"}'] == 5
 
     # the broker dies (and forgets every retained message); back, it is told everything again
     private_broker.stop()

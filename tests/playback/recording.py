@@ -114,7 +114,8 @@ async def _record(settings: Settings, cache_dir: Path | None) -> Recording:
 
     segs, runs = gw.read_sync(rows)
     event_us = segs[1]["start_us"] + 300_000
-    gw.write_sync(lambda: Event.create(camera=cam_id, type="motion", start_us=event_us,
+    gw.write_sync(lambda: Event.create(camera=cam_id, site=Camera.get_by_id(cam_id).site_id,
+                                       type="motion", start_us=event_us,
                                        end_us=event_us + 500_000, data=json.dumps({"zone": 1})))
     gw.close()
     return Recording(settings, cam_id, other_id, other_seg, "Europe/Berlin", segs, runs, event_us)

@@ -97,6 +97,12 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/storage"): "playback",
     ("GET", "/api/v1/storage/history"): "manage_cameras",
     ("GET", "/storage"): "playback",
+    ("GET", "/api/v1/events"): "playback",
+    ("GET", "/api/v1/events/stream"): "playback",
+    ("GET", "/events"): "playback",
+    ("GET", "/api/v1/cameras/{id}/events/settings"): "playback",
+    ("PUT", "/api/v1/cameras/{id}/events/settings"): "manage_cameras",
+    ("POST", "/cameras/{id}/events/settings"): "manage_cameras",
     ("POST", "/api/v1/cameras/{id}/holds"): "export",
     ("DELETE", "/api/v1/cameras/{id}/holds/{hold_id}"): "export",
 }

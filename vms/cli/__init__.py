@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from vms.cli import (
     diagnostics,
+    events,
     export,
     onboarding,
     recording,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sites.register(sub)
     storage.register(sub)
     retention.register(sub)
+    events.register(sub)
     diagnostics.register(sub)
     onboarding.register_camera(sub)
     return parser

@@ -34,6 +34,10 @@ def new_uuid() -> str:
     return uuid.uuid4().hex
 
 
+EVENT_TYPES_ALL = "motion,doorbell,plate,tamper,relay,generic"
+EVENT_TYPES_RECORDED = "motion,doorbell"
+
+
 class BaseModel(pw.Model):
     id = ForeverIdField()
 
@@ -156,6 +160,10 @@ class Camera(BaseModel):
     retention_max_bytes = pw.BigIntegerField(null=True)
     """Cap on the bytes of this camera's recordings (oldest unprotected deleted first); None: no
     cap."""
+    event_types_kept = pw.CharField(max_length=200, default=EVENT_TYPES_ALL)
+    """Event types the event store keeps for this camera (comma-separated; vms/events.py)."""
+    event_types_recorded = pw.CharField(max_length=200, default=EVENT_TYPES_RECORDED)
+    """Event types that trigger recording (event mode) and mark segments ``event``."""
 
     class Meta:
         constraints = [
@@ -272,15 +280,24 @@ class PurgedRange(BaseModel):
 
 
 class Event(BaseModel):
+    """A camera event (vms/events.py): a pulse (``end_us == start_us``) or an interval (``end_us``
+    NULL while open). ``start_us`` is our receive time; the camera's own time is in ``data``."""
+
     camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="events")
+    site = pw.ForeignKeyField(Site, on_delete="CASCADE")
+    """The camera's site when the event arrived: the scope of every query."""
     type = pw.CharField(max_length=16)
     start_us = pw.BigIntegerField()
     end_us = pw.BigIntegerField(null=True)
     topic = pw.CharField(max_length=300, default="")
+    plate = pw.CharField(max_length=32, default="")
+    """Plate events: the plate text normalised for search (vms.events.normalise_plate)."""
     data = pw.TextField(default="{}")  # JSON
 
     class Meta:
-        indexes = ((("camera", "start_us"), False), (("type", "start_us"), False))
+        indexes = ((("camera", "start_us"), False), (("type", "start_us"), False),
+                   (("site", "start_us"), False), (("start_us",), False),
+                   (("plate",), False))
 
 
 class Export(BaseModel):

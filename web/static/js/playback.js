@@ -155,7 +155,7 @@
     events = [];
     const rows = data.cameras.map((c) => {
       const evs = c.events.map((e) => ({ type: e.type, start_ms: e.start_us / 1000,
-        end_ms: e.end_us ? e.end_us / 1000 : null }));
+        end_ms: e.end_us === null ? Math.max(e.start_us / 1000, Date.now()) : e.end_us / 1000 }));
       events.push(...evs);
       return { id: c.camera.id, name: c.camera.name,
         spans: c.spans.map((s) => [s.start_us / 1000, s.end_us / 1000]),

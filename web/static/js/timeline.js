@@ -12,7 +12,7 @@
     .concat([1, 2, 3, 6, 12].map((h) => h * 3600000))
     .concat([86400000, 2 * 86400000]);
   const COLORS = {
-    span: "#2e8b57", gap: "#d9534f", purged: "#9e9e9e", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad",
+    span: "#2e8b57", gap: "#d9534f", purged: "#9e9e9e", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad", tamper: "#c0392b", relay: "#16a085",
     other: "#555555", hold: "#1f3a93", cursor: "#000000", axis: "#666666", grid: "#e3e3e3", text: "#222222",
     selection: "rgba(51, 122, 183, 0.35)", selectionEdge: "#337ab7",
   };
