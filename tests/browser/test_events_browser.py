@@ -83,3 +83,54 @@ async def test_a_new_event_appears_live_and_opens_playback(browser: Any, live_ap
     assert await page.locator("[data-at]").first.get_attribute("data-at") == str(at_us)
     await context.close()
     await other_context.close()
+
+
+async def test_a_doorbell_pressed_in_camsim_appears_live(browser: Any, settings_factory: Any,
+                                                        camsim_factory: Any) -> None:
+    """The same with nothing faked: the doorbell is pressed in a camsim camera and travels through
+    its PullPoint pump, the store and the feed to the open page."""
+    from aiohttp import web
+
+    from tests.events.test_event_pump import control, wait_for
+    from vms.app import create_app
+    from vms.bus import CameraChanged
+    from web.keys import ACCOUNTS, BUS, CLOCK, GATEWAY, SECRETS, SERVICES
+
+    fleet = await camsim_factory(count=1, rtsp=False, password="browser-cam-pw-1")
+    camera = fleet.cameras[0]
+    app = create_app(settings_factory())  # with the recorder's side: the event pumps run
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        accounts, secrets, now = app[ACCOUNTS], app[SECRETS], app[CLOCK].now_us()
+
+        def seed() -> int:
+            courtyard = accounts.create_site("Courtyard 9", "UTC")
+            accounts.create_user("guard", PASSWORD, "operator", ["Courtyard 9"])
+            cam = m.Camera.create(site=courtyard, name="Call panel", recording_mode="off",
+                                  onvif_url=camera.onvif_url, username=camera.username,
+                                  password_enc=secrets.encrypt("browser-cam-pw-1"),
+                                  status_since_us=now, created_us=now, updated_us=now)
+            return int(cam.id)
+
+        camera_id = await app[GATEWAY].write(seed)
+        app[BUS].publish(CameraChanged(camera_id))
+        pumps = app[SERVICES]["event_pumps"]
+        await wait_for(lambda: pumps.status(camera_id)["state"] == "subscribed", 15, "the pump")
+        context, page = await _signed_in_page(browser, base, "guard")
+        assert await page.locator("tr.event").count() == 0
+        started = time.monotonic()
+        await control(camera, "event", {"type": "doorbell"})
+        row = page.locator("tr.event")
+        await row.first.wait_for(timeout=5000)
+        assert time.monotonic() - started < 2.0
+        assert "Call panel" in await row.first.inner_text()
+        at_us = await row.first.get_attribute("data-start-us")
+        await row.first.locator("a.event-play").nth(1).click()
+        await page.wait_for_url(f"{base}/cameras/{camera_id}/playback?at={at_us}")
+        await context.close()
+    finally:
+        await runner.cleanup()
