@@ -167,15 +167,8 @@ def set_camera_policy(principal: Principal | None, camera_id: int, change: dict[
     """Apply a parsed change to a camera's overrides; audited (``retention_change``) when it
     changes anything. Returns the new view with ``changed``."""
     camera = _camera(principal, camera_id)
-    diff: dict[str, list[int | None]] = {}
-    for key, value in change.items():
-        column = f"retention_{key}"
-        old = getattr(camera, column)
-        if old != value:
-            diff[key] = [old, value]
-            setattr(camera, column, value)
+    diff = _apply(camera, change)
     if diff:
-        camera.save(only=[getattr(m.Camera, f"retention_{k}") for k in diff])
         audit.record(clock, "retention_change", principal=principal, username=username,
                      target=camera.name, site_id=camera.site_id, address=address,
                      detail={"camera_id": camera.id, "changes": diff})
@@ -188,21 +181,29 @@ def set_site_policy(principal: Principal | None, site_id: int, change: dict[str,
                     clock: Clock, defaults: RetentionSettings, *, username: str = "",
                     address: str = "") -> dict[str, Any]:
     site = _site(principal, site_id)
-    diff: dict[str, list[int | None]] = {}
-    for key, value in change.items():
-        column = f"retention_{key}"
-        old = getattr(site, column)
-        if old != value:
-            diff[key] = [old, value]
-            setattr(site, column, value)
+    diff = _apply(site, change)
     if diff:
-        site.save(only=[getattr(m.Site, f"retention_{k}") for k in diff])
         audit.record(clock, "retention_change", principal=principal, username=username,
                      target=site.name, site_id=site.id, address=address,
                      detail={"site_id": site.id, "changes": diff})
     view = site_policy_view(principal, site_id, defaults)
     view["changed"] = sorted(diff)
     return view
+
+
+def _apply(row: m.Camera | m.Site, change: dict[str, int | None]) -> dict[str, list[int | None]]:
+    """Set the ``retention_*`` columns of ``row`` that ``change`` changes and save only those;
+    ``{key: [old, new]}`` of what changed."""
+    diff: dict[str, list[int | None]] = {}
+    for key, value in change.items():
+        old = getattr(row, f"retention_{key}")
+        if old != value:
+            diff[key] = [old, value]
+            setattr(row, f"retention_{key}", value)
+    if diff:
+        model = type(row)
+        row.save(only=[getattr(model, f"retention_{k}") for k in diff])
+    return diff
 
 
 def _camera(principal: Principal | None, camera_id: int) -> m.Camera:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from onvif_bridge.event_pumps import stopped_status
 from vms import catalog
+from web.camera_page import camera_page_context, events_status
 from web.inputs import bad_request, json_object, match_id, query_int
 from web.keys import GATEWAY, SERVICES, principal_of
 from web.render import render
@@ -24,7 +24,7 @@ from web.schemas import (
     obj,
     or_blank,
 )
-from web.views_recording import live_status, volume_names
+from web.views_recording import live_status
 
 routes = Routes()
 
@@ -65,12 +65,6 @@ async def api_cameras(request: web.Request) -> web.StreamResponse:
     cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, site_id,
                                               archived=archived)
     return web.json_response({"cameras": cameras})
-
-
-def events_status(app: web.Application, camera_id: int) -> dict[str, object]:
-    """The camera's event pump (state, mode, last message, failures, error)."""
-    pumps = app[SERVICES].get("event_pumps")
-    return pumps.status(camera_id) if pumps is not None else stopped_status()
 
 
 @routes.route("GET", "/api/v1/cameras/{id}", access="live",
@@ -134,6 +128,4 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/cameras/{id}", access="live", summary="Camera page")
 async def camera_page(request: web.Request) -> web.StreamResponse:
     camera = await _camera_detail(request)
-    return render(request, "camera.html", {"camera": camera, "volumes": volume_names(request),
-                                           "events": events_status(request.app,
-                                                                   int(str(camera["id"])))})
+    return render(request, "camera.html", camera_page_context(request, camera))

@@ -22,8 +22,9 @@ from vms.clock import Clock
 from vms.db import models as m
 from vms.retention import PolicyError
 from web import views_retention
+from web.camera_page import camera_page_context, volume_names
 from web.inputs import json_object, match_id, query_int
-from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
+from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Param, Routes
@@ -223,11 +224,6 @@ async def api_put_recording_settings(request: web.Request) -> web.StreamResponse
         return json_error(400, f"field {exc.field!r}: {exc.message}", field=exc.field)
 
 
-def volume_names(request: web.Request) -> tuple[str, ...]:
-    """The configured storage volumes' names (the recording-settings form offers them)."""
-    return tuple(v.name for v in request.app[SETTINGS].volumes)
-
-
 def form_to_change(form: dict[str, Any]) -> dict[str, Any]:
     """The camera page's form (flat fields, ``main.record`` …) shaped as an API change. A field
     that was not sent (disabled until the page's script loaded the current values) is left out."""
@@ -263,8 +259,7 @@ async def recording_settings_form(request: web.Request) -> web.StreamResponse:
                                                      match_id(request))
         except catalog.NotFound:
             raise web.HTTPNotFound(text="no such camera") from None
-        return render(request, "camera.html", {
-            "camera": camera, "volumes": volume_names(request),
-            "recording_form": {"error": f"{exc.field}: {exc.message}", "sent": fields}},
-            status=400)
+        return render(request, "camera.html", camera_page_context(
+            request, camera,
+            recording_form={"error": f"{exc.field}: {exc.message}", "sent": fields}), status=400)
     raise web.HTTPSeeOther(f"/cameras/{match_id(request)}#camera-recording-settings")

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from recorder.segments import probe_segment
 from recorder.supervisor import RecorderSupervisor
 from recorder.volumes import database_uuid, mark_volume
 from tests.recorder.conftest import RecEnv
+from tests.recorder.tmpfs import leave_free, mounted_tmpfs
 from vms.config import Volume
 from vms.db.models import Run, Segment
 
@@ -29,32 +28,10 @@ TOLERANCE_US = 100_000
 
 @pytest.fixture
 def small_volume(tmp_path: Path) -> Iterator[Path]:
-    """A real 3 MiB file system (tmpfs), unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the full-disk tests fill a real small file system")
-    mnt = tmp_path / "volume"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={VOLUME_BYTES}", "tmpfs",
-                           str(mnt)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A real file system of VOLUME_BYTES (tmpfs), unmounted afterwards."""
+    with mounted_tmpfs(tmp_path, VOLUME_BYTES) as mnt:
         yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
-
-def _leave_free(mnt: Path, free_bytes: int) -> None:
-    """Size a ballast file so that about ``free_bytes`` stay free on the volume."""
-    ballast = mnt / "ballast.bin"
-    current = ballast.stat().st_size if ballast.exists() else 0
-    target = max(0, current + shutil.disk_usage(mnt).free - free_bytes)
-    if target < current:
-        os.truncate(ballast, target)
-    else:
-        with ballast.open("ab") as fh:
-            fh.write(b"\0" * (target - current))
 
 
 def _env_on(env: RecEnv, mnt: Path, min_free_bytes: int = 0) -> RecEnv:
@@ -97,7 +74,7 @@ async def test_full_disk_stops_cleanly_backs_off_and_resumes(rec_env, rtsp_facto
     options = dataclasses.replace(rec_options, disk_resume_margin_bytes=1024 * 1024)
     server = await rtsp_factory()
     cam = env.add_camera("gate", server.url("/main"))
-    _leave_free(mnt, 300 * 1024)
+    leave_free(mnt, 300 * 1024)
     sup = RecorderSupervisor(env.gw, env.settings, env.clock, env.secrets, options)
     full_reports: list[str] = []
     sup.volume_full_hooks.append(lambda volume, reason: full_reports.append(reason))
@@ -144,7 +121,7 @@ async def test_min_free_bytes_is_kept_free(rec_env, rtsp_factory, rec_options, s
     options = dataclasses.replace(rec_options, disk_resume_margin_bytes=64 * 1024)
     server = await rtsp_factory()
     cam = env.add_camera("gate", server.url("/main"))
-    _leave_free(mnt, min_free - 100 * 1024)
+    leave_free(mnt, min_free - 100 * 1024)
     sup = RecorderSupervisor(env.gw, env.settings, env.clock, env.secrets, options)
     await sup.start()
     lowest_free = [shutil.disk_usage(mnt).free]
@@ -162,7 +139,7 @@ async def test_min_free_bytes_is_kept_free(rec_env, rtsp_factory, rec_options, s
         assert f"volume 'main' ({mnt}) is full" in reason and "min_free_bytes" in reason, reason
         assert _runs(env, cam) == []
         # some space: it records, then stops itself before going below min_free_bytes
-        _leave_free(mnt, min_free + 64 * 1024 + 150 * 1024)
+        leave_free(mnt, min_free + 64 * 1024 + 150 * 1024)
         await wait_for(lambda: sup.status(cam)["state"] == "recording", 20)
         await wait_for(lambda: any(r.end_reason == "disk_full" for r in _runs(env, cam)), 30)
         await wait_for(lambda: sup.status(cam)["state"] == "error", 5)

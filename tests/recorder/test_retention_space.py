@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from recorder.retention_service import RetentionService
 from recorder.supervisor import RecorderSupervisor
 from recorder.volumes import database_uuid, mark_volume
 from tests.recorder.conftest import RecEnv
+from tests.recorder.tmpfs import leave_free, mounted_tmpfs
 from vms.config import Volume
 from vms.db.models import AuditLog, Hold, Run, Segment
 
@@ -30,27 +29,10 @@ FLOOR_BYTES = 1024 * 1024
 
 @pytest.fixture
 def tmpfs_volume(tmp_path: Path) -> Iterator[Path]:
-    """A real 16 MiB file system (tmpfs), unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; this test fills a real small file system")
-    mnt = tmp_path / "volume"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={VOLUME_BYTES}", "tmpfs",
-                           str(mnt)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A real file system of VOLUME_BYTES (tmpfs), unmounted afterwards."""
+    with mounted_tmpfs(tmp_path, VOLUME_BYTES) as mnt:
         yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
-
-def _leave_free(mnt: Path, free_bytes: int) -> None:
-    """A ballast file so that about ``free_bytes`` stay free (it is no recording: never purged)."""
-    size = max(0, shutil.disk_usage(mnt).free - free_bytes)
-    with (mnt / "ballast.bin").open("wb") as fh:
-        fh.write(b"\0" * size)
 
 
 def _segments(env: RecEnv, cam: int) -> list[Segment]:
@@ -72,7 +54,7 @@ async def test_emergency_purge_keeps_two_cameras_recording(rec_env, rtsp_factory
     for name in ("gate", "yard"):
         server = await rtsp_factory()
         cams.append(env.add_camera(name, server.url("/main")))
-    _leave_free(mnt, FLOOR_BYTES + 1_500_000)
+    leave_free(mnt, FLOOR_BYTES + 1_500_000)
     registry = CollectorRegistry()
     service = RetentionService(env.gw, env.settings, env.clock, registry=registry,
                                options=RetentionOptions(check_s=0.3, horizon_s=6.0,
