@@ -65,7 +65,8 @@ python3 -m ruff check .
 log "mypy"
 python3 -m mypy
 log "pytest"
-# Two workers (pytest-xdist): most tests wait on real cameras and real time, not on the CPU, so
-# two at once halve the run on a 2-core machine; VMS_TEST_WORKERS=0 runs them in this process.
+# Three workers (pytest-xdist): most tests wait on real cameras and real time, not on the CPU, so
+# three at once fit a 2-core machine (the whole run: ~11 min on two, ~9 on three);
+# VMS_TEST_WORKERS=N chooses, 0 runs them in this process.
 # --durations=25: the slowest tests are named at the end of every run.
-python3 -m pytest -q -p no:cacheprovider --durations=25 -n "${VMS_TEST_WORKERS:-2}" "$@"
+python3 -m pytest -q -p no:cacheprovider --durations=25 -n "${VMS_TEST_WORKERS:-3}" "$@"

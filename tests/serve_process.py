@@ -14,27 +14,30 @@ import aiohttp
 
 class ServeProcess:
     def __init__(self, config: Path, port: int, *, log_path: Path | None = None) -> None:
-        self.config, self.port, self.log_path = config, port, log_path
+        # its stderr always goes to a file (beside the config unless named), so a server that
+        # fails to start says why in the test's failure
+        self.config, self.port = config, port
+        self.log_path = log_path or config.with_name(f"serve-{port}.log")
         self.proc: asyncio.subprocess.Process | None = None
         self.base = f"http://127.0.0.1:{port}"
 
     async def start(self, timeout_s: float = 60) -> None:
-        log = self.log_path.open("ab") if self.log_path is not None else None
+        log = self.log_path.open("ab")
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "vms.cli", "serve", "--config", str(self.config),
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=log if log is not None else asyncio.subprocess.DEVNULL)
+                stdout=asyncio.subprocess.DEVNULL, stderr=log)
         finally:
-            if log is not None:
-                log.close()
+            log.close()
         deadline = time.monotonic() + timeout_s
         async with aiohttp.ClientSession() as http:
             while True:
                 if self.proc.returncode is not None:
-                    raise RuntimeError(f"vms serve exited at start-up ({self.proc.returncode})")
+                    raise RuntimeError(f"vms serve exited at start-up ({self.proc.returncode}): "
+                                       f"{self.log_tail()}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError("vms serve did not answer /healthz in time")
+                    raise RuntimeError(f"vms serve did not answer /healthz in time: "
+                                       f"{self.log_tail()}")
                 try:
                     async with http.get(f"{self.base}/healthz") as resp:
                         if resp.status == 200:
@@ -42,6 +45,13 @@ class ServeProcess:
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.2)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the server's stderr."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError as exc:
+            return f"(no log: {exc})"
 
     async def kill9(self) -> None:
         assert self.proc is not None
