@@ -8,6 +8,7 @@ recorder/retention.py. Also the retention fields of the camera page's recording-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -74,18 +75,7 @@ async def api_camera_retention(request: web.Request) -> web.StreamResponse:
               summary="Change a camera's retention overrides (members left out stay; null "
                       "inherits); audited")
 async def api_put_camera_retention(request: web.Request) -> web.StreamResponse:
-    raw = await json_object(request)
-    try:
-        change = policy.parse_change(raw, policy.FIELDS)
-    except policy.PolicyError as exc:
-        return json_error(400, str(exc), field=exc.field)
-    try:
-        data = await request.app[GATEWAY].write(
-            policy.set_camera_policy, _principal(request), match_id(request), change,
-            request.app[CLOCK], request.app[SETTINGS].retention, address=client_address(request))
-    except catalog.NotFound:
-        raise web.HTTPNotFound(text="no such camera") from None
-    return web.json_response(data)
+    return await _put_policy(request, policy.FIELDS, policy.set_camera_policy, "camera")
 
 
 @routes.route("GET", "/api/v1/sites/{id}/retention", access="live", response=SITE_VIEW,
@@ -104,17 +94,23 @@ async def api_site_retention(request: web.Request) -> web.StreamResponse:
               response=_with_changed(SITE_VIEW),
               summary="Change a site's retention overrides (null inherits [retention]); audited")
 async def api_put_site_retention(request: web.Request) -> web.StreamResponse:
+    return await _put_policy(request, policy.SITE_FIELDS, policy.set_site_policy, "site")
+
+
+async def _put_policy(request: web.Request, fields: tuple[str, ...],
+                      apply: Callable[..., dict[str, Any]], what: str) -> web.StreamResponse:
+    """A camera's or a site's overrides changed from a JSON body (parsed against ``fields``)."""
     raw = await json_object(request)
     try:
-        change = policy.parse_change(raw, policy.SITE_FIELDS)
+        change = policy.parse_change(raw, fields)
     except policy.PolicyError as exc:
         return json_error(400, str(exc), field=exc.field)
     try:
         data = await request.app[GATEWAY].write(
-            policy.set_site_policy, _principal(request), match_id(request), change,
-            request.app[CLOCK], request.app[SETTINGS].retention, address=client_address(request))
+            apply, _principal(request), match_id(request), change, request.app[CLOCK],
+            request.app[SETTINGS].retention, address=client_address(request))
     except catalog.NotFound:
-        raise web.HTTPNotFound(text="no such site") from None
+        raise web.HTTPNotFound(text=f"no such {what}") from None
     return web.json_response(data)
 
 
