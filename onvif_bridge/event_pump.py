@@ -42,6 +42,7 @@ from onvif_bridge.events import normalise_topic, parse_xs_datetime
 from onvif_bridge.http import onto_host
 from onvif_bridge.models import Capabilities, OnvifEvent, PullMessagesResult, SystemDateAndTime
 from onvif_bridge.xml import Element, child, find_first, text
+from vms.backoff import Backoff
 from vms.bus import CameraEvent, EventBus
 from vms.clock import Clock
 
@@ -206,9 +207,8 @@ class EventPump:
     def backoff_s(self, failures: int) -> float:
         """Jittered exponential delay before attempt ``failures`` + 1: half to all of
         ``base · 2^(failures − 1)``, capped at ``backoff_cap_s``."""
-        opts = self.options
-        ceiling = min(opts.backoff_cap_s, opts.backoff_base_s * 2 ** min(failures - 1, 30))
-        return ceiling * self._rng.uniform(0.5, 1.0)
+        return Backoff(self.options.backoff_base_s, self.options.backoff_cap_s,
+                       rng=self._rng).delay_after(failures)
 
     # -- one subscription ----------------------------------------------------------------------
 

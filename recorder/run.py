@@ -66,8 +66,9 @@ from recorder.segments import (
     space_problem,
 )
 from recorder.stats import StreamStats
-from recorder.status import Backoff, State, StreamStatus
+from recorder.status import State, StreamStatus
 from recorder.volumes import VolumeMonitor
+from vms.backoff import Backoff
 from vms.clock import Clock
 from vms.config import Settings, Volume
 from vms.db.gateway import Gateway

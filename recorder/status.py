@@ -1,14 +1,13 @@
-"""Recording status of streams and cameras, and the reconnect backoff.
+"""Recording status of streams and cameras.
 
 This module owns the small status model the API and UI show: each recorded stream is in one state
 (``recording``, ``reconnecting``, ``auth_failed``, ``error``, ``stopped``) with a reason a person can
-act on and the instant it entered that state; a camera's status is the worst of its streams'. It
-also owns :class:`Backoff`, the capped exponential delay with jitter between reconnect attempts.
+act on and the instant it entered that state; a camera's status is the worst of its streams'. The
+delay between reconnect attempts is :class:`vms.backoff.Backoff`.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,22 +36,3 @@ def worst(statuses: list[tuple[str, StreamStatus]]) -> StreamStatus | None:
     if len(statuses) > 1 and status.state != "recording":
         return StreamStatus(status.state, f"{kind} stream: {status.reason}", status.since_us)
     return status
-
-
-@dataclass
-class Backoff:
-    """Delays of ``initial_s * 2**n`` capped at ``max_s``, each scaled by a random 0.5..1.0."""
-
-    initial_s: float = 1.0
-    max_s: float = 30.0
-    failures: int = 0
-    rng: random.Random | None = None
-
-    def next_delay_s(self) -> float:
-        base = min(self.max_s, self.initial_s * (2 ** min(self.failures, 30)))
-        self.failures += 1
-        jitter = (self.rng or random).uniform(0.5, 1.0)
-        return base * jitter
-
-    def reset(self) -> None:
-        self.failures = 0

@@ -123,6 +123,10 @@ class _CameraInfo:
     site_name: str
 
 
+FEED_HEARTBEAT_S = 15.0
+"""Default :attr:`EventStore.feed_heartbeat_s`: proxies drop idle connections after ~60 s."""
+
+
 class EventStore:
     """The bus subscriber writing ``Event`` rows; see the module docstring."""
 
@@ -132,6 +136,8 @@ class EventStore:
         self.bus = bus
         self.clock = clock
         self.max_open_us = max_open_s * 1_000_000
+        self.feed_heartbeat_s = FEED_HEARTBEAT_S
+        """Seconds of silence after which a live feed sends a heartbeat comment."""
         self.listeners: set[Listener] = set()
         self.stored = 0
         self.dropped_types = 0

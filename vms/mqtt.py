@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 import secrets
 import ssl
@@ -33,6 +32,7 @@ import aiomqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from vms.backoff import Backoff
 from vms.bus import CameraChanged, CameraEvent, EventBus, Subscription
 from vms.config import MqttSettings
 from vms.db import models as m
@@ -186,7 +186,7 @@ class MqttBridge:
             will=aiomqtt.Will(self.topics.availability, b"offline", qos=1, retain=True))
 
     async def _run(self) -> None:
-        delay_s = self.backoff_min_s
+        backoff = Backoff(self.backoff_min_s, self.backoff_max_s)
         outage_logged = False
         while True:  # until cancelled by stop()
             connected_at = None
@@ -218,9 +218,8 @@ class MqttBridge:
                 self.connected = False
                 self._client = None
             if connected_at is not None and time.monotonic() - connected_at > self.backoff_max_s:
-                delay_s = self.backoff_min_s  # it held a while: start again from short waits
-            await asyncio.sleep(random.uniform(delay_s / 2, delay_s))
-            delay_s = min(delay_s * 2, self.backoff_max_s)
+                backoff.reset()  # it held a while: start again from short waits
+            await asyncio.sleep(backoff.next_delay_s())
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await self._publish(client, self.topics.availability, "online", retain=True)

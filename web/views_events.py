@@ -44,8 +44,6 @@ from web.schemas import ANY_OBJECT, ID, INSTANT, INT, STR, US, array, enum, null
 log = logging.getLogger(__name__)
 routes = Routes()
 
-HEARTBEAT_S = 15.0
-"""A comment line this often keeps proxies and browsers from closing an idle feed."""
 RESUME_MAX = 1000
 """At most this many missed events are replayed to a client resuming with Last-Event-ID."""
 
@@ -161,7 +159,7 @@ async def api_events_stream(request: web.Request) -> web.StreamResponse:
             last_id = row["id"]
         while True:
             try:
-                item = await asyncio.wait_for(listener.queue.get(), HEARTBEAT_S)
+                item = await asyncio.wait_for(listener.queue.get(), store.feed_heartbeat_s)
             except TimeoutError:
                 await response.write(b": heartbeat\n\n")
                 continue

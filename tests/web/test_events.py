@@ -290,11 +290,8 @@ async def test_camera_page_event_settings_form(world: World) -> None:
     assert resp.status == 404
 
 
-async def test_sse_heartbeats_and_a_slow_client_counts_its_drops(world: World,
-                                                                 monkeypatch: Any) -> None:
-    import web.views_events
-
-    monkeypatch.setattr(web.views_events, "HEARTBEAT_S", 0.2)
+async def test_sse_heartbeats_and_a_slow_client_counts_its_drops(world: World) -> None:
+    world.app[SERVICES]["events"].feed_heartbeat_s = 0.2
     await world.login("viewer1")
     resp = await world.client.get("/api/v1/events/stream")
     seen = b""
