@@ -124,6 +124,9 @@ class MqttBridge:
         self._wake = asyncio.Event()
         self._refreshed_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        """Set by :meth:`stop`: a cancellation that arrives while aiomqtt connects can come out as
+        an ``MqttError``, so the connection loop also checks this before it waits to retry."""
         self._client: aiomqtt.Client | None = None
 
     @property
@@ -145,6 +148,7 @@ class MqttBridge:
     async def start(self) -> None:
         """Subscribe to the bus and start connecting (returns at once; never fails for want of a
         broker)."""
+        self._stopping = False
         self._events = self.bus.subscribe(CameraEvent, maxsize=self.queue_size)
         self._changes = self.bus.subscribe(CameraChanged, maxsize=100)
         self._tasks = [asyncio.create_task(self._run(), name="mqtt-bridge"),
@@ -152,6 +156,7 @@ class MqttBridge:
 
     async def stop(self, timeout_s: float = 3.0) -> None:
         """Say ``offline`` (when connected), disconnect cleanly and end the tasks."""
+        self._stopping = True
         client = self._client
         if client is not None and self.connected:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -188,7 +193,7 @@ class MqttBridge:
     async def _run(self) -> None:
         backoff = Backoff(self.backoff_min_s, self.backoff_max_s)
         outage_logged = False
-        while True:  # until cancelled by stop()
+        while not self._stopping:  # until stop()
             connected_at = None
             try:
                 client = self._new_client()
@@ -217,6 +222,8 @@ class MqttBridge:
             finally:
                 self.connected = False
                 self._client = None
+            if self._stopping:
+                return
             if connected_at is not None and time.monotonic() - connected_at > self.backoff_max_s:
                 backoff.reset()  # it held a while: start again from short waits
             await asyncio.sleep(backoff.next_delay_s())
