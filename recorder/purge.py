@@ -25,6 +25,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import peewee as pw
+
 from recorder.segments import UUID_RE, fsync_dir
 from vms import audit
 from vms.auth import Principal
@@ -56,6 +58,20 @@ class PurgeResult:
                 "recordings_deleted": True, "segments_deleted": self.segments_deleted,
                 "bytes_deleted": self.bytes_deleted,
                 "other_files_deleted": self.other_files_deleted}
+
+
+CLAIM_LOCK_KEY = 0x766D73_7075  # "vmspu": PostgreSQL advisory lock of deletion claims
+
+
+def lock_claims() -> None:
+    """Serialise deletion claims between processes (the scheduled pass runs in a child process,
+    the space watchers in the server; several nodes may share one database). Inside a write, before
+    choosing what to claim. SQLite needs nothing: its write transactions (``BEGIN IMMEDIATE``)
+    already exclude each other across processes. On PostgreSQL a transaction-scoped advisory lock;
+    the ``SELECT`` that follows sees the other claimant's committed ``PendingDeletion`` rows."""
+    db = PendingDeletion._meta.database
+    if isinstance(db, pw.PostgresqlDatabase):
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK_KEY,))
 
 
 def insert_pending(rows: list[tuple[str, str, int, int]]) -> None:

@@ -44,7 +44,7 @@ from typing import Any
 import peewee as pw
 from prometheus_client import CollectorRegistry, Counter
 
-from recorder.purge import delete_ids, insert_pending, unlink_files
+from recorder.purge import delete_ids, insert_pending, lock_claims, unlink_files
 from recorder.purged_ranges import record_ranges
 from recorder.segments import fsync_dir, volume_by_name
 from recorder.volumes import check_volume, database_uuid
@@ -366,6 +366,7 @@ class Purger:
         """Mark → unlink → fsync → forget one chunk; the bytes deleted (0: nothing to do)."""
 
         def mark() -> list[_Claimed]:
+            lock_claims()
             rows = select(self.chunk)
             if not rows:
                 return []

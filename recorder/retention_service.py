@@ -22,6 +22,7 @@ from recorder.retention import (
     RetentionOptions,
     SpaceCheck,
 )
+from recorder.retention_child import ChildPass
 from recorder.timeline import HOLD_MAX_US
 from vms.clock import Clock
 from vms.config import Settings, Volume
@@ -118,6 +119,7 @@ class RetentionService:
         self.metrics = RetentionMetrics(registry) if registry is not None else None
         self.purger = Purger(gateway, settings, clock, metrics=self.metrics, options=self.options)
         self.watcher = SpaceWatcher(self.purger, settings.volumes)
+        self.child = ChildPass(settings, clock, self.options)
         self.last_report: PurgeReport | None = None
         self._running: asyncio.Future[PurgeReport] | None = None
 
@@ -125,14 +127,20 @@ class RetentionService:
         self.watcher.start()
 
     async def run_scheduled(self) -> PurgeReport:
-        """One scheduled pass, off the event loop (the APScheduler job ``retention``)."""
-        self._running = asyncio.ensure_future(asyncio.to_thread(self.purger.run_pass))
+        """One scheduled pass (the APScheduler job ``retention``), in a child process
+        (recorder/retention_child.py: the server's requests do not wait for its Python work);
+        its deletions are counted here when it ends."""
+        self._running = asyncio.ensure_future(asyncio.to_thread(self.child.run))
         try:
-            self.last_report = await asyncio.shield(self._running)
+            report = await asyncio.shield(self._running)
         finally:
             if self._running.done():
                 self._running = None
-        return self.last_report
+        if self.metrics is not None:
+            for reason, totals in report.by_reason.items():
+                self.metrics.count(reason, totals.segments, totals.bytes)
+        self.last_report = report
+        return report
 
     def volume_full(self, volume: Volume, reason: str) -> None:
         """The recorder's disk-full hook: purge that volume now (its watcher thread does)."""
@@ -142,6 +150,7 @@ class RetentionService:
     async def stop(self) -> None:
         """Stop the watchers and a running pass (between two chunks) and wait for them."""
         self.purger.stop_event.set()
+        self.child.stop()
         await asyncio.to_thread(self.watcher.stop)
         running = self._running
         if running is not None:

@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -461,3 +463,43 @@ def test_a_volume_not_mounted_is_left_alone_until_it_is_back(env: Env) -> None:
     purger.run_pass()
     after = segments(env, cam)
     assert after and len(after) < len(before)
+
+
+def test_a_pass_in_a_child_process_stops_between_chunks(env: Env) -> None:
+    """The server's scheduled pass runs in a child process (recorder/retention_child.py); stopping
+    the server ends it after the chunk in hand, and the parent gets the child's report."""
+
+    from recorder.retention import RetentionOptions
+    from recorder.retention_child import ChildPass
+
+    cam = add_camera(env, "gate", days=11)
+    # after each chunk the child rests 200 times as long as the chunk took: it is resting
+    # (between two chunks) when it is told to stop
+    child = ChildPass(env.settings, env.clock, RetentionOptions(pause_ratio=200), chunk=10)
+    result: list[PurgeReport] = []
+    runner = threading.Thread(target=lambda: result.append(child.run()))
+    runner.start()
+    deadline = 60.0
+    started = time.monotonic()
+    while len(segments(env, cam)) == 11 * 24 and time.monotonic() - started < deadline:
+        time.sleep(0.05)
+    child.stop()
+    runner.join(30)
+    assert not runner.is_alive(), "the child pass did not stop"
+    assert result and result[0].by_reason["age"].segments == 10
+    assert len(segments(env, cam)) == 11 * 24 - 10
+    assert_consistent(env)
+    assert child.run().by_reason == {}  # stopped: no new pass starts
+
+
+def test_a_pass_in_a_child_process_that_fails_says_why(settings_factory: Any,
+                                                        tmp_path: Path) -> None:
+    """A child whose database is not usable (here: never migrated) fails the pass with the
+    child's own error."""
+    from recorder.retention import RetentionOptions
+    from recorder.retention_child import ChildPass, RetentionChildError
+
+    broken = settings_factory(f"sqlite:///{tmp_path}/empty.sqlite3")
+    with pytest.raises(RetentionChildError,
+                       match="child process failed: OperationalError: no such table"):
+        ChildPass(broken, FakeClock(NOW), RetentionOptions()).run()
