@@ -98,7 +98,7 @@ def set_request_language(request: web.Request) -> None:
         request.headers.get("Accept-Language", ""), settings.server.default_language)
     request["lang"] = lang
     catalogues = request.app[I18N_KEY]
-    i18n.activate(catalogues.get(lang, catalogues["en"]))
+    i18n.activate(catalogues.get(lang, catalogues["en"]), lang)
 
 
 @web.middleware

@@ -11,7 +11,6 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from vms.clock import format_iso
 from web import (
     i18n,
     views_account,
@@ -55,9 +54,8 @@ ALL_ROUTES: tuple[Routes, ...] = (
 
 
 def _format_time(instant_us: int | None, tz_name: str = "UTC") -> str:
-    if instant_us is None:
-        return ""
-    return format_iso(int(instant_us), tz_name).replace("T", " ")[:19]
+    """Template filter ``localtime``: date and time in the site's zone, in the page's language."""
+    return i18n.format_instant(instant_us, tz_name)
 
 
 def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> None:
@@ -70,6 +68,8 @@ def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> No
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["localtime"] = _format_time
+    env.filters["localday"] = i18n.format_day
+    env.filters["number"] = i18n.format_number
     env.filters["gap_reason"] = i18n.gap_reason
     env.globals["static"] = lambda path: str(app.router["static"].url_for(filename=path))
     app[I18N_KEY] = i18n.load_catalogues()
