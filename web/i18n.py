@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextvars
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
-from babel.numbers import format_decimal
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
@@ -91,7 +91,7 @@ def format_instant(instant_us: int | None, tz_name: str = "UTC", lang: str | Non
     None."""
     if instant_us is None:
         return ""
-    moment = datetime.fromtimestamp(int(instant_us) / 1_000_000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(int(instant_us) / 1_000_000, tz=UTC)
     return format_datetime(moment, width, tzinfo=ZoneInfo(tz_name or "UTC"),
                            locale=lang or current_language())
 
@@ -100,7 +100,7 @@ def format_day(instant_us: int | None, tz_name: str = "UTC", lang: str | None = 
     """Day and abbreviated month of an instant (chart axis labels): ``3 дек.``, ``Dec 3``."""
     if instant_us is None:
         return ""
-    moment = datetime.fromtimestamp(int(instant_us) / 1_000_000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(int(instant_us) / 1_000_000, tz=UTC)
     local = moment.astimezone(ZoneInfo(tz_name or "UTC"))
     return format_date(local, "MMMd" if (lang or current_language()) == "en" else "d MMM",
                        locale=lang or current_language())

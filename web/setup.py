@@ -13,6 +13,7 @@ from aiohttp import web
 
 from web import (
     i18n,
+    messages,
     views_account,
     views_admin,
     views_auth,
@@ -71,6 +72,12 @@ def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> No
     env.filters["localday"] = i18n.format_day
     env.filters["number"] = i18n.format_number
     env.filters["gap_reason"] = i18n.gap_reason
+    env.filters["message"] = messages.translate_message
+    env.filters["audit_action"] = messages.audit_action
+    env.filters["audit_outcome"] = messages.audit_outcome
+    env.filters["event_type"] = messages.event_type
+    env.filters["stream_kind"] = messages.stream_kind
+    env.globals["event_type_labels"] = messages.event_type_labels
     env.globals["static"] = lambda path: str(app.router["static"].url_for(filename=path))
     app[I18N_KEY] = i18n.load_catalogues()
     app[RULES] = {}
