@@ -5,14 +5,15 @@ produce (export failures, API errors a page shows).
 The core keeps English text and codes (logs, CLI, the database); the translation happens here, at the
 display edge, per request (:mod:`web.i18n` has the active language). A message is matched against
 :data:`PATTERNS` (a regular expression with named groups and the ``N_``-marked template it becomes);
-a message nothing matches is shown as it is. Gap and run end reasons are in :data:`web.i18n.GAP_REASONS`.
+a message nothing matches is shown as it is, and so is every message in English (API clients rely
+on its wording). Gap and run end reasons are in :data:`web.i18n.GAP_REASONS`.
 """
 
 from __future__ import annotations
 
 import re
 
-from web.i18n import GAP_REASONS, N_, gap_reason, gettext
+from web.i18n import GAP_REASONS, N_, current_language, gap_reason, gettext
 
 AUDIT_ACTIONS = {
     "login": N_("sign-in"), "logout": N_("sign-out"), "grant": N_("rights granted"),
@@ -105,6 +106,8 @@ def translate_message(text: str) -> str:
         return f"{kind}: {translate_message(prefixed['rest'])}"
     if text in GAP_REASONS:
         return gap_reason(text)
+    if current_language() == "en":  # the original wording: API clients and tests rely on it
+        return text
     for pattern, template in PATTERNS:
         found = pattern.match(text or "")
         if found:
