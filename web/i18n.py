@@ -102,7 +102,7 @@ def format_day(instant_us: int | None, tz_name: str = "UTC", lang: str | None = 
         return ""
     moment = datetime.fromtimestamp(int(instant_us) / 1_000_000, tz=UTC)
     local = moment.astimezone(ZoneInfo(tz_name or "UTC"))
-    return format_date(local, "MMMd" if (lang or current_language()) == "en" else "d MMM",
+    return format_date(local, "MMM d" if (lang or current_language()) == "en" else "d MMM",
                        locale=lang or current_language())
 
 
