@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.live.conftest import CAMERA_PASSWORD, CAMERA_USER, FAST, MAIN, SUB, s
 
 pytestmark = pytest.mark.browser
 
+SCREENSHOTS = os.environ.get("VMS_TEST_SCREENSHOTS", "")
 PASSWORD = "Phone-pass-2026"
 ADMIN = "boss"
 SITE = "Ауыл 7"
@@ -199,6 +201,9 @@ async def one_window(browser: Any, base: str, ids: dict[str, int], locale: str,
             await page.goto(f"{base}{path}")
             await settle(page)
             await check_page(page, f"{where} {path}", phone, locale, problems, english_seen)
+            if SCREENSHOTS:  # for a person to look at: VMS_TEST_SCREENSHOTS=/some/folder
+                name = f"{locale}-{width}{path.replace('/', '_').replace('?', '_')}.png"
+                await page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
             problems.extend(f"{where} {path}: console: {e}" for e in errors)
     finally:
         await context.close()

@@ -42,7 +42,19 @@ document.addEventListener("DOMContentLoaded", () => {
     button.className = "fullscreen-btn";
     button.title = label;
     button.setAttribute("aria-label", label);
-    button.textContent = "⛶";
+    // four corners, drawn (a glyph would need a font the phone may not have)
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "22");
+    svg.setAttribute("height", "22");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", "M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5");
+    path.setAttribute("fill", "none");
+    path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "2.2");
+    svg.appendChild(path);
+    button.appendChild(svg);
     button.addEventListener("click", (e) => { e.preventDefault(); e.stopPropagation(); fullscreen(host); });
     host.appendChild(button);
     video.addEventListener("dblclick", (e) => { e.preventDefault(); fullscreen(host); });
