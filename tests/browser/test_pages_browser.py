@@ -75,12 +75,27 @@ LAYOUT = """() => {
   return {scrollWidth: doc.scrollWidth, innerWidth: window.innerWidth, small};
 }"""
 
-NAV = """() => {
-  const out = [];
-  for (const el of document.querySelectorAll("#topmenu a, #topmenu button, #topmenu select")) {
+MENU = """() => {
+  // the menu as a person meets it: is the button there, is the menu closed, does the button
+  // open it, is every entry then on screen (and how big), does Escape close it again
+  const toggle = document.getElementById("menu-toggle");
+  const menu = document.getElementById("topmenu");
+  const out = {toggleShown: !!toggle && toggle.checkVisibility(),
+               closedBefore: !!toggle && toggle.getAttribute("aria-expanded") === "false"
+                             && !menu.checkVisibility(),
+               entries: [], width: window.innerWidth};
+  if (out.toggleShown) {
+    toggle.click();
+    out.opened = toggle.getAttribute("aria-expanded") === "true" && menu.checkVisibility();
+  }
+  for (const el of menu.querySelectorAll("a, button, select")) {
     const r = el.getBoundingClientRect();
-    out.push({text: (el.textContent || "").trim().slice(0, 40), shown: el.checkVisibility(),
-              left: r.left, right: r.right, height: r.height});
+    out.entries.push({text: (el.textContent || "").trim().slice(0, 40), shown: el.checkVisibility(),
+                      left: r.left, right: r.right, height: r.height});
+  }
+  if (out.toggleShown) {
+    document.dispatchEvent(new KeyboardEvent("keydown", {key: "Escape"}));
+    out.closedAfter = toggle.getAttribute("aria-expanded") === "false" && !menu.checkVisibility();
   }
   return out;
 }"""
@@ -211,7 +226,7 @@ async def one_window(browser: Any, base: str, ids: dict[str, int], locale: str,
 
 async def check_page(page: Any, where: str, phone: bool, locale: str, problems: list[str],
                      english_seen: dict[str, list[str]], signed_in: bool = True) -> None:
-    layout = await page.evaluate(LAYOUT)
+    layout = await page.evaluate(LAYOUT)  # one evaluate per question: few round trips
     if layout["scrollWidth"] > layout["innerWidth"]:
         problems.append(f"{where}: {layout['scrollWidth']}px wide in a {layout['innerWidth']}px "
                         "window")
@@ -224,26 +239,18 @@ async def check_page(page: Any, where: str, phone: bool, locale: str, problems: 
         problems.append(f"{where}: English in the {locale} UI: {words}")
     if not signed_in:
         return
-    toggle = page.locator("#menu-toggle")
+    menu = await page.evaluate(MENU)
     if phone:
-        assert await toggle.is_visible(), where
-        assert await toggle.get_attribute("aria-expanded") == "false", where
-        assert not await page.locator("#topmenu").is_visible(), where
-        await toggle.click()
-        assert await toggle.get_attribute("aria-expanded") == "true", where
+        assert menu["toggleShown"] and menu["closedBefore"], (where, menu)
+        assert menu["opened"] and menu["closedAfter"], (where, menu)
     else:
-        assert not await toggle.is_visible(), where
-    width = await page.evaluate("window.innerWidth")
-    nav = await page.evaluate(NAV)
-    assert len(nav) >= 12, nav  # nine links, the language, the account, sign out
-    for item in nav:
-        if not item["shown"] or item["left"] < 0 or item["right"] > width:
+        assert not menu["toggleShown"], (where, menu)
+    assert len(menu["entries"]) >= 12, menu  # nine links, the language, the account, sign out
+    for item in menu["entries"]:
+        if not item["shown"] or item["left"] < 0 or item["right"] > menu["width"]:
             problems.append(f"{where}: menu entry {item['text']!r} not on screen: {item}")
         if phone and item["height"] < 43.5:
             problems.append(f"{where}: menu entry {item['text']!r} only {item['height']}px high")
-    if phone:
-        await page.keyboard.press("Escape")  # closes the menu again
-        assert await toggle.get_attribute("aria-expanded") == "false", where
 
 
 async def check_menu_navigates(page: Any, base: str) -> None:
