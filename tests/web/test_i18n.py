@@ -110,7 +110,7 @@ def test_server_messages_are_translated() -> None:
     i18n.activate(catalogues["ru"], "ru")
     try:
         assert messages.translate_message("main stream: stalled: no data for 4s") == \
-            "основной поток: камера перестала передавать видео: нет данных 4 с"
+            "основной поток: камера перестала передавать видео: нет данных 4\xa0с"
         assert messages.translate_message("camera_lost") == "связь с камерой потеряна"
         assert messages.translate_message(
             "camera 'Gate': nothing recorded between 2026-12-03T07:00:00Z and "
