@@ -71,7 +71,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Threads that check passwords (argon2id: ~64 MiB and ~0.15 s of 1–2 cores each), at "
             "low priority; when 16 sign-ins per thread wait, more are answered 503.", minimum=1),
     Setting("server", "default_language", str, "en",
-            "UI language when neither the user nor the browser picks one.", choices=("en", "ru")),
+            "UI language when neither the user nor the browser picks one.", choices=("en", "ru", "kk")),
     Setting("server", "trusted_proxies", tuple, (),
             "Reverse proxies (addresses or CIDRs, e.g. [\"127.0.0.1/32\"]) whose "
             "X-Forwarded-For and X-Forwarded-Proto are believed: the client's address (login "

@@ -3,25 +3,32 @@
 Templates use Jinja's i18n extension (``{{ _("Cameras") }}``); Python code uses :func:`gettext`.
 The language is the user's own choice when set, else the ``vms_lang`` cookie, else the browser's
 ``Accept-Language``, else the configured default. Catalogues are ``.po`` files compiled in memory at
-start-up, so no binary ``.mo`` files live in the repository.
+start-up, so no binary ``.mo`` files live in the repository. Dates, times and numbers shown in pages
+are formatted for the same language with Babel's locale data (:func:`format_instant`,
+:func:`format_number`).
 """
 
 from __future__ import annotations
 
 import contextvars
 import io
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
-LANGUAGES: dict[str, str] = {"en": "English", "ru": "Русский"}
+LANGUAGES: dict[str, str] = {"en": "English", "ru": "Русский", "kk": "Қазақша"}
 
 _NULL = NullTranslations()
 _current: contextvars.ContextVar[NullTranslations | None] = contextvars.ContextVar(
     "vms_translations", default=None)
+_current_lang: contextvars.ContextVar[str] = contextvars.ContextVar("vms_language", default="en")
 
 
 def load_catalogues(directory: Path = TRANSLATIONS_DIR) -> dict[str, NullTranslations]:
@@ -68,8 +75,41 @@ def choose_language(user_language: str, cookie: str | None, accept: str, default
     return default if default in LANGUAGES else "en"
 
 
-def activate(translations: NullTranslations) -> None:
+def activate(translations: NullTranslations, lang: str = "en") -> None:
     _current.set(translations)
+    _current_lang.set(lang if lang in LANGUAGES else "en")
+
+
+def current_language() -> str:
+    return _current_lang.get()
+
+
+def format_instant(instant_us: int | None, tz_name: str = "UTC", lang: str | None = None,
+                   width: str = "medium") -> str:
+    """An instant (UTC microseconds) as local date and time in ``tz_name``, written the way the
+    language writes it (``3 дек. 2026 г., 14:40:05``; ``2026 ж. 03 жел., 14:40:05``); ``""`` for
+    None."""
+    if instant_us is None:
+        return ""
+    moment = datetime.fromtimestamp(int(instant_us) / 1_000_000, tz=UTC)
+    return format_datetime(moment, width, tzinfo=ZoneInfo(tz_name or "UTC"),
+                           locale=lang or current_language())
+
+
+def format_day(instant_us: int | None, tz_name: str = "UTC", lang: str | None = None) -> str:
+    """Day and abbreviated month of an instant (chart axis labels): ``3 дек.``, ``Dec 3``."""
+    if instant_us is None:
+        return ""
+    moment = datetime.fromtimestamp(int(instant_us) / 1_000_000, tz=UTC)
+    local = moment.astimezone(ZoneInfo(tz_name or "UTC"))
+    return format_date(local, "MMM d" if (lang or current_language()) == "en" else "d MMM",
+                       locale=lang or current_language())
+
+
+def format_number(value: float | int, lang: str | None = None, decimals: int | None = None) -> str:
+    """A number with the language's separators (``12 345,7`` in Russian and Kazakh)."""
+    pattern = None if decimals is None else "#,##0" + ("." + "0" * decimals if decimals else "")
+    return format_decimal(value, format=pattern, locale=lang or current_language())
 
 
 def gettext(message: str) -> str:

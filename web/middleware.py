@@ -22,6 +22,7 @@ from vms.auth import csrf_matches, scope_allows
 from web import i18n
 from web.inputs import FieldError
 from web.keys import ACCOUNTS, GATEWAY, METRICS, PRINCIPAL, RULES, SETTINGS, principal_of
+from web.messages import translate_message
 from web.render import render
 from web.routing import rule_for
 
@@ -59,7 +60,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         if is_api(request):
             extra = {"field": exc.field} if isinstance(exc, FieldError) else {}
-            response = json_error(exc.status, message or exc.reason, **extra)
+            # the pages show API errors as they come: in the caller's language when known
+            response = json_error(exc.status, translate_message(message or exc.reason), **extra)
         else:
             response = render_error(request, exc.status, message or exc.reason)
         for header in ("Allow", "Retry-After", "WWW-Authenticate"):
@@ -69,7 +71,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         if is_api(request):
-            return json_error(500, "internal server error; the server log has the details")
+            return json_error(500, i18n.gettext("Something went wrong on the server."))
         return render_error(request, 500, i18n.gettext("Something went wrong on the server."))
 
 
@@ -98,7 +100,7 @@ def set_request_language(request: web.Request) -> None:
         request.headers.get("Accept-Language", ""), settings.server.default_language)
     request["lang"] = lang
     catalogues = request.app[I18N_KEY]
-    i18n.activate(catalogues.get(lang, catalogues["en"]))
+    i18n.activate(catalogues.get(lang, catalogues["en"]), lang)
 
 
 @web.middleware

@@ -11,9 +11,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from vms.clock import format_iso
 from web import (
     i18n,
+    messages,
     views_account,
     views_admin,
     views_auth,
@@ -55,9 +55,8 @@ ALL_ROUTES: tuple[Routes, ...] = (
 
 
 def _format_time(instant_us: int | None, tz_name: str = "UTC") -> str:
-    if instant_us is None:
-        return ""
-    return format_iso(int(instant_us), tz_name).replace("T", " ")[:19]
+    """Template filter ``localtime``: date and time in the site's zone, in the page's language."""
+    return i18n.format_instant(instant_us, tz_name)
 
 
 def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> None:
@@ -70,7 +69,15 @@ def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> No
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["localtime"] = _format_time
+    env.filters["localday"] = i18n.format_day
+    env.filters["number"] = i18n.format_number
     env.filters["gap_reason"] = i18n.gap_reason
+    env.filters["message"] = messages.translate_message
+    env.filters["audit_action"] = messages.audit_action
+    env.filters["audit_outcome"] = messages.audit_outcome
+    env.filters["event_type"] = messages.event_type
+    env.filters["stream_kind"] = messages.stream_kind
+    env.globals["event_type_labels"] = messages.event_type_labels
     env.globals["static"] = lambda path: str(app.router["static"].url_for(filename=path))
     app[I18N_KEY] = i18n.load_catalogues()
     app[RULES] = {}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vms.clock import US_PER_S
-from web.i18n import N_, gettext
+from web.i18n import N_, format_number, gettext
 
 UNITS = (N_("B"), N_("KB"), N_("MB"), N_("GB"), N_("TB"), N_("PB"))
 DAY_US = 86_400 * US_PER_S
@@ -22,7 +22,7 @@ def format_bytes(n: int | float | None) -> str:
     while abs(value) >= 1024 and unit < len(UNITS) - 1:
         value /= 1024
         unit += 1
-    number = f"{int(value)}" if unit == 0 else f"{value:.1f}"
+    number = f"{int(value)}" if unit == 0 else format_number(value, decimals=1)
     return f"{number} {gettext(UNITS[unit])}"
 
 

@@ -22,6 +22,7 @@ from vms.auth import Principal
 from vms.clock import check_instant, parse_instant
 from web.inputs import bad_request, json_object, match_id
 from web.keys import GATEWAY, SERVICES, principal_of
+from web.messages import translate_message
 from web.middleware import client_address
 from web.render import render
 from web.routing import JSON, Param, Routes
@@ -50,8 +51,13 @@ EXPORT = obj(
     progress={"type": "number", "minimum": 0, "maximum": 1}, error=STR, camera_ids=array(INT),
     from_us=US, to_us=US, created_us=US, finished_us=nullable(US), user_id=nullable(INT),
     username=STR, file_name=STR, size_bytes=nullable(INT), sha256=STR,
-    cameras=array(obj(id=INT, name=STR)))
-"""An export as :func:`recorder.export.export_dict` shows it."""
+    cameras=array(obj(id=INT, name=STR)), error_text=STR)
+"""An export as :func:`recorder.export.export_dict` shows it, plus ``error_text``: the error in the
+caller's language (web/messages.py)."""
+
+
+def _shown(export: dict[str, Any]) -> dict[str, Any]:
+    return {**export, "error_text": translate_message(export.get("error") or "")}
 
 
 def _service(request: web.Request) -> ExportService:
@@ -127,12 +133,12 @@ async def api_create(request: web.Request) -> web.StreamResponse:
               summary="Your exports (administrators: everyone's), newest first")
 async def api_list(request: web.Request) -> web.StreamResponse:
     exports = await _service(request).list_exports(_principal(request))
-    return web.json_response({"exports": exports})
+    return web.json_response({"exports": [_shown(e) for e in exports]})
 
 
 async def _get(request: web.Request) -> dict[str, Any]:
     try:
-        return await _service(request).get(_principal(request), match_id(request))
+        return _shown(await _service(request).get(_principal(request), match_id(request)))
     except ExportNotFound:
         raise web.HTTPNotFound(text="no such export") from None
 
@@ -170,7 +176,7 @@ async def api_cancel(request: web.Request) -> web.StreamResponse:
         data = await _service(request).cancel(_principal(request), match_id(request))
     except ExportNotFound:
         raise web.HTTPNotFound(text="no such export") from None
-    return web.json_response(data)
+    return web.json_response(_shown(data))
 
 
 @routes.route("GET", "/api/v1/exports/{id}/manifest", access="export",

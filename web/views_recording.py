@@ -25,6 +25,7 @@ from web import views_retention
 from web.camera_page import camera_page_context, volume_names
 from web.inputs import json_object, match_id, query_int
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
+from web.messages import translate_message
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Param, Routes
@@ -87,6 +88,8 @@ def live_status(app: web.Application, camera_id: int,
     if recorder is not None:
         status: dict[str, Any] = recorder.status(camera_id)
         status["recorder_running"] = True
+        status["streams"] = {kind: {**st, "reason_text": translate_message(st.get("reason", ""))}
+                             for kind, st in (status.get("streams") or {}).items()}
         return status
     out = dict(stored or {"state": "stopped", "reason": "", "since_us": 0})
     out.update({"streams": {}, "recorder_running": False})

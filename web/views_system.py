@@ -1,4 +1,4 @@
-"""Health, metrics, the OpenAPI document and the home page."""
+"""Health, metrics, the OpenAPI document, the web app manifest and the home page."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vms import catalog
+from web import i18n
 from web.keys import GATEWAY, METRICS, RULES, SETTINGS, principal_of
 from web.openapi import build_openapi
 from web.render import render
@@ -52,6 +53,29 @@ async def metrics(request: web.Request) -> web.StreamResponse:
               response=obj(openapi=STR, info={"type": "object"}, paths={"type": "object"}))
 async def openapi(request: web.Request) -> web.StreamResponse:
     return web.json_response(build_openapi(request.app[RULES]))
+
+
+@routes.route("GET", "/manifest.webmanifest", access="public",
+              summary="Web app manifest: install the UI on a phone's home screen")
+async def manifest(request: web.Request) -> web.StreamResponse:
+    """Public (browsers fetch it without cookies); names in the request's language."""
+    icons = [
+        {"src": "/static/img/icon-192.png", "sizes": "192x192", "type": "image/png",
+         "purpose": "any"},
+        {"src": "/static/img/icon-512.png", "sizes": "512x512", "type": "image/png",
+         "purpose": "any"},
+        {"src": "/static/img/icon-maskable-512.png", "sizes": "512x512", "type": "image/png",
+         "purpose": "maskable"},
+        {"src": "/static/img/favicon.svg", "sizes": "any", "type": "image/svg+xml"},
+    ]
+    body = {
+        "name": "VMS · " + i18n.gettext("Video management"), "short_name": "VMS",
+        "description": i18n.gettext("Live view and recordings of your cameras"),
+        "lang": request.get("lang", "en"), "id": "/", "start_url": "/live", "scope": "/",
+        "display": "standalone", "background_color": "#1d2330", "theme_color": "#1d2330",
+        "icons": icons,
+    }
+    return web.json_response(body, content_type="application/manifest+json")
 
 
 @routes.route("GET", "/", access="login", summary="Home: the cameras you may see")

@@ -17,6 +17,7 @@ from vms.auth import ROLE_RIGHTS
 # (method, path) -> access: public | login | a right
 EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "public",
+    ("GET", "/manifest.webmanifest"): "public",
     ("GET", "/metrics"): "public",
     ("GET", "/api/v1/openapi.json"): "public",
     ("POST", "/api/v1/exports"): "export",

@@ -18,6 +18,7 @@
                      "Р": "P", "С": "C", "Т": "T", "У": "Y", "Х": "X"};
   const norm = (s) => (s || "").toUpperCase().replace(/[АВЕКМНОРСТУХ]/g, (c) => lookalike[c])
     .replace(/[^0-9A-Z\u0400-\u04FF]/g, "");
+  const typeLabels = JSON.parse(live.dataset.typeLabels || "{}");
   want.plate = norm(live.dataset.plate);
 
   function matches(e) {
@@ -60,12 +61,12 @@
     const a2 = document.createElement("a");
     a2.className = "event-play";
     a2.href = href;
-    a2.textContent = new Date(e.start_us / 1000).toLocaleString();
+    a2.textContent = new Date(e.start_us / 1000).toLocaleString(document.documentElement.lang || undefined);
     when.appendChild(a2);
     tr.appendChild(when);
     tr.appendChild(cell(e.camera_name));
     tr.appendChild(cell(e.site_name));
-    const type = cell(e.type);
+    const type = cell(typeLabels[e.type] || e.type);
     type.className = "event-type";
     tr.appendChild(type);
     tr.appendChild(cell(((e.data || {}).plate || "") + (e.topic ? " " + e.topic : "")));
@@ -81,7 +82,7 @@
     const tr = rows.querySelector(`tr[data-event-id="${e.id}"]`);
     if (!tr) return;
     const end = tr.querySelector(".event-end");
-    if (end) end.textContent = new Date(e.end_us / 1000).toLocaleString();
+    if (end) end.textContent = new Date(e.end_us / 1000).toLocaleString(document.documentElement.lang || undefined);
   }
 
   const source = new EventSource("/api/v1/events/stream");

@@ -66,7 +66,7 @@ document.addEventListener("DOMContentLoaded", () => {
     row.cells[1].textContent = e.cameras.length ? e.cameras.map((c) => c.name).join(", ")
       : e.camera_ids.join(", ");
     row.cells[2].textContent = `${fmt(e.from_us)} – ${fmt(e.to_us)} UTC`;
-    row.cells[3].textContent = stateText(e.state) + (e.error ? ` — ${e.error}` : "");
+    row.cells[3].textContent = stateText(e.state) + (e.error ? ` — ${e.error_text || e.error}` : "");
     row.cells[4].querySelector("progress").value = e.progress;
     const links = row.cells[5];
     if (e.state === "done" && !links.querySelector("a")) {

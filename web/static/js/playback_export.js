@@ -57,7 +57,7 @@
         return;
       }
       if (e.state === "failed" || e.state === "cancelled") {
-        status.textContent = `${msg.msgFailed} #${id}: ${e.error || e.state}`;
+        status.textContent = `${msg.msgFailed} #${id}: ${e.error_text || e.error || e.state}`;
         return;
       }
       status.textContent = `${msg.msgRunning} #${id}: ${Math.round(e.progress * 100)} %`;
@@ -79,7 +79,7 @@
       });
       const body = await resp.json().catch(() => ({}));
       if (!resp.ok) {
-        status.textContent = `${msg.msgFailed}: ${body.error || body.message || resp.status}`;
+        status.textContent = `${msg.msgFailed}: ${(body.error && body.error.message) || resp.status}`;
         return;
       }
       await follow(body.id);

@@ -57,7 +57,7 @@
         const badge = document.createElement("span");
         badge.className = "status status-" + st.state;
         badge.textContent = labels[st.state] || st.state;
-        li.append(kind + ": ", badge, " " + st.reason);
+        li.append((labels["stream_" + kind] || kind) + ": ", badge, " " + (st.reason_text || st.reason));
         list.append(li);
       }
     } catch (e) {

@@ -1,0 +1,143 @@
+"""What the server sends to people, in their language: labels for the codes the core stores (audit
+actions and outcomes, event types) and translations of the English messages the core and the API
+produce (export failures, API errors a page shows).
+
+The core keeps English text and codes (logs, CLI, the database); the translation happens here, at the
+display edge, per request (:mod:`web.i18n` has the active language). A message is matched against
+:data:`PATTERNS` (a regular expression with named groups and the ``N_``-marked template it becomes);
+a message nothing matches is shown as it is, and so is every message in English (API clients rely
+on its wording). Gap and run end reasons are in :data:`web.i18n.GAP_REASONS`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from web.i18n import GAP_REASONS, N_, current_language, gap_reason, gettext
+
+AUDIT_ACTIONS = {
+    "login": N_("sign-in"), "logout": N_("sign-out"), "grant": N_("rights granted"),
+    "password_change": N_("password changed"),
+    "token_create": N_("API token created"), "token_revoke": N_("API token revoked"),
+    "revoke": N_("sessions revoked"), "user_create": N_("user created"),
+    "user_change": N_("user changed"), "site_create": N_("site created"),
+    "camera_adopt": N_("camera adopted"), "camera_change": N_("camera changed"),
+    "camera_remove": N_("camera removed"), "camera_event_settings": N_("camera event settings"),
+    "camera_recordings_delete": N_("camera recordings deleted"),
+    "export_create": N_("export created"), "export_download": N_("export downloaded"),
+    "hold_create": N_("evidence hold created"), "hold_delete": N_("evidence hold released"),
+    "ptz": N_("camera turned (PTZ)"), "door_release": N_("door opened"),
+    "language": N_("language changed"), "retention_change": N_("retention changed"),
+    "retention.purge": N_("old footage deleted"),
+}
+AUDIT_OUTCOMES = {"ok": N_("done"), "failed": N_("failed"), "throttled": N_("refused: too many attempts"),
+                  "denied": N_("refused")}
+EVENT_TYPES = {"motion": N_("Motion"), "doorbell": N_("Doorbell"), "plate": N_("Plate"),
+               "tamper": N_("Tampering"), "relay": N_("Relay"), "generic": N_("Other event")}
+
+_NAME = r"'(?P<name>[^']*)'"
+PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text) for rx, text in (
+    # export failures (recorder/export.py, recorder/export_plan.py, recorder/export_writer.py)
+    (r"^cancelled by the user$", N_("cancelled by the user")),
+    (r"^internal error; see the server log$", N_("internal error; see the server log")),
+    (r"^choose at least one camera$", N_("Choose at least one camera.")),
+    (r"^at most (?P<count>\d+) cameras per export$", N_("at most %(count)s cameras per export")),
+    (r"^the end of the range must be after its start$",
+     N_("the end of the range must be after its start")),
+    (r"^a range of at most 24 hours can be exported at once$",
+     N_("a range of at most 24 hours can be exported at once")),
+    (r"^camera (?P<name>\d+) no longer exists$", N_("camera %(name)s no longer exists")),
+    (rf"^camera {_NAME}: nothing recorded between (?P<start>\S+) and (?P<end>\S+)$",
+     N_("camera “%(name)s”: nothing recorded between %(start)s and %(end)s")),
+    (rf"^camera {_NAME}: recorded file .* is missing$",
+     N_("camera “%(name)s”: a recorded file is missing")),
+    (rf"^camera {_NAME}: ffmpeg failed: .*$", N_("camera “%(name)s”: the video could not be written")),
+    (rf"^camera {_NAME}: ffmpeg wrote no readable video.*$",
+     N_("camera “%(name)s”: the video could not be written")),
+    (rf"^camera {_NAME}: storage volume .*$",
+     N_("camera “%(name)s”: a storage volume is unavailable")),
+    (rf"^camera {_NAME}: none of the .*$", N_("camera “%(name)s”: the recorded files are unreadable")),
+    (r"^file error: .*$", N_("file error on the server")),
+    (r"^.* is not a local time \(expected YYYY-MM-DDTHH:MM\)$",
+     N_("not a local time (expected YYYY-MM-DDTHH:MM)")),
+    (r"^.* does not exist in (?P<tz>\S+) \(clocks were moved forward\)$",
+     N_("this time does not exist in %(tz)s (clocks were moved forward)")),
+    (r"^the file of export (?P<id>\d+) is gone from the server$",
+     N_("the file of this export is gone from the server")),
+    # recording status reasons (recorder/run.py, recorder/supervisor.py)
+    (r"^recording$", N_("recording")),
+    (r"^starting$", N_("starting")),
+    (r"^connecting to camera$", N_("connecting to the camera")),
+    (r"^stalled: no data for (?P<seconds>[\d.]+)s$",
+     N_("camera stopped sending: no data for %(seconds)s s")),
+    (r"^camera lost: .*$", N_("connection to the camera lost")),
+    (r"^wrong username or password for .*$", N_("wrong camera password")),
+    (r"^not recording$", N_("not recording")),
+    (r"^recording is off$", N_("recording is off")),
+    (r"^scheduled: outside the recording window$", N_("outside the recording schedule")),
+    (r"^event mode: buffering pre-roll, keeping events$",
+     N_("event mode: buffering pre-roll, keeping events")),
+    (r"^ffmpeg (died of signal|exited with code) .*$", N_("recording failed")),
+    (r"^stopped$", N_("stopped")),
+    # API errors the pages show (web/middleware.py, web/views_*.py)
+    (r"^missing or invalid CSRF token$", N_("The page is out of date; reload it and try again.")),
+    (r"^your role \((?P<role>\w+)\) does not allow this.*$", N_("Your role does not allow this.")),
+    (r"^this API token's scope .*$", N_("This API token's scope does not allow this.")),
+    (r"^sign in first.*$", N_("Sign in first.")),
+    (r"^invalid, expired or revoked API token$", N_("invalid, expired or revoked API token")),
+    (r"^no such (camera|export|recording)$|^no camera \d+$", N_("Not found.")),
+    (r"^nothing recorded in this range$", N_("Nothing recorded here")),
+    (r"^the recording's file is missing$", N_("recorded files missing")),
+    (r"^the export service is not running$", N_("the export service is not running")),
+    (r"^internal server error; the server log has the details$",
+     N_("Something went wrong on the server.")),
+))
+
+
+_STREAM_PREFIX = re.compile(r"^(?P<kind>main|sub) stream: (?P<rest>.*)$")
+
+
+def translate_message(text: str) -> str:
+    """``text`` in the active language when it is one of the known messages (or a gap/run end
+    reason code), else unchanged."""
+    prefixed = _STREAM_PREFIX.match(text or "")
+    if prefixed:
+        kind = gettext(N_("main stream") if prefixed["kind"] == "main" else N_("sub stream"))
+        return f"{kind}: {translate_message(prefixed['rest'])}"
+    if text in GAP_REASONS:
+        return gap_reason(text)
+    if current_language() == "en":  # the original wording: API clients and tests rely on it
+        return text
+    for pattern, template in PATTERNS:
+        found = pattern.match(text or "")
+        if found:
+            translated = gettext(template)
+            values = found.groupdict()
+            return translated % values if values else translated
+    return text
+
+
+def audit_action(code: str) -> str:
+    label = AUDIT_ACTIONS.get(code)
+    return gettext(label) if label else code
+
+
+def audit_outcome(code: str) -> str:
+    label = AUDIT_OUTCOMES.get(code)
+    return gettext(label) if label else code
+
+
+def event_type(code: str) -> str:
+    label = EVENT_TYPES.get(code)
+    return gettext(label) if label else code
+
+
+def stream_kind(kind: str) -> str:
+    if kind in ("main", "sub"):
+        return gettext(N_("main stream") if kind == "main" else N_("sub stream"))
+    return kind
+
+
+def event_type_labels() -> dict[str, str]:
+    """Every event type's label in the active language (for scripts that add rows)."""
+    return {code: gettext(label) for code, label in EVENT_TYPES.items()}
