@@ -36,6 +36,7 @@ from recorder.fmp4 import (
     fragment_is_keyframe,
     iter_boxes,
 )
+from vms.clock import Clock, SystemClock
 from vms.config import Settings
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, CameraStream
@@ -79,25 +80,42 @@ class LiveOptions:
     max_gop_fragments: int = 600
     """Fragments kept since the last keyframe for new viewers; beyond, they wait for a keyframe."""
     startup_timeout_s: float = 20.0
+    stall_after_s: float = 1.0
+    """No frame for this long after media flowed: viewers are told ``stall`` (the camera went
+    silent; ffmpeg itself gives up only after ``socket_timeout_s``)."""
+    fast_probe: bool = True
+    """Probe only the first packet (:data:`FAST_PROBE`); after a run that delivered nothing the
+    stream falls back to ffmpeg's default probe."""
     socket_timeout_s: float = 10.0
     stop_timeout_s: float = 5.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 15.0
 
 
-def live_input(source: LiveSource, *, socket_timeout_s: float = 10.0) -> FfmpegInput:
-    """The live ffmpeg's input: for RTSP, a script on stdin with the URL and its credentials."""
+FAST_PROBE = {"probesize": "32", "analyzeduration": "0"}
+"""Probe as little as possible: the SDP (or the first access unit) names codec and size, and the
+packets read while probing are kept (no ``-fflags nobuffer``, which throws them away — with it the
+first keyframe was lost and the first picture waited a whole GOP)."""
+
+
+def live_input(source: LiveSource, *, socket_timeout_s: float = 10.0,
+               fast_probe: bool = True) -> FfmpegInput:
+    """The live ffmpeg's input: for RTSP, a script on stdin with the URL and its credentials.
+
+    ``fast_probe`` (the default) probes only the first packet; without it ffmpeg's default probe
+    (up to 5 s) is used — the fallback for a camera whose first packets do not say enough."""
+    probe = FAST_PROBE if fast_probe else {}
     if source.url.startswith(("rtsp://", "rtsps://")):
         src = ffmpeg_input(source.url, source.username, source.password, {
-            "fflags": "nobuffer",
+            **probe,
             "rtsp_transport": source.rtsp_transport,
             "allowed_media_types": "video",  # no audio track set up: it is not sent
             "timeout": str(int(socket_timeout_s * 1_000_000)),
         })
-        # nobuffer on the concat input too: it probes the stream again
-        return dataclasses.replace(src, options={"fflags": "nobuffer", **src.options})
+        # the concat demuxer probes the stream again: the same limits there
+        return dataclasses.replace(src, options={**probe, **src.options})
     # a file, for development: real time, forever
-    return FfmpegInput(source.url, {"fflags": "nobuffer", "re": None, "stream_loop": "-1"},
+    return FfmpegInput(source.url, {**probe, "re": None, "stream_loop": "-1"},
                        redact(source.url))
 
 
@@ -117,10 +135,12 @@ def live_argv(ffmpeg_exe: str, source: FfmpegInput) -> list[str]:
 class LiveMessage:
     """What a viewer receives: the init segment (with its codec), a fragment, or a status line."""
 
-    kind: Literal["init", "fragment", "status", "closed"]
+    kind: Literal["init", "fragment", "status", "closed", "stall", "resumed"]
     data: bytes = b""
     codec: str = ""
     text: str = ""
+    since_us: int = 0
+    """``stall``: when the server received the last frame (UTC µs)."""
 
 
 class Viewer:
@@ -173,8 +193,9 @@ class LiveStream:
     """One ffmpeg for one (camera, stream kind), shared by every viewer of it."""
 
     def __init__(self, key: tuple[int, str], ffmpeg_exe: str, options: LiveOptions,
-                 load: Callable[[], Awaitable[LiveSource]]) -> None:
+                 load: Callable[[], Awaitable[LiveSource]], clock: Clock | None = None) -> None:
         self.key = key
+        self.clock = clock or SystemClock()
         self.name = f"live {key[0]}/{key[1]}"
         self.ffmpeg_exe = ffmpeg_exe
         self.options = options
@@ -186,6 +207,11 @@ class LiveStream:
         self.closing = False
         self.proc: ChildProcess | None = None
         self.starts = 0
+        self.fast_probe = options.fast_probe
+        self.last_frame_us: int | None = None
+        """When the server last received a frame (UTC µs)."""
+        self.stalled_since_us: int | None = None
+        """Set while no frame arrives (the last frame's time); None while frames flow."""
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
         self._wake = asyncio.Event()
         self._idle: asyncio.TimerHandle | None = None
@@ -206,6 +232,8 @@ class LiveStream:
                 viewer.synced = True
                 for frag in self.gop:
                     viewer.offer(LiveMessage("fragment", frag))
+        if self.stalled_since_us is not None:
+            viewer.offer(LiveMessage("stall", since_us=self.stalled_since_us))
         return viewer
 
     def remove_viewer(self, viewer: Viewer) -> None:
@@ -243,6 +271,25 @@ class LiveStream:
     def _status(self, text: str) -> None:
         for viewer in list(self.viewers):
             viewer.offer(LiveMessage("status", text=text))
+
+    def _stalled(self) -> None:
+        """No frame for ``stall_after_s`` (or the run ended): tell every viewer, once."""
+        if self.stalled_since_us is not None or self.last_frame_us is None:
+            return
+        self.stalled_since_us = self.last_frame_us
+        log.warning("%s: no frame for %.1fs", self.name, self.options.stall_after_s)
+        self._broadcast_control(LiveMessage("stall", since_us=self.last_frame_us))
+
+    def _frame(self) -> None:
+        self.last_frame_us = self.clock.now_us()
+        if self.stalled_since_us is not None:
+            self.stalled_since_us = None
+            log.info("%s: frames again", self.name)
+            self._broadcast_control(LiveMessage("resumed"))
+
+    def _broadcast_control(self, msg: LiveMessage) -> None:
+        for viewer in list(self.viewers):
+            viewer.offer(msg)
 
     # the ffmpeg
 
@@ -287,7 +334,8 @@ class LiveStream:
         """Run one ffmpeg until it exits; True when it delivered media."""
         if source.password:
             register_secret(source.password)
-        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s)
+        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s,
+                         fast_probe=self.fast_probe)
         argv = live_argv(self.ffmpeg_exe, src)
         log.info("%s: %s: starting ffmpeg for %s: %s", self.name, source.camera_name, src.shown,
                  redact(" ".join(argv)))
@@ -307,6 +355,11 @@ class LiveStream:
             self.tail.append(f"[error] {exc}")
             log.error("%s: %s", self.name, exc)
         finally:
+            if not self.closing:
+                self._stalled()  # the picture stops here, whatever comes next
+            if not got_media and self.fast_probe and not self.closing:
+                log.info("%s: no video with the short probe; probing fully next time", self.name)
+                self.fast_probe = False
             await proc.stop()
             self.proc = None
             self.init = None
@@ -320,10 +373,16 @@ class LiveStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.startup_timeout_s
         while True:
-            timeout = None if got_media else max(0.1, deadline - loop.time())
+            if got_media:
+                timeout = self.options.stall_after_s
+            else:
+                timeout = max(0.1, deadline - loop.time())
             try:
                 data = await asyncio.wait_for(stdout.read(256 * 1024), timeout)
             except TimeoutError:
+                if got_media:  # the camera went silent: say so, keep waiting for ffmpeg
+                    self._stalled()
+                    continue
                 self.tail.append(f"[error] no video within {self.options.startup_timeout_s:.0f}s")
                 return False
             if not data:
@@ -339,6 +398,7 @@ class LiveStream:
                 if self.init is None:
                     continue
                 got_media = True
+                self._frame()
                 if fragment_is_keyframe(unit):
                     self.gop = [unit]
                     for viewer in self.viewers:
@@ -361,8 +421,9 @@ class LiveService:
     """Every live stream of this server; started and stopped by the composition root."""
 
     def __init__(self, gateway: Gateway, settings: Settings, secrets: SecretBox,
-                 options: LiveOptions | None = None) -> None:
+                 options: LiveOptions | None = None, clock: Clock | None = None) -> None:
         self.gw = gateway
+        self.clock = clock or SystemClock()
         self.settings = settings
         self.secrets = secrets
         self.options = options or LiveOptions()
@@ -376,7 +437,8 @@ class LiveService:
         """One line per stream whose task has not ended: camera, kind, viewers, ffmpeg pid."""
         return [{"camera_id": s.key[0], "stream": s.key[1], "viewers": len(s.viewers),
                  "pid": s.proc.pid if s.proc else None, "codec": s.codec, "starts": s.starts,
-                 "stopping": s.closing}
+                 "stopping": s.closing, "stalled_since_us": s.stalled_since_us,
+                 "last_frame_us": s.last_frame_us}
                 for s in sorted(self._all, key=lambda s: (s.key, s.closing))]
 
     def running(self, camera_id: int, kind: str) -> LiveStream | None:
@@ -423,7 +485,7 @@ class LiveService:
                 if self._ffmpeg_exe is None:
                     self._ffmpeg_exe = await asyncio.to_thread(self.settings.ffmpeg_exe)
                 stream = LiveStream(key, self._ffmpeg_exe, self.options,
-                                    lambda: self.resolve(camera_id, kind))
+                                    lambda: self.resolve(camera_id, kind), self.clock)
                 self._streams[key] = stream
                 self._all.add(stream)
                 stream.task.add_done_callback(functools.partial(self._forget, stream))

@@ -369,7 +369,7 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
     """Live view (recorder/live.py): one ffmpeg per watched stream, started on demand."""
     from recorder.live import LiveService
 
-    service = LiveService(app[GATEWAY], app[SETTINGS], app[SECRETS])
+    service = LiveService(app[GATEWAY], app[SETTINGS], app[SECRETS], clock=app[CLOCK])
     app[SERVICES]["live"] = service
     try:
         yield
