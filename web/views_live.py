@@ -206,6 +206,8 @@ def _layout_body(data: dict[str, Any]) -> tuple[str, int, list[int | None]]:
                                  or not 1 <= item <= MAX_ID):
             raise bad_request("field 'camera_ids' must hold camera ids or nulls")
         ids.append(item)
+    if len(ids) > grid * grid:
+        raise bad_request(f"field 'camera_ids': a {grid}×{grid} grid has {grid * grid} tiles")
     return name, grid, ids
 
 
