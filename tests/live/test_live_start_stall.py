@@ -49,9 +49,12 @@ async def first_fragment(ws: Any) -> tuple[list[str], bytes]:
     raise AssertionError("no fragment")
 
 
-async def test_cold_start_begins_at_the_cameras_first_keyframe(live_world: LiveWorld) -> None:
+async def test_cold_then_warm_start_then_a_stall(live_world: LiveWorld) -> None:
+    """One stream, three phases (one app: the fixture is the costly part)."""
     await live_world.login("viewer_a")
-    async with live_world.client.ws_connect(f"/api/v1/cameras/{live_world.camera}/live") as ws:
+    path = f"/api/v1/cameras/{live_world.camera}/live"
+    async with live_world.client.ws_connect(path) as ws:
+        # cold: nobody watched, so this viewer starts the ffmpeg and the camera session
         _, frag = await first_fragment(ws)
         sessions = list(live_world.rtsp._sessions.values())
         assert len(sessions) == 1
@@ -61,69 +64,61 @@ async def test_cold_start_begins_at_the_cameras_first_keyframe(live_world: LiveW
         # session's start (monotonic, turned into wall time) plus n frames
         start_wall_us = time.time_ns() // 1000 - (time.monotonic_ns() // 1000 - start_mono_us)
         frame = round((capture_us(frag) - start_wall_us) / FRAME_US)
-    assert fragment_is_keyframe(frag)
-    # before the fix ffmpeg's -fflags nobuffer dropped the probed first GOP: frame 25
-    assert frame < GOP_FRAMES // 2, frame
+        assert fragment_is_keyframe(frag)
+        # before the fix ffmpeg's -fflags nobuffer dropped the probed first GOP: frame 25
+        assert frame < GOP_FRAMES // 2, frame
 
-
-async def test_warm_viewer_gets_init_and_the_cached_gop_at_once(live_world: LiveWorld) -> None:
-    await live_world.login("viewer_a")
-    path = f"/api/v1/cameras/{live_world.camera}/live?stream=sub"
-    async with live_world.client.ws_connect(path) as ws1:
-        await first_fragment(ws1)
+        # warm: a second viewer gets the init segment and the cached GOP at once
         for _ in range(12):  # let the GOP cache fill past its keyframe
-            await ws1.receive(timeout=5)
+            await ws.receive(timeout=5)
         joined_us = time.time_ns() // 1000
         async with live_world.client.ws_connect(path) as ws2:
             texts, frag = await first_fragment(ws2)
             assert texts == ["init"]
             assert fragment_is_keyframe(frag)
-            assert capture_us(frag) < joined_us  # from the cache, not waited for
             cached = [frag]
             while len(cached) < 5:
-                msg = await ws2.receive(timeout=5)
-                cached.append(msg.data)
-            assert all(capture_us(f) < joined_us for f in cached[:5])
+                cached.append((await ws2.receive(timeout=5)).data)
+            assert all(capture_us(f) < joined_us for f in cached)  # from the cache, not waited for
             stats = live_world.service.stats()
             assert len(stats) == 1 and stats[0]["viewers"] == 2 and stats[0]["starts"] == 1
             assert live_world.rtsp.session_count == 1  # one camera session for both
 
+        # a camsim stall fault: told to viewers with the last frame's time, then cleared
+        await _stall(live_world, ws, path)
 
-async def test_stall_is_told_to_viewers_then_cleared(live_world: LiveWorld) -> None:
-    await live_world.login("viewer_a")
-    async with live_world.client.ws_connect(f"/api/v1/cameras/{live_world.camera}/live") as ws:
-        await first_fragment(ws)
-        last_us = 0
-        for _ in range(5):
-            msg = await ws.receive(timeout=5)
-            last_us = time.time_ns() // 1000
-        live_world.rtsp.stall(2.5)
-        stall: dict[str, Any] | None = None
-        deadline = time.monotonic() + 10
-        while stall is None:
-            assert time.monotonic() < deadline
-            msg = await ws.receive(timeout=10)
-            if msg.type == aiohttp.WSMsgType.BINARY:
-                last_us = time.time_ns() // 1000
-            else:
-                data = json.loads(msg.data)
-                assert data["type"] == "stall", data
-                stall = data
-        # since: the server's receipt of the last frame, just before ours
-        assert last_us - 1_000_000 < stall["since_us"] <= last_us, (stall, last_us)
-        assert live_world.service.stats()[0]["stalled_since_us"] == stall["since_us"]
-        async with live_world.client.ws_connect(
-                f"/api/v1/cameras/{live_world.camera}/live") as late:
-            texts: list[str] = []
-            while "stall" not in texts:  # a viewer joining a stalled stream is told at once
-                msg = await late.receive(timeout=5)
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    texts.append(json.loads(msg.data)["type"])
+
+async def _stall(live_world: LiveWorld, ws: Any, path: str) -> None:
+    last_us = 0
+    for _ in range(5):
+        msg = await ws.receive(timeout=5)
+        last_us = time.time_ns() // 1000
+    live_world.rtsp.stall(2.5)
+    stall: dict[str, Any] | None = None
+    deadline = time.monotonic() + 10
+    while stall is None:
+        assert time.monotonic() < deadline
         msg = await ws.receive(timeout=10)
-        assert msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data) == {"type": "resumed"}
-        # the muxer held the last frame before the stall (a fragment needs the next frame for its
-        # duration): it comes first, then camsim's next keyframe
-        after = [(await ws.receive(timeout=5)).data for _ in range(3)]
-        assert any(fragment_is_keyframe(f) for f in after)
-        assert live_world.service.stats()[0]["stalled_since_us"] is None
-        assert live_world.service.stats()[0]["starts"] == 1  # the same ffmpeg throughout
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            last_us = time.time_ns() // 1000
+        else:
+            data = json.loads(msg.data)
+            assert data["type"] == "stall", data
+            stall = data
+    # since: the server's receipt of the last frame, just before ours
+    assert last_us - 1_000_000 < stall["since_us"] <= last_us, (stall, last_us)
+    assert live_world.service.stats()[0]["stalled_since_us"] == stall["since_us"]
+    async with live_world.client.ws_connect(path) as late:
+        texts: list[str] = []
+        while "stall" not in texts:  # a viewer joining a stalled stream is told at once
+            msg = await late.receive(timeout=5)
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                texts.append(json.loads(msg.data)["type"])
+    msg = await ws.receive(timeout=10)
+    assert msg.type == aiohttp.WSMsgType.TEXT and json.loads(msg.data) == {"type": "resumed"}
+    # the muxer held the last frame before the stall (a fragment needs the next frame for its
+    # duration): it comes first, then camsim's next keyframe
+    after = [(await ws.receive(timeout=5)).data for _ in range(3)]
+    assert any(fragment_is_keyframe(f) for f in after)
+    assert live_world.service.stats()[0]["stalled_since_us"] is None
+    assert live_world.service.stats()[0]["starts"] == 1  # the same ffmpeg throughout
