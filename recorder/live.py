@@ -29,6 +29,7 @@ from typing import Literal
 
 import ffmpeg as ffmpeg_python
 
+from recorder import ffmpeg as ffmpeg_flags
 from recorder.fmp4 import (
     Fmp4Error,
     Fmp4Splitter,
@@ -36,6 +37,7 @@ from recorder.fmp4 import (
     fragment_is_keyframe,
     iter_boxes,
 )
+from recorder.live_tap import FeedItem, LiveFeed, LiveFeeds
 from vms.clock import Clock, SystemClock
 from vms.config import Settings
 from vms.db.gateway import Gateway
@@ -51,7 +53,7 @@ __all__ = ["STREAM_KINDS", "Fmp4Error", "Fmp4Splitter", "LiveMessage", "LiveOpti
            "codec_string", "fragment_is_keyframe", "iter_boxes", "live_argv", "live_input"]
 
 STREAM_KINDS = ("main", "sub")
-LIVE_MOVFLAGS = "+frag_every_frame+empty_moov+default_base_moof"
+LIVE_MOVFLAGS = ffmpeg_flags.LIVE_MOVFLAGS
 """One fragment per frame: a frame leaves the server as soon as ffmpeg has it (no GOP wait)."""
 
 
@@ -193,8 +195,13 @@ class LiveStream:
     """One ffmpeg for one (camera, stream kind), shared by every viewer of it."""
 
     def __init__(self, key: tuple[int, str], ffmpeg_exe: str, options: LiveOptions,
-                 load: Callable[[], Awaitable[LiveSource]], clock: Clock | None = None) -> None:
+                 load: Callable[[], Awaitable[LiveSource]], clock: Clock | None = None,
+                 feeds: LiveFeeds | None = None) -> None:
         self.key = key
+        self._feeds = feeds
+        self._feed_queue: asyncio.Queue[FeedItem] | None = None
+        self.shared_runs = 0
+        """Times this stream took its video from the recorder's camera session."""
         self.clock = clock or SystemClock()
         self.name = f"live {key[0]}/{key[1]}"
         self.ffmpeg_exe = ffmpeg_exe
@@ -258,6 +265,8 @@ class LiveStream:
         self._wake.set()
         if self.proc is not None:
             self.proc.terminate()
+        if self._feed_queue is not None:
+            self._feed_queue.put_nowait(None)
 
     def _broadcast(self, msg: LiveMessage) -> None:
         for viewer in list(self.viewers):
@@ -298,6 +307,20 @@ class LiveStream:
         backoff_s = self.options.backoff_initial_s
         try:
             while not self.closing:
+                feed = self._feeds.get(self.key) if self._feeds is not None else None
+                if feed is not None:  # recorded: share the recorder's camera session
+                    if await self._run_feed(feed):
+                        backoff_s = self.options.backoff_initial_s
+                    reason = self._last_error() or "the recording's camera session ended"
+                    if self.closing:
+                        break
+                    log.info("%s: %s; retrying in %.1fs", self.name, reason, backoff_s)
+                    self._status(f"reconnecting: {reason}")
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), backoff_s)
+                    backoff_s = min(backoff_s * 2, self.options.backoff_max_s)
+                    continue
                 try:
                     source = await self._load()
                 except LiveUnavailable as exc:  # camera removed, or its secret unreadable
@@ -367,6 +390,62 @@ class LiveStream:
             self.gop = []
         return got_media
 
+    async def _run_feed(self, feed: LiveFeed) -> bool:
+        """Follow a recorded stream's live feed until it ends; True when it delivered media."""
+        queue = self._feed_queue = feed.attach(self.options.max_gop_fragments + 1000)
+        self.shared_runs += 1
+        self.tail.clear()
+        log.info("%s: sharing the recorder's camera session", self.name)
+        got_media = False
+        try:
+            while not self.closing:
+                timeout = (self.options.stall_after_s if got_media
+                           else self.options.startup_timeout_s)
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    if got_media:
+                        self._stalled()
+                        continue
+                    self.tail.append("[error] no video from the recording within "
+                                     f"{self.options.startup_timeout_s:.0f}s")
+                    break
+                if item is None:
+                    break
+                got_media = self._unit(*item) or got_media
+        finally:
+            feed.detach(queue)
+            self._feed_queue = None
+            if not self.closing:
+                self._stalled()
+            self.init = None
+            self.codec = ""
+            self.gop = []
+        return got_media
+
+    def _unit(self, kind: str, unit: bytes) -> bool:
+        """Cache and fan out one init segment or fragment; True for a fragment (media)."""
+        if kind == "init":
+            self.init = unit
+            self.codec = codec_string(unit)
+            self.gop = []
+            log.info("%s: streaming %s", self.name, self.codec)
+            self._broadcast(LiveMessage("init", unit, codec=self.codec))
+            return False
+        if self.init is None:
+            return False
+        self._frame()
+        if fragment_is_keyframe(unit):
+            self.gop = [unit]
+            for viewer in self.viewers:
+                viewer.synced = True
+        elif self.gop and len(self.gop) < self.options.max_gop_fragments:
+            self.gop.append(unit)
+        else:
+            self.gop = []  # too long a GOP: new viewers wait for the next keyframe
+        self._broadcast(LiveMessage("fragment", unit))
+        return True
+
     async def _read_stdout(self, stdout: asyncio.StreamReader) -> bool:
         splitter = Fmp4Splitter()
         got_media = False
@@ -388,26 +467,7 @@ class LiveStream:
             if not data:
                 return got_media
             for kind, unit in splitter.feed(data):
-                if kind == "init":
-                    self.init = unit
-                    self.codec = codec_string(unit)
-                    self.gop = []
-                    log.info("%s: streaming %s", self.name, self.codec)
-                    self._broadcast(LiveMessage("init", unit, codec=self.codec))
-                    continue
-                if self.init is None:
-                    continue
-                got_media = True
-                self._frame()
-                if fragment_is_keyframe(unit):
-                    self.gop = [unit]
-                    for viewer in self.viewers:
-                        viewer.synced = True
-                elif self.gop and len(self.gop) < self.options.max_gop_fragments:
-                    self.gop.append(unit)
-                else:
-                    self.gop = []  # too long a GOP: new viewers wait for the next keyframe
-                self._broadcast(LiveMessage("fragment", unit))
+                got_media = self._unit(kind, unit) or got_media
 
 
 # -- the service ----------------------------------------------------------------------------------
@@ -427,6 +487,8 @@ class LiveService:
         self.settings = settings
         self.secrets = secrets
         self.options = options or LiveOptions()
+        self.feeds = LiveFeeds()
+        """Recorded streams' live output (recorder/live_tap.py), filled by the recorder."""
         self._ffmpeg_exe: str | None = None
         self._streams: dict[tuple[int, str], LiveStream] = {}
         self._all: set[LiveStream] = set()
@@ -438,6 +500,8 @@ class LiveService:
         return [{"camera_id": s.key[0], "stream": s.key[1], "viewers": len(s.viewers),
                  "pid": s.proc.pid if s.proc else None, "codec": s.codec, "starts": s.starts,
                  "stopping": s.closing, "stalled_since_us": s.stalled_since_us,
+                 "shared_runs": s.shared_runs,
+                 "source": "recorder" if s._feed_queue is not None else "ffmpeg",
                  "last_frame_us": s.last_frame_us}
                 for s in sorted(self._all, key=lambda s: (s.key, s.closing))]
 
@@ -485,7 +549,8 @@ class LiveService:
                 if self._ffmpeg_exe is None:
                     self._ffmpeg_exe = await asyncio.to_thread(self.settings.ffmpeg_exe)
                 stream = LiveStream(key, self._ffmpeg_exe, self.options,
-                                    lambda: self.resolve(camera_id, kind), self.clock)
+                                    lambda: self.resolve(camera_id, kind), self.clock,
+                                    self.feeds)
                 self._streams[key] = stream
                 self._all.add(stream)
                 stream.task.add_done_callback(functools.partial(self._forget, stream))
