@@ -16,7 +16,9 @@ Starts a camsim RTSP camera (1080p25 ~4 Mbit/s H.264 by default) on 127.0.0.1 an
   *cold* (nobody watching: the server starts ffmpeg and the camera session) and *warm* (another
   viewer is watching: init + cached GOP at once), p50/p95 against the targets (1 s cold, 0.3 s
   warm). The same with ffmpeg alone, for the live input options before issue 16 (``-fflags
-  nobuffer``, default probe) and now (short probe, probed packets kept).
+  nobuffer``, default probe) and now (short probe, probed packets kept). And *recorded*: a second
+  camera the server records, watched by nobody — live view attaches to the recording ffmpeg's
+  live output (init + GOP at once), opening no second camera session (``camera_sessions_max``).
 
     python bench/live.py --viewers 8 --seconds 20 [--browser] [--trials 10] [--first-picture-only]
 """
@@ -60,7 +62,7 @@ from vms.logs import setup_logging
 async def main():
     settings = load_settings(None, env={}, overrides=json.loads(sys.argv[1]))
     setup_logging(settings.logging.level, settings.logging.format)
-    app = create_app(settings, start_recorder=False)
+    app = create_app(settings, start_recorder=len(sys.argv) > 3 and sys.argv[3] == "record")
     if len(sys.argv) > 2:  # a short grace period, so cold trials need not wait 5 s each
         import dataclasses
         from recorder.live import LiveService
@@ -281,6 +283,24 @@ async def first_picture(session: aiohttp.ClientSession, url: str, rtsp: RtspServ
             "warm": {**summary(warm), "trials": len(warm), "target_p95_ms": 300}}
 
 
+async def recorded_first_picture(session: aiohttp.ClientSession, url: str, rtsp: RtspServer,
+                                 trials: int) -> dict[str, Any]:
+    """A recorded camera nobody watches: live view shares the recorder's session."""
+    deadline = time.monotonic() + 30
+    while rtsp.session_count != 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the recorder did not connect")
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2.0)
+    times, sessions = [], 0
+    for i in range(trials):
+        await asyncio.sleep(0.6 + 0.137 * (i % 8))  # the live stream's 0.3 s grace has passed
+        times.append(await first_picture_s(session, url))
+        sessions = max(sessions, rtsp.session_count)
+    return {**summary(times), "trials": len(times), "target_p95_ms": 300,
+            "camera_sessions_max": sessions}
+
+
 OLD_OPTIONS = {"fflags": "nobuffer"}
 """The live input before issue 16: ``-fflags nobuffer`` (on the RTSP and the concat input), the
 default probe. nobuffer discards the packets read while probing, so the first GOP was lost."""
@@ -347,20 +367,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clock = SystemClock()
     accounts = Accounts(clock)
 
-    def seed() -> int:
+    rtsp_rec = RtspServer("127.0.0.1", 0, username=CAM_USER, password=CAM_PASSWORD)
+    rtsp_rec.add_stream("/main", spec)
+    if args.recorded:
+        await rtsp_rec.start()
+
+    def seed() -> tuple[int, int | None]:
         site = accounts.create_site("bench", "UTC")
         accounts.create_user(USER, PASSWORD, "viewer", ["bench"])
         now = clock.now_us()
-        cam = Camera.create(site=site, name="bench-cam", username=CAM_USER,
-                            password_enc=box.encrypt(CAM_PASSWORD), status_since_us=now,
-                            created_us=now, updated_us=now)
-        CameraStream.create(camera=cam, kind="main", rtsp_url=rtsp.url("/main"))
-        return int(cam.id)
+        ids: list[int] = []
+        for name, server, mode in (("bench-cam", rtsp, "off"), ("bench-rec", rtsp_rec, "continuous")):
+            if server is rtsp_rec and not args.recorded:
+                break
+            cam = Camera.create(site=site, name=name, username=CAM_USER,
+                                password_enc=box.encrypt(CAM_PASSWORD), status_since_us=now,
+                                created_us=now, updated_us=now, recording_mode=mode)
+            CameraStream.create(camera=cam, kind="main", rtsp_url=server.url("/main"))
+            ids.append(int(cam.id))
+        return ids[0], (ids[1] if len(ids) > 1 else None)
 
-    camera_id = gw.write_sync(seed)
+    camera_id, recorded_id = gw.write_sync(seed)
     gw.close()
+    if args.recorded:
+        (work / "data" / "recordings").mkdir(parents=True, exist_ok=True)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, json.dumps(overrides), "0.3", stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", CHILD, json.dumps(overrides), "0.3",
+        "record" if args.recorded else "no", stdout=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
@@ -375,6 +408,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "stream": f"{args.width}x{args.height} 25 fps ~{args.kbps} kbit/s H.264, GOP 1 s "
                           "(camsim, loopback, RTSP over TCP)"}
             fp = await first_picture(session, url, rtsp, args.trials)
+            if recorded_id is not None:
+                fp["recorded"] = await recorded_first_picture(
+                    session, f"{base}/api/v1/cameras/{recorded_id}/live", rtsp_rec, args.trials)
             source = LiveSource(camera_id, "bench-cam", "main", rtsp.url("/main"), CAM_USER,
                                 CAM_PASSWORD)
             fp["ffmpeg_only"] = await ffmpeg_only(settings.ffmpeg_exe(), source, args.trials)
@@ -403,6 +439,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             proc.terminate()
         await proc.wait()
         await rtsp.stop()
+        if args.recorded:
+            await rtsp_rec.stop()
 
 
 def main() -> None:
@@ -415,6 +453,8 @@ def main() -> None:
     parser.add_argument("--browser", action="store_true", help="also measure in Chromium")
     parser.add_argument("--trials", type=int, default=10,
                         help="first-picture trials of each kind (cold, warm, ffmpeg old/new)")
+    parser.add_argument("--no-recorded", dest="recorded", action="store_false",
+                        help="skip the recorded camera (live view over the recorder's session)")
     parser.add_argument("--first-picture-only", action="store_true",
                         help="skip the latency and CPU phases")
     print(json.dumps(asyncio.run(run(parser.parse_args())), indent=2))
