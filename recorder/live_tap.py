@@ -20,7 +20,7 @@ import fcntl
 import logging
 import os
 
-from recorder.fmp4 import Fmp4Error, Fmp4Splitter, fragment_is_keyframe
+from recorder.fmp4 import Fmp4Splitter, fragment_is_keyframe
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +165,9 @@ class LiveTap:
                 try:
                     for kind, unit in splitter.feed(data):
                         feed.put(kind, unit)
-                except Fmp4Error as exc:
-                    log.error("%s: live output unreadable (%s); live view falls back to its "
+                except Exception as exc:  # noqa: BLE001 - whatever it is, the pipe must drain:
+                    # a reader that stopped would make ffmpeg fail its write, ending the recording
+                    log.error("%s: live output unreadable (%r); live view falls back to its "
                               "own camera session", self.name, exc)
                     splitter = None
                     feed.end()
