@@ -84,3 +84,51 @@ async def test_layouts_crud_and_site_rules(live_world: LiveWorld) -> None:
 
     await call("DELETE", f"/api/v1/layouts/{lid}", 204)
     await call("GET", f"/api/v1/layouts/{lid}", 404)
+
+
+def test_layout_store_on_both_engines(db_url: str) -> None:
+    """vms/layouts.py on SQLite and PostgreSQL: unique names per user (not across users), the JSON
+    tiles, scope on read, the per-user limit, and a user's layouts going with the user."""
+    import pytest
+
+    from vms import layouts
+    from vms.auth import Principal
+    from vms.catalog import NotFound
+    from vms.clock import FakeClock
+    from vms.db import models as m
+    from vms.db.gateway import Gateway
+
+    gw = Gateway(db_url)
+    gw.migrate()
+    clock = FakeClock(1_800_000_000_000_000)
+    try:
+        def world() -> tuple[int, int, int, int, int]:
+            now = clock.now_us()
+            a = m.Site.create(name="A", created_us=now)
+            b = m.Site.create(name="B", created_us=now)
+            users = [m.User.create(username=n, password_hash="x", role="viewer", created_us=now,
+                                   password_changed_us=now).id for n in ("u1", "u2")]
+            cams = [m.Camera.create(site=s, name=f"c{s.name}", status_since_us=now,
+                                    created_us=now, updated_us=now).id for s in (a, b)]
+            return users[0], users[1], cams[0], cams[1], a.id
+
+        u1, u2, cam_a, cam_b, site_a = gw.write_sync(world)
+        p1 = Principal(user_id=u1, username="u1", role="viewer", site_ids=frozenset({site_a}))
+        p2 = Principal(user_id=u2, username="u2", role="viewer", site_ids=frozenset({site_a}))
+        made = gw.write_sync(layouts.save_layout, clock, p1, None, " Yard ", 2, [cam_a, None])
+        assert made["name"] == "Yard" and made["camera_ids"] == [cam_a, None, None, None]
+        gw.write_sync(layouts.save_layout, clock, p2, None, "Yard", 1, [cam_a])  # u2's own
+        with pytest.raises(layouts.LayoutError):
+            gw.write_sync(layouts.save_layout, clock, p1, None, "Yard", 1, [])
+        with pytest.raises(NotFound):
+            gw.write_sync(layouts.save_layout, clock, p1, None, "Peek", 1, [cam_b])
+        with pytest.raises(NotFound):  # not u2's to change
+            gw.write_sync(layouts.save_layout, clock, p2, made["id"], "Mine", 1, [])
+        # the grant narrows: the tile empties, the id never comes back
+        narrow = Principal(user_id=u1, username="u1", role="viewer", site_ids=frozenset())
+        assert gw.read_sync(layouts.get_layout, narrow, made["id"])["camera_ids"] == [None] * 4
+        assert [x["name"] for x in gw.read_sync(layouts.list_layouts, p1)] == ["Yard"]
+        gw.write_sync(lambda: m.User.delete().where(m.User.id == u1).execute())
+        assert gw.read_sync(lambda: m.LiveLayout.select().count()) == 1  # u2's only
+    finally:
+        gw.close()
