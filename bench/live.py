@@ -11,14 +11,24 @@ Starts a camsim RTSP camera (1080p25 ~4 Mbit/s H.264 by default) on 127.0.0.1 an
   more viewer ((phase 2 − phase 1) / (viewers − 1)).
 - with ``--browser``: Chromium plays the live page and reports its own estimate (newest frame's
   capture time vs the wall clock when displayed, plus how far playback is behind that frame).
+- first picture (``--trials`` each): the time from opening the WebSocket to the first frame a
+  client can show, decoded with PyAV from the init segment and the fragments received so far —
+  *cold* (nobody watching: the server starts ffmpeg and the camera session) and *warm* (another
+  viewer is watching: init + cached GOP at once), p50/p95 against the targets (1 s cold, 0.3 s
+  warm). The same with ffmpeg alone, for the live input options before issue 16 (``-fflags
+  nobuffer``, default probe) and now (short probe, probed packets kept). And *recorded*: a second
+  camera the server records, watched by nobody — live view attaches to the recording ffmpeg's
+  live output (init + GOP at once), opening no second camera session (``camera_sessions_max``).
 
-    python bench/live.py --viewers 8 --seconds 20 [--browser]
+    python bench/live.py --viewers 8 --seconds 20 [--browser] [--trials 10] [--first-picture-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import io
 import json
 import os
 import statistics
@@ -33,6 +43,8 @@ import aiohttp
 from camsim.media import ClipSpec
 from camsim.rtsp import RtspServer
 from camsim.sei import find_capture_times
+from recorder.fmp4 import Fmp4Splitter
+from recorder.live import LiveSource, live_argv, live_input
 from vms.auth import Accounts
 from vms.clock import SystemClock
 from vms.config import load_settings
@@ -50,7 +62,18 @@ from vms.logs import setup_logging
 async def main():
     settings = load_settings(None, env={}, overrides=json.loads(sys.argv[1]))
     setup_logging(settings.logging.level, settings.logging.format)
-    runner = web.AppRunner(create_app(settings, start_recorder=False))
+    app = create_app(settings, start_recorder=len(sys.argv) > 3 and sys.argv[3] == "record")
+    if len(sys.argv) > 2:  # a short grace period, so cold trials need not wait 5 s each
+        import dataclasses
+        from recorder.live import LiveService
+        from web.keys import SERVICES
+
+        async def short_grace(app):
+            live = app[SERVICES]["live"]
+            assert isinstance(live, LiveService)
+            live.options = dataclasses.replace(live.options, grace_s=float(sys.argv[2]))
+        app.on_startup.append(short_grace)
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -188,6 +211,147 @@ async def browser_figure(base: str, camera_id: int, seconds: float) -> dict[str,
     return {"latency": summary(samples), **quality}
 
 
+def decodable(init: bytes, fragments: list[bytes]) -> bool:
+    """True when PyAV decodes a picture from the init segment and these fragments."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(init + b"".join(fragments)), format="mp4") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "NONE"  # frame threads cost more to start than one frame
+            stream.codec_context.thread_count = 1
+            for _frame in container.decode(stream):
+                return True
+    except av.error.FFmpegError:
+        return False
+    return False
+
+
+async def first_picture_s(session: aiohttp.ClientSession, url: str) -> float:
+    """Seconds from opening the WebSocket to the first decodable picture."""
+    start = time.monotonic()
+    init: bytes | None = None
+    fragments: list[bytes] = []
+    async with session.ws_connect(url, max_msg_size=0) as ws:
+        while time.monotonic() - start < 30:
+            msg = await ws.receive(timeout=30)
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                if json.loads(msg.data)["type"] == "init":
+                    init, fragments = None, []
+                continue
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                raise RuntimeError(f"live socket ended: {msg.type}")
+            if init is None:
+                init = msg.data
+                continue
+            fragments.append(msg.data)
+            if decodable(init, fragments):
+                return time.monotonic() - start
+    raise RuntimeError("no picture within 30 s")
+
+
+
+async def wait_no_session(rtsp: RtspServer, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while rtsp.session_count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the live stream did not stop")
+        await asyncio.sleep(0.05)
+
+
+async def first_picture(session: aiohttp.ClientSession, url: str, rtsp: RtspServer,
+                        trials: int) -> dict[str, Any]:
+    cold = []
+    for _ in range(trials):
+        await wait_no_session(rtsp)
+        await asyncio.sleep(0.2)
+        cold.append(await first_picture_s(session, url))
+    await wait_no_session(rtsp)
+    stop = asyncio.Event()
+    watcher = Viewer()
+    task = asyncio.create_task(watcher.run(session, url, stop))
+    warm = []
+    try:
+        await asyncio.sleep(2.0)
+        for i in range(trials):
+            await asyncio.sleep(0.137 * (i % 8))  # land at different places in the GOP
+            warm.append(await first_picture_s(session, url))
+    finally:
+        stop.set()
+        await task
+    return {"cold": {**summary(cold), "trials": len(cold), "target_p95_ms": 1000},
+            "warm": {**summary(warm), "trials": len(warm), "target_p95_ms": 300}}
+
+
+async def recorded_first_picture(session: aiohttp.ClientSession, url: str, rtsp: RtspServer,
+                                 trials: int) -> dict[str, Any]:
+    """A recorded camera nobody watches: live view shares the recorder's session."""
+    deadline = time.monotonic() + 30
+    while rtsp.session_count != 1:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the recorder did not connect")
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2.0)
+    times, sessions = [], 0
+    for i in range(trials):
+        await asyncio.sleep(0.6 + 0.137 * (i % 8))  # the live stream's 0.3 s grace has passed
+        times.append(await first_picture_s(session, url))
+        sessions = max(sessions, rtsp.session_count)
+    return {**summary(times), "trials": len(times), "target_p95_ms": 300,
+            "camera_sessions_max": sessions}
+
+
+OLD_OPTIONS = {"fflags": "nobuffer"}
+"""The live input before issue 16: ``-fflags nobuffer`` (on the RTSP and the concat input), the
+default probe. nobuffer discards the packets read while probing, so the first GOP was lost."""
+
+
+async def ffmpeg_first_picture_s(ffmpeg_exe: str, source: LiveSource, old: bool) -> float:
+    src = live_input(source, fast_probe=not old)
+    if old:
+        assert src.stdin is not None
+        lines = src.stdin.decode().splitlines()
+        lines.insert(2, "option fflags 'nobuffer'")
+        src = dataclasses.replace(src, options={**OLD_OPTIONS, **src.options},
+                                  stdin=("\n".join(lines) + "\n").encode())
+    argv = live_argv(ffmpeg_exe, src)
+    start = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(src.stdin or b"")
+    proc.stdin.close()
+    splitter = Fmp4Splitter()
+    init: bytes | None = None
+    fragments: list[bytes] = []
+    try:
+        while time.monotonic() - start < 30:
+            data = await asyncio.wait_for(proc.stdout.read(256 * 1024), 30)
+            if not data:
+                break
+            for kind, unit in splitter.feed(data):
+                if kind == "init":
+                    init = unit
+                elif init is not None:
+                    fragments.append(unit)
+                    if decodable(init, fragments):
+                        return time.monotonic() - start
+        raise RuntimeError("ffmpeg gave no picture")
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+async def ffmpeg_only(ffmpeg_exe: str, source: LiveSource, trials: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, old in (("before_issue_16", True), ("now", False)):
+        times = [await ffmpeg_first_picture_s(ffmpeg_exe, source, old) for _ in range(trials)]
+        out[name] = {**summary(times), "trials": len(times)}
+    return out
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="vms-bench-live-"))
     spec = ClipSpec(width=args.width, height=args.height, fps=25, bitrate_kbps=args.kbps,
@@ -203,20 +367,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     clock = SystemClock()
     accounts = Accounts(clock)
 
-    def seed() -> int:
+    rtsp_rec = RtspServer("127.0.0.1", 0, username=CAM_USER, password=CAM_PASSWORD)
+    rtsp_rec.add_stream("/main", spec)
+    if args.recorded:
+        await rtsp_rec.start()
+
+    def seed() -> tuple[int, int | None]:
         site = accounts.create_site("bench", "UTC")
         accounts.create_user(USER, PASSWORD, "viewer", ["bench"])
         now = clock.now_us()
-        cam = Camera.create(site=site, name="bench-cam", username=CAM_USER,
-                            password_enc=box.encrypt(CAM_PASSWORD), status_since_us=now,
-                            created_us=now, updated_us=now)
-        CameraStream.create(camera=cam, kind="main", rtsp_url=rtsp.url("/main"))
-        return int(cam.id)
+        ids: list[int] = []
+        for name, server, mode in (("bench-cam", rtsp, "off"), ("bench-rec", rtsp_rec, "continuous")):
+            if server is rtsp_rec and not args.recorded:
+                break
+            cam = Camera.create(site=site, name=name, username=CAM_USER,
+                                password_enc=box.encrypt(CAM_PASSWORD), status_since_us=now,
+                                created_us=now, updated_us=now, recording_mode=mode)
+            CameraStream.create(camera=cam, kind="main", rtsp_url=server.url("/main"))
+            ids.append(int(cam.id))
+        return ids[0], (ids[1] if len(ids) > 1 else None)
 
-    camera_id = gw.write_sync(seed)
+    camera_id, recorded_id = gw.write_sync(seed)
     gw.close()
+    if args.recorded:
+        (work / "data" / "recordings").mkdir(parents=True, exist_ok=True)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, json.dumps(overrides), stdout=asyncio.subprocess.PIPE)
+        sys.executable, "-c", CHILD, json.dumps(overrides), "0.3",
+        "record" if args.recorded else "no", stdout=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().split()
@@ -227,17 +404,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             resp = await session.post(f"{base}/api/v1/auth/login",
                                       json={"username": USER, "password": PASSWORD})
             assert resp.status == 200, await resp.text()
-            one = await phase(session, url, proc.pid, 1, args.seconds)
-            many = await phase(session, url, proc.pid, args.viewers, args.seconds)
-        out: dict[str, Any] = {
-            "stream": f"{args.width}x{args.height} 25 fps ~{args.kbps} kbit/s H.264 (camsim, "
-                      "loopback, RTSP over TCP)",
-            "one_viewer": one, "many_viewers": many,
-            "cpu_pct_per_extra_viewer": round(
-                ((many["server_cpu_pct"] + many["ffmpeg_cpu_pct"])
-                 - (one["server_cpu_pct"] + one["ffmpeg_cpu_pct"])) / max(1, args.viewers - 1), 2),
-            "latency_definition": "receive wall clock - camsim SEI capture time, per fragment",
-        }
+            out: dict[str, Any] = {
+                "stream": f"{args.width}x{args.height} 25 fps ~{args.kbps} kbit/s H.264, GOP 1 s "
+                          "(camsim, loopback, RTSP over TCP)"}
+            fp = await first_picture(session, url, rtsp, args.trials)
+            if recorded_id is not None:
+                fp["recorded"] = await recorded_first_picture(
+                    session, f"{base}/api/v1/cameras/{recorded_id}/live", rtsp_rec, args.trials)
+            source = LiveSource(camera_id, "bench-cam", "main", rtsp.url("/main"), CAM_USER,
+                                CAM_PASSWORD)
+            fp["ffmpeg_only"] = await ffmpeg_only(settings.ffmpeg_exe(), source, args.trials)
+            fp["definition"] = ("seconds from opening the live WebSocket (ffmpeg_only: from "
+                                "starting ffmpeg) to the first picture PyAV decodes from the init "
+                                "segment and the fragments received")
+            fp["load_average_1m"] = round(os.getloadavg()[0], 1)
+            out["first_picture"] = fp
+            if not args.first_picture_only:
+                await wait_no_session(rtsp)
+                one = await phase(session, url, proc.pid, 1, args.seconds)
+                many = await phase(session, url, proc.pid, args.viewers, args.seconds)
+                out.update({
+                    "one_viewer": one, "many_viewers": many,
+                    "cpu_pct_per_extra_viewer": round(
+                        ((many["server_cpu_pct"] + many["ffmpeg_cpu_pct"])
+                         - (one["server_cpu_pct"] + one["ffmpeg_cpu_pct"]))
+                        / max(1, args.viewers - 1), 2),
+                    "latency_definition": "receive wall clock - camsim SEI capture time, "
+                                          "per fragment"})
         if args.browser:
             out["browser"] = await browser_figure(base, camera_id, args.seconds / 2)
         return out
@@ -246,6 +439,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             proc.terminate()
         await proc.wait()
         await rtsp.stop()
+        if args.recorded:
+            await rtsp_rec.stop()
 
 
 def main() -> None:
@@ -256,6 +451,12 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--kbps", type=int, default=4000)
     parser.add_argument("--browser", action="store_true", help="also measure in Chromium")
+    parser.add_argument("--trials", type=int, default=10,
+                        help="first-picture trials of each kind (cold, warm, ffmpeg old/new)")
+    parser.add_argument("--no-recorded", dest="recorded", action="store_false",
+                        help="skip the recorded camera (live view over the recorder's session)")
+    parser.add_argument("--first-picture-only", action="store_true",
+                        help="skip the latency and CPU phases")
     print(json.dumps(asyncio.run(run(parser.parse_args())), indent=2))
 
 

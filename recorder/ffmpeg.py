@@ -29,6 +29,9 @@ FRAGMENTED_MP4_FLAGS = "movflags=+frag_keyframe+empty_moov+default_base_moof:flu
 ``flush_packets`` a low-bitrate segment killed after 1.7 s held only its 28-byte ``ftyp``): a killed
 process leaves a file playable up to its last complete fragment."""
 
+LIVE_MOVFLAGS = "+frag_every_frame+empty_moov+default_base_moof"
+"""The live output: one fragment per frame, as recorder/live.py's own ffmpeg writes it."""
+
 PROGRESS_PERIOD_S = 2
 """Seconds between progress reports (stall detection needs a few seconds, not one)."""
 
@@ -66,6 +69,9 @@ class RecordCommand:
     transcode_audio: bool = False
     """True: ``-c:a aac`` (G.711 and other codecs MP4 cannot carry); False: copy audio."""
     socket_timeout_s: float = 10.0
+    live_fd: int | None = None
+    """A pipe's write end: also write the video as fragmented MP4, one fragment a frame, to it
+    (``pipe:N``) — live view shares this camera session (recorder/live_tap.py)."""
 
     def source(self) -> FfmpegInput:
         """The input: for RTSP, a script on stdin holding the URL, credentials and options."""
@@ -91,6 +97,11 @@ class RecordCommand:
             segment_list_type="csv",
             **{"c:v": "copy", "c:a": "aac" if self.transcode_audio else "copy"},
         )
+        if self.live_fd is not None:
+            live = ffmpeg_python.output(stream["v:0"], f"pipe:{self.live_fd}", f="mp4",
+                                        movflags=LIVE_MOVFLAGS, flush_packets=1,
+                                        **{"c:v": "copy"})
+            out = ffmpeg_python.merge_outputs(out, live)
         compiled: list[str] = out.compile(cmd=self.ffmpeg_exe)
         global_opts = [
             "-hide_banner", "-nostdin", "-loglevel", "level+warning",
@@ -156,7 +167,8 @@ class FfmpegProcess:
         self.proc = ChildProcess(
             argv, name=f"{self.name}: ffmpeg", stdin=source.stdin,
             on_stdout_line=self._stdout_line, on_stderr_line=self._progress_line,
-            secrets=source.secrets, quiet=("Timestamps are unset",))
+            secrets=source.secrets, quiet=("Timestamps are unset",),
+            pass_fds=() if self.command.live_fd is None else (self.command.live_fd,))
         await self.proc.start()
 
     def _stdout_line(self, raw: bytes) -> None:

@@ -29,6 +29,7 @@ from typing import Literal
 
 import ffmpeg as ffmpeg_python
 
+from recorder import ffmpeg as ffmpeg_flags
 from recorder.fmp4 import (
     Fmp4Error,
     Fmp4Splitter,
@@ -36,6 +37,8 @@ from recorder.fmp4 import (
     fragment_is_keyframe,
     iter_boxes,
 )
+from recorder.live_tap import FeedItem, LiveFeed, LiveFeeds
+from vms.clock import Clock, SystemClock
 from vms.config import Settings
 from vms.db.gateway import Gateway
 from vms.db.models import Camera, CameraStream
@@ -50,7 +53,7 @@ __all__ = ["STREAM_KINDS", "Fmp4Error", "Fmp4Splitter", "LiveMessage", "LiveOpti
            "codec_string", "fragment_is_keyframe", "iter_boxes", "live_argv", "live_input"]
 
 STREAM_KINDS = ("main", "sub")
-LIVE_MOVFLAGS = "+frag_every_frame+empty_moov+default_base_moof"
+LIVE_MOVFLAGS = ffmpeg_flags.LIVE_MOVFLAGS
 """One fragment per frame: a frame leaves the server as soon as ffmpeg has it (no GOP wait)."""
 
 
@@ -79,25 +82,42 @@ class LiveOptions:
     max_gop_fragments: int = 600
     """Fragments kept since the last keyframe for new viewers; beyond, they wait for a keyframe."""
     startup_timeout_s: float = 20.0
+    stall_after_s: float = 1.0
+    """No frame for this long after media flowed: viewers are told ``stall`` (the camera went
+    silent; ffmpeg itself gives up only after ``socket_timeout_s``)."""
+    fast_probe: bool = True
+    """Probe only the first packet (:data:`FAST_PROBE`); after a run that delivered nothing the
+    stream falls back to ffmpeg's default probe."""
     socket_timeout_s: float = 10.0
     stop_timeout_s: float = 5.0
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 15.0
 
 
-def live_input(source: LiveSource, *, socket_timeout_s: float = 10.0) -> FfmpegInput:
-    """The live ffmpeg's input: for RTSP, a script on stdin with the URL and its credentials."""
+FAST_PROBE = {"probesize": "32", "analyzeduration": "0"}
+"""Probe as little as possible: the SDP (or the first access unit) names codec and size, and the
+packets read while probing are kept (no ``-fflags nobuffer``, which throws them away — with it the
+first keyframe was lost and the first picture waited a whole GOP)."""
+
+
+def live_input(source: LiveSource, *, socket_timeout_s: float = 10.0,
+               fast_probe: bool = True) -> FfmpegInput:
+    """The live ffmpeg's input: for RTSP, a script on stdin with the URL and its credentials.
+
+    ``fast_probe`` (the default) probes only the first packet; without it ffmpeg's default probe
+    (up to 5 s) is used — the fallback for a camera whose first packets do not say enough."""
+    probe = FAST_PROBE if fast_probe else {}
     if source.url.startswith(("rtsp://", "rtsps://")):
         src = ffmpeg_input(source.url, source.username, source.password, {
-            "fflags": "nobuffer",
+            **probe,
             "rtsp_transport": source.rtsp_transport,
             "allowed_media_types": "video",  # no audio track set up: it is not sent
             "timeout": str(int(socket_timeout_s * 1_000_000)),
         })
-        # nobuffer on the concat input too: it probes the stream again
-        return dataclasses.replace(src, options={"fflags": "nobuffer", **src.options})
+        # the concat demuxer probes the stream again: the same limits there
+        return dataclasses.replace(src, options={**probe, **src.options})
     # a file, for development: real time, forever
-    return FfmpegInput(source.url, {"fflags": "nobuffer", "re": None, "stream_loop": "-1"},
+    return FfmpegInput(source.url, {**probe, "re": None, "stream_loop": "-1"},
                        redact(source.url))
 
 
@@ -117,10 +137,12 @@ def live_argv(ffmpeg_exe: str, source: FfmpegInput) -> list[str]:
 class LiveMessage:
     """What a viewer receives: the init segment (with its codec), a fragment, or a status line."""
 
-    kind: Literal["init", "fragment", "status", "closed"]
+    kind: Literal["init", "fragment", "status", "closed", "stall", "resumed"]
     data: bytes = b""
     codec: str = ""
     text: str = ""
+    since_us: int = 0
+    """``stall``: when the server received the last frame (UTC µs)."""
 
 
 class Viewer:
@@ -173,8 +195,14 @@ class LiveStream:
     """One ffmpeg for one (camera, stream kind), shared by every viewer of it."""
 
     def __init__(self, key: tuple[int, str], ffmpeg_exe: str, options: LiveOptions,
-                 load: Callable[[], Awaitable[LiveSource]]) -> None:
+                 load: Callable[[], Awaitable[LiveSource]], clock: Clock | None = None,
+                 feeds: LiveFeeds | None = None) -> None:
         self.key = key
+        self._feeds = feeds
+        self._feed_queue: asyncio.Queue[FeedItem] | None = None
+        self.shared_runs = 0
+        """Times this stream took its video from the recorder's camera session."""
+        self.clock = clock or SystemClock()
         self.name = f"live {key[0]}/{key[1]}"
         self.ffmpeg_exe = ffmpeg_exe
         self.options = options
@@ -186,6 +214,11 @@ class LiveStream:
         self.closing = False
         self.proc: ChildProcess | None = None
         self.starts = 0
+        self.fast_probe = options.fast_probe
+        self.last_frame_us: int | None = None
+        """When the server last received a frame (UTC µs)."""
+        self.stalled_since_us: int | None = None
+        """Set while no frame arrives (the last frame's time); None while frames flow."""
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
         self._wake = asyncio.Event()
         self._idle: asyncio.TimerHandle | None = None
@@ -206,6 +239,8 @@ class LiveStream:
                 viewer.synced = True
                 for frag in self.gop:
                     viewer.offer(LiveMessage("fragment", frag))
+        if self.stalled_since_us is not None:
+            viewer.offer(LiveMessage("stall", since_us=self.stalled_since_us))
         return viewer
 
     def remove_viewer(self, viewer: Viewer) -> None:
@@ -230,6 +265,8 @@ class LiveStream:
         self._wake.set()
         if self.proc is not None:
             self.proc.terminate()
+        if self._feed_queue is not None:
+            self._feed_queue.put_nowait(None)
 
     def _broadcast(self, msg: LiveMessage) -> None:
         for viewer in list(self.viewers):
@@ -244,6 +281,25 @@ class LiveStream:
         for viewer in list(self.viewers):
             viewer.offer(LiveMessage("status", text=text))
 
+    def _stalled(self) -> None:
+        """No frame for ``stall_after_s`` (or the run ended): tell every viewer, once."""
+        if self.stalled_since_us is not None or self.last_frame_us is None:
+            return
+        self.stalled_since_us = self.last_frame_us
+        log.warning("%s: no frame for %.1fs", self.name, self.options.stall_after_s)
+        self._broadcast_control(LiveMessage("stall", since_us=self.last_frame_us))
+
+    def _frame(self) -> None:
+        self.last_frame_us = self.clock.now_us()
+        if self.stalled_since_us is not None:
+            self.stalled_since_us = None
+            log.info("%s: frames again", self.name)
+            self._broadcast_control(LiveMessage("resumed"))
+
+    def _broadcast_control(self, msg: LiveMessage) -> None:
+        for viewer in list(self.viewers):
+            viewer.offer(msg)
+
     # the ffmpeg
 
     async def _run(self) -> None:
@@ -251,6 +307,20 @@ class LiveStream:
         backoff_s = self.options.backoff_initial_s
         try:
             while not self.closing:
+                feed = self._feeds.get(self.key) if self._feeds is not None else None
+                if feed is not None:  # recorded: share the recorder's camera session
+                    if await self._run_feed(feed):
+                        backoff_s = self.options.backoff_initial_s
+                    reason = self._last_error() or "the recording's camera session ended"
+                    if self.closing:
+                        break
+                    log.info("%s: %s; retrying in %.1fs", self.name, reason, backoff_s)
+                    self._status(f"reconnecting: {reason}")
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), backoff_s)
+                    backoff_s = min(backoff_s * 2, self.options.backoff_max_s)
+                    continue
                 try:
                     source = await self._load()
                 except LiveUnavailable as exc:  # camera removed, or its secret unreadable
@@ -287,7 +357,8 @@ class LiveStream:
         """Run one ffmpeg until it exits; True when it delivered media."""
         if source.password:
             register_secret(source.password)
-        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s)
+        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s,
+                         fast_probe=self.fast_probe)
         argv = live_argv(self.ffmpeg_exe, src)
         log.info("%s: %s: starting ffmpeg for %s: %s", self.name, source.camera_name, src.shown,
                  redact(" ".join(argv)))
@@ -307,6 +378,11 @@ class LiveStream:
             self.tail.append(f"[error] {exc}")
             log.error("%s: %s", self.name, exc)
         finally:
+            if not self.closing:
+                self._stalled()  # the picture stops here, whatever comes next
+            if not got_media and self.fast_probe and not self.closing:
+                log.info("%s: no video with the short probe; probing fully next time", self.name)
+                self.fast_probe = False
             await proc.stop()
             self.proc = None
             self.init = None
@@ -314,40 +390,84 @@ class LiveStream:
             self.gop = []
         return got_media
 
+    async def _run_feed(self, feed: LiveFeed) -> bool:
+        """Follow a recorded stream's live feed until it ends; True when it delivered media."""
+        queue = self._feed_queue = feed.attach(self.options.max_gop_fragments + 1000)
+        self.shared_runs += 1
+        self.tail.clear()
+        log.info("%s: sharing the recorder's camera session", self.name)
+        got_media = False
+        try:
+            while not self.closing:
+                timeout = (self.options.stall_after_s if got_media
+                           else self.options.startup_timeout_s)
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    if got_media:
+                        self._stalled()
+                        continue
+                    self.tail.append("[error] no video from the recording within "
+                                     f"{self.options.startup_timeout_s:.0f}s")
+                    break
+                if item is None:
+                    break
+                got_media = self._unit(*item) or got_media
+        finally:
+            feed.detach(queue)
+            self._feed_queue = None
+            if not self.closing:
+                self._stalled()
+            self.init = None
+            self.codec = ""
+            self.gop = []
+        return got_media
+
+    def _unit(self, kind: str, unit: bytes) -> bool:
+        """Cache and fan out one init segment or fragment; True for a fragment (media)."""
+        if kind == "init":
+            self.init = unit
+            self.codec = codec_string(unit)
+            self.gop = []
+            log.info("%s: streaming %s", self.name, self.codec)
+            self._broadcast(LiveMessage("init", unit, codec=self.codec))
+            return False
+        if self.init is None:
+            return False
+        self._frame()
+        if fragment_is_keyframe(unit):
+            self.gop = [unit]
+            for viewer in self.viewers:
+                viewer.synced = True
+        elif self.gop and len(self.gop) < self.options.max_gop_fragments:
+            self.gop.append(unit)
+        else:
+            self.gop = []  # too long a GOP: new viewers wait for the next keyframe
+        self._broadcast(LiveMessage("fragment", unit))
+        return True
+
     async def _read_stdout(self, stdout: asyncio.StreamReader) -> bool:
         splitter = Fmp4Splitter()
         got_media = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.startup_timeout_s
         while True:
-            timeout = None if got_media else max(0.1, deadline - loop.time())
+            if got_media:
+                timeout = self.options.stall_after_s
+            else:
+                timeout = max(0.1, deadline - loop.time())
             try:
                 data = await asyncio.wait_for(stdout.read(256 * 1024), timeout)
             except TimeoutError:
+                if got_media:  # the camera went silent: say so, keep waiting for ffmpeg
+                    self._stalled()
+                    continue
                 self.tail.append(f"[error] no video within {self.options.startup_timeout_s:.0f}s")
                 return False
             if not data:
                 return got_media
             for kind, unit in splitter.feed(data):
-                if kind == "init":
-                    self.init = unit
-                    self.codec = codec_string(unit)
-                    self.gop = []
-                    log.info("%s: streaming %s", self.name, self.codec)
-                    self._broadcast(LiveMessage("init", unit, codec=self.codec))
-                    continue
-                if self.init is None:
-                    continue
-                got_media = True
-                if fragment_is_keyframe(unit):
-                    self.gop = [unit]
-                    for viewer in self.viewers:
-                        viewer.synced = True
-                elif self.gop and len(self.gop) < self.options.max_gop_fragments:
-                    self.gop.append(unit)
-                else:
-                    self.gop = []  # too long a GOP: new viewers wait for the next keyframe
-                self._broadcast(LiveMessage("fragment", unit))
+                got_media = self._unit(kind, unit) or got_media
 
 
 # -- the service ----------------------------------------------------------------------------------
@@ -361,11 +481,14 @@ class LiveService:
     """Every live stream of this server; started and stopped by the composition root."""
 
     def __init__(self, gateway: Gateway, settings: Settings, secrets: SecretBox,
-                 options: LiveOptions | None = None) -> None:
+                 options: LiveOptions | None = None, clock: Clock | None = None) -> None:
         self.gw = gateway
+        self.clock = clock or SystemClock()
         self.settings = settings
         self.secrets = secrets
         self.options = options or LiveOptions()
+        self.feeds = LiveFeeds()
+        """Recorded streams' live output (recorder/live_tap.py), filled by the recorder."""
         self._ffmpeg_exe: str | None = None
         self._streams: dict[tuple[int, str], LiveStream] = {}
         self._all: set[LiveStream] = set()
@@ -376,7 +499,10 @@ class LiveService:
         """One line per stream whose task has not ended: camera, kind, viewers, ffmpeg pid."""
         return [{"camera_id": s.key[0], "stream": s.key[1], "viewers": len(s.viewers),
                  "pid": s.proc.pid if s.proc else None, "codec": s.codec, "starts": s.starts,
-                 "stopping": s.closing}
+                 "stopping": s.closing, "stalled_since_us": s.stalled_since_us,
+                 "shared_runs": s.shared_runs,
+                 "source": "recorder" if s._feed_queue is not None else "ffmpeg",
+                 "last_frame_us": s.last_frame_us}
                 for s in sorted(self._all, key=lambda s: (s.key, s.closing))]
 
     def running(self, camera_id: int, kind: str) -> LiveStream | None:
@@ -423,7 +549,8 @@ class LiveService:
                 if self._ffmpeg_exe is None:
                     self._ffmpeg_exe = await asyncio.to_thread(self.settings.ffmpeg_exe)
                 stream = LiveStream(key, self._ffmpeg_exe, self.options,
-                                    lambda: self.resolve(camera_id, kind))
+                                    lambda: self.resolve(camera_id, kind), self.clock,
+                                    self.feeds)
                 self._streams[key] = stream
                 self._all.add(stream)
                 stream.task.add_done_callback(functools.partial(self._forget, stream))

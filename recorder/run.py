@@ -52,6 +52,7 @@ from recorder.ffmpeg import (
     RecordCommand,
     SegmentLine,
 )
+from recorder.live_tap import LiveFeeds, LiveTap
 from recorder.preroll import KeepWindows, PendingSegment, ring_horizon_us
 from recorder.run_watch import FLUSH, RunState, RunWatch
 from recorder.segments import (
@@ -172,6 +173,9 @@ class StreamRecorder:
         """Runs not started because no volume was healthy (each one after a backoff delay)."""
         self._volume_note = ""
         """Why this stream records on another volume than its own (said in its status)."""
+        self.live_feeds: LiveFeeds | None = None
+        """Set by the supervisor: each run also feeds live view (recorder/live_tap.py)."""
+        self._tap: LiveTap | None = None
 
     @property
     def is_event(self) -> bool:
@@ -255,8 +259,11 @@ class StreamRecorder:
         if state is None:
             return self._backoff.next_delay_s()
         watch = RunWatch(self, state)
-        proc = FfmpegProcess(self._command(state), name=self.name, on_segment=watch.on_segment,
-                             on_progress=watch.on_progress, on_log=watch.on_log)
+        key = (self.config.camera_id, self.config.kind)
+        tap = self._tap = None if self.live_feeds is None else LiveTap(self.live_feeds, key, self.name)
+        proc = FfmpegProcess(self._command(state, tap.open() if tap else None), name=self.name,
+                             on_segment=watch.on_segment, on_progress=watch.on_progress,
+                             on_log=watch.on_log)
         watch.proc = proc
         try:
             if self._stop_reason is not None:
@@ -270,6 +277,8 @@ class StreamRecorder:
             if proc.proc is not None and proc.proc.returncode is None:  # cancelled: never leak
                 proc.kill()
                 await proc.wait()
+            if tap is not None:
+                await tap.close()
         await self._index_leftovers(state)
         await self.volumes.io(state.volume, state.ring.drop_oldest, len(state.ring))
         return await self._finish_run(state, proc, rc, watch.stalled)
@@ -349,20 +358,22 @@ class StreamRecorder:
         self._state = state
         return state
 
-    def _command(self, state: _RunState) -> RecordCommand:
+    def _command(self, state: _RunState, live_fd: int | None = None) -> RecordCommand:
         cfg = self.config
         return RecordCommand(
             ffmpeg_exe=self.settings.ffmpeg_exe(), url=cfg.url, username=cfg.username,
             password=cfg.password, output_pattern=segment_pattern(state.folder, state.run_uuid),
             segment_seconds=self._segment_seconds(),
             rtsp_transport=cfg.rtsp_transport, transcode_audio=self._transcode_audio,
-            socket_timeout_s=self.options.socket_timeout_s,
+            socket_timeout_s=self.options.socket_timeout_s, live_fd=live_fd,
         )
 
     async def _record(self, state: _RunState, watch: RunWatch, proc: FfmpegProcess) -> int:
         """Start ffmpeg, index what it lists and watch it until it exits; its exit code."""
         self._proc = proc
         await proc.start()
+        if self._tap is not None:
+            self._tap.started()
         indexer = asyncio.create_task(self._indexer(state), name=f"{self.name}-indexer")
         wait_task = asyncio.create_task(proc.wait())
         await watch.watch(wait_task)

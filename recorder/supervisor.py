@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from recorder import index
+from recorder.live_tap import LiveFeeds
 from recorder.lock import ServerLock, lock_path
 from recorder.reconcile import ReconcileReport, reconcile
 from recorder.run import RecorderOptions, StreamConfig, StreamRecorder
@@ -60,8 +61,11 @@ class RecorderSupervisor:
     """Owns every recording task of this server."""
 
     def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, secrets: SecretBox,
-                 options: RecorderOptions | None = None, bus: EventBus | None = None) -> None:
+                 options: RecorderOptions | None = None, bus: EventBus | None = None,
+                 live_feeds: LiveFeeds | None = None) -> None:
         self.gw = gateway
+        self.live_feeds = live_feeds
+        """Where each recording run's live output goes (recorder/live_tap.py); None: none."""
         self.settings = settings
         self.clock = clock
         self.secrets = secrets
@@ -180,6 +184,7 @@ class RecorderSupervisor:
                                      self.volumes, on_status=self._stream_status_changed,
                                      stats=stats)
                 rec.on_disk_full = self._volume_full
+                rec.live_feeds = self.live_feeds
                 task = asyncio.create_task(rec.run(), name=f"recorder-{key[0]}-{key[1]}")
                 self._tasks[key] = _Task(rec, task)
             if not wanted and self._modes.get(camera_id) != "archived":

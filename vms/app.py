@@ -296,10 +296,13 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
     """The recorder supervisor: one ffmpeg per recorded stream. An ImportError here (a broken
     install) stops start-up: it is never turned into a server that records nothing."""
+    from recorder.live import LiveService
     from recorder.supervisor import RecorderSupervisor
 
+    live = app[SERVICES].get("live")  # live view shares each recorded stream's camera session
     supervisor = RecorderSupervisor(app[GATEWAY], app[SETTINGS], app[CLOCK], app[SECRETS],
-                                    bus=app[BUS])
+                                    bus=app[BUS],
+                                    live_feeds=live.feeds if isinstance(live, LiveService) else None)
     await supervisor.start()
     app[SERVICES]["recorder"] = supervisor
     try:
@@ -369,7 +372,7 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
     """Live view (recorder/live.py): one ffmpeg per watched stream, started on demand."""
     from recorder.live import LiveService
 
-    service = LiveService(app[GATEWAY], app[SETTINGS], app[SECRETS])
+    service = LiveService(app[GATEWAY], app[SETTINGS], app[SECRETS], clock=app[CLOCK])
     app[SERVICES]["live"] = service
     try:
         yield

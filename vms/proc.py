@@ -104,8 +104,11 @@ class ChildProcess:
                  on_stderr_line: Callable[[bytes], bool] | None = None,
                  secrets: Iterable[str] = (), quiet: tuple[str, ...] = (),
                  tail: collections.deque[str] | None = None,
-                 stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
+                 stop_timeout_s: float = STOP_TIMEOUT_S, pass_fds: tuple[int, ...] = ()) -> None:
         self.argv = list(argv)
+        self._pass_fds = pass_fds
+        """Further descriptors the child inherits (e.g. the write end of a pipe ffmpeg writes
+        a second output to, ``pipe:N``); the owner closes its copies after :meth:`start`."""
         self.name = name
         self._stdin = stdin
         self._pipe_stdout = stdout
@@ -137,6 +140,7 @@ class ChildProcess:
             stdout=pipe if self._pipe_stdout else asyncio.subprocess.DEVNULL,
             stderr=pipe,
             process_group=0,
+            pass_fds=self._pass_fds,
         )
         if self._stdin is not None:
             assert self.proc.stdin is not None

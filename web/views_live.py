@@ -3,7 +3,9 @@
 ``GET /api/v1/cameras/{id}/live?stream=main|sub`` upgrades to a WebSocket that carries one JSON
 text message ``{"type": "init", "codec", "mime", "stream"}`` followed by the binary init segment,
 then one binary fragmented-MP4 fragment (``moof``+``mdat``) per frame, and JSON ``status`` messages
-(``{"type": "status", "message"}``) when the camera is being reconnected. Access and site scope are
+(``{"type": "status", "message"}``) when the camera is being reconnected, ``{"type": "stall",
+"since_us"}`` when no frame came for a second (``since_us``: when the last one did) and
+``{"type": "resumed"}`` when frames flow again. Access and site scope are
 checked before the upgrade: another site's camera answers 404 like every camera route. The stream
 itself comes from :class:`recorder.live.LiveService` (``app[SERVICES]["live"]``).
 """
@@ -20,18 +22,18 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from recorder.live import STREAM_KINDS, LiveService, LiveUnavailable, Viewer
-from vms import catalog
-from web.inputs import bad_request, match_id, query_int
-from web.keys import GATEWAY, SERVICES, principal_of
+from vms import catalog, layouts
+from web.inputs import bad_request, get_int, get_str, json_object, match_id, query_int
+from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
 from web.render import render
 from web.routing import Param, Routes
-from web.schemas import MAX_ID, enum
+from web.schemas import ID, INT, MAX_ID, STR, US, array, enum, nullable, obj, path_id
 
 log = logging.getLogger(__name__)
 
 routes = Routes()
 
-GRID_LAYOUTS = (1, 2, 3, 4)
+GRID_LAYOUTS = layouts.GRID_SIZES
 WS_HEARTBEAT_S = 20.0
 
 
@@ -124,6 +126,10 @@ async def _send(ws: web.WebSocketResponse, viewer: Viewer, kind: str) -> None:
                 await ws.send_bytes(msg.data)
             elif msg.kind == "status":
                 await ws.send_str(json.dumps({"type": "status", "message": msg.text}))
+            elif msg.kind == "stall":
+                await ws.send_str(json.dumps({"type": "stall", "since_us": msg.since_us}))
+            elif msg.kind == "resumed":
+                await ws.send_str(json.dumps({"type": "resumed"}))
         await ws.send_str(json.dumps({"type": "closed", "message": viewer.close_reason}))
     except (ConnectionResetError, RuntimeError):  # the client went away mid-send
         pass
@@ -142,18 +148,122 @@ async def live_page(request: web.Request) -> web.StreamResponse:
 
 @routes.route("GET", "/live", access="live",
               query=(("layout", "tiles per side: 1, 2 (default), 3 or 4"),
-                     ("page", "page of cameras, from 1"), ("site_id", "only this site")),
-              summary="Live grid of the cameras you may see (sub streams)")
+                     ("page", "page of cameras, from 1"), ("site_id", "only this site"),
+                     ("layout_id", "one of your saved layouts")),
+              summary="Live grid of the cameras you may see (sub streams), or a saved layout")
 async def live_grid(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     assert principal is not None
-    layout = query_int(request, "layout", default=2, minimum=1, maximum=4) or 2
+    gw = request.app[GATEWAY]
     site_id = query_int(request, "site_id", minimum=1, maximum=MAX_ID)
-    cameras = await request.app[GATEWAY].read(catalog.list_cameras, principal, site_id)
-    per_page = layout * layout
-    pages = max(1, math.ceil(len(cameras) / per_page))
-    page = query_int(request, "page", default=1, minimum=1, maximum=pages) or 1
-    shown = cameras[(page - 1) * per_page:page * per_page]
+    layout_id = query_int(request, "layout_id", minimum=1, maximum=MAX_ID)
+    cameras = await gw.read(catalog.list_cameras, principal, site_id)
+    saved = await gw.read(layouts.list_layouts, principal)
+    by_id = {c["id"]: c for c in cameras}
+    current = None
+    if layout_id is not None:
+        current = next((lay for lay in saved if lay["id"] == layout_id), None)
+        if current is None:
+            raise web.HTTPNotFound(text="no such layout")
+        if site_id is not None:  # the layout's own cameras, whatever the site filter
+            by_id = {c["id"]: c for c in await gw.read(catalog.list_cameras, principal)}
+        layout = current["grid"]
+        tiles = [by_id.get(c) if c is not None else None for c in current["camera_ids"]]
+        page = pages = 1
+    else:
+        layout = query_int(request, "layout", default=2, minimum=1, maximum=4) or 2
+        per_page = layout * layout
+        pages = max(1, math.ceil(len(cameras) / per_page))
+        page = query_int(request, "page", default=1, minimum=1, maximum=pages) or 1
+        tiles = list(cameras[(page - 1) * per_page:page * per_page])
     return render(request, "grid.html", {
-        "cameras": shown, "layout": layout, "layouts": GRID_LAYOUTS, "page": page,
-        "pages": pages, "site_id": site_id, "total": len(cameras)})
+        "tiles": tiles, "cameras": [t for t in tiles if t is not None], "all_cameras": cameras,
+        "layout": layout, "layouts": GRID_LAYOUTS, "page": page, "pages": pages,
+        "site_id": site_id, "total": len(cameras), "saved": saved, "current": current})
+
+
+# -- saved layouts --------------------------------------------------------------------------------
+
+LAYOUT = obj(id=INT, name=STR, grid=INT, camera_ids=array(nullable(INT)), created_us=US,
+             updated_us=US)
+LAYOUT_BODY = {"type": "object", "required": ["name", "grid", "camera_ids"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": layouts.NAME_MAX},
+    "grid": {"type": "integer", "enum": list(layouts.GRID_SIZES)},
+    "camera_ids": {"type": "array", "maxItems": 16, "items": nullable(ID)}}}
+LAYOUT_ID = {"id": path_id("layout id")}
+
+
+def _layout_body(data: dict[str, Any]) -> tuple[str, int, list[int | None]]:
+    name = get_str(data, "name", max_len=layouts.NAME_MAX)
+    grid = get_int(data, "grid", minimum=1, maximum=4)
+    assert grid is not None
+    raw = data.get("camera_ids")
+    if not isinstance(raw, list) or len(raw) > 16:
+        raise bad_request("field 'camera_ids' must be a list of at most 16 camera ids or nulls")
+    ids: list[int | None] = []
+    for item in raw:
+        if item is not None and (isinstance(item, bool) or not isinstance(item, int)
+                                 or not 1 <= item <= MAX_ID):
+            raise bad_request("field 'camera_ids' must hold camera ids or nulls")
+        ids.append(item)
+    if len(ids) > grid * grid:
+        raise bad_request(f"field 'camera_ids': a {grid}×{grid} grid has {grid * grid} tiles")
+    return name, grid, ids
+
+
+async def _save(request: web.Request, layout_id: int | None) -> dict[str, Any]:
+    principal = principal_of(request)
+    assert principal is not None
+    name, grid, ids = _layout_body(await json_object(request))
+    try:
+        return await request.app[GATEWAY].write(layouts.save_layout, request.app[CLOCK],
+                                                principal, layout_id, name, grid, ids)
+    except catalog.NotFound as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
+    except layouts.LayoutError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+
+
+@routes.route("GET", "/api/v1/layouts", access="live", response=obj(layouts=array(LAYOUT)),
+              summary="Your saved live layouts (cameras you may no longer see are empty tiles)")
+async def api_layouts(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    rows = await request.app[GATEWAY].read(layouts.list_layouts, principal)
+    return web.json_response({"layouts": rows})
+
+
+@routes.route("POST", "/api/v1/layouts", access="live", body=LAYOUT_BODY, response=LAYOUT,
+              statuses=(201,), summary="Save a live layout: a grid and the camera of each tile")
+async def api_layout_create(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await _save(request, None), status=201)
+
+
+@routes.route("GET", "/api/v1/layouts/{id}", access="live", params=LAYOUT_ID, response=LAYOUT,
+              summary="One of your saved live layouts")
+async def api_layout(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    try:
+        row = await request.app[GATEWAY].read(layouts.get_layout, principal, match_id(request))
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such layout") from None
+    return web.json_response(row)
+
+
+@routes.route("PUT", "/api/v1/layouts/{id}", access="live", params=LAYOUT_ID, body=LAYOUT_BODY,
+              response=LAYOUT, summary="Replace one of your saved live layouts")
+async def api_layout_update(request: web.Request) -> web.StreamResponse:
+    return web.json_response(await _save(request, match_id(request)))
+
+
+@routes.route("DELETE", "/api/v1/layouts/{id}", access="live", params=LAYOUT_ID,
+              statuses=(204,), media=(), summary="Delete one of your saved live layouts")
+async def api_layout_delete(request: web.Request) -> web.StreamResponse:
+    principal = principal_of(request)
+    assert principal is not None
+    try:
+        await request.app[GATEWAY].write(layouts.delete_layout, principal, match_id(request))
+    except catalog.NotFound:
+        raise web.HTTPNotFound(text="no such layout") from None
+    return web.Response(status=204)

@@ -1,4 +1,5 @@
-"""Live view in a real browser: a camsim camera plays through MSE with low latency; the grid plays.
+"""Live view in a real browser: a camsim camera plays through MSE with low latency; the grid plays;
+a saved layout, full screen, the playback link and the "no signal" overlay of a stalled camera.
 
 The camera is adopted straight into the database (Site + Camera + CameraStream rows pointing at a
 camsim RTSP server, the password encrypted), the page is opened in Chromium, and the player's own
@@ -79,9 +80,92 @@ async def test_live_page_and_grid_play(browser: Any, live_app: Any) -> None:
         assert all(t["width"] == 160 for t in grid[:2])  # sub streams
         streams = app[SERVICES]["live"].stats()
         assert {s["stream"] for s in streams if s["viewers"]} == {"sub"}
+
+        await _layout_editor(page, base, ids)
+        await _stall_overlay_and_controls(page, base, rtsp, ids)
         assert errors == [], errors
     finally:
         await rtsp.stop()
+
+
+async def _layout_editor(page: Any, base: str, ids: dict[str, int]) -> None:
+    """Save a 2×2 layout with camera 2 in the first tile and nothing else; the grid
+    then shows exactly that, and the grid has a full-screen control that works."""
+    await page.click("#layout-edit")
+    await page.fill("#layout-name", "Porch")
+    await page.select_option("#layout-grid", "2")
+    tiles = page.locator("select.layout-tile")
+    await tiles.nth(0).select_option(str(ids["camera_2"]))
+    for i in range(1, 4):
+        await tiles.nth(i).select_option("")
+    await page.click("#layout-save")
+    await page.wait_for_url(f"{base}/live?layout_id=*")
+    assert await page.locator("h1").inner_text() == "Porch"
+    videos = page.locator("#live-grid video")
+    assert await videos.count() == 1
+    assert await videos.first.get_attribute("data-live-src") == \
+        f"/api/v1/cameras/{ids['camera_2']}/live?stream=sub"
+    assert await page.locator("#live-grid .live-empty").count() == 3
+    await page.wait_for_function(PLAYING, arg=0, timeout=20_000)
+    await page.click("button[data-fullscreen='#live-grid']")
+    await page.wait_for_function("() => document.fullscreenElement?.id === 'live-grid'",
+                                 timeout=5_000)
+    await page.evaluate("document.exitFullscreen()")
+    await page.wait_for_function("() => !document.fullscreenElement", timeout=5_000)
+
+
+STALLED = """() => {
+  const p = window.vmsLivePlayers[0];
+  const o = document.querySelector("[data-live-overlay]");
+  return p.stats.stalled && !o.hidden ? {text: o.innerText, since: p.stats.stallSinceMs,
+    status: document.querySelector("[data-live-status]").className,
+    at: Date.now()} : null;
+}"""
+
+
+async def _stall_overlay_and_controls(page: Any, base: str, rtsp: Any,
+                                      ids: dict[str, int]) -> None:
+    """The live page: full screen on the tile, the playback link at the instant shown, and a camsim
+    ``stall`` fault shown as "No signal since HH:MM:SS" over the last picture within 2 s, cleared
+    when frames come back."""
+    camera = ids["camera_1"]
+    await page.goto(f"{base}/cameras/{camera}/live")
+    await page.wait_for_function(PLAYING, arg=0, timeout=20_000)
+    await page.click("button[data-fullscreen='#live-tile']")
+    await page.wait_for_function("() => document.fullscreenElement?.id === 'live-tile'",
+                                 timeout=5_000)
+    await page.evaluate("document.exitFullscreen()")
+
+    link = page.locator("#live-playback-link")
+    await link.focus()
+    href = await link.get_attribute("href")
+    now_ms = await page.evaluate("Date.now()")
+    assert href is not None and href.startswith(f"/cameras/{camera}/playback?at=")
+    at_us = int(href.split("at=")[1])
+    assert now_ms * 1000 - 5_000_000 < at_us <= now_ms * 1000, (href, now_ms)
+
+    await page.wait_for_timeout(300)
+    stalled_at = await page.evaluate("Date.now()")
+    rtsp.stall(3.0)
+    shown = await page.wait_for_function(STALLED, timeout=4_000)
+    got = await shown.json_value()
+    print("stall overlay:", json.dumps(got), "after", got["at"] - stalled_at, "ms")
+    assert got["at"] - stalled_at <= 2000, got
+    assert "live-bad" in got["status"] and "live-ok" not in got["status"]
+    expected = await page.evaluate(
+        "(ms) => new Intl.DateTimeFormat(document.documentElement.lang || undefined, "
+        "{hour: '2-digit', minute: '2-digit', second: '2-digit'}).format(new Date(ms))",
+        got["since"])
+    assert got["text"] == f"No signal since {expected}", got
+    assert stalled_at - 1500 <= got["since"] <= stalled_at + 100, (got, stalled_at)
+    assert "Live ·" not in await page.locator("[data-live-status]").inner_text()
+    # the picture comes back: overlay gone, "Live" again
+    await page.wait_for_function(
+        "() => !window.vmsLivePlayers[0].stats.stalled && "
+        "document.querySelector('[data-live-overlay]').hidden", timeout=10_000)
+    await page.wait_for_function(
+        "() => document.querySelector('[data-live-status]').innerText.startsWith('Live')",
+        timeout=5_000)
 
 
 async def _seed(app: Any, rtsp: Any) -> dict[str, int]:

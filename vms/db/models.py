@@ -377,7 +377,24 @@ class StorageSample(BaseModel):
         ]
 
 
+class LiveLayout(BaseModel):
+    """A user's saved live grid (vms/layouts.py): tiles per side and the camera of each tile, as a
+    JSON list of camera ids (null: an empty tile), read through the user's site scope."""
+
+    user = pw.ForeignKeyField(User, on_delete="CASCADE", backref="live_layouts")
+    name = pw.CharField(max_length=100)
+    grid = pw.IntegerField()  # tiles per side
+    camera_ids = pw.TextField(default="[]")
+    created_us = pw.BigIntegerField()
+    updated_us = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("user", "name"), True),)
+        constraints = [pw.SQL("CHECK (grid BETWEEN 1 AND 4)")]
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
     PendingDeletion, Event, Export, Hold, PurgedRange, Installation, SegmentUsage, StorageSample,
+    LiveLayout,
 )

@@ -6,6 +6,12 @@
 // when it is more than MAX_LAG_S behind, plays slightly faster when a little behind), trims old
 // buffer, and reconnects with a backoff when the socket closes. Figures for tests and the
 // benchmark are kept on window.vmsLivePlayers[i].stats.
+//
+// A stalled camera never looks live: when the server says "stall" (no frame for a second), when
+// no fragment arrived for STALL_MS, or while reconnecting, the last picture stays under an overlay
+// "No signal since HH:MM:SS" (the user's locale and time zone) and the status dot turns red; the
+// first new fragment clears it. Also here: full-screen buttons ([data-fullscreen]), the link to
+// playback at the instant on screen, and the grid's layout editor (saved layouts API).
 "use strict";
 
 (() => {
@@ -13,6 +19,7 @@
   const EDGE_S = 0.15;        // where to land behind the newest buffered frame
   const KEEP_S = 10;          // buffer kept behind the playhead
   const RECONNECT_MAX_MS = 10000;
+  const STALL_MS = 1500;      // no fragment for this long: the picture is not live any more
   // camsim's capture-time SEI (user_data_unregistered UUID, then int64 UTC µs): for latency figures
   const SEI_UUID = [0xe7, 0xc1, 0x39, 0x1a, 0x3e, 0x8e, 0x48, 0x7f,
                     0xbe, 0xcc, 0x61, 0x3e, 0xdd, 0x94, 0xe4, 0x87];
@@ -57,22 +64,62 @@
     return null;
   }
 
+  function clockText(ms) {
+    const lang = document.documentElement.lang || undefined;
+    return new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit",
+                                           second: "2-digit" }).format(new Date(ms));
+  }
+
   class LivePlayer {
-    constructor(video, status) {
+    constructor(video, status, overlay) {
       this.video = video;
       this.status = status;
+      this.overlay = overlay;
+      this.lastFragmentMs = null;
       this.url = video.dataset.liveSrc;
       this.queue = [];
       this.retryMs = 1000;
       this.stopped = false;
       this.stats = { connects: 0, inits: 0, fragments: 0, bytes: 0, seeks: 0, codec: "",
                      lastCaptureMs: null, lastReceivedMs: null, captureToReceiveMs: null,
-                     lagS: null, latencyMs: null, error: "" };
+                     lagS: null, latencyMs: null, error: "", stalled: false,
+                     stallSinceMs: null, stalls: 0 };
+      this.watchdog = setInterval(() => {
+        if (this.lastFragmentMs !== null && Date.now() - this.lastFragmentMs > STALL_MS) {
+          this.stall(this.lastFragmentMs);
+        }
+      }, 250);
       video.addEventListener("timeupdate", () => this.chase());
       if ("requestVideoFrameCallback" in video) {
         const onFrame = (_now, meta) => { this.frameShown(meta); video.requestVideoFrameCallback(onFrame); };
         video.requestVideoFrameCallback(onFrame);
       }
+    }
+
+    // No new picture since sinceMs (UTC ms): keep the last frame, say so over it.
+    stall(sinceMs) {
+      const s = this.stats;
+      if (s.stalled) {
+        if (sinceMs < s.stallSinceMs) s.stallSinceMs = sinceMs;
+      } else {
+        s.stalled = true;
+        s.stalls += 1;
+        s.stallSinceMs = sinceMs;
+      }
+      const d = this.status ? this.status.dataset : {};
+      const text = (d.textNosignalsince || "No signal since {time}")
+        .replace("{time}", clockText(s.stallSinceMs));
+      if (this.overlay) { this.overlay.textContent = text; this.overlay.hidden = false; }
+      this.say("Nosignal");
+      if (this.status) this.status.textContent = text;
+    }
+
+    resume() {
+      if (!this.stats.stalled) return;
+      this.stats.stalled = false;
+      this.stats.stallSinceMs = null;
+      if (this.overlay) this.overlay.hidden = true;
+      this.say("Live");
     }
 
     say(key, extra) {
@@ -95,7 +142,8 @@
       ws.onmessage = (ev) => this.onMessage(ev.data);
       ws.onclose = () => {
         if (this.stopped) return;
-        this.say("Reconnecting");
+        if (this.lastFragmentMs !== null) this.stall(this.lastFragmentMs);
+        else this.say("Reconnecting");
         setTimeout(() => this.connect(), this.retryMs);
         this.retryMs = Math.min(this.retryMs * 2, RECONNECT_MAX_MS);
       };
@@ -109,7 +157,12 @@
           this.stats.codec = msg.codec;
           this.expectInit = true;
         } else if (msg.type === "status") {
-          this.say("Reconnecting", msg.message);
+          if (this.lastFragmentMs !== null) this.stall(this.lastFragmentMs);
+          else this.say("Reconnecting", msg.message);
+        } else if (msg.type === "stall") {
+          this.stall(msg.since_us / 1000);
+        } else if (msg.type === "resumed") {
+          this.resume();
         } else if (msg.type === "closed") {
           this.stats.error = msg.message || "";
         }
@@ -123,6 +176,8 @@
       }
       this.stats.fragments += 1;
       this.stats.bytes += data.byteLength;
+      this.lastFragmentMs = Date.now();
+      this.resume();
       const captured = captureTimeMs(data);
       if (captured !== null) {
         this.stats.lastCaptureMs = captured;
@@ -216,25 +271,120 @@
     // (time since it arrived); reported on the status line and in stats.latencyMs.
     updateLatency(behindS) {
       const s = this.stats;
+      if (s.stalled) return;
       if (s.lastCaptureMs === null) { this.say("Live"); return; }
       s.latencyMs = Date.now() - s.lastCaptureMs + behindS * 1000;
       this.say("Live", `${(s.latencyMs / 1000).toFixed(1)} s`);
     }
   }
 
+  // The instant on screen (UTC ms): the newest frame's capture time when known, minus how far
+  // playback is behind it; the stall's start when stalled.
+  function instantShown(player) {
+    const s = player.stats;
+    if (s.stalled && s.stallSinceMs !== null) return s.stallSinceMs;
+    if (s.latencyMs !== null) return Date.now() - s.latencyMs;
+    return Date.now() - (s.lagS || 0) * 1000;
+  }
+
+  function setupFullscreen() {
+    document.addEventListener("click", (ev) => {
+      const button = ev.target.closest("[data-fullscreen]");
+      if (!button) return;
+      ev.preventDefault();
+      const target = document.querySelector(button.dataset.fullscreen);
+      if (!target) return;
+      if (document.fullscreenElement) {
+        document.exitFullscreen().catch(() => {});
+      } else if (target.requestFullscreen) {
+        target.requestFullscreen().catch((err) => { button.title = String(err); });
+      }
+    });
+  }
+
+  function setupPlaybackLink(players) {
+    const link = document.getElementById("live-playback-link");
+    if (!link || players.length === 0) return;
+    const update = () => {
+      const at = Math.round(instantShown(players[0]) * 1000);
+      link.href = `${link.dataset.playbackBase}?at=${at}`;
+    };
+    link.addEventListener("pointerdown", update);
+    link.addEventListener("focus", update);
+    link.addEventListener("click", update);
+  }
+
+  function setupLayoutEditor() {
+    const editor = document.getElementById("layout-editor");
+    const toggle = document.getElementById("layout-edit");
+    if (!editor || !toggle) return;
+    toggle.hidden = false;
+    const d = editor.dataset;
+    const grid = document.getElementById("layout-grid");
+    const selects = [...editor.querySelectorAll("select.layout-tile")];
+    const message = document.getElementById("layout-message");
+    const show = (text) => { message.textContent = text; message.hidden = !text; };
+    toggle.addEventListener("click", () => { editor.hidden = !editor.hidden; });
+    const sizeTiles = () => {
+      const n = Number(grid.value);
+      selects.forEach((s, i) => { s.closest("li").hidden = i >= n * n; });
+    };
+    grid.addEventListener("change", sizeTiles);
+    async function api(method, url, body) {
+      const response = await fetch(url, {
+        method, credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": d.csrf },
+        body: body === undefined ? undefined : JSON.stringify(body) });
+      let data = null;
+      try { data = await response.json(); } catch (e) { data = null; }
+      if (!response.ok) throw new Error(data && data.error ? data.error.message : response.statusText);
+      return data;
+    }
+    async function save(asNew) {
+      const n = Number(grid.value);
+      const body = { name: document.getElementById("layout-name").value.trim(), grid: n,
+                     camera_ids: selects.slice(0, n * n).map((s) => (s.value ? Number(s.value) : null)) };
+      try {
+        const saved = d.layoutId && !asNew
+          ? await api("PUT", `/api/v1/layouts/${d.layoutId}`, body)
+          : await api("POST", "/api/v1/layouts", body);
+        show(d.msgSaved);
+        location.assign(`/live?layout_id=${saved.id}`);
+      } catch (err) { show(err.message); }
+    }
+    document.getElementById("layout-save").addEventListener("click", () => save(false));
+    const saveNew = document.getElementById("layout-save-new");
+    if (saveNew) saveNew.addEventListener("click", () => save(true));
+    const del = document.getElementById("layout-delete");
+    if (del) {
+      del.addEventListener("click", async () => {
+        if (!window.confirm(d.msgConfirmDelete)) return;
+        try {
+          await api("DELETE", `/api/v1/layouts/${d.layoutId}`);
+          show(d.msgDeleted);
+          location.assign("/live");
+        } catch (err) { show(err.message); }
+      });
+    }
+  }
+
   function start() {
+    setupFullscreen();
+    setupLayoutEditor();
     const players = [];
     for (const video of document.querySelectorAll("video[data-live-src]")) {
       const tile = video.closest("figure");
       const status = tile ? tile.querySelector("[data-live-status]") : null;
-      const player = new LivePlayer(video, status);
+      const overlay = tile ? tile.querySelector("[data-live-overlay]") : null;
+      const player = new LivePlayer(video, status, overlay);
       players.push(player);
       if (!window.MediaSource) { player.say("Unsupported"); continue; }
       player.connect();
     }
     window.vmsLivePlayers = players;
+    setupPlaybackLink(players);
     window.addEventListener("pagehide", () => {
-      for (const p of players) { p.stopped = true; if (p.ws) p.ws.close(); }
+      for (const p of players) { p.stopped = true; clearInterval(p.watchdog); if (p.ws) p.ws.close(); }
     });
   }
 
