@@ -66,6 +66,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
         return response
+    except ConnectionResetError:  # aiohttp's ClientConnectionResetError too: the client left
+        # mid-answer (a closed tab, a seek in a video): nothing to answer and nothing wrong here
+        log.debug("%s %s: the client closed the connection", request.method, request.path)
+        return web.Response(status=499, reason="Client Closed Request")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         if is_api(request):

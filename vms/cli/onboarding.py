@@ -5,7 +5,8 @@ Part of the composition root (the CLI package): :func:`register` adds ``discover
 :func:`register_camera` the ``camera`` command. ``discover`` probes unicast targets (``--target``,
 repeatable) or, with no target, multicasts on the chosen ``--interface`` (default: every
 non-loopback IPv4 interface) — never both implicitly. With ``--user`` each device is interrogated
-too. ``--json`` prints one object a line.
+too. ``--json`` prints one object a line. A sender whose reply could not be read is a row too
+(status ``unparsed``, or ``bad_response`` with ``--user``) whose message says why.
 """
 
 from __future__ import annotations
@@ -139,10 +140,14 @@ async def _discover(args: argparse.Namespace, password: str, interfaces: list[st
     if not args.user:
         async for device in discover(args.target, interfaces=interfaces, timeout_s=args.timeout):
             count += 1
+            unparsed = device.message == "Unparsed"
             row = {"endpoint": device.endpoint, "address": device.sender,
                    "xaddr": preferred_xaddr(device), "name": device.name,
-                   "model": device.hardware, "mac": None, "status": "found",
-                   "message": device.message, "scopes": list(device.scopes)}
+                   "model": device.hardware, "mac": None,
+                   "status": "unparsed" if unparsed else "found",
+                   "message": (f"its discovery reply could not be read ({device.error})"
+                               if unparsed else device.message),
+                   "scopes": list(device.scopes)}
             _print_device(args, row)
     else:
         async for update in scan(args.target, args.user, password, interfaces=interfaces,
@@ -266,7 +271,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
     from vms.catalog import camera_dict
     from vms.db import models as m
 
-    gateway = open_gateway(settings)
+    gateway = open_gateway(settings, read_only=args.camera_cmd == "list")
     try:
         if args.camera_cmd == "list":
             rows = gateway.read_sync(lambda: [
