@@ -79,8 +79,11 @@ document.addEventListener("DOMContentLoaded", () => {
       badge.textContent = statusText(d.status);
       status.append(badge);
       tr.append(status);
-      // the message only when it says more than the status (never the same error twice)
-      tr.append(cell(d.status === "ok" || d.status === "pending" ? "" : d.message));
+      // the message only when it says more than the status (never the same error twice): a
+      // wrong password is the status itself, its technical detail a tooltip
+      const quiet = ["ok", "pending", "auth_failed"].includes(d.status);
+      if (quiet && d.message) badge.title = d.message;
+      tr.append(cell(quiet ? "" : d.message));
       const action = document.createElement("td");
       const done = adopted.get(d.xaddr);
       if (done) {
