@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 US = 1_000_000
 EVENT_TYPES = ("doorbell", "motion", "plate", "tamper")
 FAULT_KINDS = ("drop", "refuse", "stall", "reboot", "slow_soap", "bad_xml", "no_long_poll",
-               "clear")
+               "snapshot_404", "probe_bare", "probe_garbled", "clear")
 
 # 32x18 grey JPEG, used for snapshots when camsim.media (ffmpeg) is not available.
 FALLBACK_JPEG = base64.b64decode(
@@ -107,6 +107,8 @@ class CameraOptions:
     cache_dir: Path | None = None
     pull_point: bool = True
     """False: CreatePullPointSubscription answers ActionNotSupported (no PullPoint events)."""
+    hostname: str = ""
+    """What GetHostname answers (empty: the camera's name); real cameras often say "localhost"."""
     snapshot_uri: str = ""
     """GetSnapshotUri answers this URL instead of the camera's own (a hostile or misconfigured
     camera naming another host); empty: the camera's own snapshot endpoint."""
@@ -144,6 +146,7 @@ class VirtualCamera:
             audio=opts.audio,
             clock_offset_us=int(opts.clock_offset_s * US),
             snapshot_uri=opts.snapshot_uri,
+            hostname=opts.hostname,
         )
         if not opts.ptz:
             for profile in self.state_model.profiles:
@@ -177,7 +180,9 @@ class VirtualCamera:
             port=opts.discovery_port,
             multicast=opts.multicast,
             interface=opts.multicast_interface,
+            reply_style=self._probe_style,
         )
+        self._fault_until_us: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._control_runner: web.AppRunner | None = None
@@ -307,7 +312,16 @@ class VirtualCamera:
 
     # -- snapshot --------------------------------------------------------------------------------
 
+    def _faulty(self, kind: str) -> bool:
+        return self.clock.monotonic_us() < self._fault_until_us.get(kind, 0)
+
+    def _probe_style(self) -> str:
+        return ("garbled" if self._faulty("probe_garbled") else
+                "bare" if self._faulty("probe_bare") else "normal")
+
     async def _snapshot(self, request: web.Request) -> web.StreamResponse:
+        if self._faulty("snapshot_404"):
+            raise web.HTTPNotFound(text="no such page")
         token = request.match_info["token"]
         profile = self.state_model.profile(token)
         if profile is None:
@@ -402,7 +416,10 @@ class VirtualCamera:
             self.soap.bad_xml_until_us = self.clock.monotonic_us() + int(seconds * US)
         elif kind == "no_long_poll":
             self.broker.no_long_poll_until_us = self.state_model.now_us() + int(seconds * US)
+        elif kind in ("snapshot_404", "probe_bare", "probe_garbled"):
+            self._fault_until_us[kind] = self.clock.monotonic_us() + int(seconds * US)
         elif kind == "clear":
+            self._fault_until_us.clear()
             self.soap.soap_delay_s = 0.0
             self.soap.bad_xml_until_us = 0
             self.broker.no_long_poll_until_us = 0

@@ -2,8 +2,10 @@
 
 ``POST {control_url}/event`` ``{"type": "doorbell"|"motion"|"plate"|"tamper", "state": bool,
 "plate": "..."}``; ``POST {control_url}/fault`` ``{"kind": "drop"|"refuse"|"stall"|"reboot"|
-"slow_soap"|"bad_xml"|"no_long_poll"|"clear", "seconds": N}`` (``no_long_poll``: PullMessages
-answers at once for N seconds); ``GET {control_url}/state``. It listens on its own port so
+"slow_soap"|"bad_xml"|"no_long_poll"|"snapshot_404"|"probe_bare"|"probe_garbled"|"clear", "seconds":
+N}`` (``no_long_poll``: PullMessages answers at once for N seconds; ``snapshot_404``: the snapshot
+URL answers 404; ``probe_bare``: WS-Discovery answers a bare ProbeMatch; ``probe_garbled``: a
+ProbeMatch cut off half-way); ``GET {control_url}/state``. It listens on its own port so
 that it keeps answering while the camera "reboots". Handlers are thin: parse, call the camera's
 method, answer JSON.
 """

@@ -85,8 +85,12 @@ class DiscoveryResponder:
         multicast: bool = False,
         interface: str | None = None,
         types: tuple[str, ...] = DEFAULT_TYPES,
+        reply_style: Callable[[], str] = lambda: "normal",
     ) -> None:
         self.name = name
+        self.reply_style = reply_style
+        """``normal``; ``bare``: a ProbeMatch not wrapped in ProbeMatches (as some cameras send);
+        ``garbled``: the ProbeMatch cut off half-way (a reply no client can read)."""
         self.endpoint = f"urn:uuid:{endpoint_uuid}"
         self._xaddrs = xaddrs
         self._scopes = scopes
@@ -219,16 +223,20 @@ class DiscoveryResponder:
         )
 
     def _probe_match(self, relates_to: str) -> bytes:
-        return (
+        style = self.reply_style()
+        opening, closing = ("<wsdd:ProbeMatch>", "</wsdd:ProbeMatch>") if style == "bare" else (
+            "<wsdd:ProbeMatches><wsdd:ProbeMatch>", "</wsdd:ProbeMatch></wsdd:ProbeMatches>")
+        reply = (
             _HEAD + "<SOAP-ENV:Header>"
             f"<wsa:MessageID>urn:uuid:{uuid.uuid4()}</wsa:MessageID>"
             f"<wsa:RelatesTo>{x(relates_to)}</wsa:RelatesTo>"
             f"<wsa:To>{ANONYMOUS}</wsa:To>"
             f"<wsa:Action>{WSD}/ProbeMatches</wsa:Action>{self._app_sequence()}"
-            "</SOAP-ENV:Header><SOAP-ENV:Body><wsdd:ProbeMatches><wsdd:ProbeMatch>"
+            f"</SOAP-ENV:Header><SOAP-ENV:Body>{opening}"
             + self._endpoint_body()
-            + "</wsdd:ProbeMatch></wsdd:ProbeMatches></SOAP-ENV:Body></SOAP-ENV:Envelope>"
+            + f"{closing}</SOAP-ENV:Body></SOAP-ENV:Envelope>"
         ).encode()
+        return reply[: len(reply) // 2] if style == "garbled" else reply
 
     def _hello_or_bye(self, kind: str) -> bytes:
         body = (self._endpoint_body() if kind == "Hello" else

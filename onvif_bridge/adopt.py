@@ -12,7 +12,8 @@ smallest one; a camera whose MAC is known is re-bound (address, credentials, str
 not duplicated. Stored RTSP URLs never carry credentials. What is done to a camera once adopted
 (recording profile, name, NTP, clock, reboot) lives in :mod:`onvif_bridge.configure`;
 :meth:`Onboarding.configure` and :meth:`Onboarding.set_clock` delegate to it. A camera without an
-ONVIF snapshot URI (added by bare RTSP URL) gets its snapshot as one frame of its RTSP stream
+ONVIF snapshot URI (added by bare RTSP URL, or refusing GetSnapshotUri) or whose snapshot URL
+fails (404, 501, …) gets its snapshot as one frame of its RTSP stream
 (:mod:`onvif_bridge.rtsp_frame`).
 """
 
@@ -34,17 +35,24 @@ from onvif_bridge.client import (
     interrogate,
     redact_url,
 )
-from onvif_bridge.configure import ConfigureRequest, configure_camera, set_camera_clock
+from onvif_bridge.configure import (
+    ConfigureRequest,
+    configure_camera,
+    move_camera,
+    rename_camera,
+    set_camera_clock,
+)
 from onvif_bridge.errors import (
     OnvifError,
     OnvifFault,
+    OnvifHttpStatusError,
     OnvifParseError,
     OnvifRefusedUrlError,
     OnvifUnreachableError,
 )
 from onvif_bridge.http import url_host
 from onvif_bridge.models import DeviceReport, ProfileReport, Status
-from onvif_bridge.onboarding_common import OnboardingError, StoredCamera
+from onvif_bridge.onboarding_common import OnboardingError, StoredCamera, default_camera_name
 from onvif_bridge.rtsp_frame import grab_jpeg
 from onvif_bridge.scan import strip_credentials
 from onvif_bridge.snapshot import get_snapshot
@@ -59,6 +67,9 @@ from vms.secrets import SecretBox
 logger = logging.getLogger(__name__)
 
 RECORDABLE_CODECS = ("H264", "H265")
+SNAPSHOT_FALLBACK_STATUSES = frozenset({404, 405, 500, 501, 503})
+"""HTTP statuses of a snapshot URL after which a frame of the RTSP stream is taken instead (404
+and 501 also send that camera's later snapshots straight to RTSP)."""
 DEFAULT_SITE_NAME = "Default site"
 
 CameraChanged = Callable[[int], Awaitable[None]]
@@ -248,8 +259,7 @@ class Onboarding:
             raise OnboardingError(report.message, "camera", report=report)
         main, sub = choose_streams(report)
         info = report.device_info
-        default_name = name or report.hostname or (f"{info.model} {report.address}" if info
-                                                   else report.address)
+        default_name = name or default_camera_name(report)
 
         def store() -> AdoptResult:
             now = self.clock.now_us()
@@ -424,6 +434,22 @@ class Onboarding:
         (:func:`onvif_bridge.configure.set_camera_clock`)."""
         return await set_camera_clock(self, principal, camera_id, actor=actor, address=address)
 
+    async def rename(self, principal: Principal | None, camera_id: int, name: str, *,
+                     actor: str = "", address: str = "") -> dict[str, Any]:
+        """Rename the camera here only (:func:`onvif_bridge.configure.rename_camera`)."""
+        result = await rename_camera(self, principal, camera_id, name, actor=actor,
+                                     address=address)
+        await self._changed(camera_id)
+        return result
+
+    async def move(self, principal: Principal | None, camera_id: int, site_id: int, *,
+                   actor: str = "", address: str = "") -> dict[str, Any]:
+        """Move the camera to another site (:func:`onvif_bridge.configure.move_camera`)."""
+        result = await move_camera(self, principal, camera_id, site_id, actor=actor,
+                                   address=address)
+        await self._changed(camera_id)
+        return result
+
     async def remove(self, principal: Principal | None, camera_id: int, *, actor: str = "",
                      address: str = "") -> dict[str, Any]:
         """Archive the camera: it stops recording (the recorder is told and has stopped when this
@@ -481,10 +507,18 @@ class Onboarding:
                 self._snapshot_uris[key] = uri
             if not uri:
                 return await self._rtsp_snapshot(cam, entry)
-            return await get_snapshot(uri, cam.username, cam.password,
-                                      camera_host=url_host(device_xaddr(cam.onvif_url)),
-                                      allowed_hosts=self.snapshot_hosts_allowed,
-                                      timeout_s=self.timeout_s)
+            try:
+                return await get_snapshot(uri, cam.username, cam.password,
+                                          camera_host=url_host(device_xaddr(cam.onvif_url)),
+                                          allowed_hosts=self.snapshot_hosts_allowed,
+                                          timeout_s=self.timeout_s)
+            except OnvifHttpStatusError as exc:
+                if exc.status not in SNAPSHOT_FALLBACK_STATUSES or self.ffmpeg_exe is None:
+                    raise
+                logger.info("camera %s: %s; using a frame of its RTSP stream", cam.name, exc)
+                if exc.status in (404, 501):  # the URL is not there: go to RTSP from now on
+                    self._snapshot_uris[key] = ""
+                return await self._rtsp_snapshot(cam, entry)
         except OnvifRefusedUrlError as exc:
             logger.warning("camera %s: %s", cam.name, exc)
             raise OnboardingError(f"camera {cam.name!r}: {exc}", "camera") from None

@@ -548,8 +548,10 @@ async def _interrogate(client: OnvifClient, max_clock_skew_s: float) -> DeviceRe
 
 
 def _why(exc: OnvifAuthError) -> str:
+    """The reason in an auth error's last parentheses (``HTTP 401``, ``ONVIF NotAuthorized``):
+    the message around it already names the camera, so it is said once."""
     text = str(exc)
-    return text.split("(", 1)[1].rstrip(")") if "(" in text else text
+    return text.rsplit("(", 1)[1].rstrip(")") if text.endswith(")") else text
 
 
 def _skew_message(label: str, offset_us: int) -> str:

@@ -1,4 +1,5 @@
-"""Configuring an adopted camera over ONVIF: recording profile, name, NTP, clock, reboot.
+"""Configuring an adopted camera: over ONVIF its recording profile, host name, NTP, clock, reboot;
+here its name and site (:func:`rename_camera`, :func:`move_camera`).
 
 This module owns what is done to a camera once it has been adopted (:mod:`onvif_bridge.adopt`).
 :func:`configure_camera` applies a :class:`ConfigureRequest` and answers with what the camera
@@ -210,6 +211,53 @@ async def set_camera_clock(access: CameraAccess, principal: Principal | None, ca
     return {"camera_id": cam.id, "offset_before_us": before, "clock_offset_us": after}
 
 
+async def rename_camera(access: CameraAccess, principal: Principal | None, camera_id: int,
+                        name: str, *, actor: str = "", address: str = "") -> dict[str, Any]:
+    """Rename the camera here (the camera itself is not asked: this works for cameras added by
+    RTSP URL and for cameras that are down); audited."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise OnboardingError("a camera name is 1 to 200 characters")
+    cam = await access.load_camera(principal, camera_id)
+
+    def save() -> None:
+        m.Camera.update(name=name, updated_us=access.clock.now_us()).where(
+            m.Camera.id == cam.id).execute()
+        audit.record(access.clock, "camera_change", principal=principal, username=actor,
+                     target=name, site_id=cam.site_id, address=address,
+                     detail={"camera_id": cam.id, "name": name, "previous_name": cam.name})
+
+    await access.gateway.write(save)
+    return {"camera_id": cam.id, "name": name, "previous_name": cam.name}
+
+
+async def move_camera(access: CameraAccess, principal: Principal | None, camera_id: int,
+                      site_id: int, *, actor: str = "", address: str = "") -> dict[str, Any]:
+    """Move the camera to another site the principal sees; its recordings go with it (they are
+    the camera's), so they are seen by the new site's users and no longer by the old one's.
+    Audited in both sites."""
+    cam = await access.load_camera(principal, camera_id)
+
+    def save() -> dict[str, Any]:
+        site = m.Site.get_or_none(m.Site.id == site_id)
+        if site is None or (principal is not None and not principal.sees_site(site.id)):
+            raise OnboardingError(f"no site {site_id}", "not_found")
+        result = {"camera_id": cam.id, "name": cam.name, "site_id": site.id,
+                  "site_name": site.name, "previous_site_id": cam.site_id}
+        if site.id == cam.site_id:
+            return result
+        m.Camera.update(site=site.id, updated_us=access.clock.now_us()).where(
+            m.Camera.id == cam.id).execute()
+        for audited_site in (cam.site_id, site.id):
+            audit.record(access.clock, "camera_move", principal=principal, username=actor,
+                         target=cam.name, site_id=audited_site, address=address,
+                         detail={"camera_id": cam.id, "from_site_id": cam.site_id,
+                                 "to_site_id": site.id})
+        return result
+
+    return await access.gateway.write(save)
+
+
 __all__ = [
     "MAX_GOP_S",
     "CameraAccess",
@@ -217,5 +265,7 @@ __all__ = [
     "RecordingProfile",
     "applied_columns",
     "configure_camera",
+    "move_camera",
+    "rename_camera",
     "set_camera_clock",
 ]

@@ -7,7 +7,8 @@ Probe is sent ``repeats`` times with growing gaps (SOAP-over-UDP retransmission;
 MessageID each time), replies are collected for ``timeout_s`` seconds and yielded as they
 arrive, de-duplicated by EndpointReference address. Replies go to the probe's source port, so
 each socket is read (the ``wsdiscovery`` package's bug). A hostile or garbled datagram is
-logged with its sender and reason and skipped.
+logged with its sender and reason; a sender none of whose replies could be read is yielded once,
+when the window is over, as an ``Unparsed`` device carrying the reason — never dropped silently.
 
 Multicast policy: with ``interfaces=None`` (default) multicast goes out on every non-loopback
 IPv4 interface *only when no unicast target is given* — the "scan my LAN" case of a person at a
@@ -127,6 +128,30 @@ def local_ipv4_addresses() -> list[str]:
     return found
 
 
+def local_ipv4_networks() -> list[str]:
+    """The server's own IPv4 subnets (non-loopback interfaces that are up) as CIDR strings, the
+    ranges a person scanning "this subnet" means; one wider than a /24 is given as the /24 around
+    the server's address (a /16 is 65,536 probes: type it on purpose)."""
+    found: list[str] = []
+    siocgifaddr, siocgifnetmask = 0x8915, 0x891B
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _index, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                address = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), siocgifaddr, request)[20:24])
+                mask = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), siocgifnetmask, request)[20:24])
+            except OSError:
+                continue
+            if ipaddress.IPv4Address(address).is_loopback:
+                continue
+            network = ipaddress.IPv4Network(f"{address}/{mask}", strict=False)
+            if network.prefixlen < 24:
+                network = ipaddress.IPv4Network(f"{address}/24", strict=False)
+            if str(network) not in found:
+                found.append(str(network))
+    return found
+
+
 class _Receiver(asyncio.DatagramProtocol):
     def __init__(self, queue: asyncio.Queue[tuple[bytes, tuple[str, int]]], label: str) -> None:
         self.queue = queue
@@ -206,7 +231,8 @@ async def discover(
     ``targets``: unicast ``HOST``/``HOST:PORT``/CIDR strings (DiscoveryTargetError on bad ones,
     raised before anything is sent). ``interfaces``: IPv4 addresses of the interfaces to multicast
     on; see the module docstring for the default. ``timeout_s``: how long to listen after the
-    first Probe. A device is yielded once per endpoint (a Bye is always yielded).
+    first Probe. A device is yielded once per endpoint (a Bye is always yielded); a sender whose
+    replies could not be read, once at the end (``message == "Unparsed"``, ``error``).
     """
     clock = clock or SystemClock()
     parsed_targets = parse_targets(targets)
@@ -269,6 +295,8 @@ async def discover(
         sender_task = asyncio.create_task(send_probes(), name="wsd-probe")
         deadline_us = clock.monotonic_us() + round(timeout_s * 1_000_000)
         seen: set[str] = set()
+        understood: set[str] = set()  # senders with at least one reply we could read
+        unreadable: dict[str, str] = {}  # sender -> why its first unreadable reply was refused
         while True:
             remaining_s = (deadline_us - clock.monotonic_us()) / 1_000_000
             if remaining_s <= 0:
@@ -284,7 +312,9 @@ async def discover(
                 devices = parse_discovery(data[:MAX_DATAGRAM_BYTES], sender)
             except OnvifError as exc:
                 logger.warning("discovery reply from %s ignored: %s", sender, exc)
+                unreadable.setdefault(sender, str(exc))
                 continue
+            understood.add(sender)
             for device in devices:
                 if device.message == "Bye":
                     seen.discard(device.endpoint)
@@ -295,6 +325,13 @@ async def discover(
                     continue
                 seen.add(device.endpoint)
                 yield device
+        # A device is never dropped silently: a sender none of whose replies could be read is
+        # reported (once, with the first reason) when the window is over.
+        for sender, reason in unreadable.items():
+            if sender not in understood:
+                yield DiscoveredDevice(endpoint=f"unparsed:{sender}", xaddrs=(), types=(),
+                                       scopes=(), sender=sender, message="Unparsed",
+                                       error=reason)
     finally:
         if sender_task is not None:
             sender_task.cancel()

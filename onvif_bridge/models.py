@@ -51,7 +51,9 @@ class DiscoveredDevice:
     """From the ``onvif://www.onvif.org/hardware/…`` scope."""
     location: str | None = None
     message: str = "ProbeMatch"
-    """``ProbeMatch``, ``Hello`` or ``Bye``."""
+    """``ProbeMatch``, ``Hello``, ``Bye``, or ``Unparsed``: a sender whose replies we could not read
+    (``error`` says why; ``endpoint`` is ``unparsed:<sender>``)."""
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,9 @@ async def scan(
 
     async def examine(device: DiscoveredDevice) -> None:
         xaddr = preferred_xaddr(device)
-        if xaddr is None:
+        if device.message == "Unparsed":
+            report = unparsed_report(device)
+        elif xaddr is None:
             report = DeviceReport(address=device.sender, name=device.name,
                                   status=Status.BAD_RESPONSE,
                                   message=f"device {device.sender}: no HTTP device address in its "
@@ -98,6 +100,13 @@ async def scan(
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(producer, *tasks, return_exceptions=True)
+
+
+def unparsed_report(device: DiscoveredDevice) -> DeviceReport:
+    """The report of a sender whose discovery replies could not be read: shown, not dropped."""
+    return DeviceReport(address=device.sender, status=Status.BAD_RESPONSE,
+                        message=f"device {device.sender}: its discovery reply could not be read "
+                                f"({device.error})")
 
 
 def report_dict(report: DeviceReport) -> dict[str, Any]:
@@ -148,4 +157,5 @@ __all__ = [
     "report_dict",
     "scan",
     "strip_credentials",
+    "unparsed_report",
 ]

@@ -102,6 +102,16 @@ class ScanJob:
         examined = reported / found if found else window
         return round(min(0.99, 0.5 * window + 0.5 * examined * window), 3)
 
+    def ready_xaddrs(self, indexes: set[int] | None = None) -> list[str]:
+        """Device addresses of the rows that answered the scan's credentials with a usable
+        stream (``ok``, or ``clock_skew`` for adoption with the clock set), in scan order;
+        only those at ``indexes`` when given."""
+        rows = sorted(self.rows.values(), key=lambda r: r.index)
+        return [r.report.xaddr for r in rows
+                if r.report is not None and r.report.xaddr
+                and str(r.report.status) in ("ok", "clock_skew")
+                and (indexes is None or r.index in indexes)]
+
     def as_dict(self, clock: Clock) -> dict[str, Any]:
         rows = sorted(self.rows.values(), key=lambda r: r.index)
         return {

@@ -1,7 +1,8 @@
 """WS-Discovery messages (2005/04 draft, the one ONVIF uses): build a Probe, read the answers.
 
 Only message text lives here; sockets and timing are in :mod:`onvif_bridge.discovery`. A
-ProbeMatch, Hello or Bye is read into :class:`DiscoveredDevice` values. Anything else —
+ProbeMatch (wrapped in ``<ProbeMatches>`` or bare, as some cameras send it), Hello or Bye is read
+into :class:`DiscoveredDevice` values; another client's Probe is no answer (none). Anything else —
 hostile XML, a SOAP fault, a stray packet — raises one of our typed errors.
 """
 
@@ -97,9 +98,11 @@ def parse_discovery_element(root: Element, sender: str = "") -> tuple[Discovered
     if operation is None:
         raise OnvifParseError("discovery message with an empty Body")
     name = local(operation.tag)
-    if name == "ProbeMatches":
+    if name in ("ProbeMatches", "ProbeMatch"):
         found = []
-        matches = list(children(operation, "ProbeMatch"))
+        # Some cameras send a bare <ProbeMatch> as the Body's child, without the <ProbeMatches>
+        # wrapper the specification asks for: read it the same way.
+        matches = list(children(operation, "ProbeMatch")) if name == "ProbeMatches" else [operation]
         for match in matches:
             device = _device_from(match, sender, "ProbeMatch")
             if device is not None:
@@ -112,6 +115,8 @@ def parse_discovery_element(root: Element, sender: str = "") -> tuple[Discovered
         if device is None:
             raise OnvifParseError(f"{name} without an EndpointReference address")
         return (device,)
+    if name in ("Probe", "Resolve"):
+        return ()  # another client's request on a shared socket: nothing to report
     if name == "Fault":
         raise OnvifParseError("discovery answered with a SOAP fault")
     raise OnvifParseError(f"not a discovery message (<{name}>)")

@@ -17,6 +17,7 @@ need_apt=()
 command -v pg_ctlcluster >/dev/null || need_apt+=(postgresql)
 command -v mosquitto >/dev/null || need_apt+=(mosquitto)
 command -v ip >/dev/null || need_apt+=(iproute2)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)  # checks packaging/vms.service
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

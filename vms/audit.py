@@ -16,7 +16,7 @@ from vms.db import models as m
 ACTIONS = (
     "login", "logout", "password_change", "user_create", "user_change", "grant", "revoke",
     "token_create", "token_revoke", "site_create", "camera_adopt", "camera_change",
-    "camera_remove", "camera_recordings_delete",
+    "camera_remove", "camera_recordings_delete", "camera_move",
     "export_create", "export_download", "hold_create", "hold_delete", "ptz", "door_release",
     "language", "retention_change", "retention.purge",
 )

@@ -6,7 +6,8 @@ is written there on the first run, so ``vms … --config DATA/vms.toml`` reaches
 creates the ``admin`` user with a random password on the first run, and then discovers the
 cameras the way an installer would — unicast WS-Discovery probes to their loopback discovery
 ports, interrogation, bulk adoption into the site "Demo courtyard" — so a newcomer sees the real
-flow. It prints the URL and the login and runs until SIGINT or SIGTERM, then stops the server
+flow. It prints the URL, the login, its config file and a ``vms user add … --config …`` line that
+reaches the same database, and runs until SIGINT or SIGTERM, then stops the server
 (recorder included) and the cameras. Nothing is ever multicast.
 """
 
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -126,6 +128,9 @@ async def _demo(cameras: int, port: int, data_dir: Path, host: str, out: TextIO)
         else:
             out.write(f"user: {ADMIN}  password: unchanged from the first run (forgotten? "
                       f"vms user passwd {ADMIN} --config {config})\n")
+        out.write(f"config: {config}\n")
+        out.write(f"more users: vms user add NAME --role viewer --site {shlex.quote(SITE_NAME)} "
+                  f"--config {shlex.quote(str(config))}\n")
         out.write(f"data: {data_dir}  (stop with Ctrl+C)\n")
         out.flush()
         await stop.wait()

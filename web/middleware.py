@@ -68,11 +68,33 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
         return response
+    except ConnectionError as exc:
+        if not _client_gone(request, exc):
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return _server_error(request)
+        # the client left mid-answer (a closed tab, a seek in a video): nothing to answer to
+        # and nothing wrong here
+        log.debug("%s %s: the client closed the connection (%s)", request.method, request.path,
+                  type(exc).__name__)
+        return web.Response(status=499, reason="Client Closed Request")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        if is_api(request):
-            return json_error(500, i18n.gettext("Something went wrong on the server."))
-        return render_error(request, 500, i18n.gettext("Something went wrong on the server."))
+        return _server_error(request)
+
+
+def _server_error(request: web.Request) -> web.Response:
+    if is_api(request):
+        return json_error(500, i18n.gettext("Something went wrong on the server."))
+    return render_error(request, 500, i18n.gettext("Something went wrong on the server."))
+
+
+def _client_gone(request: web.Request, exc: ConnectionError) -> bool:
+    """Whether ``exc`` says our own client went away (a reset, a broken pipe, aiohttp's
+    "Connection lost" on a write), not that a connection the handler made (to a camera) failed."""
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):  # aiohttp's Client…ResetError too
+        return True
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def render_error(request: web.Request, status: int, message: str) -> web.Response:

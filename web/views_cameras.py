@@ -1,13 +1,17 @@
-"""Cameras and sites as the signed-in user may see them (pages and JSON from the same data)."""
+"""Cameras and sites as the signed-in user may see them (pages and JSON from the same data), and a
+camera's name and site changed (``PATCH /api/v1/cameras/{id}``: the camera page's management card,
+``js/camera_manage.js``; the ONVIF operations it also offers are in :mod:`web.views_discovery`)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from onvif_bridge.onboarding_common import OnboardingError
 from vms import catalog
 from web.camera_page import camera_page_context, events_status
-from web.inputs import bad_request, json_object, match_id, query_int
+from web.inputs import bad_request, get_int, get_str, json_object, match_id, query_int
 from web.keys import GATEWAY, SERVICES, principal_of
+from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Param, Routes
 from web.schemas import (
@@ -24,6 +28,7 @@ from web.schemas import (
     obj,
     or_blank,
 )
+from web.views_discovery import onboarding_of
 from web.views_recording import live_status
 
 routes = Routes()
@@ -116,6 +121,37 @@ async def api_soap_log_switch(request: web.Request) -> web.StreamResponse:
     return web.json_response(_soap_log(request, int(str(detail["id"]))))
 
 
+@routes.route("PATCH", "/api/v1/cameras/{id}", access="manage_cameras",
+              summary="Rename a camera (here only) and/or move it to another site of yours; its "
+                      "recordings go with it; audited",
+              body={"type": "object", "minProperties": 1, "additionalProperties": False,
+                    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                                   "site_id": ID}},
+              response=CAMERA_DETAIL)
+async def api_camera_patch(request: web.Request) -> web.StreamResponse:
+    camera_id = match_id(request)
+    data = await json_object(request)
+    name = get_str(data, "name", required=False, max_len=200).strip() if "name" in data else None
+    site_id = get_int(data, "site_id", required=False, minimum=1, maximum=MAX_ID)
+    if name is None and site_id is None:
+        raise bad_request("give 'name' and/or 'site_id'")
+    if name == "":
+        raise bad_request("field 'name' must not be empty")
+    principal = principal_of(request)
+    assert principal is not None
+    # the onboarding service is the one door for camera changes (site checks, audit, recorder)
+    service = onboarding_of(request.app)
+    kinds = {"invalid": 400, "not_found": 404, "conflict": 409}
+    try:
+        if site_id is not None:
+            await service.move(principal, camera_id, site_id, address=client_address(request))
+        if name is not None:
+            await service.rename(principal, camera_id, name, address=client_address(request))
+    except OnboardingError as exc:
+        return json_error(kinds.get(exc.kind, 400), str(exc))
+    return web.json_response(await _camera_detail(request))
+
+
 @routes.route("GET", "/cameras", access="live", summary="Camera list page")
 async def cameras_page(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
@@ -128,4 +164,8 @@ async def cameras_page(request: web.Request) -> web.StreamResponse:
 @routes.route("GET", "/cameras/{id}", access="live", summary="Camera page")
 async def camera_page(request: web.Request) -> web.StreamResponse:
     camera = await _camera_detail(request)
-    return render(request, "camera.html", camera_page_context(request, camera))
+    principal = principal_of(request)
+    assert principal is not None
+    sites = (await request.app[GATEWAY].read(catalog.list_sites, principal)
+             if principal.can("manage_cameras") else [])
+    return render(request, "camera.html", camera_page_context(request, camera, sites=sites))

@@ -214,11 +214,50 @@ async def api_discovery_snapshot(request: web.Request) -> web.StreamResponse:
                         headers={"Cache-Control": "no-store"})
 
 
+@routes.route("POST", "/api/v1/discovery/{id}/adopt", access="manage_cameras",
+              summary="Adopt what a scan found ready (all, or the devices named by index) into "
+                      "one site, with the credentials the scan was made with",
+              params={"id": JOB_ID},
+              body={"type": "object", "required": ["site_id"], "properties": {
+                  "site_id": ID, "set_clock": {"type": "boolean"},
+                  "devices": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                              "maxItems": 1000}}},
+              response=obj(adopted=INT, failed=INT, results=array(obj(xaddr=STR, ok=BOOL))))
+@_answers_refusals
+async def api_discovery_adopt(request: web.Request) -> web.StreamResponse:
+    jobs, job = _job(request)
+    data = await json_object(request)
+    site_id = get_int(data, "site_id", minimum=1, maximum=MAX_ID)
+    set_clock = data.get("set_clock", False)
+    if not isinstance(set_clock, bool):
+        raise bad_request("field 'set_clock' must be true or false")
+    wanted = data.get("devices")
+    if wanted is not None and (not isinstance(wanted, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in wanted)):
+        raise bad_request("field 'devices' must be a list of device indexes")
+    xaddrs = job.ready_xaddrs(None if wanted is None else set(wanted))
+    if not xaddrs:
+        raise bad_request("nothing to adopt: no device of this scan is ready (answered with "
+                          "these credentials and a video stream)")
+    results = await onboarding_of(request.app).adopt_many(
+        _principal(request), xaddrs, job.username, job.password, site_id=site_id,
+        set_clock=set_clock, address=client_address(request))
+    adopted = sum(1 for r in results if r["ok"])
+    return web.json_response({"adopted": adopted, "failed": len(results) - adopted,
+                              "results": results})
+
+
 @routes.route("GET", "/discovery", access="manage_cameras", summary="Discovery page")
 async def discovery_page(request: web.Request) -> web.StreamResponse:
+    from onvif_bridge.discovery import local_ipv4_networks
+
     principal = _principal(request)
     sites = await request.app[GATEWAY].read(catalog.list_sites, principal)
-    return render(request, "discovery.html", {"sites": sites})
+    try:
+        subnets = await asyncio.to_thread(local_ipv4_networks)
+    except OSError:
+        subnets = []
+    return render(request, "discovery.html", {"sites": sites, "subnets": subnets})
 
 
 # --- adopt, configure, remove -------------------------------------------------------------------

@@ -75,3 +75,19 @@ async def test_discover_add_set(camsim_factory: Any, tmp_path: Path) -> None:
 
     code, out, err = await vms("camera", "list", "--json", cwd=tmp_path)
     assert code == 0 and json.loads(out.splitlines()[0])["site"]["name"] == "Gatehouse"
+
+    # a camera added by RTSP URL is renamed here; --site moves a camera (recordings with it)
+    code, out, err = await vms("site", "add", "Courtyard 7", cwd=tmp_path)
+    assert code == 0, err
+    code, out, err = await vms("camera", "add", "--rtsp", fleet.cameras[1].info()["rtsp"]["sub"],
+                               "--user", "admin", "--password-stdin", "--site", "Gatehouse",
+                               "--json", cwd=tmp_path, stdin=CAM_PASSWORD + "\n")
+    assert code == 0, err
+    rtsp_id = json.loads(out)["camera_id"]
+    code, out, err = await vms("camera", "set", str(rtsp_id), "--name", "Side gate", "--site",
+                               "Courtyard 7", "--json", cwd=tmp_path)
+    assert code == 0, err
+    changed = json.loads(out)
+    assert changed["renamed"]["name"] == "Side gate"
+    assert changed["site"]["site_name"] == "Courtyard 7"
+    assert changed["site"]["previous_site_id"] != changed["site"]["site_id"]

@@ -171,7 +171,7 @@ class _Garbage(asyncio.DatagramProtocol):
                               b"<s:Body><d:ProbeMatches", addr)
 
 
-async def test_malformed_answers_are_skipped_with_a_logged_reason(
+async def test_malformed_answers_are_reported_with_a_logged_reason(
         world: World, camsim_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
     fleet = await camsim_factory(count=2, password=CAM_PASSWORD)
     bad = fleet.cameras[1]
@@ -184,10 +184,13 @@ async def test_malformed_answers_are_skipped_with_a_logged_reason(
         job = await run_scan(world, "installer1", [*targets_of(fleet), garbage])
     finally:
         transport.close()
-    assert job["state"] == "done" and job["found"] == 2
+    # the garbage sender is shown too (never dropped silently), with why
+    assert job["state"] == "done" and job["found"] == 3
     statuses = {d["xaddr"]: d["status"] for d in job["devices"]}
     assert statuses[fleet.cameras[0].info()["onvif_url"]] == "ok"
     assert statuses[bad.info()["onvif_url"]] == "bad_response"
+    (unread,) = [d for d in job["devices"] if d["address"] == garbage]
+    assert unread["status"] == "bad_response" and "could not be read" in unread["message"]
     text = caplog.text
     assert f"discovery reply from {garbage} ignored" in text
     assert "unreadable answer" in text and bad.info()["onvif_url"].split("/")[2] in text

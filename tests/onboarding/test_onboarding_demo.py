@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -121,6 +122,22 @@ def test_demo_comes_up_adopts_its_cameras_and_stops_cleanly(tmp_path: Path) -> N
         assert all(c["mac"] for c in cameras)
         with opener.open(banner["url"] + "api/v1/audit?action=camera_adopt", timeout=10) as resp:
             assert len(json.loads(resp.read())["entries"]) >= 2
+        # the banner names its config and a `vms user add` line that reaches this database
+        assert f"config: {data / 'vms.toml'}" in banner["text"]
+        line = re.search(r"more users: (vms user add NAME .*--config \S+)", banner["text"])
+        assert line, banner["text"]
+        argv = [a if a != "NAME" else "resident1" for a in shlex.split(line.group(1))[1:]]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        added = subprocess.run([sys.executable, "-m", "vms.cli", *argv, "--password-stdin"],
+                               input="resident-pass-1\n", capture_output=True, text=True,
+                               env=env, cwd=tmp_path, timeout=30, check=False)
+        assert added.returncode == 0, added.stderr
+        login_as = json.dumps({"username": "resident1", "password": "resident-pass-1"}).encode()
+        request = urllib.request.Request(banner["url"] + "api/v1/auth/login", method="POST",
+                                         data=login_as,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert resp.status == 200
         tree = descendants(proc.pid)
 
         proc.send_signal(signal.SIGTERM)

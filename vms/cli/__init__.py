@@ -4,8 +4,11 @@ Part of the composition root (it may import everything; nothing but the root imp
 module per command group adds its commands with ``register(sub)``: :mod:`~vms.cli.server` (serve,
 migrate), :mod:`~vms.cli.sim` (demo, sim), :mod:`~vms.cli.onboarding` (discover, camera),
 :mod:`~vms.cli.recording` (check, recording), :mod:`~vms.cli.export`, :mod:`~vms.cli.verify`
-(verify, signing-key), :mod:`~vms.cli.users` (user, user token), :mod:`~vms.cli.sites`; what they
-share is in :mod:`~vms.cli.common`, which imports none of them. Every command has ``--help``;
+(verify, signing-key), :mod:`~vms.cli.users` (user, user token), :mod:`~vms.cli.sites`,
+:mod:`~vms.cli.storage`, :mod:`~vms.cli.retention`, :mod:`~vms.cli.events`,
+:mod:`~vms.cli.diagnostics`; what they share is in :mod:`~vms.cli.common`, which imports none of
+them. ``vms --help`` lists every command with its one-line help (a test checks it against the
+parser). Every command has ``--help``;
 commands that report data take ``--json`` (one JSON document, or one object a line for lists).
 Errors a person can fix are printed as one line on stderr with a non-zero exit code.
 """
@@ -35,11 +38,15 @@ from vms.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vms", description="Video management server")
+    parser = argparse.ArgumentParser(
+        prog="vms", description="Video management server: ONVIF cameras, recording, web UI.",
+        epilog="Run `vms COMMAND --help` for a command's options. Commands that touch data take "
+               "--config FILE (default ./vms.toml, else $VMS_CONFIG).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server.register(sub)
     sim.register(sub)
     onboarding.register(sub)
+    onboarding.register_camera(sub)
     recording.register(sub)
     export.register(sub)
     verify.register(sub)
@@ -49,7 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     retention.register(sub)
     events.register(sub)
     diagnostics.register(sub)
-    onboarding.register_camera(sub)
     return parser
 
 

@@ -42,10 +42,20 @@ def settings_of(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(path, overrides=over)
 
 
-def open_gateway(settings: Settings) -> Gateway:
-    """The database, migrated; the caller closes it."""
+def open_gateway(settings: Settings, *, read_only: bool = False) -> Gateway:
+    """The database, migrated; the caller closes it. ``read_only``: the command only reads, so a
+    SQLite database that does not exist yet is an error naming where it was looked for — never an
+    empty database made in a folder the command guessed."""
     from vms.db.gateway import Gateway
 
+    if read_only and not settings.database.url:
+        path = settings.data_dir / "vms.sqlite3"
+        if not path.exists():
+            where = (f"the configuration {settings.source}" if settings.source != "<defaults>"
+                     else "the defaults (no --config, no ./vms.toml, no $VMS_CONFIG)")
+            raise CliError(f"no database at {path} (data_dir from {where}): nothing to read. "
+                           "Give the server's configuration with --config FILE (vms demo prints "
+                           "its own); `vms migrate --config FILE` makes an empty database")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     gateway = Gateway(settings.database_url)
     gateway.migrate()

@@ -67,7 +67,7 @@ def cmd_events(args: argparse.Namespace) -> int:
                    plate=args.plate or "", limit=args.limit)
     everyone = Principal(user_id=0, username="cli", role="admin", site_ids=None,
                          rights=ROLE_RIGHTS["admin"])
-    gateway = open_gateway(settings_of(args))
+    gateway = open_gateway(settings_of(args), read_only=True)
     try:
         try:
             if args.camera is not None:

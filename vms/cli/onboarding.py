@@ -5,7 +5,8 @@ Part of the composition root (the CLI package): :func:`register` adds ``discover
 :func:`register_camera` the ``camera`` command. ``discover`` probes unicast targets (``--target``,
 repeatable) or, with no target, multicasts on the chosen ``--interface`` (default: every
 non-loopback IPv4 interface) — never both implicitly. With ``--user`` each device is interrogated
-too. ``--json`` prints one object a line.
+too. ``--json`` prints one object a line. A sender whose reply could not be read is a row too
+(status ``unparsed``, or ``bad_response`` with ``--user``) whose message says why.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ def register_camera(sub: Any) -> None:
 
     s = with_config(csub.add_parser("set", help="configure a camera over ONVIF"))
     s.add_argument("id", type=int)
-    s.add_argument("--name", help="rename (also the camera's host name)")
+    s.add_argument("--name", help="rename (also the camera's host name, over ONVIF; a camera "
+                                  "added by RTSP URL is renamed here only)")
+    s.add_argument("--site", metavar="NAME",
+                   help="move it to this site (its recordings go with it)")
     s.add_argument("--stream", choices=("main", "sub"), default="main")
     s.add_argument("--resolution", metavar="WxH", help="e.g. 1920x1080")
     s.add_argument("--fps", type=float)
@@ -139,10 +143,14 @@ async def _discover(args: argparse.Namespace, password: str, interfaces: list[st
     if not args.user:
         async for device in discover(args.target, interfaces=interfaces, timeout_s=args.timeout):
             count += 1
+            unparsed = device.message == "Unparsed"
             row = {"endpoint": device.endpoint, "address": device.sender,
                    "xaddr": preferred_xaddr(device), "name": device.name,
-                   "model": device.hardware, "mac": None, "status": "found",
-                   "message": device.message, "scopes": list(device.scopes)}
+                   "model": device.hardware, "mac": None,
+                   "status": "unparsed" if unparsed else "found",
+                   "message": (f"its discovery reply could not be read ({device.error})"
+                               if unparsed else device.message),
+                   "scopes": list(device.scopes)}
             _print_device(args, row)
     else:
         async for update in scan(args.target, args.user, password, interfaces=interfaces,
@@ -238,17 +246,33 @@ def cmd_camera_set(args: argparse.Namespace) -> int:
                    if wants_profile else None)
     except OnboardingError as exc:
         raise CliError(str(exc)) from None
-    request = ConfigureRequest(stream=args.stream, profile=profile, name=args.name,
-                               set_clock=args.set_clock, ntp_servers=args.ntp,
-                               reboot=args.reboot)
-    if not (profile or args.name or args.ntp or args.set_clock or args.reboot):
-        raise CliError("nothing to change: give --name, --resolution/--fps/--bitrate/--gop, "
-                       "--set-clock, --ntp or --reboot")
+    if not (profile or args.name or args.ntp or args.set_clock or args.reboot or args.site):
+        raise CliError("nothing to change: give --name, --site, --resolution/--fps/--bitrate/"
+                       "--gop, --set-clock, --ntp or --reboot")
     gateway, service = _service(settings)
+    actor = f"cli:{getpass.getuser()}"
     try:
+        site_id = _site_id(gateway, args.site)
+
+        async def change() -> dict[str, Any]:
+            result: dict[str, Any] = {"camera_id": args.id}
+            if site_id is not None:
+                result["site"] = await service.move(None, args.id, site_id, actor=actor)
+            cam = await service.load_camera(None, args.id)
+            # a camera without ONVIF (added by RTSP URL) is renamed here only
+            name_here = args.name if args.name and not cam.onvif_url else None
+            request = ConfigureRequest(stream=args.stream, profile=profile,
+                                       name=None if name_here else args.name,
+                                       set_clock=args.set_clock, ntp_servers=args.ntp,
+                                       reboot=args.reboot)
+            if name_here:
+                result["renamed"] = await service.rename(None, args.id, name_here, actor=actor)
+            if profile or request.name or args.ntp or args.set_clock or args.reboot:
+                result.update(await service.configure(None, args.id, request, actor=actor))
+            return result
+
         try:
-            result = asyncio.run(service.configure(None, args.id, request,
-                                                   actor=f"cli:{getpass.getuser()}"))
+            result = asyncio.run(change())
         except OnboardingError as exc:
             raise CliError(str(exc)) from None
         emit(args, result, lambda r: json.dumps(
@@ -266,7 +290,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
     from vms.catalog import camera_dict
     from vms.db import models as m
 
-    gateway = open_gateway(settings)
+    gateway = open_gateway(settings, read_only=args.camera_cmd == "list")
     try:
         if args.camera_cmd == "list":
             rows = gateway.read_sync(lambda: [

@@ -70,7 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from vms.clock import SystemClock
 
     settings = settings_of(args)
-    gateway = open_gateway(settings)
+    gateway = open_gateway(settings, read_only=True)
     try:
         running = is_locked(settings.data_dir)
         exclude: frozenset[int] = frozenset()

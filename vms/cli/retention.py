@@ -144,7 +144,7 @@ def _show(args: argparse.Namespace) -> int:
     from vms.db import models as m
 
     settings = settings_of(args)
-    gateway = open_gateway(settings)
+    gateway = open_gateway(settings, read_only=True)
     try:
         if args.camera is not None or args.site is not None:
             try:

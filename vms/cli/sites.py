@@ -34,7 +34,7 @@ def cmd_site(args: argparse.Namespace) -> int:
     from vms.db import models as m
 
     accounts = Accounts(SystemClock())
-    gateway = open_gateway(settings)
+    gateway = open_gateway(settings, read_only=args.site_cmd == "list")
     try:
         if args.site_cmd == "add":
             try:

@@ -144,7 +144,7 @@ def cmd_storage_status(args: argparse.Namespace) -> int:
     from vms.storage import StorageService
 
     settings = settings_of(args)
-    gateway = open_gateway(settings)
+    gateway = open_gateway(settings, read_only=True)
     service = StorageService(gateway, settings, SystemClock())
     everyone = Principal(user_id=0, username="cli", role="admin", site_ids=None,
                          rights=ROLE_RIGHTS["admin"])

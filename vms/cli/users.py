@@ -71,7 +71,8 @@ def cmd_user(args: argparse.Namespace) -> int:
 
     clock = SystemClock()
     accounts = Accounts(clock)
-    gateway = open_gateway(settings)
+    gateway = open_gateway(settings, read_only=args.user_cmd == "list" or (
+        args.user_cmd == "token" and getattr(args, "tok_cmd", "") == "list"))
     actor = getpass.getuser()
     try:
         if args.user_cmd == "add":

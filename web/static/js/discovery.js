@@ -1,5 +1,7 @@
-// Discovery page: start a scan, poll its progress, fill rows in, adopt one or all.
-// Credentials typed here are sent to the server with each request and never stored by the page.
+// Discovery page: one credentials form, a scan (a subnet and/or typed addresses), its progress and
+// rows, adopting one or all of what the scan found ready (with the credentials the scan was made
+// with: the server keeps them with the scan), and adding one camera by ONVIF address or RTSP URL.
+// Credentials typed here are sent to the server and never stored by the page.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -7,20 +9,23 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!root) return;
   const msg = root.dataset;
   const csrf = msg.csrf;
-  const scanForm = document.getElementById("scan-form");
-  const bulkForm = document.getElementById("bulk-form");
-  const progress = document.getElementById("scan-progress");
-  const stateText = document.getElementById("scan-state");
-  const errorBox = document.getElementById("scan-error");
+  const $ = (id) => document.getElementById(id);
+  const progress = $("scan-progress");
+  const stateText = $("scan-state");
+  const errorBox = $("scan-error");
   const tbody = document.querySelector("#scan-results tbody");
-  const bulkResult = document.getElementById("bulk-result");
+  const bulkResult = $("bulk-result");
   let jobId = null;
   let devices = [];
-  const adopted = new Map(); // xaddr -> result text
+  const adopted = new Map(); // xaddr -> result node
 
-  function showError(text) {
-    errorBox.textContent = text;
-    errorBox.hidden = !text;
+  // status code -> plain words (data-status-<code> on the root); unknown codes shown as they are
+  const statusText = (code) => root.getAttribute("data-status-" + code) || code;
+
+  function showError(lines) {
+    const unique = [...new Set((Array.isArray(lines) ? lines : [lines]).filter(Boolean))];
+    errorBox.textContent = unique.join("\n");
+    errorBox.hidden = unique.length === 0;
   }
 
   async function api(method, url, body) {
@@ -32,19 +37,12 @@ document.addEventListener("DOMContentLoaded", () => {
     });
     let data = null;
     try { data = await response.json(); } catch (e) { data = null; }
-    if (!response.ok) {
-      const message = data && data.error ? data.error.message : response.statusText;
-      throw new Error(message);
-    }
+    if (!response.ok) throw new Error(data && data.error ? data.error.message : response.statusText);
     return data;
   }
 
-  function credentials() {
-    return {
-      username: document.getElementById("scan-username").value,
-      password: document.getElementById("scan-password").value,
-    };
-  }
+  const credentials = () => ({username: $("scan-username").value, password: $("scan-password").value});
+  const siteId = () => ($("bulk-site").value ? Number($("bulk-site").value) : undefined);
 
   function cell(text) {
     const td = document.createElement("td");
@@ -52,11 +50,14 @@ document.addEventListener("DOMContentLoaded", () => {
     return td;
   }
 
+  const ready = (d) => d.status === "ok" || d.status === "clock_skew";
+
   function render() {
     tbody.replaceChildren();
     for (const d of devices) {
       const tr = document.createElement("tr");
       tr.dataset.xaddr = d.xaddr;
+      tr.dataset.status = d.status;
       tr.className = "device-row status-row-" + d.status;
       const pic = document.createElement("td");
       if (d.status === "ok" && d.profiles.some((p) => p.snapshot)) {
@@ -75,10 +76,14 @@ document.addEventListener("DOMContentLoaded", () => {
       const status = document.createElement("td");
       const badge = document.createElement("span");
       badge.className = "status status-" + d.status;
-      badge.textContent = d.status === "pending" ? msg.msgPending : d.status;
+      badge.textContent = statusText(d.status);
       status.append(badge);
       tr.append(status);
-      tr.append(cell(d.message));
+      // the message only when it says more than the status (never the same error twice): a
+      // wrong password is the status itself, its technical detail a tooltip
+      const quiet = ["ok", "pending", "auth_failed"].includes(d.status);
+      if (quiet && d.message) badge.title = d.message;
+      tr.append(cell(quiet ? "" : d.message));
       const action = document.createElement("td");
       const done = adopted.get(d.xaddr);
       if (done) {
@@ -89,12 +94,12 @@ document.addEventListener("DOMContentLoaded", () => {
         link.textContent = msg.msgKnown;
         action.append(link, " ");
       }
-      if (!done && (d.status === "ok" || d.status === "clock_skew")) {
+      if (!done && ready(d)) {
         const button = document.createElement("button");
         button.type = "button";
         button.className = "adopt-one";
         button.textContent = msg.msgAdopt;
-        button.addEventListener("click", () => adoptOne(d, button));
+        button.addEventListener("click", () => adopt([d.index], button));
         action.append(button);
       }
       tr.append(action);
@@ -110,22 +115,33 @@ document.addEventListener("DOMContentLoaded", () => {
     return link;
   }
 
-  async function adoptOne(device, button) {
+  // Adopt the devices at `indexes` (all ready ones when null) with the scan's own credentials.
+  async function adopt(indexes, button) {
+    if (!jobId) { showError(msg.msgScanFirst); return; }
+    const wanted = devices.filter((d) => ready(d) && !adopted.has(d.xaddr)
+                                         && (indexes === null || indexes.includes(d.index)));
+    if (!wanted.length) { bulkResult.textContent = msg.msgNothing; return; }
     button.disabled = true;
+    const label = button.textContent;
     button.textContent = msg.msgAdopting;
-    const site = document.getElementById("bulk-site").value;
-    const body = {onvif_url: device.xaddr, ...credentials(),
-                  set_clock: document.getElementById("bulk-set-clock").checked};
-    if (site) body.site_id = Number(site);
     try {
-      const data = await api("POST", "/api/v1/cameras", body);
-      adopted.set(device.xaddr, resultNode({...data.adoption}));
-      showError("");
+      const data = await api("POST", `/api/v1/discovery/${encodeURIComponent(jobId)}/adopt`, {
+        site_id: siteId(), set_clock: $("bulk-set-clock").checked,
+        devices: wanted.map((d) => d.index)});
+      for (const r of data.results) if (r.ok) adopted.set(r.xaddr, resultNode(r));
+      bulkResult.textContent = `${msg.msgAdopted}: ${data.adopted} · ${msg.msgFailed}: ${data.failed}`;
+      // one line per kind of failure, naming the cameras it hit
+      const byReason = new Map();
+      for (const r of data.results.filter((x) => !x.ok)) {
+        const reason = r.status ? statusText(r.status) : r.error;
+        byReason.set(reason, [...(byReason.get(reason) || []), r.xaddr.split("/")[2] || r.xaddr]);
+      }
+      showError([...byReason].map(([reason, hosts]) => `${reason}: ${hosts.join(", ")}`));
     } catch (e) {
-      showError(`${device.address}: ${e.message}`);
-      button.disabled = false;
-      button.textContent = msg.msgAdopt;
+      showError(e.message);
     }
+    button.disabled = false;
+    button.textContent = label;
     render();
   }
 
@@ -138,61 +154,59 @@ document.addEventListener("DOMContentLoaded", () => {
       const finished = ["done", "failed", "cancelled"].includes(job.state);
       stateText.textContent = `${finished ? msg.msgDone : msg.msgScanning} · ${msg.msgFound}: ${job.found}`;
       root.dataset.state = job.state;
-      if (job.error) showError(job.error);
+      showError(job.error);
       render();
       if (!finished) setTimeout(poll, 400);
-      else document.getElementById("scan-start").disabled = false;
+      else $("scan-start").disabled = false;
     } catch (e) {
       showError(e.message);
-      document.getElementById("scan-start").disabled = false;
+      $("scan-start").disabled = false;
     }
   }
 
-  scanForm.addEventListener("submit", async (event) => {
+  $("scan-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     showError("");
-    const targets = document.getElementById("scan-targets").value
-      .split(/[\s,]+/).map((t) => t.trim()).filter(Boolean);
-    const body = {targets, ...credentials(),
-                  timeout_s: Number(document.getElementById("scan-timeout").value) || 3};
-    document.getElementById("scan-start").disabled = true;
+    const targets = [$("scan-subnet").value, ...$("scan-targets").value.split(/[\s,]+/)]
+      .map((t) => t.trim()).filter(Boolean);
+    if (!targets.length) { showError(msg.msgNoTargets); return; }
+    const body = {targets, ...credentials(), timeout_s: Number($("scan-timeout").value) || 3};
+    $("scan-start").disabled = true;
     progress.value = 0;
     root.dataset.state = "starting";
     adopted.clear();
+    bulkResult.textContent = "";
     try {
       const data = await api("POST", "/api/v1/discovery", body);
       jobId = data.id;
       poll();
     } catch (e) {
       showError(e.message);
-      document.getElementById("scan-start").disabled = false;
+      $("scan-start").disabled = false;
     }
   });
 
-  bulkForm.addEventListener("submit", async (event) => {
+  $("bulk-adopt").addEventListener("click", (event) => adopt(null, event.currentTarget));
+
+  $("add-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const creds = credentials();
-    const username = document.getElementById("bulk-username").value || creds.username;
-    const password = document.getElementById("bulk-password").value || creds.password;
-    const xaddrs = devices.filter((d) => (d.status === "ok" || d.status === "clock_skew")
-                                         && !adopted.has(d.xaddr)).map((d) => d.xaddr);
-    if (!xaddrs.length) { bulkResult.textContent = msg.msgNothing; return; }
-    const button = document.getElementById("bulk-adopt");
+    const address = $("add-address").value.trim();
+    const body = {...credentials(), site_id: siteId()};
+    if (/^rtsps?:\/\//i.test(address)) body.rtsp_url = address;
+    else { body.onvif_url = address; body.set_clock = $("bulk-set-clock").checked; }
+    const name = $("add-name").value.trim();
+    if (name) body.name = name;
+    const button = $("add-submit");
     button.disabled = true;
+    const out = $("add-result");
+    out.replaceChildren();
     try {
-      const data = await api("POST", "/api/v1/cameras/bulk", {
-        site_id: Number(document.getElementById("bulk-site").value), username, password, xaddrs,
-        set_clock: document.getElementById("bulk-set-clock").checked});
-      for (const r of data.results) {
-        if (r.ok) adopted.set(r.xaddr, resultNode(r));
-      }
-      const failures = data.results.filter((r) => !r.ok).map((r) => `${r.xaddr}: ${r.error}`);
-      bulkResult.textContent = `${msg.msgAdopted}: ${data.adopted} · ${msg.msgFailed}: ${data.failed}`;
-      showError(failures.join("\n"));
+      const data = await api("POST", "/api/v1/cameras", body);
+      out.append(`${msg.msgAdded}: `, resultNode({...data.adoption, rebound: false}));
+      showError("");
     } catch (e) {
-      showError(e.message);
+      showError(`${address}: ${e.message}`);
     }
     button.disabled = false;
-    render();
   });
 });
