@@ -121,6 +121,13 @@ class PtzControl:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
 
+    def shutdown(self) -> None:
+        """Tell every control connection to close (the server is stopping)."""
+        for cam in self._cameras.values():
+            for queue in list(cam.listeners):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait({"closed": True})
+
     async def _close_idle(self) -> None:
         while True:
             await asyncio.sleep(min(10.0, self.options.idle_close_s))
