@@ -89,11 +89,14 @@ def new_owner(kind: str = "ws") -> str:
 
 
 class PtzControl:
-    """PTZ for the web layer and the CLI. ``onboarding`` loads cameras (scoped by the principal)
-    and makes their ONVIF clients."""
+    """PTZ for the web layer and the CLI. ``onboarding`` loads cameras (scoped by the principal;
+    ``None``: every camera, for the command line) and makes their ONVIF clients."""
 
-    def __init__(self, onboarding: Onboarding, options: PtzOptions | None = None) -> None:
+    def __init__(self, onboarding: Onboarding, options: PtzOptions | None = None, *,
+                 actor: str = "") -> None:
         self.onboarding = onboarding
+        self.actor = actor
+        """Who acts when no principal is given (the command line: ``cli:<user>``)."""
         self.gateway = onboarding.gateway
         self.clock = onboarding.clock
         self.options = options or PtzOptions()
@@ -276,7 +279,7 @@ class PtzControl:
                username: str = "", address: str = "", outcome: str = "ok") -> None:
         """Written off the request's path (the move is not held up by the database writer)."""
         def write() -> None:
-            audit.record(self.clock, "ptz", principal=principal, username=username,
+            audit.record(self.clock, "ptz", principal=principal, username=username or self.actor,
                          target=cam.name, site_id=cam.site_id, address=address, outcome=outcome,
                          detail={"camera_id": cam.id, **detail})
 
@@ -302,7 +305,7 @@ class PtzControl:
                                  timeout_s=self.options.camera_timeout_s)
                 session.refreshed_s = _now_s()
             return self.state(cam)
-        name = principal.username if principal is not None else username
+        name = principal.username if principal is not None else (username or self.actor)
         new = _Session(owner=owner, username=name,
                        user_id=principal.user_id if principal is not None else None,
                        started_us=self.clock.now_us(), started_s=now, alive_s=now,
