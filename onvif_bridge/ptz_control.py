@@ -153,9 +153,7 @@ class PtzControl:
         stored = await self.onboarding.load_camera(principal, camera_id)
         cam = self._cameras.get(camera_id)
         if cam is None:
-            raw = await self.gateway.read(
-                lambda: m.Camera.select(m.Camera.ptz_caps).where(m.Camera.id == camera_id)
-                .scalar())
+            raw = await self._stored_caps(camera_id)
             cam = _Camera(stored.id, stored.name, stored.site_id, stored,
                           ptz.caps_from_json(raw or ""))
             cam = self._cameras.setdefault(camera_id, cam)
@@ -163,8 +161,17 @@ class PtzControl:
                 with contextlib.suppress(OnboardingError):
                     await self._refresh(cam)
         else:
+            if (stored.onvif_url, stored.username, stored.password) != (
+                    cam.stored.onvif_url, cam.stored.username, cam.stored.password):
+                await self._drop_client(cam)  # re-bound or new credentials: connect afresh
+                cam.caps = ptz.caps_from_json(await self._stored_caps(camera_id))
             cam.stored = stored
         return cam
+
+    async def _stored_caps(self, camera_id: int) -> str:
+        raw = await self.gateway.read(
+            lambda: m.Camera.select(m.Camera.ptz_caps).where(m.Camera.id == camera_id).scalar())
+        return str(raw or "")
 
     def _caps(self, cam: _Camera) -> PtzCapabilities:
         if cam.caps is None:

@@ -121,6 +121,19 @@ async def test_websocket_hold_release_close_and_takeover(ptz_world_sqlite: PtzWo
         await close_ws(other)
         await w.wait_for(lambda s: not s["moving"], 0.5, "stop on close")
 
+        # the hard maximum: kept alive, but stopped after max_move_s all the same
+        from onvif_bridge.ptz_control import PtzOptions
+        from web.keys import SERVICES
+
+        w.world.app[SERVICES]["ptz"].options = PtzOptions(max_move_s=0.6)
+        await ws.send_json({"type": "move", "zoom": 0.5})
+        started = time.monotonic()
+        while w.ptz()["moving"] or time.monotonic() - started < 0.1:
+            assert time.monotonic() - started < 1.5, "not stopped at the hard maximum"
+            await ws.send_json({"type": "keepalive"})
+            await asyncio.sleep(0.1)
+        assert 0.5 < time.monotonic() - started < 1.0
+
         await ws.send_json({"type": "move", "pan": 3})
         error = await ws.receive_json(timeout=3)
         while error["type"] == "state":  # the state changes queued before it
@@ -131,7 +144,7 @@ async def test_websocket_hold_release_close_and_takeover(ptz_world_sqlite: PtzWo
         await close_ws(other)
     reasons = [r["reason"] for r in await audit_ptz(w) if r["op"] == "move_end"]
     assert reasons == ["released", "keepalive_lost", "taken over by installer1",
-                       "connection_closed"], reasons
+                       "connection_closed", "max_duration"], reasons
 
 
 async def test_presets_home_relative_rights_and_sites(ptz_world_sqlite: PtzWorld,

@@ -122,6 +122,7 @@
       clearInterval(keepalive);
       keepalive = null;
       holding = null;
+      for (const b of root.querySelectorAll("[aria-pressed=true]")) b.setAttribute("aria-pressed", "false");
     }
   }
 
