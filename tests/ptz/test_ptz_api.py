@@ -40,17 +40,21 @@ async def test_move_stop_deadman_and_audit(ptz_world: PtzWorld) -> None:
 
     # continuous move, kept alive by repeating it, then stop
     move = f"/api/v1/cameras/{w.camera_id}/ptz/move"
+    held = time.monotonic()
     resp = await w.api("POST", move, "operator1", {"pan": 0.5, "tilt": -0.25})
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["user"] == "operator1"
     assert w.ptz()["moving"]
-    for _ in range(3):
-        await asyncio.sleep(0.2)
+    for _ in range(6):  # 0.1 s apart: well inside the 0.5 s dead-man time
+        await asyncio.sleep(0.1)
         assert (await w.api("POST", move, "operator1", {"pan": 0.5, "tilt": -0.25})).status == 200
     resp = await w.api("POST", f"/api/v1/cameras/{w.camera_id}/ptz/stop", "operator1")
     assert resp.status == 200 and not (await resp.json())["moving"]
+    held_s = time.monotonic() - held
     stopped = w.ptz()
-    assert not stopped["moving"] and 0.2 < stopped["pan"] < 0.5 and stopped["tilt"] < -0.1
+    # moved for as long as it was held (0.5 a second), not beyond: well past the dead-man time
+    assert not stopped["moving"] and 0.3 < stopped["pan"] <= 0.5 * held_s + 0.01, (stopped, held_s)
+    assert stopped["tilt"] < -0.15
     await asyncio.sleep(0.3)
     assert w.ptz()["pan"] == stopped["pan"]  # it stays stopped
 
@@ -119,7 +123,7 @@ async def test_websocket_hold_release_close_and_takeover(ptz_world_sqlite: PtzWo
         assert w.ptz()["moving"]
         # closing the holder's socket stops the camera at once
         await close_ws(other)
-        await w.wait_for(lambda s: not s["moving"], 0.5, "stop on close")
+        await w.wait_for(lambda s: not s["moving"], 1.0, "stop on close")
 
         # the hard maximum: kept alive, but stopped after max_move_s all the same
         from onvif_bridge.ptz_control import PtzOptions
