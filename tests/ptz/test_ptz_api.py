@@ -189,6 +189,13 @@ async def test_presets_home_relative_rights_and_sites(ptz_world_sqlite: PtzWorld
     assert resp.status == 424  # the camera refused (ter:NoToken)
     resp = await w.api("GET", f"{base}/status", "installer1")
     assert abs((await resp.json())["pan"] - 0.5) < 1e-6
+    # capabilities read again on demand, and stored
+    await w.world.app[GATEWAY].write(lambda: m.Camera.update(ptz_caps="").where(
+        m.Camera.id == w.camera_id).execute())
+    resp = await w.api("POST", f"{base}/capabilities", "installer1")
+    assert resp.status == 200 and (await resp.json())["capabilities"]["relative"]
+    stored = await w.world.app[GATEWAY].read(lambda: m.Camera.get_by_id(w.camera_id).ptz_caps)
+    assert json.loads(stored)["profile_token"] == "Profile_1"
 
     # a camera without PTZ: capabilities say so, moves are refused with a reason
     fixed = (await camsim_factory(count=1, password="ptz-Cam-pass-77", rtsp=False, ptz=False,
