@@ -488,7 +488,8 @@ class VirtualCamera:
             pt_moving, zoom_moving = st.ptz.moving()
             ptz_state = {"pan": round(pos.pan, 6), "tilt": round(pos.tilt, 6),
                          "zoom": round(pos.zoom, 6), "moving": pt_moving or zoom_moving,
-                         "presets": {t: p.name for t, p in st.ptz.presets.items()}}
+                         "presets": {t: p.name for t, p in st.ptz.presets.items()},
+                         "calls": [{"op": op, "at_us": at_us} for op, at_us in st.ptz.calls]}
         return {
             "name": self.name,
             "available": self.soap.available,

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import peewee as pw
 
+from onvif_bridge import ptz
 from onvif_bridge.client import (
     DEFAULT_TIMEOUT_S,
     OnvifClient,
@@ -258,6 +259,7 @@ class Onboarding:
         if report.status != Status.OK:
             raise OnboardingError(report.message, "camera", report=report)
         main, sub = choose_streams(report)
+        ptz_caps = await self._ptz_caps(xaddr, username, password, name, report, main)
         info = report.device_info
         default_name = name or default_camera_name(report)
 
@@ -279,6 +281,8 @@ class Onboarding:
                 serial=info.serial_number if info else "",
                 clock_offset_us=report.clock_offset_us or 0, updated_us=now,
             )
+            if ptz_caps:
+                fields["ptz_caps"] = ptz_caps
             previous = ""
             if existing is not None:
                 if principal is not None and not principal.sees_site(existing.site_id):
@@ -321,6 +325,21 @@ class Onboarding:
                     "adopted" if result.created else "re-bound", report.address, result.site_id)
         await self._changed(result.camera_id)
         return result
+
+    async def _ptz_caps(self, xaddr: str, username: str, password: str, name: str | None,
+                        report: DeviceReport, main: ProfileReport) -> str:
+        """The camera's PTZ capabilities as stored (``ptz.caps_json``); "" when they could not be
+        read — adoption goes on, and they can be refreshed later."""
+        try:
+            async with OnvifClient(xaddr, username, password, clock=self.clock,
+                                   timeout_s=self.timeout_s, name=name) as client:
+                await client.measure_clock()
+                caps = await ptz.probe_capabilities(
+                    client, tuple(p.profile for p in report.profiles), main.profile.token)
+        except OnvifError as exc:
+            logger.warning("camera %s: PTZ capabilities not read (%s)", report.address, exc)
+            return ""
+        return ptz.caps_json(caps)
 
     def _check_site(self, principal: Principal | None, site_id: int | None) -> None:
         if site_id is None or principal is None:

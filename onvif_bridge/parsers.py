@@ -29,6 +29,7 @@ from onvif_bridge.models import (
     SystemDateAndTime,
     VideoEncoderConfig,
 )
+from onvif_bridge.ptz_parse import is_ptz_answer, parse_ptz_operation
 from onvif_bridge.wsd import parse_discovery_element
 from onvif_bridge.xml import (
     Element,
@@ -449,6 +450,8 @@ def parse_operation(operation: Element) -> ParsedResponse:
         return video_encoder(config)
     if name in ("PullMessagesResponse", "Notify"):
         return parse_pull_messages_element(operation)
+    if is_ptz_answer(operation):
+        return parse_ptz_operation(operation)
     return GenericResponse(operation=name, namespace=namespace(operation.tag))
 
 

@@ -70,6 +70,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_event_store_ctx)
     app.on_shutdown.append(_event_feed_shutdown)
     app.cleanup_ctx.append(_onboarding_ctx)
+    app.cleanup_ctx.append(_ptz_ctx)
+    app.on_shutdown.append(_ptz_shutdown)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
     app.cleanup_ctx.append(_exports_ctx)
@@ -291,6 +293,28 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SCHEDULER].remove_job("encoder_drift")
         await drift.stop()
         await jobs.stop()
+
+
+async def _ptz_ctx(app: web.Application) -> AsyncIterator[None]:
+    """PTZ control (onvif_bridge/ptz_control.py): move sessions with their dead-man timers; on
+    shutdown every move in progress gets its Stop."""
+    from onvif_bridge.ptz_control import PtzControl
+
+    control = PtzControl(app[SERVICES]["onboarding"])
+    await control.start()
+    app[SERVICES]["ptz"] = control
+    try:
+        yield
+    finally:
+        app[SERVICES].pop("ptz", None)
+        await control.close()
+
+
+async def _ptz_shutdown(app: web.Application) -> None:
+    """Before the server waits for open requests: end every PTZ control WebSocket."""
+    control = app[SERVICES].get("ptz")
+    if control is not None:
+        control.shutdown()
 
 
 async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -23,6 +23,7 @@ from web import (
     views_export,
     views_live,
     views_playback,
+    views_ptz,
     views_recording,
     views_retention,
     views_storage,
@@ -51,6 +52,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_export.routes,
     views_recording.routes, views_retention.routes,
     views_storage.routes, views_events.routes,
+    views_ptz.routes,
 )
 
 

@@ -2,7 +2,8 @@
 
 Generic spaces only (pan/tilt -1..1, zoom 0..1). ContinuousMove sets a velocity that is
 integrated against the clock whenever the position is read, stopping at the limits or when its
-Timeout runs out; Absolute/Relative moves and presets are instantaneous.
+Timeout runs out; Absolute/Relative moves and presets are instantaneous. Moves and stops are recorded with the
+time they arrived (``PtzState.calls``, shown by the control API's state) for the PTZ benchmark.
 """
 
 from __future__ import annotations
@@ -77,6 +78,24 @@ def configuration_xml(tag: str) -> str:
         f"<tt:PanTiltLimits>{_space2d('tt:Range', PT_POSITION, -1, 1)}</tt:PanTiltLimits>"
         f"<tt:ZoomLimits>{_space1d('tt:Range', ZOOM_POSITION, 0, 1)}</tt:ZoomLimits>"
         f"</{tag}>"
+    )
+
+
+def configuration_options_xml() -> str:
+    """The options of our one configuration: the node's spaces and a Timeout range (PT1S..PT600S,
+    as the Hikvision DS-2DF7276-AEL answers)."""
+    return (
+        "<tptz:PTZConfigurationOptions><tt:Spaces>"
+        + _space2d("tt:AbsolutePanTiltPositionSpace", PT_POSITION, -1, 1)
+        + _space1d("tt:AbsoluteZoomPositionSpace", ZOOM_POSITION, 0, 1)
+        + _space2d("tt:RelativePanTiltTranslationSpace", PT_TRANSLATION, -1, 1)
+        + _space1d("tt:RelativeZoomTranslationSpace", ZOOM_TRANSLATION, -1, 1)
+        + _space2d("tt:ContinuousPanTiltVelocitySpace", PT_VELOCITY, -1, 1)
+        + _space1d("tt:ContinuousZoomVelocitySpace", ZOOM_VELOCITY, -1, 1)
+        + _space1d("tt:PanTiltSpeedSpace", PT_SPEED, 0, 1)
+        + _space1d("tt:ZoomSpeedSpace", ZOOM_SPEED, 0, 1)
+        + "</tt:Spaces><tt:PTZTimeout><tt:Min>PT1S</tt:Min><tt:Max>PT600S</tt:Max></tt:PTZTimeout>"
+        "</tptz:PTZConfigurationOptions>"
     )
 
 
@@ -160,6 +179,14 @@ def build(state: CameraState) -> Service:
         return ("<tptz:GetConfigurationResponse>" + configuration_xml("tptz:PTZConfiguration")
                 + "</tptz:GetConfigurationResponse>")
 
+    async def get_configuration_options(req: Request) -> str:
+        token = text_local(req.body, "ConfigurationToken")
+        if token != CONFIG:
+            raise SoapFault(f"no PTZ configuration {token!r}",
+                            subcodes=("ter:InvalidArgVal", "ter:NoConfig"))
+        return ("<tptz:GetConfigurationOptionsResponse>" + configuration_options_xml()
+                + "</tptz:GetConfigurationOptionsResponse>")
+
     async def get_status(req: Request) -> str:
         ptz = ptz_for(req)
         pos = ptz.position()
@@ -176,6 +203,7 @@ def build(state: CameraState) -> Service:
 
     async def continuous_move(req: Request) -> str:
         ptz = ptz_for(req)
+        ptz.record("ContinuousMove")
         velocity = _read_vector(find_local(req.body, "Velocity"))
         timeout_text = text_local(req.body, "Timeout")
         try:
@@ -187,6 +215,7 @@ def build(state: CameraState) -> Service:
 
     async def stop(req: Request) -> str:
         ptz = ptz_for(req)
+        ptz.record("Stop")
         pan_tilt = text_local(req.body, "PanTilt", default="true") != "false"
         zoom = text_local(req.body, "Zoom", default="true") != "false"
         ptz.stop(pan_tilt, zoom)
@@ -194,11 +223,13 @@ def build(state: CameraState) -> Service:
 
     async def absolute_move(req: Request) -> str:
         ptz = ptz_for(req)
+        ptz.record("AbsoluteMove")
         ptz.absolute_move(_read_vector(find_local(req.body, "Position"), ptz.position()))
         return "<tptz:AbsoluteMoveResponse/>"
 
     async def relative_move(req: Request) -> str:
         ptz = ptz_for(req)
+        ptz.record("RelativeMove")
         ptz.relative_move(_read_vector(find_local(req.body, "Translation")))
         return "<tptz:RelativeMoveResponse/>"
 
@@ -252,6 +283,7 @@ def build(state: CameraState) -> Service:
     svc.op("GetNode", get_node)
     svc.op("GetConfigurations", get_configurations)
     svc.op("GetConfiguration", get_configuration)
+    svc.op("GetConfigurationOptions", get_configuration_options)
     svc.op("GetStatus", get_status)
     svc.op("ContinuousMove", continuous_move)
     svc.op("Stop", stop)

@@ -8,6 +8,7 @@ that need the network (URLs of its own services, the RTSP server, reboot).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -153,6 +154,7 @@ class PtzState:
     """
 
     UNITS_PER_S = 1.0
+    CALLS_KEPT = 512
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -163,6 +165,11 @@ class PtzState:
         self.home = PtzVector()
         self.presets: dict[str, Preset] = {}
         self._next_preset = 1
+        self.calls: deque[tuple[str, int]] = deque(maxlen=self.CALLS_KEPT)
+        """(operation, wall-clock µs it arrived) of the last moves and stops, oldest first."""
+
+    def record(self, operation: str) -> None:
+        self.calls.append((operation, self._clock.now_us()))
 
     def position(self) -> PtzVector:
         now_us = self._clock.monotonic_us()

@@ -108,6 +108,11 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/cameras/{id}/events/settings"): "manage_cameras",
     ("POST", "/api/v1/cameras/{id}/holds"): "export",
     ("DELETE", "/api/v1/cameras/{id}/holds/{hold_id}"): "export",
+    **{(method, "/api/v1/cameras/{id}/ptz" + tail): "ptz" for method, tail in (
+        ("GET", ""), ("POST", "/capabilities"), ("GET", "/status"), ("POST", "/move"),
+        ("POST", "/stop"), ("POST", "/relative"), ("POST", "/absolute"), ("GET", "/presets"),
+        ("POST", "/presets"), ("PUT", "/presets/{token}"), ("DELETE", "/presets/{token}"),
+        ("POST", "/presets/{token}/goto"), ("POST", "/home"), ("PUT", "/home"), ("GET", "/ws"))},
 }
 
 CAMERA_SCOPED = {path for (_m, path) in EXPECTED if "/cameras/{id}" in path}
@@ -235,7 +240,13 @@ ADMIN_SCOPE = {
 }
 
 
+# GETs that act: the PTZ control WebSocket moves cameras, so it needs "control".
+CONTROL_GETS = {("GET", "/api/v1/cameras/{id}/ptz/ws")}
+
+
 def expected_scope(method: str, path: str) -> str:
+    if (method, path) in CONTROL_GETS:
+        return "control"
     if method == "GET":
         return "read"
     return "admin" if (method, path) in ADMIN_SCOPE else "control"

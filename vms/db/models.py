@@ -164,6 +164,8 @@ class Camera(BaseModel):
     """Event types the event store keeps for this camera (comma-separated; vms/events.py)."""
     event_types_recorded = pw.CharField(max_length=200, default=EVENT_TYPES_RECORDED)
     """Event types that trigger recording (event mode) and mark segments ``event``."""
+    ptz_caps = pw.TextField(default="")
+    """PTZ capabilities, JSON (onvif_bridge/ptz_parse.py); '' never read, '{}' no PTZ."""
 
     class Meta:
         constraints = [
