@@ -30,8 +30,8 @@ from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock, check_instant, parse_instant
 from vms.db import models as m
-from web.inputs import bad_request, get_str, json_object, match_id, query_instant
 from web import i18n
+from web.inputs import bad_request, get_str, json_object, match_id, query_instant
 from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of
 from web.middleware import client_address
 from web.render import render

@@ -82,9 +82,9 @@ async def column_colours(page: Any, x: float, g: dict[str, float],
 async def tip_at(page: Any, x: float, y: float) -> dict[str, str]:
     await page.mouse.move(x, y)
     await wait_js(page, f"(() => {{ const t = document.getElementById('pb-tip');"
+                        f" const left = {CANVAS}.getBoundingClientRect().left;"
                         f" return !t.hidden && Math.abs(Number(t.dataset.atUs) / 1000 - "
-                        f"window.VmsPlayback.timeline.tOf({x} - {CANVAS}.getBoundingClientRect().left)) < 50; }})()",
-                  5)
+                        f"window.VmsPlayback.timeline.tOf({x} - left)) < 50; }})()", 5)
     return await page.evaluate("(() => { const t = document.getElementById('pb-tip');"
                                " return {type: t.dataset.type, kind: t.dataset.kind,"
                                " reason: t.dataset.reason, text: t.innerText}; })()")
@@ -100,7 +100,7 @@ async def test_timeline_gaps_previews_panning_and_multi_camera(browser, server: 
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     assert (await context.request.post("/api/v1/auth/login", data={
         "username": "pb_admin", "password": PASSWORD})).ok
-    first, last = rec.segments[0]["start_us"], rec.segments[-1]["end_us"]
+    first = rec.segments[0]["start_us"]
     await page.goto(f"/cameras/{rec.camera_id}/playback?at={first + 200_000}")
     await wait_js(page, f"{VIDEO}.readyState >= 2")
 
