@@ -2,7 +2,7 @@
 one touch-capable context): the timeline is on screen without scrolling; a recording gap is drawn
 red and "not recorded" is not, each with its reason on hover; hovering a recorded instant shows its
 preview picture (the keyframe at or before it); dragging with the mouse or a finger pans freely and
-never snaps back to the playhead; a pinch zooms; the multi-camera page is in the navigation, lets
+never snaps back to the playhead; a pinch zooms; a tap on a gap tells its reason; the multi-camera page is in the navigation, lets
 the user choose its cameras, and keeps the instant when switching pages (``?at=``)."""
 
 from __future__ import annotations
@@ -207,6 +207,16 @@ async def test_timeline_gaps_previews_panning_and_multi_camera(browser, server: 
     await page.wait_for_timeout(300)
     pinched = await geometry(page)
     assert 0.45 < (pinched["end"] - pinched["start"]) / span < 0.55, (pinched, span)
+    # a tap on a gap tells its reason (no hover on a touch screen)
+    g = await set_view(page, first / 1000 - 8_000, 60_000)
+    gap_x = x_of(g, (gap_start + gap_end) / 2000)
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [
+        {"x": gap_x, "y": y, "id": 1}]})
+    await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    await wait_js(page, "!document.getElementById('pb-tip').hidden", 3)
+    tapped = await page.evaluate("(() => { const t = document.getElementById('pb-tip');"
+                                 " return [t.dataset.reason, t.innerText]; })()")
+    assert tapped[0] == "camera_lost" and "connection to the camera lost" in tapped[1], tapped
 
     # ---- the multi-camera page: in the navigation, choose cameras, keep the instant -------------
     await page.click("#pb-follow")

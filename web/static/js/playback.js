@@ -290,8 +290,10 @@
     if (wallMs != null) timeline.centerOn(wallMs);
   });
   followButton.classList.add("pb-on");
-  document.getElementById("pb-zoom-in").addEventListener("click", () => timeline.zoom(0.5, wallMs));
-  document.getElementById("pb-zoom-out").addEventListener("click", () => timeline.zoom(2, wallMs));
+  // the buttons zoom around the playhead while following it, else around the middle of the view
+  const zoomAnchor = () => (timeline.follow ? wallMs : null);
+  document.getElementById("pb-zoom-in").addEventListener("click", () => timeline.zoom(0.5, zoomAnchor()));
+  document.getElementById("pb-zoom-out").addEventListener("click", () => timeline.zoom(2, zoomAnchor()));
   document.getElementById("pb-next-event").addEventListener("click", () => {
     const now = wallMs == null ? -Infinity : wallMs;
     const next = events.find((e) => e.start_ms > now + 1000);
