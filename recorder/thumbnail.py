@@ -1,22 +1,26 @@
 """Timeline preview pictures: a small JPEG of the keyframe at or before a recorded instant, cached.
 
-The segment holding the instant comes from the index; the file is opened with PyAV and seeked to
-the keyframe at or before the instant, then only packets are read (no decoding) to find the last
-keyframe at or before it. That one keyframe is decoded on its own (an IDR needs no other frame),
-scaled to :data:`THUMB_WIDTH` pixels wide and encoded as JPEG. Nothing else is decoded and the stream
-is never transcoded, so hovering over a timeline costs one keyframe per GOP, at most once: pictures
-are kept in a :class:`ThumbnailCache` (least recently used first out, bounded in bytes and entries)
-keyed by segment and keyframe, so every instant of one GOP is answered from memory after the first.
+The segment holding the instant comes from the index. Its keyframes are listed once from the
+container's own sample index (``index_entries``, which the MP4 demuxer builds from the moov/moof
+boxes when the file is opened: no media is read), their presentation times being the decode times
+plus the first keyframe's composition offset (one packet read). That list is cached per segment, so
+finding the keyframe at or before an instant is a bisection. The keyframe is then decoded on its
+own (an IDR needs no other frame), scaled to :data:`THUMB_WIDTH` pixels wide and encoded as JPEG.
+Nothing else is decoded and the stream is never transcoded. Pictures are kept in a
+:class:`ThumbnailCache` (least recently used first out, bounded in bytes and entries) keyed by
+segment and keyframe, so every instant of one GOP is answered from memory after the first.
 Blocking: run :func:`keyframe_thumbnail` in a thread.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from recorder.snapshot import SnapshotError, encode_jpeg
 
@@ -24,10 +28,12 @@ THUMB_WIDTH = 240
 """Width of a preview picture in pixels (height keeps the aspect ratio, rounded to even)."""
 JPEG_QUALITY = 6
 """The mjpeg quantiser of previews (2 best … 31 worst)."""
-SEEK_MARGIN_US = 2_000_000
-"""How far before the instant the demuxer is seeked (more than a B-frame reorder delay)."""
 CACHE_MAX_BYTES = 16 * 1024 * 1024
 CACHE_MAX_ENTRIES = 4_096
+KEYFRAME_LISTS_MAX = 4_096
+"""Segments whose keyframe lists are kept (a list is a few dozen integers)."""
+MAX_PACKETS = 100_000
+"""Packets read at most to list keyframes when a file has no sample index (bounded loop)."""
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,22 @@ class Thumbnail:
 
 
 @dataclass(frozen=True)
-class Keyframe:
-    """Where the keyframe at or before an instant is, found by reading packets only."""
+class Keyframes:
+    """A segment's keyframes: presentation times (stream time base), ascending."""
 
-    pts: int
-    pts_s: float         # relative to the stream's start, seconds
-    frame_us: int
+    pts: tuple[int, ...]
+    base_pts: int
+    time_base: Fraction
+
+    def at_or_before(self, offset_us: int) -> int:
+        """The pts of the keyframe at or before ``offset_us`` into the file (the first keyframe
+        for an instant before it)."""
+        target = self.base_pts + int(Fraction(max(0, offset_us), 1_000_000) / self.time_base)
+        i = bisect.bisect_right(self.pts, target) - 1
+        return self.pts[max(0, i)]
+
+    def seconds(self, pts: int) -> float:
+        return float((pts - self.base_pts) * self.time_base)
 
 
 class ThumbnailCache:
@@ -56,6 +72,7 @@ class ThumbnailCache:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self._items: OrderedDict[tuple[int, int], Thumbnail] = OrderedDict()
+        self._keyframes: OrderedDict[int, Keyframes] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -78,6 +95,20 @@ class ThumbnailCache:
             self.hits += 1
             return found
 
+    def keyframes(self, segment_id: int) -> Keyframes | None:
+        with self._lock:
+            found = self._keyframes.get(segment_id)
+            if found is not None:
+                self._keyframes.move_to_end(segment_id)
+            return found
+
+    def put_keyframes(self, segment_id: int, keys: Keyframes) -> None:
+        with self._lock:
+            self._keyframes[segment_id] = keys
+            self._keyframes.move_to_end(segment_id)
+            while len(self._keyframes) > KEYFRAME_LISTS_MAX:
+                self._keyframes.popitem(last=False)
+
     def put(self, key: tuple[int, int], thumb: Thumbnail) -> None:
         if len(thumb.jpeg) > self.max_bytes:
             return
@@ -93,87 +124,99 @@ class ThumbnailCache:
                 self._bytes -= len(dropped.jpeg)
 
 
-def find_keyframe(path: Path, segment_start_us: int, at_us: int) -> Keyframe:
-    """The keyframe of ``path`` at or before ``at_us``, found by demuxing only."""
+def list_keyframes(container: Any, path: Path) -> Keyframes:
+    """The keyframes of an open file: from its sample index when it has one (no media read but
+    one packet), else by reading its packets (bounded by :data:`MAX_PACKETS`)."""
     import av
 
-    offset_us = max(0, at_us - segment_start_us)
-    try:
-        with av.open(str(path)) as container:
-            vstream, tb, base_pts = _video(container, path)
-            target_pts = base_pts + int(Fraction(offset_us, 1_000_000) / tb)
-            # seek a margin early: the demuxer seeks by decode time, and a keyframe's decode time
-            # can lie before the target while its presentation time lies after it
-            margin = int(Fraction(SEEK_MARGIN_US, 1_000_000) / tb)
-            container.seek(max(0, target_pts - margin), stream=vstream, backward=True,
-                           any_frame=False)
-            best: int | None = None
-            first: int | None = None
-            try:
-                for packet in container.demux(vstream):
-                    if packet.pts is None:
-                        continue
-                    if packet.dts is not None and packet.dts > target_pts:
-                        break  # decode order: every later packet is presented after the target
-                    if packet.is_keyframe:
-                        if first is None:
-                            first = packet.pts
-                        if packet.pts <= target_pts:
-                            best = packet.pts if best is None else max(best, packet.pts)
-            except av.error.FFmpegError:  # truncated tail of a crashed segment
-                if best is None and first is None:
-                    raise
-            best = first if best is None else best  # an instant before the file's first keyframe
-            if best is None:
-                raise SnapshotError(f"{path.name}: no keyframe at +{offset_us / 1e6:.3f}s")
-            pts_s = float((best - base_pts) * tb)
-            return Keyframe(best, pts_s, segment_start_us + round(pts_s * 1_000_000))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise SnapshotError(f"{path.name}: cannot read: {exc}") from exc
-
-
-def decode_keyframe(path: Path, key: Keyframe, *, width: int = THUMB_WIDTH,
-                    quality: int = JPEG_QUALITY) -> Thumbnail:
-    """Decode the keyframe ``key`` of ``path`` alone and encode it as a small JPEG."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            vstream, _tb, _base = _video(container, path)
-            container.seek(key.pts, stream=vstream, backward=True, any_frame=False)
-            codec = av.CodecContext.create(vstream.codec_context.name, "r")
-            codec.extradata = vstream.codec_context.extradata
-            frame = None
-            for packet in container.demux(vstream):
-                if packet.dts is not None and packet.dts > key.pts:
-                    break
-                if packet.pts != key.pts or not packet.is_keyframe:
-                    continue
-                frames = list(codec.decode(packet)) + list(codec.decode(None))
-                frame = frames[0] if frames else None
+    vstream, tb, base_pts = _video(container, path)
+    dts = [e.timestamp for e in vstream.index_entries if e.is_keyframe]
+    pts: list[int] = []
+    if dts:
+        # the index holds decode times; a keyframe is presented its composition offset later (the
+        # encoder's reorder delay, the same for every keyframe of a stream)
+        container.seek(dts[0], stream=vstream, backward=True, any_frame=False)
+        offset = 0
+        for count, packet in enumerate(container.demux(vstream)):
+            if packet.dts is not None and packet.dts >= dts[0] or count > 1_000:
+                if packet.pts is not None and packet.dts is not None and packet.is_keyframe:
+                    offset = packet.pts - packet.dts
                 break
-            if frame is None:
-                raise SnapshotError(f"{path.name}: keyframe at {key.pts_s:.3f}s did not decode")
-            height = max(2, round(frame.height * width / frame.width / 2) * 2)
-            jpeg = encode_jpeg(frame.reformat(width=width, height=height), quality)
-            return Thumbnail(jpeg, key.frame_us, key.pts_s, width, height)
-    except (av.error.FFmpegError, OSError) as exc:
-        raise SnapshotError(f"{path.name}: cannot decode: {exc}") from exc
+        pts = sorted(d + offset for d in dts)
+    else:
+        container.seek(0, stream=vstream, backward=True, any_frame=False)
+        try:
+            for count, packet in enumerate(container.demux(vstream)):
+                if count > MAX_PACKETS:
+                    break
+                if packet.is_keyframe and packet.pts is not None:
+                    pts.append(packet.pts)
+        except av.error.FFmpegError:  # truncated tail of a crashed segment
+            if not pts:
+                raise
+        pts.sort()
+    if not pts:
+        raise SnapshotError(f"{path.name}: no keyframe")
+    return Keyframes(tuple(pts), base_pts, Fraction(tb))
+
+
+def decode_keyframe(container: Any, path: Path, pts: int, *, width: int = THUMB_WIDTH,
+                    quality: int = JPEG_QUALITY) -> tuple[bytes, int, int]:
+    """Decode the keyframe presented at ``pts`` of an open file alone: (small JPEG, its width,
+    its height)."""
+    import av
+
+    vstream, _tb, _base = _video(container, path)
+    container.seek(pts, stream=vstream, backward=True, any_frame=False)
+    codec = av.CodecContext.create(vstream.codec_context.name, "r")
+    codec.extradata = vstream.codec_context.extradata
+    frame = None
+    for packet in container.demux(vstream):
+        if packet.dts is not None and packet.dts > pts:
+            break
+        if packet.pts != pts or not packet.is_keyframe:
+            continue
+        frames = list(codec.decode(packet)) + list(codec.decode(None))
+        frame = frames[0] if frames else None
+        break
+    if frame is None:
+        raise SnapshotError(f"{path.name}: the keyframe at pts {pts} did not decode")
+    height = max(2, round(frame.height * width / frame.width / 2) * 2)
+    return encode_jpeg(frame.reformat(width=width, height=height), quality), width, height
 
 
 def keyframe_thumbnail(cache: ThumbnailCache, segment_id: int, path: Path, segment_start_us: int,
                        at_us: int) -> tuple[Thumbnail, bool]:
-    """(the preview of the keyframe at or before ``at_us``, whether it came from ``cache``)."""
-    key = find_keyframe(path, segment_start_us, at_us)
-    cached = cache.get((segment_id, key.pts))
-    if cached is not None:
-        return cached, True
-    thumb = decode_keyframe(path, key)
-    cache.put((segment_id, key.pts), thumb)
+    """(the preview of the keyframe at or before ``at_us``, whether it came from ``cache``).
+
+    A known segment and keyframe touch no file; otherwise the file is opened once."""
+    import av
+
+    offset_us = at_us - segment_start_us
+    keys = cache.keyframes(segment_id)
+    if keys is not None:
+        found = cache.get((segment_id, keys.at_or_before(offset_us)))
+        if found is not None:
+            return found, True
+    try:
+        with av.open(str(path)) as container:
+            if keys is None:
+                keys = list_keyframes(container, path)
+                cache.put_keyframes(segment_id, keys)
+                found = cache.get((segment_id, keys.at_or_before(offset_us)))
+                if found is not None:
+                    return found, True
+            pts = keys.at_or_before(offset_us)
+            jpeg, width, height = decode_keyframe(container, path, pts)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise SnapshotError(f"{path.name}: cannot decode: {exc}") from exc
+    pts_s = keys.seconds(pts)
+    thumb = Thumbnail(jpeg, segment_start_us + round(pts_s * 1_000_000), pts_s, width, height)
+    cache.put((segment_id, pts), thumb)
     return thumb, False
 
 
-def _video(container, path: Path):  # type: ignore[no-untyped-def]
+def _video(container: Any, path: Path) -> tuple[Any, Fraction, int]:
     if not container.streams.video:
         raise SnapshotError(f"{path.name}: no video stream")
     vstream = container.streams.video[0]
