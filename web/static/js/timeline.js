@@ -243,6 +243,7 @@
         c.classList.remove("dragging");
         if (moved) {
           this._viewChanged(true);
+          if (type !== "mouse") this.onHover(null);   // a finger lifted: no hover remains
         } else if (ev.type === "pointerup") {
           const hit = hitAt(ev);
           this.setFollow(true);
