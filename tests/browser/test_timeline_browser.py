@@ -251,5 +251,15 @@ async def test_timeline_gaps_previews_panning_and_multi_camera(browser, server: 
     await page.click("#pb-choose-apply")
     assert await page.inner_text("#pb-choose-error")
     assert parse_qs(urlparse(page.url).query)["camera_ids"] == [str(rec.camera_id)]
+    # on a phone (390 px) nothing of the playback page sticks out sideways
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for url in (f"/playback?camera_ids={rec.camera_id},{rec.other_camera_id}",
+                f"/cameras/{rec.camera_id}/playback"):
+        await page.goto(url)
+        await wait_js(page, "window.VmsPlayback && window.VmsPlayback.timeline.rows.length > 0")
+        wide = await page.evaluate("[...document.querySelectorAll('#playback *')].filter((e) =>"
+                                   " e.getClientRects().length && e.getBoundingClientRect().right"
+                                   " > window.innerWidth + 0.5).map((e) => e.outerHTML.slice(0, 80))")
+        assert not wide, (url, wide)
     assert not errors, errors
     await context.close()
