@@ -2,8 +2,9 @@
 one touch-capable context): the timeline is on screen without scrolling; a recording gap is drawn
 red and "not recorded" is not, each with its reason on hover; hovering a recorded instant shows its
 preview picture (the keyframe at or before it); dragging with the mouse or a finger pans freely and
-never snaps back to the playhead; a pinch zooms; a tap on a gap tells its reason; the multi-camera page is in the navigation, lets
-the user choose its cameras, and keeps the instant when switching pages (``?at=``)."""
+never snaps back to the playhead; a pinch zooms; a tap on a gap tells its reason; the multi-camera
+page is in the navigation, lets the user choose its cameras, and keeps the instant when switching
+pages (``?at=``); at 390 px nothing of the page sticks out sideways."""
 
 from __future__ import annotations
 
