@@ -161,28 +161,34 @@ def list_keyframes(container: Any, path: Path) -> Keyframes:
 
 
 def decode_keyframe(container: Any, path: Path, pts: int, *, width: int = THUMB_WIDTH,
-                    quality: int = JPEG_QUALITY) -> tuple[bytes, int, int]:
+                    quality: int = JPEG_QUALITY) -> tuple[bytes, int, int, int]:
     """Decode the keyframe presented at ``pts`` of an open file alone: (small JPEG, its width,
-    its height)."""
+    its height, the pts decoded). Should a stream's keyframes not all share one composition offset
+    (so ``pts`` was estimated wrong), the keyframe the seek landed on is decoded instead."""
     import av
 
     vstream, _tb, _base = _video(container, path)
     container.seek(pts, stream=vstream, backward=True, any_frame=False)
     codec = av.CodecContext.create(vstream.codec_context.name, "r")
     codec.extradata = vstream.codec_context.extradata
-    frame = None
+    chosen = None
     for packet in container.demux(vstream):
         if packet.dts is not None and packet.dts > pts:
             break
-        if packet.pts != pts or not packet.is_keyframe:
+        if packet.pts is None or not packet.is_keyframe:
             continue
-        frames = list(codec.decode(packet)) + list(codec.decode(None))
+        chosen = packet
+        if packet.pts == pts:
+            break
+    frame = None
+    if chosen is not None:
+        frames = list(codec.decode(chosen)) + list(codec.decode(None))
         frame = frames[0] if frames else None
-        break
-    if frame is None:
+    if frame is None or chosen is None:
         raise SnapshotError(f"{path.name}: the keyframe at pts {pts} did not decode")
     height = max(2, round(frame.height * width / frame.width / 2) * 2)
-    return encode_jpeg(frame.reformat(width=width, height=height), quality), width, height
+    jpeg = encode_jpeg(frame.reformat(width=width, height=height), quality)
+    return jpeg, width, height, int(chosen.pts)
 
 
 def keyframe_thumbnail(cache: ThumbnailCache, segment_id: int, path: Path, segment_start_us: int,
@@ -207,10 +213,10 @@ def keyframe_thumbnail(cache: ThumbnailCache, segment_id: int, path: Path, segme
                 if found is not None:
                     return found, True
             pts = keys.at_or_before(offset_us)
-            jpeg, width, height = decode_keyframe(container, path, pts)
+            jpeg, width, height, shown = decode_keyframe(container, path, pts)
     except (av.error.FFmpegError, OSError) as exc:
         raise SnapshotError(f"{path.name}: cannot decode: {exc}") from exc
-    pts_s = keys.seconds(pts)
+    pts_s = keys.seconds(shown)
     thumb = Thumbnail(jpeg, segment_start_us + round(pts_s * 1_000_000), pts_s, width, height)
     cache.put((segment_id, pts), thumb)
     return thumb, False

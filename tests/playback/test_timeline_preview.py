@@ -157,3 +157,23 @@ async def test_preview_follows_the_playback_rules(recording: Recording, client_a
     # the multi-camera page refuses a camera of another site too
     resp = await other.get("/playback", params={"camera_ids": f"{rec.camera_id}"})
     assert resp.status == 404
+
+
+def test_the_preview_cache_is_bounded_and_least_recently_used_goes_first() -> None:
+    from recorder.thumbnail import Thumbnail, ThumbnailCache
+
+    cache = ThumbnailCache(max_bytes=10_000, max_entries=5)
+    pic = Thumbnail(b"\xff\xd8" + b"x" * 2_998, 0, 0.0, 240, 136)
+    for i in range(3):
+        cache.put((1, i), pic)
+    assert len(cache) == 3 and cache.size_bytes == 9_000
+    assert cache.get((1, 0)) is pic          # now the most recently used
+    cache.put((1, 3), pic)                    # 12,000 bytes > 10,000: the oldest, (1, 1), goes
+    assert cache.get((1, 1)) is None and cache.get((1, 0)) is pic
+    assert cache.size_bytes <= 10_000
+    small = Thumbnail(b"\xff\xd8", 0, 0.0, 240, 136)
+    for i in range(10, 20):
+        cache.put((2, i), small)
+    assert len(cache) == 5                    # the entry bound
+    cache.put((3, 0), Thumbnail(b"x" * 20_000, 0, 0.0, 1, 1))
+    assert cache.get((3, 0)) is None          # larger than the whole cache: not kept
