@@ -4,7 +4,8 @@ red and "not recorded" is not, each with its reason on hover; hovering a recorde
 preview picture (the keyframe at or before it); dragging with the mouse or a finger pans freely and
 never snaps back to the playhead; a pinch zooms; a tap on a gap tells its reason; the multi-camera
 page is in the navigation, lets the user choose its cameras, and keeps the instant when switching
-pages (``?at=``); at 390 px nothing of the page sticks out sideways."""
+pages (``?at=``), "at now" opening at the latest footage; at 390 px nothing of the page sticks out
+sideways."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.playback.recording import PASSWORD, Recording, shared_recording
 
 pytestmark = pytest.mark.browser
 
+S = 1_000_000
 CANVAS = "document.getElementById('pb-timeline')"
 VIDEO = "document.querySelector('video.pb-video')"
 
@@ -252,6 +254,16 @@ async def test_timeline_gaps_previews_panning_and_multi_camera(browser, server: 
     await page.click("#pb-choose-apply")
     assert await page.inner_text("#pb-choose-error")
     assert parse_qs(urlparse(page.url).query)["camera_ids"] == [str(rec.camera_id)]
+    # "playback at now" (the live view's link) opens at the latest recorded footage, as the
+    # segment being written is not indexed yet
+    now_us = int(await page.evaluate("Date.now()")) * 1000
+    await page.goto(f"/cameras/{rec.camera_id}/playback?at={now_us}")
+    wall = int(await wait_js(page, "document.getElementById('pb-clock').dataset.wallUs"))
+    last_end = rec.segments[-1]["end_us"]
+    if now_us - last_end < 14 * 60 * S:  # the lookback is 15 minutes
+        assert last_end - 6 * S <= wall <= last_end, (wall - last_end) / S
+    else:
+        assert abs(wall - now_us) < S
     # on a phone (390 px) nothing of the playback page sticks out sideways
     await page.set_viewport_size({"width": 390, "height": 844})
     for url in (f"/playback?camera_ids={rec.camera_id},{rec.other_camera_id}",

@@ -323,12 +323,34 @@
   };
 
   // ---- start ---------------------------------------------------------------------------------
+  // "Playback at now" from the live view asks for an instant whose segment is still being written
+  // (indexed when it closes): open at the latest recorded footage instead, when nothing recorded
+  // covers or follows that recent instant.
+  const RECENT_MS = 15 * 60000;
+  function recordedNear(at, data) {
+    if (!data || !data.cameras.length) return at;
+    const spans = data.cameras.flatMap((c) => c.spans);
+    const nowMs = data.cameras[0].now_us / 1000;
+    if (at < nowMs - RECENT_MS || spans.some((s) => s.end_us / 1000 >= at)) return at;
+    const last = spans.reduce((a, s) => (!a || s.end_us > a.end_us ? s : a), null);
+    return last ? Math.max(last.start_us / 1000, last.end_us / 1000 - 5000) : at;
+  }
+
   async function start() {
     const at = root.dataset.at ? Number(root.dataset.at) / 1000 : null;
     if (at != null) {
       timeline.setView(at - 30 * 60000, 60 * 60000);
       dateInput.value = timeline.localDate(at);
-      seek(at);
+      let recent = null;
+      const until = Math.max(at, Date.now()) + 1000;
+      if (at > Date.now() - RECENT_MS) {
+        try {
+          const resp = await fetch(`/api/v1/timeline?camera_ids=${ids.join(",")}&from=${
+            Math.round((at - RECENT_MS) * 1000)}&to=${Math.round(until * 1000)}`, { credentials: "same-origin" });
+          if (resp.ok) recent = await resp.json();
+        } catch (err) { /* open at the instant asked for */ }
+      }
+      seek(recordedNear(at, recent));
       return;
     }
     const end = Date.now();
