@@ -65,14 +65,14 @@ def snapshot_at(path: Path, segment_start_us: int, at_us: int, *, quality: int =
             if chosen is None or chosen.pts is None:
                 raise SnapshotError(f"{path.name}: no frame decoded at +{offset_us / 1e6:.3f}s")
             pts_s = float((chosen.pts - base_pts) * tb)
-            jpeg = _encode_jpeg(chosen, quality)
+            jpeg = encode_jpeg(chosen, quality)
             return Snapshot(jpeg, segment_start_us + round(pts_s * 1_000_000),
                             float(chosen.pts * tb), chosen.width, chosen.height)
     except (av.error.FFmpegError, OSError) as exc:
         raise SnapshotError(f"{path.name}: cannot decode: {exc}") from exc
 
 
-def _encode_jpeg(frame, quality: int) -> bytes:  # type: ignore[no-untyped-def]
+def encode_jpeg(frame, quality: int) -> bytes:  # type: ignore[no-untyped-def]
     import av
 
     encoder = av.CodecContext.create("mjpeg", "w")

@@ -22,6 +22,13 @@ where nothing explains it — and ``retention`` wherever recorded footage was de
 policy (``PurgedRange`` rows, recorder/retention.py), so "recorded and deleted" is never confused
 with "never recorded".
 
+Each gap also has a **kind** (:func:`gap_kind`), what the drawing keys on: ``gap`` (recording was
+meant to happen and did not: the camera was lost, stalled, the disk filled, the server stopped or
+crashed …), ``not_recorded`` (nothing was ever meant to be there: before the camera's first footage,
+outside its schedule, between events in event mode), ``purged`` (recorded, then deleted by
+retention) and ``recording`` (the open tail of a live run). The future is no gap at all: the answer
+stops at ``now_us``.
+
 Plain synchronous functions for :meth:`vms.db.gateway.Gateway.read`.
 """
 
@@ -61,11 +68,29 @@ class Span:
     run: int
 
 
+GAP_KINDS = ("gap", "not_recorded", "purged", "recording")
+NOT_RECORDED_REASONS = frozenset({"not_recorded", "schedule"})
+"""Reasons that mean nothing was meant to be recorded (the rest are recording gaps)."""
+
+
+def gap_kind(reason: str) -> str:
+    """The kind of a gap of ``reason`` (one of :data:`GAP_KINDS`)."""
+    if reason == "retention":
+        return "purged"
+    if reason == "recording":
+        return "recording"
+    return "not_recorded" if reason in NOT_RECORDED_REASONS else "gap"
+
+
 @dataclass(frozen=True)
 class Gap:
     start_us: int
     end_us: int
     reason: str
+
+    @property
+    def kind(self) -> str:
+        return gap_kind(self.reason)
 
 
 @dataclass
@@ -84,8 +109,8 @@ class Timeline:
             "camera_id": self.camera_id, "from_us": self.from_us, "to_us": self.to_us,
             "spans": [{"start_us": s.start_us, "end_us": s.end_us, "run": s.run}
                       for s in self.spans],
-            "gaps": [{"start_us": g.start_us, "end_us": g.end_us, "reason": g.reason}
-                     for g in self.gaps],
+            "gaps": [{"start_us": g.start_us, "end_us": g.end_us, "reason": g.reason,
+                      "kind": g.kind} for g in self.gaps],
             "events": self.events, "events_truncated": self.events_truncated,
             "holds": self.holds,
         }

@@ -152,6 +152,17 @@ GAP_REASONS = {
     "not_recorded": N_("not recorded"),
     "recording": N_("still recording"),
     "retention": N_("deleted by the retention policy"),
+    "handover": N_("camera handed over to another node"),
+    "node_lost": N_("recording node lost"),
+    "crash": N_("recorder crashed"),
+}
+
+# What kind of hole a timeline gap is (recorder/timeline.py ``gap_kind``).
+GAP_KINDS = {
+    "gap": N_("Recording gap"),
+    "not_recorded": N_("Not recorded"),
+    "purged": N_("Deleted by retention"),
+    "recording": N_("Still recording"),
 }
 
 

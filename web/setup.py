@@ -83,6 +83,7 @@ def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> No
     env.globals["static"] = lambda path: str(app.router["static"].url_for(filename=path))
     app[I18N_KEY] = i18n.load_catalogues()
     app[RULES] = {}
+    app[views_playback.PREVIEWS] = views_playback.Previews()
     trusted_proxies = app[SETTINGS].server.trusted_proxies
     if trusted_proxies:  # first: every later middleware and handler sees the real client
         app.middlewares.append(forwarded_middleware(trusted_proxies))

@@ -1,4 +1,5 @@
-"""Timeline and playback over HTTP: timeline JSON, HLS playlists, recorded media, snapshots, pages.
+"""Timeline and playback over HTTP: timeline JSON, HLS playlists, recorded media, snapshots,
+timeline previews (keyframe thumbnails, cached in memory: recorder/thumbnail.py), pages.
 
 Every route needs the ``playback`` right and is site-scoped: the camera is fetched through
 :func:`vms.catalog.get_camera` first (a camera of another site is "not found", even when the query
@@ -24,11 +25,12 @@ from typing import Any
 import peewee as pw
 from aiohttp import web
 
-from recorder import playback, snapshot, timeline
+from recorder import playback, snapshot, thumbnail, timeline
 from vms import audit, catalog
 from vms.auth import Principal
 from vms.clock import Clock, check_instant, parse_instant
 from vms.db import models as m
+from web import i18n
 from web.inputs import bad_request, get_str, json_object, match_id, query_instant
 from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of
 from web.middleware import client_address
@@ -60,11 +62,26 @@ HOLD = obj(id=INT, camera_id=INT, start_us=US, end_us=US, reason=STR, created_by
 TIMELINE = obj(
     camera_id=INT, from_us=US, to_us=US,
     spans=array(obj(start_us=US, end_us=US, run=INT)),
-    gaps=array(obj(start_us=US, end_us=US, reason=STR)),
+    gaps=array(obj(start_us=US, end_us=US, reason=STR, kind=enum(*timeline.GAP_KINDS))),
     events=array(obj(id=INT, type=STR, start_us=US, end_us=nullable(US), data=ANY_OBJECT)),
     events_truncated=BOOL, holds=array(obj(id=INT, start_us=US, end_us=US, reason=STR)),
     camera=obj(id=INT, name=STR), timezone=STR, now_us=US)
 """One camera's timeline (:meth:`recorder.timeline.Timeline.to_dict`, with camera and zone)."""
+
+
+PREVIEW_THREADS = 2
+"""Previews decoded at once per server (each is one keyframe; the rest wait)."""
+
+
+class Previews:
+    """The timeline previews of one app: the cache and a bound on concurrent decodes."""
+
+    def __init__(self) -> None:
+        self.cache = thumbnail.ThumbnailCache()
+        self.limit = asyncio.Semaphore(PREVIEW_THREADS)
+
+
+PREVIEWS = web.AppKey("previews", Previews)
 
 
 @dataclass(frozen=True)
@@ -330,11 +347,49 @@ async def api_recorded_snapshot(request: web.Request) -> web.StreamResponse:
         "X-Frame-Pts": f"{shot.frame_pts_s:.6f}", "Cache-Control": NO_STORE})
 
 
+@routes.route("GET", "/api/v1/cameras/{id}/thumbnail.jpg", access="playback",
+              query=(Param("at", "the recorded instant: ISO-8601 with offset or integer UTC µs",
+                           INSTANT, required=True),),
+              media=("image/jpeg",),
+              summary="Small preview JPEG of the keyframe at or before a recorded instant (for "
+                      "the timeline; cached, never a transcode)")
+async def api_thumbnail(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    at_us = query_instant(request, "at", required=True)
+    assert at_us is not None
+    found = await request.app[GATEWAY].read(_segment_at, camera.id, at_us)
+    if found is None:
+        raise web.HTTPNotFound(text="nothing recorded at this instant")
+    segment_id, _volume, _path, start_us, _end_us = found
+    path, _ = await _segment_file(request, camera, segment_id)
+    previews = request.app[PREVIEWS]
+    try:
+        async with previews.limit:
+            thumb, hit = await asyncio.to_thread(thumbnail.keyframe_thumbnail, previews.cache,
+                                                 segment_id, path, start_us, at_us)
+    except snapshot.SnapshotError as exc:
+        log.warning("camera %s: preview at %d failed: %s", camera.name, at_us, exc)
+        raise web.HTTPNotFound(text="this instant cannot be decoded") from None
+    return web.Response(body=thumb.jpeg, content_type="image/jpeg", headers={
+        "X-Frame-Time-Us": str(thumb.frame_us), "X-Segment-Id": str(segment_id),
+        "X-Frame-Pts": f"{thumb.frame_pts_s:.6f}", "X-Cache": "hit" if hit else "miss",
+        "Cache-Control": NO_STORE})
+
+
+def gap_labels() -> dict[str, str]:
+    """Every gap reason and kind as the user reads it, in the request's language (for the
+    timeline's hover and tap)."""
+    labels = {code: i18n.gap_reason(code) for code in i18n.GAP_REASONS}
+    labels.update({f"kind:{kind}": i18n.gettext(text) for kind, text in i18n.GAP_KINDS.items()})
+    return labels
+
+
 def _page_context(cameras: list[CameraInfo], request: web.Request) -> dict[str, Any]:
     at_us = query_instant(request, "at")
     return {"cameras": cameras, "camera_ids": ",".join(str(c.id) for c in cameras),
             "timezone": cameras[0].timezone if cameras else "UTC",
-            "at_us": "" if at_us is None else str(at_us)}
+            "at_us": "" if at_us is None else str(at_us), "gap_labels": gap_labels(),
+            "choices": [], "max_grid": MAX_GRID}
 
 
 @routes.route("GET", "/cameras/{id}/playback", access="playback",
@@ -342,21 +397,29 @@ def _page_context(cameras: list[CameraInfo], request: web.Request) -> dict[str, 
 async def playback_page(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
     return render(request, "playback.html", {**_page_context([camera], request),
-                                             "title": camera.name})
+                                             "title": camera.name, "multi": False})
+
+
+MAX_GRID = 4
+"""Cameras played together on the multi-camera page (2×2)."""
 
 
 @routes.route("GET", "/playback", access="playback",
               query=(("camera_ids", "up to four camera ids, comma-separated"),
                      ("at", "instant to open at")),
-              summary="Synchronised playback of up to four cameras (2×2)")
+              summary="Synchronised playback of up to four cameras (2×2), chosen on the page")
 async def playback_grid_page(request: web.Request) -> web.StreamResponse:
-    ids = _camera_ids(request)[:4]
+    ids = _camera_ids(request)[:MAX_GRID]
+    listed = await request.app[GATEWAY].read(catalog.list_cameras, _principal(request),
+                                             archived=None)
     if not ids:
-        principal = _principal(request)
-        listed = await request.app[GATEWAY].read(catalog.list_cameras, principal)
-        ids = [int(c["id"]) for c in listed[:4]]
+        ids = [int(c["id"]) for c in listed if c["archived_us"] is None][:MAX_GRID]
     cameras = [await _camera(request, cid) for cid in ids]
-    return render(request, "playback.html", {**_page_context(cameras, request), "title": ""})
+    choices = [{"id": int(c["id"]), "name": c["name"], "site": c["site"]["name"],
+                "archived": c["archived_us"] is not None, "chosen": int(c["id"]) in ids}
+               for c in listed]
+    return render(request, "playback.html", {**_page_context(cameras, request), "title": "",
+                                             "multi": True, "choices": choices})
 
 
 # --- holds ---------------------------------------------------------------------------------------

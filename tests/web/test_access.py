@@ -94,6 +94,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/cameras/{id}/playlist.m3u8"): "playback",
     ("GET", "/api/v1/cameras/{id}/media/{segment_id}"): "playback",
     ("GET", "/api/v1/cameras/{id}/snapshot.jpg"): "playback",
+    ("GET", "/api/v1/cameras/{id}/thumbnail.jpg"): "playback",
     ("GET", "/cameras/{id}/playback"): "playback",
     ("GET", "/playback"): "playback",
     ("GET", "/api/v1/cameras/{id}/holds"): "playback",

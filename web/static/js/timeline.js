@@ -1,5 +1,11 @@
 // A scrubbable timeline drawn on a canvas: one row per camera with recorded spans, gaps and event
-// markers; drag to pan, wheel or buttons to zoom (a minute to a week), click to seek.
+// markers; drag (mouse or finger) to pan, wheel, pinch or buttons to zoom (a minute to a week),
+// click or tap to seek. Gaps are drawn by kind: a recording gap (camera lost, stall, disk full …)
+// in red, time that was never meant to be recorded (before the first footage, outside a schedule)
+// as a faint hatch, time deleted by retention in grey, and the future after "now" hatched; hovering
+// (or tapping) reports what lies under the pointer, for the page's tooltip and preview picture.
+// While the user pans or zooms, the view is theirs: `follow` turns off and nothing moves it back to
+// the playhead until a seek or the page's "Playhead" button turns following on again.
 // Times are UTC milliseconds internally; labels use Intl.DateTimeFormat in the site's time zone,
 // so DST changes show as they happened (an autumn hour appears twice, a spring hour not at all).
 "use strict";
@@ -12,7 +18,8 @@
     .concat([1, 2, 3, 6, 12].map((h) => h * 3600000))
     .concat([86400000, 2 * 86400000]);
   const COLORS = {
-    span: "#2e8b57", gap: "#d9534f", purged: "#9e9e9e", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad", tamper: "#c0392b", relay: "#16a085",
+    span: "#2e8b57", gap: "#d9534f", purged: "#9e9e9e", none: "#c9ced6", live: "#8fd19e",
+    future: "rgba(120, 130, 145, 0.18)", motion: "#f0ad4e", doorbell: "#337ab7", plate: "#8e44ad", tamper: "#c0392b", relay: "#16a085",
     other: "#555555", hold: "#1f3a93", cursor: "#000000", axis: "#666666", grid: "#e3e3e3", text: "#222222",
     selection: "rgba(51, 122, 183, 0.35)", selectionEdge: "#337ab7",
   };
@@ -32,6 +39,12 @@
       this.timeZone = options.timeZone || "UTC";
       this.onSeek = options.onSeek || (() => {});
       this.onView = options.onView || (() => {});
+      this.onHover = options.onHover || (() => {});   // (hit | null, clientX, clientY)
+      this.onTap = options.onTap || (() => {});       // (hit, clientX, clientY): touch taps
+      this.onFollow = options.onFollow || (() => {});  // (follow: boolean)
+      this.follow = true;
+      this.dragging = false;
+      this.nowMs = null;
       // [{id, name, spans:[[s,e]], gaps:[[s,e,reason]], events:[...], holds:[[s,e,reason]]}]
       this.rows = [];
       this.cursorMs = null;
@@ -79,6 +92,45 @@
 
     setCursor(t) { this.cursorMs = t; this.draw(); }
 
+    // the server's "now" (UTC ms): later is the future, drawn hatched and never a gap
+    setNow(t) { this.nowMs = t; }
+
+    setFollow(on) {
+      if (this.follow === on) return;
+      this.follow = on;
+      this.canvas.dataset.follow = on ? "1" : "0";
+      this.onFollow(on);
+    }
+
+    // keep the playhead in view while following; never while the user holds the view
+    reveal(t) {
+      if (!this.follow || this.dragging) return;
+      if (t < this.viewStart || t > this.viewStart + this.viewSpan) {
+        this.setView(t - this.viewSpan * 0.1, this.viewSpan);
+      }
+    }
+
+    rowAt(y) {
+      const rowsH = this.height - 22;
+      if (y < 0 || y > rowsH) return -1;
+      const n = Math.max(1, this.rows.length);
+      return Math.min(n - 1, Math.floor(y / (rowsH / n)));
+    }
+
+    // what lies at instant t on row i: {t, row, camera, type: "span"|"gap"|"future"|"unknown",
+    // reason, kind, start, end}
+    hit(t, i) {
+      const row = this.rows[i];
+      if (!row) return null;
+      const base = { t, row: i, camera: row.id };
+      if (this.nowMs != null && t >= this.nowMs) return { ...base, type: "future", start: this.nowMs, end: null };
+      for (const [s, e] of row.spans) if (t >= s && t < e) return { ...base, type: "span", start: s, end: e };
+      for (const [s, e, reason, kind] of row.gaps) {
+        if (t >= s && t < e) return { ...base, type: "gap", reason, kind: kind || "gap", start: s, end: e };
+      }
+      return { ...base, type: "unknown", start: null, end: null };
+    }
+
     // the range marked for export ([start, end] UTC ms, or null), drawn as a band over the rows
     setSelection(range) { this.selection = range; this.draw(); }
 
@@ -116,39 +168,110 @@
 
     _bind() {
       const c = this.canvas;
-      let down = null;
+      const pointers = new Map();   // pointerId -> {x, y}
+      let down = null;              // one pointer: {x, start, moved, type}
+      let pinch = null;             // two pointers: {dist, span, anchor}
+      const local = (ev) => {
+        const rect = c.getBoundingClientRect();
+        return { x: ev.clientX - rect.left, y: ev.clientY - rect.top };
+      };
+      const hitAt = (ev) => {
+        const p = local(ev);
+        return this.hit(this.tOf(p.x), this.rowAt(p.y));
+      };
+      const pinchState = () => {
+        const [a, b] = [...pointers.values()];
+        const rect = c.getBoundingClientRect();
+        const mid = (a.x + b.x) / 2 - rect.left;
+        return { dist: Math.max(10, Math.abs(a.x - b.x)), span: this.viewSpan, anchor: this.tOf(mid) };
+      };
       c.addEventListener("pointerdown", (ev) => {
-        down = { x: ev.clientX, start: this.viewStart, moved: false };
+        pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
         c.setPointerCapture(ev.pointerId);
+        if (pointers.size === 2) {
+          pinch = pinchState();
+          down = null;
+          this.dragging = true;
+          this.setFollow(false);
+          return;
+        }
+        down = { x: ev.clientX, start: this.viewStart, moved: false, type: ev.pointerType };
       });
       c.addEventListener("pointermove", (ev) => {
-        if (!down) return;
-        const dx = ev.clientX - down.x;
-        if (Math.abs(dx) > 4) { down.moved = true; c.classList.add("dragging"); }
-        if (down.moved) {
-          this.viewStart = down.start - (dx / this.width) * this.viewSpan;
-          this.draw();
+        if (pointers.has(ev.pointerId)) pointers.set(ev.pointerId, { x: ev.clientX, y: ev.clientY });
+        if (pinch && pointers.size === 2) {
+          const [a, b] = [...pointers.values()];
+          const rect = c.getBoundingClientRect();
+          const dist = Math.max(10, Math.abs(a.x - b.x));
+          const span = Math.min(MAX_SPAN_MS, Math.max(MIN_SPAN_MS, pinch.span * pinch.dist / dist));
+          const ratio = ((a.x + b.x) / 2 - rect.left) / this.width;
+          this.viewSpan = span;
+          this.viewStart = pinch.anchor - ratio * span;
+          this._viewChanged(false);
+          return;
         }
+        if (down) {
+          const dx = ev.clientX - down.x;
+          if (!down.moved && Math.abs(dx) > 4) {
+            down.moved = true;
+            this.dragging = true;
+            c.classList.add("dragging");
+            this.setFollow(false);
+          }
+          if (down.moved) {
+            this.viewStart = down.start - (dx / this.width) * this.viewSpan;
+            this._viewChanged(false);
+          }
+        }
+        if (ev.pointerType === "mouse" || down) this.onHover(hitAt(ev), ev.clientX, ev.clientY);
       });
       const finish = (ev) => {
+        pointers.delete(ev.pointerId);
+        if (pinch) {
+          if (pointers.size < 2) {
+            pinch = null;
+            down = null;
+            this.dragging = false;
+            this._viewChanged(true);
+          }
+          return;
+        }
         if (!down) return;
-        const wasDrag = down.moved;
+        const { moved, type } = down;
         down = null;
+        this.dragging = false;
         c.classList.remove("dragging");
-        if (wasDrag) {
-          this.setView(this.viewStart, this.viewSpan);
+        if (moved) {
+          this._viewChanged(true);
+          if (type !== "mouse") this.onHover(null);   // a finger lifted: no hover remains
         } else if (ev.type === "pointerup") {
-          const rect = c.getBoundingClientRect();
-          this.onSeek(this.tOf(ev.clientX - rect.left));
+          const hit = hitAt(ev);
+          this.setFollow(true);
+          this.onSeek(this.tOf(local(ev).x));
+          if (type !== "mouse" && hit) this.onTap(hit, ev.clientX, ev.clientY);
         }
       };
       c.addEventListener("pointerup", finish);
       c.addEventListener("pointercancel", finish);
+      c.addEventListener("pointerleave", (ev) => { if (ev.pointerType === "mouse" && !down) this.onHover(null); });
       c.addEventListener("wheel", (ev) => {
         ev.preventDefault();
+        this.setFollow(false);
         const rect = c.getBoundingClientRect();
         this.zoom(ev.deltaY > 0 ? 1.25 : 0.8, this.tOf(ev.clientX - rect.left));
       }, { passive: false });
+    }
+
+    // the view moved under the user's hand: redraw now, tell the page (it loads the rows for the
+    // new range, debounced) — `final` at the end of a gesture
+    _viewChanged(final) {
+      this.canvas.dataset.viewStart = String(Math.round(this.viewStart));
+      this.canvas.dataset.viewEnd = String(Math.round(this.viewStart + this.viewSpan));
+      this.draw();
+      if (final || !this._lastViewNote || performance.now() - this._lastViewNote > 200) {
+        this._lastViewNote = performance.now();
+        this.onView(this.viewStart, this.viewStart + this.viewSpan);
+      }
     }
 
     _tickStep() {
@@ -192,9 +315,13 @@
         const holdH = Math.max(3, Math.round((rowH - 4) * 0.12));
         for (const [s, e] of row.holds || []) this._bar(s, e, top, holdH, COLORS.hold);
         const y = top + holdH + 1, hh = rowH - 4 - holdH - 1;
-        // time deleted by the retention policy is grey, not the red of a recording gap
-        for (const [s, e, reason] of row.gaps) {
-          this._bar(s, e, y + hh * 0.35, hh * 0.3, reason === "retention" ? COLORS.purged : COLORS.gap);
+        // by kind: a recording gap is red; time never meant to be recorded a faint hatch; time
+        // deleted by the retention policy grey; the open tail of a live run pale green
+        for (const [s, e, , kind] of row.gaps) {
+          if (kind === "not_recorded") this._hatch(s, e, y + hh * 0.3, hh * 0.4, COLORS.none);
+          else if (kind === "purged") this._bar(s, e, y + hh * 0.35, hh * 0.3, COLORS.purged);
+          else if (kind === "recording") this._bar(s, e, y, hh, COLORS.live);
+          else this._bar(s, e, y + hh * 0.25, hh * 0.5, COLORS.gap);
         }
         for (const [s, e] of row.spans) this._bar(s, e, y, hh, COLORS.span);
         for (const ev of row.events) {
@@ -212,6 +339,12 @@
           ctx.fillText(row.name, 4, y + 2);
         }
       });
+      if (this.nowMs != null && this.xOf(this.nowMs) < w) {
+        const x = Math.max(0, this.xOf(this.nowMs));
+        ctx.fillStyle = COLORS.future;
+        ctx.fillRect(x, 0, w - x, rowsH);
+        this._hatch(this.nowMs, this.viewStart + this.viewSpan + 1, 0, rowsH, COLORS.none);
+      }
       if (this.selection) {
         const x1 = Math.max(0, this.xOf(this.selection[0]));
         const x2 = Math.min(w, this.xOf(this.selection[1]));
@@ -236,6 +369,24 @@
       }
       ctx.strokeStyle = COLORS.axis;
       ctx.beginPath(); ctx.moveTo(0, rowsH + 0.5); ctx.lineTo(w, rowsH + 0.5); ctx.stroke();
+    }
+
+    // diagonal hatching over [s, e) in a band: "nothing here, and that is expected"
+    _hatch(s, e, y, hh, color) {
+      const x1 = Math.max(0, this.xOf(s)), x2 = Math.min(this.width, this.xOf(e));
+      if (x2 <= 0 || x1 >= this.width) return;
+      const ctx = this.ctx;
+      ctx.save();
+      ctx.beginPath(); ctx.rect(x1, y, Math.max(1, x2 - x1), hh); ctx.clip();
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      const start = Math.floor((x1 - hh) / 6) * 6;
+      for (let x = start, guard = 0; x < x2 && guard < 2000; x += 6, guard++) {
+        ctx.moveTo(x, y + hh); ctx.lineTo(x + hh, y);
+      }
+      ctx.stroke();
+      ctx.restore();
     }
 
     _bar(s, e, y, hh, color) {
