@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_event_store_ctx)
     app.on_shutdown.append(_event_feed_shutdown)
     app.cleanup_ctx.append(_onboarding_ctx)
+    app.cleanup_ctx.append(_doors_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
     app.cleanup_ctx.append(_exports_ctx)
@@ -291,6 +292,22 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SCHEDULER].remove_job("encoder_drift")
         await drift.stop()
         await jobs.stop()
+
+
+async def _doors_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Door release (onvif_bridge/doors.py): relays and pulses; at shutdown every pulse in flight
+    is cut short and its relay set inactive before the server goes."""
+    from onvif_bridge.doors import DoorService
+
+    intercom = app[SETTINGS].intercom
+    doors = DoorService(app[SERVICES]["onboarding"], app[CLOCK], pulse_s=intercom.pulse_seconds,
+                        ring_s=intercom.ring_seconds,
+                        pulses_per_minute=intercom.pulses_per_minute)
+    app[SERVICES]["doors"] = doors
+    try:
+        yield
+    finally:
+        await doors.stop()
 
 
 async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
