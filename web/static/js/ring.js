@@ -123,6 +123,11 @@
       holder = document.createElement("div");
       holder.id = "ring-stack";
       document.body.prepend(holder);
+      place(holder);
+      if (window.visualViewport) {
+        window.visualViewport.addEventListener("resize", () => place(holder));
+        window.visualViewport.addEventListener("scroll", () => place(holder));
+      }
     }
     holder.append(banner);
     rings.set(row.id, entry);
@@ -130,6 +135,16 @@
     entry.notification = notify(row);
     entry.timeout = setTimeout(() => stop(row.id), leftMs);
     document.documentElement.dataset.ringing = "yes";
+  }
+
+  // Over what the user sees: on a phone the page may be wider than the screen, or zoomed.
+  function place(holder) {
+    const vv = window.visualViewport;
+    if (!vv) return;
+    const width = Math.min(640, vv.width - 16);
+    holder.style.left = `${vv.offsetLeft + (vv.width - width) / 2}px`;
+    holder.style.top = `${vv.offsetTop + 8}px`;
+    holder.style.width = `${width}px`;
   }
 
   function handle(message) {
