@@ -299,10 +299,11 @@ async def _doors_ctx(app: web.Application) -> AsyncIterator[None]:
     is cut short and its relay set inactive before the server goes."""
     from onvif_bridge.doors import DoorService
 
-    intercom = app[SETTINGS].intercom
-    doors = DoorService(app[SERVICES]["onboarding"], app[CLOCK], pulse_s=intercom.pulse_seconds,
-                        ring_s=intercom.ring_seconds,
-                        pulses_per_minute=intercom.pulses_per_minute)
+    settings = app[SETTINGS]
+    doors = DoorService(app[SERVICES]["onboarding"], app[CLOCK],
+                        pulse_s=settings.intercom.pulse_seconds,
+                        ring_s=settings.intercom.ring_seconds,
+                        pulses_per_minute=settings.intercom.pulses_per_minute)
     app[SERVICES]["doors"] = doors
     try:
         yield

@@ -7,7 +7,6 @@ view's own "Open door" button does the same."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 

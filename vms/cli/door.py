@@ -49,10 +49,9 @@ def _service(args: argparse.Namespace) -> tuple[Any, Any]:
     gateway = open_gateway(settings)
     clock = SystemClock()
     onboarding = Onboarding(gateway, SecretBox.from_key_file(settings.key_file), clock)
-    intercom = settings.intercom
-    return gateway, DoorService(onboarding, clock, pulse_s=intercom.pulse_seconds,
-                                ring_s=intercom.ring_seconds,
-                                pulses_per_minute=intercom.pulses_per_minute)
+    return gateway, DoorService(onboarding, clock, pulse_s=settings.intercom.pulse_seconds,
+                                ring_s=settings.intercom.ring_seconds,
+                                pulses_per_minute=settings.intercom.pulses_per_minute)
 
 
 def cmd_door_open(args: argparse.Namespace) -> int:
