@@ -26,6 +26,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,9 @@ US = 1_000_000
 RELEASE_ATTEMPTS = 3
 RELEASE_RETRY_S = 0.5
 WINDOW_US = 60 * US
+TOKEN_PATTERN = r"^[A-Za-z0-9_.:@+-]{1,64}$"
+"""The relay tokens a pulse may name (ONVIF ReferenceTokens as cameras write them: AlarmOut_0,
+RelayOutputToken_1); anything else is no relay of the camera (404, audited)."""
 
 
 class DoorError(OnboardingError):
@@ -179,10 +183,11 @@ class DoorService:
             cam = await self.access.load_camera(principal, camera_id)
         except OnboardingError as exc:
             await gw.write(self._audit, principal, actor, address, f"camera:{camera_id}", None,
-                           exc.kind, {"camera_id": camera_id, "relay": token, "error": str(exc)})
+                           exc.kind, {"camera_id": camera_id, "relay": token[:64], "error": str(exc)})
             raise
-        target = f"{cam.name} / {token}"
-        detail: dict[str, Any] = {"camera_id": cam.id, "relay": token, "pulse_s": self.pulse_s}
+        target = f"{cam.name} / {token[:64]}"
+        detail: dict[str, Any] = {"camera_id": cam.id, "relay": token[:64],
+                                  "pulse_s": self.pulse_s}
         if limit and principal is not None:
             wait_s = self.limiter.take(principal.user_id, cam.id)
             if wait_s:
@@ -192,6 +197,9 @@ class DoorService:
                                 f"{self.limiter.per_minute} a minute; try again in {wait_s} s",
                                 "rate_limited", retry_after_s=wait_s)
         try:
+            if not re.fullmatch(TOKEN_PATTERN, token):
+                raise DoorError(f"camera {cam.name!r} has no relay output {token[:64]!r}",
+                                "not_found")
             rows = await gw.read(_rows, cam.id)
             if not rows:  # never listed (added before relays were kept, or by the CLI)
                 await self._list_and_store(cam)
