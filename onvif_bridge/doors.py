@@ -46,7 +46,7 @@ US = 1_000_000
 RELEASE_ATTEMPTS = 3
 RELEASE_RETRY_S = 0.5
 WINDOW_US = 60 * US
-TOKEN_PATTERN = r"^[A-Za-z0-9_.:@+-]{1,64}$"
+RELAY_NAME_PATTERN = r"^[A-Za-z0-9_.:@+-]{1,64}$"
 """The relay tokens a pulse may name (ONVIF ReferenceTokens as cameras write them: AlarmOut_0,
 RelayOutputToken_1); anything else is no relay of the camera (404, audited)."""
 
@@ -197,7 +197,7 @@ class DoorService:
                                 f"{self.limiter.per_minute} a minute; try again in {wait_s} s",
                                 "rate_limited", retry_after_s=wait_s)
         try:
-            if not re.fullmatch(TOKEN_PATTERN, token):
+            if not re.fullmatch(RELAY_NAME_PATTERN, token):
                 raise DoorError(f"camera {cam.name!r} has no relay output {token[:64]!r}",
                                 "not_found")
             rows = await gw.read(_rows, cam.id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from onvif_bridge.doors import TOKEN_PATTERN, DoorError, DoorService
+from onvif_bridge.doors import RELAY_NAME_PATTERN, DoorError, DoorService
 from onvif_bridge.onboarding_common import OnboardingError
 from vms import catalog, rings
 from vms.auth import Principal
@@ -33,7 +33,7 @@ routes = Routes()
 
 _HTTP_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "camera": 424,
                 "rate_limited": 429}
-TOKEN = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": TOKEN_PATTERN}
+TOKEN = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": RELAY_NAME_PATTERN}
 
 RELAY = obj(token=STR, mode=STR, delay_s=nullable(NUM), idle_state=STR, modes=array(STR),
             monostable=BOOL, listed_us=US)

@@ -1,6 +1,6 @@
-"""``vms door list`` and ``vms door open`` (the CLI's ``main``, in a thread) against a camsim intercom adopted into
-a SQLite database: the relay listed at adoption, a pulse that activates and deactivates it, the
-audit record as ``cli:<user>``, and errors naming the camera."""
+"""``vms door list`` and ``vms door open`` (the CLI's ``main``, in a thread) against a camsim
+intercom adopted into a SQLite database: the relay listed at adoption, a pulse that activates and
+deactivates it, the audit record as ``cli:<user>``, and errors naming the camera."""
 
 from __future__ import annotations
 
