@@ -105,6 +105,13 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/cameras/{id}/events/settings"): "manage_cameras",
     ("POST", "/api/v1/cameras/{id}/holds"): "export",
     ("DELETE", "/api/v1/cameras/{id}/holds/{hold_id}"): "export",
+    ("GET", "/api/v1/cameras/{id}/relays"): "live",
+    ("POST", "/api/v1/cameras/{id}/relays/refresh"): "manage_cameras",
+    ("POST", "/api/v1/cameras/{id}/relays/{token}/pulse"): "door",
+    ("GET", "/api/v1/rings"): "door",
+    ("POST", "/api/v1/rings/{id}/answer"): "door",
+    ("GET", "/api/v1/calls/missed"): "door",
+    ("GET", "/calls"): "door",
 }
 
 CAMERA_SCOPED = {path for (_m, path) in EXPECTED if "/cameras/{id}" in path}
