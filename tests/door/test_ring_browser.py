@@ -7,6 +7,7 @@ view's own "Open door" button does the same."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -22,7 +23,22 @@ TOKEN = "RelayOutputToken_1"
 
 
 async def _page(browser: Any, base: str, username: str, **context_options: Any) -> tuple[Any, Any]:
+    grant = context_options.pop("grant", ())
     context = await browser.new_context(base_url=base, locale="en-US", **context_options)
+    if grant:
+        await context.grant_permissions(list(grant), origin=base)
+    # the browser's own Notification, wrapped to see what the page shows (the outer boundary)
+    await context.add_init_script("""
+      window.__notified = [];
+      if (window.Notification) {
+        window.Notification = new Proxy(window.Notification, {
+          construct(target, args) {
+            window.__notified.push(args[0]);
+            return Reflect.construct(target, args);
+          },
+          get(target, key) { return Reflect.get(target, key); },
+        });
+      }""")
     resp = await context.request.post("/api/v1/auth/login",
                                       data={"username": username, "password": PASSWORD})
     assert resp.status == 200
@@ -70,10 +86,11 @@ async def test_a_doorbell_rings_the_sites_phone_and_open_door_pulses(
         await app[SERVICES]["doors"].refresh(None, camera_id)
         app[BUS].publish(CameraChanged(camera_id))
         pumps = app[SERVICES]["event_pumps"]
-        await wait_for(lambda: pumps.status(camera_id)["state"] == "subscribed", 15, "the pump")
-        phone, page = await _page(browser, base, "resident", viewport={"width": 390, "height": 844},
-                                  is_mobile=True, has_touch=True)
-        other, other_page = await _page(browser, base, "neighbour")
+        (phone, page), (other, other_page), _ = await asyncio.gather(
+            _page(browser, base, "resident", viewport={"width": 390, "height": 844},
+                  is_mobile=True, has_touch=True, grant=["notifications"]),
+            _page(browser, base, "neighbour"),
+            wait_for(lambda: pumps.status(camera_id)["state"] == "subscribed", 15, "the pump"))
         await page.tap("main")  # a tap: the browser lets the page make sound from now on
         started = time.monotonic()
         await control(camera, "event", {"type": "doorbell"})
@@ -90,6 +107,7 @@ async def test_a_doorbell_rings_the_sites_phone_and_open_door_pulses(
         box = await banner.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
         assert await page.evaluate("document.documentElement.dataset.ringing") == "yes"
+        assert await page.evaluate("window.__notified") == ["Someone is at the door: Entrance 3"]
         # the other courtyard's resident: nothing rings
         await other_page.wait_for_timeout(500)
         assert await other_page.locator(".ring-banner").count() == 0

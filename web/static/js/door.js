@@ -74,5 +74,16 @@
     for (const box of document.querySelectorAll("[data-door-camera]")) {
       attach(box, box.dataset.doorCamera, box.dataset.csrf || "");
     }
+    // missed calls: a ring whose instant was not recorded (yet) says so instead of a broken image
+    for (const img of document.querySelectorAll("img.call-snapshot")) {
+      const missing = () => {
+        const note = document.createElement("span");
+        note.className = "call-snapshot call-snapshot-missing";
+        note.textContent = img.dataset.textMissing || "";
+        img.replaceWith(note);
+      };
+      if (img.complete && img.naturalWidth === 0) missing();
+      else img.addEventListener("error", missing);
+    }
   });
 })();
