@@ -4,9 +4,10 @@
 ``[intercom] pulse_seconds``:
 
 - **Monostable** where the relay supports that delay (its options, or its current mode when the
-  camera gives no options): SetRelayOutputSettings Mode Monostable + DelayTime once (skipped when
-  the stored settings already say so), then SetRelayOutputState active; the camera itself returns
-  the relay to inactive. A camera that refuses the settings falls back to the next way.
+  camera gives no options): SetRelayOutputSettings Mode Monostable + DelayTime before every pulse
+  (a relay reset to Bistable behind our back must not stay open), then SetRelayOutputState active;
+  the camera itself returns the relay to inactive. A camera that refuses the settings falls back
+  to the next way.
 - **Active, then inactive**: SetRelayOutputState active, then — whatever happens meanwhile — inactive
   again after the pulse. The second call is the server's promise: it runs in a ``finally``, as its
   own task that a cancelled request or caller does not cancel, retried (:data:`RELEASE_ATTEMPTS`),
@@ -277,9 +278,10 @@ class DoorService:
                                 "camera") from None
 
     async def _monostable(self, client: Any, cam: StoredCamera, relay: RelayOutput) -> None:
-        if relay.mode != "Monostable" or relay.delay_s is None or \
-                abs(relay.delay_s - self.pulse_s) > 1e-3:
-            await set_monostable(client, relay.token, self.pulse_s, relay.idle_state)
+        # Sent before every pulse, even when the stored settings already say so: a relay reset
+        # to Bistable behind our back (its web page, a factory reset) would otherwise stay active.
+        await set_monostable(client, relay.token, self.pulse_s, relay.idle_state)
+        if relay.mode != "Monostable" or relay.delay_s != self.pulse_s:
             await self.access.gateway.write(self._settings_stored, cam.id, relay.token)
         await set_state(client, relay.token, True)
 

@@ -116,17 +116,23 @@ async def test_pulse_monostable_and_fallback_rights_limit_and_audit(door_world) 
                              headers={"X-CSRF-Token": token_op})
     assert resp.status == 403
 
-    # the rate limit: two a minute per user and camera (this test's setting); the third is 429
+    # the relay was reset to Bistable behind our back (its web page): still a pulse, not an
+    # open door — the mode is sent with every pulse
+    mono_cam.state_model.relays[0].mode = "Bistable"
     token = await world.login("viewer1")
     resp = await client.post(f"/api/v1/cameras/{mono_id}/relays/{TOKEN}/pulse",
                              headers={"X-CSRF-Token": token})
     assert resp.status == 200
+    await _wait(lambda: len(mono_cam.relay_history) >= 4, 3, "the reset relay to drop")
+    assert [h["by"] for h in await _history(mono_cam)][2:] == ["soap", "timer"]
+
+    # the rate limit: two a minute per user and camera (this test's setting); the third is 429
     resp = await client.post(f"/api/v1/cameras/{mono_id}/relays/{TOKEN}/pulse",
                              headers={"X-CSRF-Token": token})
     assert resp.status == 429
     assert 1 <= int(resp.headers["Retry-After"]) <= 60
     assert "at most 2 a minute" in (await resp.json())["error"]["message"]
-    assert len(mono_cam.relay_history) == 2 + 1, "the refused pulse never reached the camera"
+    assert len(mono_cam.relay_history) == 4, "the refused pulse never reached the camera"
     await world.login("admin1")  # another user has a count of their own
     resp = await client.post(f"/api/v1/cameras/{mono_id}/relays/{TOKEN}/pulse",
                              headers={"X-CSRF-Token": world.csrf["admin1"]})
