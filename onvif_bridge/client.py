@@ -525,9 +525,9 @@ async def _interrogate(client: OnvifClient, max_clock_skew_s: float) -> DeviceRe
                             profile.token, exc)
             reports.append(ProfileReport(profile, stream, snapshot, error))
         base["profiles"] = tuple(reports)
-        try:
+        try:  # door relays: never a reason to refuse a camera (refresh them later)
             base["relays"] = await list_relays(client)
-        except (OnvifFault, OnvifParseError) as exc:
+        except OnvifError as exc:
             warnings.append(f"relay outputs not listed: {exc}")
     except OnvifAuthError as exc:
         if skewed:
