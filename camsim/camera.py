@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
@@ -99,6 +100,8 @@ class CameraOptions:
     audio: str = "aac"  # "aac" or "pcmu"
     ptz: bool = True
     relays: int = 1
+    relay_monostable: bool = True
+    """False: the relays refuse Mode Monostable (a client must set them inactive itself)."""
     inputs: int = 1
     rtsp: bool | None = None  # None: serve RTSP when camsim.rtsp is importable
     multicast: bool = False  # WS-Discovery Hello/Bye + group membership; namespaces only
@@ -140,7 +143,8 @@ class VirtualCamera:
             ),
             clock=self.clock,
             profiles=default_profiles(),
-            relays=[Relay(f"RelayOutputToken_{i + 1}") for i in range(opts.relays)],
+            relays=[Relay(f"RelayOutputToken_{i + 1}", monostable=opts.relay_monostable)
+                    for i in range(opts.relays)],
             inputs=[DigitalInput(f"DigitalInputToken_{i + 1}") for i in range(opts.inputs)],
             ptz=PtzState(self.clock) if opts.ptz else None,
             audio=opts.audio,
@@ -189,6 +193,9 @@ class VirtualCamera:
         self._control_port = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshot_cache: dict[str, bytes] = {}
+        self._relay_timers: dict[str, asyncio.TimerHandle] = {}
+        self.relay_history: collections.deque[dict[str, Any]] = collections.deque(maxlen=100)
+        """Every relay change, oldest first: token, state, at_us (wall), by (soap or timer)."""
         self.started = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -220,6 +227,9 @@ class VirtualCamera:
 
     async def stop(self) -> None:
         self.started = False
+        for handle in self._relay_timers.values():
+            handle.cancel()
+        self._relay_timers.clear()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -368,9 +378,27 @@ class VirtualCamera:
         return (("VideoSourceConfigurationToken", events.VSC),
                 ("VideoAnalyticsConfigurationToken", events.VAC), ("Rule", rule))
 
-    def _relay_changed(self, relay: Relay) -> None:
+    def _relay_changed(self, relay: Relay, by: str = "soap") -> None:
+        state = "active" if relay.active else "inactive"
+        self.relay_history.append({"token": relay.token, "state": state,
+                                   "at_us": self.clock.now_us(), "by": by})
+        timer = self._relay_timers.pop(relay.token, None)
+        if timer is not None:
+            timer.cancel()
+        if relay.active and relay.mode == "Monostable":
+            self._relay_timers[relay.token] = asyncio.get_running_loop().call_later(
+                relay.delay_s, self._relay_timed_out, relay)
         self.broker.publish(events.RELAY, (("RelayToken", relay.token),),
-                            (("LogicalState", "active" if relay.active else "inactive"),))
+                            (("LogicalState", state),))
+
+    def _relay_timed_out(self, relay: Relay) -> None:
+        """A monostable relay's DelayTime is over: back to inactive, as the hardware does."""
+        self._relay_timers.pop(relay.token, None)
+        if relay.active:
+            relay.active = False
+            logger.info("%s: relay %s back to inactive after %g s", self.name, relay.token,
+                        relay.delay_s)
+            self._relay_changed(relay, by="timer")
 
     def fire_event(self, type: str, state: bool = True, plate: str | None = None,
                    *, country: str = "KZ", confidence: float = 0.93, input_index: int = 0) -> None:
@@ -495,6 +523,9 @@ class VirtualCamera:
             "available": self.soap.available,
             "ptz": ptz_state,
             "relays": {r.token: "active" if r.active else "inactive" for r in st.relays},
+            "relay_settings": {r.token: {"mode": r.mode, "delay_s": r.delay_s,
+                                         "idle_state": r.idle_state} for r in st.relays},
+            "relay_history": list(self.relay_history),
             "inputs": {i.token: i.active for i in st.inputs},
             "subscriptions": len(self.broker.live()),
             "rtsp_sessions": self.rtsp.session_count if self.rtsp is not None else 0,

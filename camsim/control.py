@@ -5,7 +5,9 @@
 "slow_soap"|"bad_xml"|"no_long_poll"|"snapshot_404"|"probe_bare"|"probe_garbled"|"clear", "seconds":
 N}`` (``no_long_poll``: PullMessages answers at once for N seconds; ``snapshot_404``: the snapshot
 URL answers 404; ``probe_bare``: WS-Discovery answers a bare ProbeMatch; ``probe_garbled``: a
-ProbeMatch cut off half-way); ``GET {control_url}/state``. It listens on its own port so
+ProbeMatch cut off half-way); ``GET {control_url}/state`` (also ``relay_settings`` and
+``relay_history``: every relay change with its time and whether a client or the Monostable timer
+made it). It listens on its own port so
 that it keeps answering while the camera "reboots". Handlers are thin: parse, call the camera's
 method, answer JSON.
 """

@@ -43,6 +43,7 @@ from onvif_bridge.configure import (
     rename_camera,
     set_camera_clock,
 )
+from onvif_bridge.doors import store_relays
 from onvif_bridge.errors import (
     OnvifError,
     OnvifFault,
@@ -306,6 +307,7 @@ class Onboarding:
                     status_reason="adopted", status_since_us=now, created_us=now, **fields)
                 created = True
             self._store_streams(camera, main, sub)
+            store_relays(camera.id, report.relays, now)  # door locks (onvif_bridge/doors.py)
             audit.record(self.clock, "camera_adopt", principal=principal, username=actor,
                          target=f"{camera.name} ({report.address})", site_id=camera.site_id,
                          address=address,

@@ -61,6 +61,7 @@ from onvif_bridge.models import (
     VideoEncoderConfig,
 )
 from onvif_bridge.parsers import expect, parse_response
+from onvif_bridge.relay_ops import list_relays
 from onvif_bridge.xml import MAX_XML_BYTES
 from vms.clock import Clock, SystemClock, us_to_datetime
 
@@ -173,6 +174,10 @@ class OnvifClient:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+    def offers(self, key: str) -> bool:
+        """Whether the camera named a ``key`` service (``deviceio``…) in capabilities()."""
+        return key in self._xaddrs
 
     # --- transport ------------------------------------------------------------------------
 
@@ -520,6 +525,10 @@ async def _interrogate(client: OnvifClient, max_clock_skew_s: float) -> DeviceRe
                             profile.token, exc)
             reports.append(ProfileReport(profile, stream, snapshot, error))
         base["profiles"] = tuple(reports)
+        try:  # door relays: never a reason to refuse a camera (refresh them later)
+            base["relays"] = await list_relays(client)
+        except OnvifError as exc:
+            warnings.append(f"relay outputs not listed: {exc}")
     except OnvifAuthError as exc:
         if skewed:
             return _fail(client, Status.CLOCK_SKEW,

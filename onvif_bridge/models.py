@@ -195,6 +195,37 @@ class GenericResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayOutput:
+    """A relay output (a door lock) as GetRelayOutputs reports it, plus what GetRelayOutputOptions
+    says it can do (``modes`` empty: the camera did not say)."""
+
+    token: str
+    mode: str = ""
+    """``Monostable`` or ``Bistable`` (its current setting)."""
+    delay_s: float | None = None
+    idle_state: str = ""
+    """``open`` or ``closed``."""
+    modes: tuple[str, ...] = ()
+    delay_min_s: float | None = None
+    delay_max_s: float | None = None
+    delay_choices_s: tuple[float, ...] = ()
+    """Discrete DelayTimes, when the camera lists values instead of a range."""
+
+    def monostable_for(self, pulse_s: float) -> bool:
+        """Whether a Monostable pulse of ``pulse_s`` seconds may be asked of this relay: the
+        options list Monostable with that delay, or (no options) it is set Monostable already."""
+        if not self.modes:
+            return self.mode == "Monostable"
+        if "Monostable" not in self.modes:
+            return False
+        if self.delay_choices_s:
+            return any(abs(c - pulse_s) < 1e-6 for c in self.delay_choices_s)
+        low = self.delay_min_s if self.delay_min_s is not None else 0.0
+        high = self.delay_max_s if self.delay_max_s is not None else float("inf")
+        return low <= pulse_s <= high
+
+
+@dataclass(frozen=True, slots=True)
 class ProfileReport:
     profile: MediaProfile
     stream_uri: str | None
@@ -224,3 +255,5 @@ class DeviceReport:
     warnings: tuple[str, ...] = field(default=())
     name: str | None = None
     """The name we were given for the device (WS-Discovery's, or the installer's)."""
+    relays: tuple[RelayOutput, ...] = ()
+    """Relay outputs (door locks), stored at adoption (:mod:`onvif_bridge.relay_ops`)."""

@@ -25,6 +25,7 @@ from onvif_bridge.models import (
     MediaProfile,
     MediaUri,
     NetworkInterface,
+    RelayOutput,
     ServiceInfo,
     SystemDateAndTime,
     VideoEncoderConfig,
@@ -409,6 +410,50 @@ def media_uri(op: Element) -> MediaUri:
     )
 
 
+_DURATION_RE = re.compile(r"^P(?:\d+D)?T?(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$")
+
+
+def duration_s(value: str) -> float | None:
+    """An xs:duration of hours, minutes and seconds (``PT5S``, ``PT1M30S``, ``PT0.5S``) in
+    seconds; None when unreadable or empty."""
+    match = _DURATION_RE.match(value.strip().upper())
+    if match is None or not value.strip() or not any(match.groups()):
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+
+
+def relay_outputs(op: Element) -> tuple[RelayOutput, ...]:
+    """GetRelayOutputs (Device or DeviceIO): Hikvision answers an empty response when the camera
+    has none (DS-2CD2012-I), Monostable PT5S ones on its PTZ domes (DS-2DF7276-AEL)."""
+    out = []
+    for relay in children(op, "RelayOutputs"):
+        token = attr(relay, "token")
+        if not token:
+            continue
+        out.append(RelayOutput(token=token[:64], mode=text(relay, "Properties", "Mode"),
+                               delay_s=duration_s(text(relay, "Properties", "DelayTime")),
+                               idle_state=text(relay, "Properties", "IdleState")))
+    return tuple(out)
+
+
+def relay_output_options(op: Element) -> dict[str, RelayOutput]:
+    """GetRelayOutputOptions (DeviceIO): token → a RelayOutput holding only the options."""
+    out: dict[str, RelayOutput] = {}
+    for options in children(op, "RelayOutputOptions"):
+        token = attr(options, "token")
+        modes = tuple(m.text.strip() for m in children(options, "Mode") if m.text)
+        delays = [_float(v) for v in text(options, "DelayTimes").split()]
+        values = tuple(v for v in delays if v is not None)
+        discrete = _bool(text(options, "Discrete")) is True
+        low = high = None
+        if values and not discrete:
+            low, high = min(values), max(values)
+        out[token] = RelayOutput(token=token, modes=modes, delay_min_s=low, delay_max_s=high,
+                                 delay_choices_s=values if discrete else ())
+    return out
+
+
 # --- dispatch -------------------------------------------------------------------------------
 
 ParsedResponse = Any
@@ -448,6 +493,10 @@ def parse_operation(operation: Element) -> ParsedResponse:
         if config is None:
             raise OnvifParseError("GetVideoEncoderConfigurationResponse without a Configuration")
         return video_encoder(config)
+    if name == "GetRelayOutputsResponse":
+        return relay_outputs(operation)
+    if name == "GetRelayOutputOptionsResponse":
+        return relay_output_options(operation)
     if name in ("PullMessagesResponse", "Notify"):
         return parse_pull_messages_element(operation)
     if is_ptz_answer(operation):
@@ -495,6 +544,8 @@ __all__ = [
     "parse_fault",
     "parse_operation",
     "parse_response",
+    "relay_output_options",
+    "relay_outputs",
     "services",
     "system_date_and_time",
     "video_encoder",

@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_onboarding_ctx)
     app.cleanup_ctx.append(_ptz_ctx)
     app.on_shutdown.append(_ptz_shutdown)
+    app.cleanup_ctx.append(_doors_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
     app.cleanup_ctx.append(_exports_ctx)
@@ -315,6 +316,21 @@ async def _ptz_shutdown(app: web.Application) -> None:
     control = app[SERVICES].get("ptz")
     if control is not None:
         control.shutdown()
+async def _doors_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Door release (onvif_bridge/doors.py): relays and pulses; at shutdown every pulse in flight
+    is cut short and its relay set inactive before the server goes."""
+    from onvif_bridge.doors import DoorService
+
+    settings = app[SETTINGS]
+    doors = DoorService(app[SERVICES]["onboarding"], app[CLOCK],
+                        pulse_s=settings.intercom.pulse_seconds,
+                        ring_s=settings.intercom.ring_seconds,
+                        pulses_per_minute=settings.intercom.pulses_per_minute)
+    app[SERVICES]["doors"] = doors
+    try:
+        yield
+    finally:
+        await doors.stop()
 
 
 async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -114,6 +114,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("events", "max_open_seconds", int, 3600,
             "An interval event (motion, tamper…) whose \"off\" never arrives is closed this many "
             "seconds after it started, and marked so in its data (closed: max_open).", minimum=1),
+    Setting("intercom", "pulse_seconds", int, 1,
+            "How long a door release holds the relay active, seconds: asked of the camera as a "
+            "Monostable relay where it supports that delay, else the server sets it active and, "
+            "this long after, inactive again.", minimum=1),
+    Setting("intercom", "ring_seconds", int, 30,
+            "How long a doorbell rings on the site's open pages; a ring nobody answered (door "
+            "opened or call acknowledged) within it is a missed call.", minimum=5),
+    Setting("intercom", "pulses_per_minute", int, 6,
+            "Door releases one user may ask of one camera in any 60 s; more are refused (429 "
+            "with Retry-After) and audited.", minimum=1),
     Setting("mqtt", "url", str, "", "MQTT broker, e.g. mqtt://127.0.0.1:1883; empty: off."),
     Setting("mqtt", "topic_prefix", str, "vms", "Prefix of every MQTT topic we publish."),
     Setting("mqtt", "discovery", bool, True,
@@ -214,6 +224,13 @@ class EventsSettings:
 
 
 @dataclass(frozen=True)
+class IntercomSettings:
+    pulse_seconds: int = 1
+    ring_seconds: int = 30
+    pulses_per_minute: int = 6
+
+
+@dataclass(frozen=True)
 class MqttSettings:
     url: str = ""
     topic_prefix: str = "vms"
@@ -234,6 +251,7 @@ class Settings:
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     cameras: CamerasSettings = field(default_factory=CamerasSettings)
     events: EventsSettings = field(default_factory=EventsSettings)
+    intercom: IntercomSettings = field(default_factory=IntercomSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     volumes: tuple[Volume, ...] = ()
     source: str = "<defaults>"
@@ -266,6 +284,7 @@ _SECTIONS: dict[str, type] = {
     "logging": LoggingSettings,
     "cameras": CamerasSettings,
     "events": EventsSettings,
+    "intercom": IntercomSettings,
     "mqtt": MqttSettings,
 }
 

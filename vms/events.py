@@ -83,7 +83,8 @@ def _source(data: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """What the live feed sends: a new row (``kind="event"``) or a row closed (``kind="end"``)."""
+    """What the live feed sends: a new row (``kind="event"``), a row closed (``kind="end"``), or
+    news about a row (``kind="answered"``: :meth:`EventStore.announce`)."""
 
     kind: str
     id: int
@@ -202,6 +203,11 @@ class EventStore:
         if self.closing:
             listener.offer(None)
         return listener
+
+    def announce(self, kind: str, event_id: int, site_id: int, row: dict[str, Any]) -> None:
+        """Tell the live feeds of the site something about a stored event (``answered``: a
+        doorbell was answered, vms/rings.py), sent as an SSE ``kind`` event without an id."""
+        self._publish([StoredEvent(kind, event_id, site_id, row)])
 
     def _publish(self, items: list[StoredEvent]) -> None:
         for item in items:

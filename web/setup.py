@@ -19,6 +19,7 @@ from web import (
     views_auth,
     views_cameras,
     views_discovery,
+    views_door,
     views_events,
     views_export,
     views_live,
@@ -52,7 +53,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_export.routes,
     views_recording.routes, views_retention.routes,
     views_storage.routes, views_events.routes,
-    views_ptz.routes,
+    views_ptz.routes, views_door.routes,
 )
 
 

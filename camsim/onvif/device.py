@@ -342,6 +342,10 @@ def build(state: CameraState) -> Service:
         deviceio.set_relay_state(state, req)
         return "<tds:SetRelayOutputStateResponse/>"
 
+    async def set_relay_output_settings(req: Request) -> str:
+        deviceio.set_relay_settings(state, req)
+        return "<tds:SetRelayOutputSettingsResponse/>"
+
     svc.op("GetSystemDateAndTime", get_system_date_and_time, public=True)
     svc.op("SetSystemDateAndTime", set_system_date_and_time)
     svc.op("GetDeviceInformation", get_device_information)
@@ -357,4 +361,5 @@ def build(state: CameraState) -> Service:
     svc.op("SystemReboot", system_reboot)
     svc.op("GetRelayOutputs", get_relay_outputs)
     svc.op("SetRelayOutputState", set_relay_output_state)
+    svc.op("SetRelayOutputSettings", set_relay_output_settings)
     return svc

@@ -115,9 +115,12 @@ class Profile:
 class Relay:
     token: str
     mode: str = "Bistable"
-    delay_s: int = 5
+    delay_s: float = 5.0
     idle_state: str = "closed"
     active: bool = False
+    monostable: bool = True
+    """Whether SetRelayOutputSettings accepts Mode Monostable (the relay then returns to inactive
+    by itself ``delay_s`` after being set active); False: a relay that only knows Bistable."""
 
 
 @dataclass
@@ -250,6 +253,8 @@ class CameraState:
     base_url: Callable[[], str] = lambda: "http://127.0.0.1"
     rtsp_url: Callable[[str], str] = lambda path: f"rtsp://127.0.0.1:554{path}"
     on_relay_change: Callable[[Relay], None] = lambda relay: None
+    """Called after every change of a relay's state (the camera publishes the event, records it
+    in its history and, for a monostable relay set active, arms the return to inactive)."""
     on_reboot: Callable[[], None] = lambda: None
 
     def now_us(self) -> int:

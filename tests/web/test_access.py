@@ -114,6 +114,13 @@ EXPECTED: dict[tuple[str, str], str] = {
         ("POST", "/stop"), ("POST", "/relative"), ("POST", "/absolute"), ("GET", "/presets"),
         ("POST", "/presets"), ("PUT", "/presets/{token}"), ("DELETE", "/presets/{token}"),
         ("POST", "/presets/{token}/goto"), ("POST", "/home"), ("PUT", "/home"), ("GET", "/ws"))},
+    ("GET", "/api/v1/cameras/{id}/relays"): "live",
+    ("POST", "/api/v1/cameras/{id}/relays/refresh"): "manage_cameras",
+    ("POST", "/api/v1/cameras/{id}/relays/{token}/pulse"): "door",
+    ("GET", "/api/v1/rings"): "door",
+    ("POST", "/api/v1/rings/{id}/answer"): "door",
+    ("GET", "/api/v1/calls/missed"): "door",
+    ("GET", "/calls"): "door",
 }
 
 CAMERA_SCOPED = {path for (_m, path) in EXPECTED if "/cameras/{id}" in path}

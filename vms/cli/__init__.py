@@ -6,7 +6,8 @@ migrate), :mod:`~vms.cli.sim` (demo, sim), :mod:`~vms.cli.onboarding` (discover,
 :mod:`~vms.cli.recording` (check, recording), :mod:`~vms.cli.export`, :mod:`~vms.cli.verify`
 (verify, signing-key), :mod:`~vms.cli.users` (user, user token), :mod:`~vms.cli.sites`,
 :mod:`~vms.cli.storage`, :mod:`~vms.cli.retention`, :mod:`~vms.cli.events`,
-:mod:`~vms.cli.ptz`, :mod:`~vms.cli.diagnostics`; what they share is in
+:mod:`~vms.cli.ptz`, :mod:`~vms.cli.door`,
+:mod:`~vms.cli.diagnostics`; what they share is in
 :mod:`~vms.cli.common`, which imports none of them. ``vms --help`` lists every command with its
 one-line help (a test checks it against the parser). Every command has ``--help``;
 commands that report data take ``--json`` (one JSON document, or one object a line for lists).
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 
 from vms.cli import (
     diagnostics,
+    door,
     events,
     export,
     onboarding,
@@ -57,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention.register(sub)
     events.register(sub)
     ptz.register(sub)
+    door.register(sub)
     diagnostics.register(sub)
     return parser
 

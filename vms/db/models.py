@@ -393,10 +393,43 @@ class LiveLayout(BaseModel):
     class Meta:
         indexes = ((("user", "name"), True),)
         constraints = [pw.SQL("CHECK (grid BETWEEN 1 AND 4)")]
+class CameraRelay(BaseModel):
+    """A relay output (door lock) of a camera as it reported it (migration 013): its current mode
+    and delay, and the modes and delay times it accepts (``modes`` comma-separated, empty: not
+    said; ``delay_choices_ms`` comma-separated discrete values)."""
+
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", backref="relays")
+    token = pw.CharField(max_length=64)
+    mode = pw.CharField(max_length=16, default="")
+    delay_ms = pw.IntegerField(null=True)
+    idle_state = pw.CharField(max_length=8, default="")
+    modes = pw.CharField(max_length=64, default="")
+    delay_min_ms = pw.IntegerField(null=True)
+    delay_max_ms = pw.IntegerField(null=True)
+    delay_choices_ms = pw.CharField(max_length=200, default="")
+    listed_us = pw.BigIntegerField()
+
+    class Meta:
+        indexes = ((("camera", "token"), True),)
+
+
+class RingAnswer(BaseModel):
+    """A doorbell event answered within ``[intercom] ring_seconds`` (vms/rings.py): by a door
+    pulse on its camera (``how = 'door'``) or an acknowledgement (``'ack'``). Doorbell events
+    without one are missed calls."""
+
+    event = pw.ForeignKeyField(Event, on_delete="CASCADE", unique=True)
+    user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    username = pw.CharField(max_length=64, default="")
+    how = pw.CharField(max_length=8)
+    at_us = pw.BigIntegerField()
+
+    class Meta:
+        constraints = [pw.SQL("CHECK (how IN ('door', 'ack'))")]
 
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
     PendingDeletion, Event, Export, Hold, PurgedRange, Installation, SegmentUsage, StorageSample,
-    LiveLayout,
+    LiveLayout, CameraRelay, RingAnswer,
 )
