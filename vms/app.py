@@ -1,11 +1,11 @@
 """The composition root: builds the aiohttp application from settings.
 
 Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, password pool,
-secrets, metrics, scheduler, onboarding and scan jobs, live view, exports, recorder supervisor,
-retention, event pumps, MQTT bridge — so each is torn down even when a later one failed to start. A
-part that cannot be imported or started stops start-up with its error: a server that records
-nothing must not look like one that does. Nothing imports this module but the rest of the root; the
-CLI calls :func:`create_app`.
+secrets, metrics, scheduler, onboarding and scan jobs, live view, talk-back, exports, recorder
+supervisor, retention, event pumps, MQTT bridge — so each is torn down even when a later one
+failed to start. A part that cannot be imported or started stops start-up with its error: a
+server that records nothing must not look like one that does. Nothing imports this module but the
+rest of the root; the CLI calls :func:`create_app`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_onboarding_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
+    app.cleanup_ctx.append(_talk_ctx)
+    app.on_shutdown.append(_talk_shutdown)
     app.cleanup_ctx.append(_exports_ctx)
     if start_recorder:
         app.cleanup_ctx.append(_recorder_ctx)
@@ -380,6 +382,25 @@ async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _live_shutdown(app: web.Application) -> None:
     """Before the server waits for open requests: end every live WebSocket (and its ffmpeg)."""
     service = app[SERVICES].get("live")
+    if service is not None:
+        await service.stop()
+
+
+async def _talk_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Talk-back (recorder/backchannel.py): at most one RTSP backchannel session per camera."""
+    from recorder.backchannel import TalkService
+
+    service = TalkService()
+    app[SERVICES]["talk"] = service
+    try:
+        yield
+    finally:
+        await service.stop()
+
+
+async def _talk_shutdown(app: web.Application) -> None:
+    """Before the server waits for open requests: end every talk session (and its socket)."""
+    service = app[SERVICES].get("talk")
     if service is not None:
         await service.stop()
 

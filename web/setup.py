@@ -27,6 +27,7 @@ from web import (
     views_retention,
     views_storage,
     views_system,
+    views_talk,
 )
 from web.forwarded import forwarded_middleware
 from web.keys import RULES, SETTINGS
@@ -50,7 +51,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_discovery.routes, views_live.routes, views_playback.routes,
     views_export.routes,
     views_recording.routes, views_retention.routes,
-    views_storage.routes, views_events.routes,
+    views_storage.routes, views_events.routes, views_talk.routes,
 )
 
 
