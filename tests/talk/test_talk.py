@@ -1,0 +1,160 @@
+"""Talk-back end to end: a tone over the talk WebSocket arrives at camsim's loudspeaker.
+
+Real parts throughout: the whole app (without recording) behind aiohttp's test client, camsim
+virtual cameras (one with an ONVIF audio backchannel, one without) adopted straight into the
+database with encrypted passwords (so the server's RTSP client must pass camsim's Digest
+challenge), and what arrived read back through camsim's control API (``GET {control_url}/state``:
+packets, seconds, the dominant frequency measured by camsim, sequence and timestamp checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.talk.conftest import USER_PASSWORD, seed_talk, tone_pcm
+from web.keys import GATEWAY
+
+CAM_PASSWORD = "Talk-S3cret#pw"
+FRAME_S = 0.04
+
+
+@dataclass
+class TalkWorld:
+    client: Any
+    app: Any
+    ids: dict[str, int]
+    controls: dict[str, str]
+
+    async def login(self, username: str) -> None:
+        self.client.session.cookie_jar.clear()
+        resp = await self.client.post("/api/v1/auth/login",
+                                      json={"username": username, "password": USER_PASSWORD})
+        assert resp.status == 200, await resp.text()
+
+    async def camsim_state(self, camera: str) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{self.controls[camera]}/state") as resp:
+            assert resp.status == 200
+            state: dict[str, Any] = await resp.json()
+            return state
+
+    async def wait_state(self, camera: str, ok: Any, timeout_s: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            state = await self.camsim_state(camera)
+            if ok(state) or time.monotonic() > deadline:
+                return state
+            await asyncio.sleep(0.1)
+
+
+@pytest_asyncio.fixture
+async def talk_world(settings_factory, aiohttp_client, camsim_factory) -> AsyncIterator[TalkWorld]:  # type: ignore[no-untyped-def]
+    from vms.app import create_app
+
+    fleet = await camsim_factory(count=2, password=CAM_PASSWORD,
+                                 per_camera=[{}, {"backchannel": False}])
+    panel, mute = fleet.cameras
+    app = create_app(settings_factory(), start_recorder=False)
+    client = await aiohttp_client(app)
+    ids = seed_talk(app, [("Panel", "A", panel.info()["rtsp"]["main"], CAM_PASSWORD),
+                          ("Mute", "A", mute.info()["rtsp"]["main"], CAM_PASSWORD),
+                          ("Other", "B", panel.info()["rtsp"]["main"], CAM_PASSWORD)])
+    yield TalkWorld(client, app, ids, {"Panel": panel.control_url, "Mute": mute.control_url})
+
+
+async def _first_json(ws: Any, timeout_s: float = 10.0) -> dict[str, Any]:
+    msg = await ws.receive(timeout=timeout_s)
+    assert msg.type == aiohttp.WSMsgType.TEXT, msg
+    data: dict[str, Any] = json.loads(msg.data)
+    return data
+
+
+async def test_a_tone_reaches_the_panel_and_the_session_ends_with_the_socket(
+        talk_world: TalkWorld) -> None:
+    from vms.db import models as m
+
+    world = talk_world
+    await world.login("resident_a")
+    tone = tone_pcm(1000, 2.0)
+    frame = int(FRAME_S * 8000) * 2
+    async with world.client.ws_connect(f"/api/v1/cameras/{world.ids['Panel']}/talk") as ws:
+        ready = await _first_json(ws)
+        assert ready == {"type": "ready", "codec": "PCMU", "rate": 8000, "format": "s16le"}
+        during = await world.camsim_state("Panel")
+        assert during["backchannel"]["sessions_active"] == 1 and during["rtsp_sessions"] == 1
+        start = time.monotonic()
+        for i, offset in enumerate(range(0, len(tone), frame)):  # as a browser does: real time
+            await ws.send_bytes(tone[offset:offset + frame])
+            await asyncio.sleep(max(0.0, start + (i + 1) * FRAME_S - time.monotonic()))
+        state = await world.wait_state("Panel", lambda s: s["backchannel"]["seconds"] >= 1.96)
+    back = state["backchannel"]
+    print("camsim backchannel:", json.dumps(back))
+    assert abs(back["frequency_hz"] - 1000) <= 50, back
+    assert 1.96 <= back["seconds"] <= 2.0, back  # all but the last part-packet
+    assert back["packets"] == int(back["seconds"] * 8000) // 160
+    assert back["arrival_span_s"] >= 1.7, back  # paced at 20 ms a packet, not one burst
+    assert back["seq_gaps"] == 0 and back["timestamp_errors"] == 0, back
+    assert back["bad_payload_types"] == 0 and back["peak"] > 8000
+
+    # closing the socket ends the RTSP session (TEARDOWN, connection closed)
+    after = await world.wait_state("Panel", lambda s: s["rtsp_sessions"] == 0, timeout_s=3.0)
+    assert after["rtsp_sessions"] == 0 and after["backchannel"]["sessions_active"] == 0, after
+    assert after["backchannel"]["sessions_total"] == 1
+
+    rows = await world.app[GATEWAY].read(
+        lambda: [(r.username, r.outcome, r.target)
+                 for r in m.AuditLog.select().where(m.AuditLog.action == "talk")])
+    assert rows == [("resident_a", "ok", f"camera {world.ids['Panel']} (Panel)")]
+
+
+async def test_rights_errors_and_takeover(talk_world: TalkWorld) -> None:
+    world = talk_world
+    panel = f"/api/v1/cameras/{world.ids['Panel']}/talk"
+
+    await world.login("operator_a")  # may watch Site A, but not answer its doors
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await world.client.ws_connect(panel)
+    assert err.value.status == 403
+
+    await world.login("viewer_b")  # has the door right, on Site B only
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await world.client.ws_connect(panel)
+    assert err.value.status == 404
+    assert (await world.camsim_state("Panel"))["backchannel"]["sessions_total"] == 0
+
+    await world.login("resident_a")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await world.client.ws_connect(panel, headers={"Origin": "http://evil.example"})
+    assert err.value.status == 403
+
+    # a camera without a backchannel: a clear error, then the socket closes
+    async with world.client.ws_connect(f"/api/v1/cameras/{world.ids['Mute']}/talk") as ws:
+        error = await _first_json(ws)
+        closed = await ws.receive(timeout=5)
+    assert error["type"] == "error" and error["code"] == "no_backchannel", error
+    assert "no audio backchannel" in error["message"] and "Mute" in error["message"]
+    assert closed.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 4000
+
+    # one talk session per camera: the second one takes over, the first is told by whom
+    async with world.client.ws_connect(panel) as first:
+        assert (await _first_json(first))["type"] == "ready"
+        async with world.client.ws_connect(panel) as second:
+            assert (await _first_json(second))["type"] == "ready"
+            ended = await _first_json(first)
+            assert ended == {"type": "ended", "reason": "taken over by resident_a"}
+            state = await world.wait_state(
+                "Panel", lambda s: s["backchannel"]["sessions_active"] == 1 and
+                s["rtsp_sessions"] == 1)
+            assert state["backchannel"]["sessions_total"] == 2
+            assert state["rtsp_sessions"] == 1, state
+    state = await world.wait_state("Panel", lambda s: s["rtsp_sessions"] == 0)
+    assert state["rtsp_sessions"] == 0 and state["backchannel"]["sessions_active"] == 0
