@@ -156,5 +156,11 @@ async def test_rights_errors_and_takeover(talk_world: TalkWorld) -> None:
                 s["rtsp_sessions"] == 1)
             assert state["backchannel"]["sessions_total"] == 2
             assert state["rtsp_sessions"] == 1, state
+            # the panel hangs up (a reboot, a network cut): the talker is told
+            async with aiohttp.ClientSession() as http, http.post(
+                    f"{world.controls['Panel']}/fault", json={"kind": "drop"}) as resp:
+                assert resp.status == 200
+            ended = await _first_json(second, timeout_s=5.0)
+            assert ended["type"] == "ended" and "camera ended the session" in ended["reason"]
     state = await world.wait_state("Panel", lambda s: s["rtsp_sessions"] == 0)
     assert state["rtsp_sessions"] == 0 and state["backchannel"]["sessions_active"] == 0
