@@ -98,13 +98,14 @@ class RtspConnection:
 
     async def connect(self) -> None:
         try:
-            self._reader, self._writer = await asyncio.wait_for(
+            reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port, limit=MAX_HEADER_BYTES),
                 self.timeout_s)
         except (OSError, TimeoutError) as exc:
             raise RtspError(f"cannot connect to {self.host}:{self.port} "
                             f"({type(exc).__name__})") from None
-        self._writer.transport.set_write_buffer_limits(high=64 * 1024)
+        writer.transport.set_write_buffer_limits(high=64 * 1024)
+        self._reader, self._writer = reader, writer
         self._read_task = asyncio.create_task(self._read_loop(), name=f"rtsp-{self.host}")
 
     # -- requests ---------------------------------------------------------------------------------
