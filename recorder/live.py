@@ -277,6 +277,19 @@ class LiveStream:
                 viewer.close("live stream stopped")
             self.viewers.clear()
 
+    # what the ffmpeg makes: video here; recorder/listen.py's audio stream overrides these
+
+    def command(self, source: LiveSource) -> tuple[FfmpegInput, list[str]]:
+        """The ffmpeg input (its stdin script) and argv for ``source``."""
+        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s)
+        return src, live_argv(self.ffmpeg_exe, src)
+
+    def codec_of(self, init: bytes) -> str:
+        return codec_string(init)
+
+    def is_keyframe(self, fragment: bytes) -> bool:
+        return fragment_is_keyframe(fragment)
+
     def _last_error(self) -> str:
         for line in reversed(self.tail):
             if "[error]" in line or "[fatal]" in line:
@@ -287,8 +300,7 @@ class LiveStream:
         """Run one ffmpeg until it exits; True when it delivered media."""
         if source.password:
             register_secret(source.password)
-        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s)
-        argv = live_argv(self.ffmpeg_exe, src)
+        src, argv = self.command(source)
         log.info("%s: %s: starting ffmpeg for %s: %s", self.name, source.camera_name, src.shown,
                  redact(" ".join(argv)))
         self.tail.clear()
@@ -331,7 +343,7 @@ class LiveStream:
             for kind, unit in splitter.feed(data):
                 if kind == "init":
                     self.init = unit
-                    self.codec = codec_string(unit)
+                    self.codec = self.codec_of(unit)
                     self.gop = []
                     log.info("%s: streaming %s", self.name, self.codec)
                     self._broadcast(LiveMessage("init", unit, codec=self.codec))
@@ -339,7 +351,7 @@ class LiveStream:
                 if self.init is None:
                     continue
                 got_media = True
-                if fragment_is_keyframe(unit):
+                if self.is_keyframe(unit):
                     self.gop = [unit]
                     for viewer in self.viewers:
                         viewer.synced = True

@@ -387,22 +387,29 @@ async def _live_shutdown(app: web.Application) -> None:
 
 
 async def _talk_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Talk-back (recorder/backchannel.py): at most one RTSP backchannel session per camera."""
+    """Talk-back (recorder/backchannel.py): at most one RTSP backchannel session per camera; and
+    listening (recorder/listen.py): a camera's sound as AAC, one ffmpeg per camera listened to."""
     from recorder.backchannel import TalkService
+    from recorder.listen import ListenService
 
     service = TalkService()
     app[SERVICES]["talk"] = service
+    listen = ListenService(app[SERVICES]["live"].resolve, app[SETTINGS])
+    app[SERVICES]["listen"] = listen
     try:
         yield
     finally:
+        await listen.stop()
         await service.stop()
 
 
 async def _talk_shutdown(app: web.Application) -> None:
-    """Before the server waits for open requests: end every talk session (and its socket)."""
-    service = app[SERVICES].get("talk")
-    if service is not None:
-        await service.stop()
+    """Before the server waits for open requests: end every talk session and every listening
+    stream (and their sockets)."""
+    for name in ("listen", "talk"):
+        service = app[SERVICES].get(name)
+        if service is not None:
+            await service.stop()
 
 
 async def _mqtt_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,12 @@ then sends binary frames of 16-bit little-endian mono PCM at 8 kHz (at most
 the session ends on the server's side (another user took over the camera, the camera hung up) the
 client gets ``{"type": "ended", "reason"}`` and the socket closes. Each session start is audited
 (``talk``), as is a refused one.
+
+``GET /api/v1/cameras/{id}/listen`` (right ``live``) is the other direction: a WebSocket of the
+camera's own sound as AAC in fragmented MP4 (:class:`recorder.listen.ListenService`), the same
+messages as the live video socket: ``{"type": "init", "codec", "mime"}`` and the binary init
+segment, then one binary fragment per AAC frame, ``{"type": "status", "message"}`` while the camera
+is reconnected (or sends no sound).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from recorder.backchannel import TalkError, TalkService, TalkSession, TalkTarget
-from recorder.live import LiveService, LiveUnavailable
+from recorder.listen import ListenService
+from recorder.live import LiveService, LiveUnavailable, Viewer
 from vms import audit, catalog
 from web.inputs import match_id
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
@@ -148,3 +155,54 @@ async def _relay(ws: web.WebSocketResponse, session: TalkSession) -> None:
                 return
     finally:
         ended.cancel()
+
+
+@routes.route("GET", "/api/v1/cameras/{id}/listen", access="live", statuses=(101,), media=(),
+              summary="The camera's sound: a WebSocket of AAC in fragmented MP4 (init segment, "
+                      "then one fragment per AAC frame)")
+async def api_listen(request: web.Request) -> web.StreamResponse:
+    camera = await _camera(request)
+    service = request.app[SERVICES].get("listen")
+    if not isinstance(service, ListenService):
+        raise web.HTTPServiceUnavailable(text="listening is not running on this server")
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=4096)
+    if not ws.can_prepare(request).ok:
+        raise web.HTTPBadRequest(text="this URL is a WebSocket: connect with 'Upgrade: websocket'")
+    if not _same_origin(request):
+        raise web.HTTPForbidden(text="WebSocket from another origin")
+    try:
+        viewer = await service.subscribe(camera["id"])
+    except LiveUnavailable as exc:
+        raise web.HTTPServiceUnavailable(text=str(exc)) from None
+    try:
+        await ws.prepare(request)
+        sender = asyncio.create_task(_send_audio(ws, viewer), name=f"listen-{camera['id']}")
+        try:
+            async for msg in ws:  # the client sends nothing we need; this sees its close
+                if msg.type == WSMsgType.ERROR or sender.done():
+                    break
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+    finally:
+        viewer.stream.remove_viewer(viewer)
+    return ws
+
+
+async def _send_audio(ws: web.WebSocketResponse, viewer: Viewer) -> None:
+    try:
+        async for msg in viewer:
+            if msg.kind == "init":
+                await ws.send_str(json.dumps({"type": "init", "codec": msg.codec,
+                                              "mime": f'audio/mp4; codecs="{msg.codec}"'}))
+                await ws.send_bytes(msg.data)
+            elif msg.kind == "fragment":
+                await ws.send_bytes(msg.data)
+            elif msg.kind == "status":
+                await ws.send_str(json.dumps({"type": "status", "message": msg.text}))
+        await ws.send_str(json.dumps({"type": "closed", "message": viewer.close_reason}))
+    except (ConnectionResetError, RuntimeError):  # the client went away mid-send
+        pass
+    finally:
+        await ws.close()

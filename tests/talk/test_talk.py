@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from array import array
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ async def talk_world(settings_factory, aiohttp_client, camsim_factory) -> AsyncI
     from vms.app import create_app
 
     fleet = await camsim_factory(count=2, password=CAM_PASSWORD,
-                                 per_camera=[{}, {"backchannel": False}])
+                                 per_camera=[{}, {"backchannel": False, "audio": "pcmu"}])
     panel, mute = fleet.cameras
     app = create_app(settings_factory(), start_recorder=False)
     client = await aiohttp_client(app)
@@ -164,3 +165,39 @@ async def test_rights_errors_and_takeover(talk_world: TalkWorld) -> None:
             assert ended["type"] == "ended" and "camera ended the session" in ended["reason"]
     state = await world.wait_state("Panel", lambda s: s["rtsp_sessions"] == 0)
     assert state["rtsp_sessions"] == 0 and state["backchannel"]["sessions_active"] == 0
+
+
+async def test_listening_to_a_camera_plays_its_sound_as_aac(talk_world: TalkWorld,
+                                                           tmp_path: Any) -> None:
+    """The panel's own sound for the live page: camsim's 1 kHz tone, from an AAC camera and from
+    a G.711 camera (transcoded: MP4 cannot carry G.711), decoded back with PyAV."""
+    import av
+
+    from camsim.backchannel import dominant_frequency
+
+    world = talk_world
+    await world.login("resident_a")
+    for name in ("Panel", "Mute"):
+        async with world.client.ws_connect(f"/api/v1/cameras/{world.ids[name]}/listen") as ws:
+            init_msg = await _first_json(ws, timeout_s=20)
+            init = (await ws.receive(timeout=5)).data
+            fragments: list[bytes] = []
+            start = time.monotonic()
+            while time.monotonic() - start < 1.5:
+                msg = await ws.receive(timeout=5)
+                assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                fragments.append(msg.data)
+        assert init_msg == {"type": "init", "codec": "mp4a.40.2",
+                            "mime": 'audio/mp4; codecs="mp4a.40.2"'}
+        assert 15 <= len(fragments) <= 40, len(fragments)  # one a 64 ms AAC frame
+        path = tmp_path / f"{name}.mp4"
+        path.write_bytes(init + b"".join(fragments))
+        samples = array("h")
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            assert stream.codec_context.name == "aac" and stream.rate == 16000
+            for frame in container.decode(stream):
+                floats = array("f", bytes(frame.planes[0]))[:frame.samples]
+                samples.extend(int(max(-1.0, min(1.0, x)) * 32767) for x in floats)
+        frequency = dominant_frequency(samples, 16000)
+        assert frequency is not None and abs(frequency - 1000) < 20, (name, frequency)
