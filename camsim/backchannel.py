@@ -35,6 +35,8 @@ MAX_SECONDS = 120
 FFT_SIZE = 2048
 MAX_BLOCKS = 16
 """The loudest blocks of :data:`FFT_SIZE` samples the frequency is measured over."""
+MIN_FREQUENCY_HZ = 80
+"""The search starts here: below is hum, DC steps and clicks, not voice (telephony: 300 Hz up)."""
 
 
 def requires_backchannel(require_header: str) -> bool:
@@ -90,8 +92,8 @@ def dominant_frequency(samples: array[int], rate: int = CLOCK_RATE) -> float | N
     """The strongest frequency (Hz) in ``samples``, or None for silence or too few samples.
 
     The samples are cut into blocks of :data:`FFT_SIZE`; the :data:`MAX_BLOCKS` loudest are
-    windowed and transformed, their power spectra summed, and the peak bin (DC excluded) refined by
-    parabolic interpolation of the log power."""
+    windowed and transformed, their power spectra summed, and the peak bin from
+    :data:`MIN_FREQUENCY_HZ` up refined by parabolic interpolation of the log power."""
     count = len(samples) // FFT_SIZE
     if count == 0:
         return None
@@ -105,7 +107,8 @@ def dominant_frequency(samples: array[int], rate: int = CLOCK_RATE) -> float | N
         spectrum = _fft([complex(s * w) for s, w in zip(blocks[index], _HANN, strict=True)])
         for k in range(1, FFT_SIZE // 2):
             power[k] += abs(spectrum[k]) ** 2
-    peak = max(range(2, FFT_SIZE // 2 - 1), key=power.__getitem__)
+    lowest = max(2, MIN_FREQUENCY_HZ * FFT_SIZE // rate + 1)
+    peak = max(range(lowest, FFT_SIZE // 2 - 1), key=power.__getitem__)
     left, mid, right = (math.log(power[k] + 1e-9) for k in (peak - 1, peak, peak + 1))
     denominator = left - 2 * mid + right
     offset = 0.5 * (left - right) / denominator if denominator else 0.0
