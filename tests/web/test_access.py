@@ -84,6 +84,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/sites/{id}/retention"): "live",
     ("PUT", "/api/v1/sites/{id}/retention"): "manage_cameras",
     ("GET", "/api/v1/cameras/{id}/live"): "live",
+    ("GET", "/api/v1/cameras/{id}/listen"): "live",
+    ("GET", "/api/v1/cameras/{id}/talk"): "door",
     ("GET", "/cameras/{id}/live"): "live",
     ("GET", "/live"): "live",
     ("GET", "/api/v1/cameras/{id}/timeline"): "playback",
@@ -232,7 +234,12 @@ ADMIN_SCOPE = {
 }
 
 
+CONTROL_GETS = {("GET", "/api/v1/cameras/{id}/talk")}  # a WebSocket that acts: talk-back
+
+
 def expected_scope(method: str, path: str) -> str:
+    if (method, path) in CONTROL_GETS:
+        return "control"
     if method == "GET":
         return "read"
     return "admin" if (method, path) in ADMIN_SCOPE else "control"
