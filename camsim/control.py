@@ -3,7 +3,9 @@
 ``POST {control_url}/event`` ``{"type": "doorbell"|"motion"|"plate"|"tamper", "state": bool,
 "plate": "..."}``; ``POST {control_url}/fault`` ``{"kind": "drop"|"refuse"|"stall"|"reboot"|
 "slow_soap"|"bad_xml"|"no_long_poll"|"clear", "seconds": N}`` (``no_long_poll``: PullMessages
-answers at once for N seconds); ``GET {control_url}/state``. It listens on its own port so
+answers at once for N seconds); ``GET {control_url}/state`` (with ``backchannel``: what the
+camera's loudspeaker received from the newest ONVIF backchannel session — packets, seconds,
+``frequency_hz``, sequence and timestamp errors; see :mod:`camsim.backchannel`). It listens on its own port so
 that it keeps answering while the camera "reboots". Handlers are thin: parse, call the camera's
 method, answer JSON.
 """

@@ -346,7 +346,8 @@ class TalkService:
     def __init__(self, options: TalkOptions | None = None) -> None:
         self.options = options or TalkOptions()
         self._sessions: dict[int, TalkSession] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[int, asyncio.Lock] = {}
+        """One per camera: a slow camera delays only those who talk to it."""
         self._stopped = False
 
     def stats(self) -> list[dict[str, object]]:
@@ -354,7 +355,7 @@ class TalkService:
 
     async def start(self, target: TalkTarget, username: str) -> TalkSession:
         """Open a session to ``target``; one already open to that camera is taken over."""
-        async with self._lock:
+        async with self._locks.setdefault(target.camera_id, asyncio.Lock()):
             if self._stopped:
                 raise TalkError("stopping", "the server is stopping")
             previous = self._sessions.pop(target.camera_id, None)
