@@ -51,7 +51,8 @@ async def test_holding_the_button_sends_the_microphone_to_the_panel(settings_fac
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                args=CHROMIUM_ARGS + FAKE_MIC)
             try:
-                page = await browser.new_page(locale="en-US")
+                page = await browser.new_page(locale="en-US",  # a phone's viewport
+                                              viewport={"width": 390, "height": 844})
                 errors: list[str] = []
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 await page.goto(f"{base}/login")
