@@ -111,7 +111,8 @@ def dominant_frequency(samples: array[int], rate: int = CLOCK_RATE) -> float | N
     peak = max(range(lowest, FFT_SIZE // 2 - 1), key=power.__getitem__)
     left, mid, right = (math.log(power[k] + 1e-9) for k in (peak - 1, peak, peak + 1))
     denominator = left - 2 * mid + right
-    offset = 0.5 * (left - right) / denominator if denominator else 0.0
+    offset = 0.5 * (left - right) / denominator if denominator < 0 else 0.0
+    offset = max(-0.5, min(0.5, offset))  # a true peak's vertex lies within half a bin
     return (peak + offset) * rate / FFT_SIZE
 
 
@@ -129,6 +130,10 @@ class Recording:
     timestamp_errors: int = 0
     """Packets whose timestamp is not the previous one plus a whole number of its packets."""
     bad_payload_types: int = 0
+    talkspurts: int = 0
+    """Packets with the marker bit: the first of each talkspurt (RFC 3551)."""
+    timestamp_advance: int = 0
+    """RTP clock ticks from the first packet to the last (silences included)."""
     first_arrival_us: int | None = None
     last_arrival_us: int | None = None
     samples: array[int] = field(default_factory=lambda: array("h"))
@@ -156,8 +161,11 @@ class Recording:
             delta = (ts - self._last_ts) & 0xFFFFFFFF
             if self._last_len == 0 or delta == 0 or delta % self._last_len or delta > 1 << 30:
                 self.timestamp_errors += 1
+            else:
+                self.timestamp_advance += delta
         self._last_seq, self._last_ts, self._last_len = seq, ts, len(payload)
         self.packets += 1
+        self.talkspurts += packet[1] >> 7
         self.samples_total += len(payload)
         if self.first_arrival_us is None:
             self.first_arrival_us = now
@@ -181,6 +189,8 @@ class Recording:
             "packets": self.packets,
             "seconds": round(self.samples_total / CLOCK_RATE, 3),
             "arrival_span_s": round(span_us / 1_000_000, 3),
+            "rtp_span_s": round(self.timestamp_advance / CLOCK_RATE, 3),
+            "talkspurts": self.talkspurts,
             "frequency_hz": None if frequency is None else round(frequency, 1),
             "peak": peak,
             "seq_gaps": self.seq_gaps,

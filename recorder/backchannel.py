@@ -64,8 +64,9 @@ class TalkTarget:
 class TalkOptions:
     max_buffer_ms: int = 500
     """Audio waiting to be sent; beyond, the oldest is dropped (a bounded delay)."""
-    prebuffer_ms: int = 40
-    """Audio gathered before sending starts, and again after the browser fell silent."""
+    prebuffer_ms: int = 100
+    """Audio gathered before sending starts, and again after the browser fell silent: absorbs
+    the jitter of a phone's network (and of the browser's audio thread)."""
     max_lag_ms: int = 200
     """How late the pacer may wake before it skips ticks instead of bursting."""
     timeout_s: float = 5.0

@@ -93,7 +93,8 @@ async def api_talk(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICES].get("talk")
     if not isinstance(service, TalkService):
         raise web.HTTPServiceUnavailable(text="talk-back is not running on this server")
-    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=MAX_FRAME_BYTES)
+    # + 1: aiohttp refuses a message of exactly max_msg_size bytes
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=MAX_FRAME_BYTES + 1)
     if not ws.can_prepare(request).ok:
         raise web.HTTPBadRequest(text="this URL is a WebSocket: connect with 'Upgrade: websocket'")
     if not _same_origin(request):

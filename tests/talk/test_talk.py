@@ -125,6 +125,8 @@ async def test_a_tone_reaches_the_panel_and_the_session_ends_with_the_socket(
     assert back["arrival_span_s"] >= 1.7, back  # paced at 20 ms a packet, not one burst
     assert back["seq_gaps"] == 0 and back["timestamp_errors"] == 0, back
     assert back["bad_payload_types"] == 0 and back["peak"] > 8000
+    # timestamps follow real time, through any underrun the sender's jitter caused
+    assert back["talkspurts"] >= 1 and abs(back["rtp_span_s"] - back["arrival_span_s"]) < 0.3
 
     # closing the socket ends the RTSP session (TEARDOWN, connection closed)
     after = await world.wait_state("Panel", lambda s: s["rtsp_sessions"] == 0, timeout_s=3.0)
@@ -223,3 +225,32 @@ async def test_listening_to_a_camera_plays_its_sound_as_aac(talk_world: TalkWorl
                 samples.extend(int(max(-1.0, min(1.0, x)) * 32767) for x in floats)
         frequency = dominant_frequency(samples, 16000)
         assert frequency is not None and abs(frequency - 1000) < 20, (name, frequency)
+
+
+async def test_a_burst_is_bounded_and_a_silence_keeps_the_clock(talk_world: TalkWorld) -> None:
+    """2 s sent at once: only the newest 0.5 s is kept (the delay stays bounded). Then a silence
+    and a second talkspurt: its first packet has the marker bit, and the RTP timestamps jump by
+    the silence (they follow real time) while the sequence numbers stay consecutive."""
+    world = talk_world
+    await world.login("resident_a")
+    tone = tone_pcm(1000, 2.0)
+    async with world.client.ws_connect(f"/api/v1/cameras/{world.ids['Panel']}/talk") as ws:
+        assert (await _first_json(ws))["type"] == "ready"
+        await ws.send_bytes(tone[:16000])  # the largest frames the socket takes: 1 s each
+        await ws.send_bytes(tone[16000:])
+        first = await world.wait_state("Panel", lambda s: s["backchannel"]["seconds"] >= 0.5)
+        await asyncio.sleep(0.4)  # drained, then silent
+        drained = await world.camsim_state("Panel")
+        assert drained["backchannel"]["seconds"] == first["backchannel"]["seconds"]
+        for offset in range(0, 3200, 640):  # 0.2 s more, in real time
+            await ws.send_bytes(tone[offset:offset + 640])
+            await asyncio.sleep(FRAME_S)
+        state = await world.wait_state(
+            "Panel", lambda s: s["backchannel"]["seconds"] >= first["backchannel"]["seconds"] + 0.2)
+    back = state["backchannel"]
+    print("camsim backchannel:", json.dumps(back))
+    assert 0.5 <= first["backchannel"]["seconds"] <= 0.56, first  # 2 s sent, 0.5 s kept
+    assert 0.7 <= back["seconds"] <= 0.76 and back["talkspurts"] == 2, back
+    assert back["seq_gaps"] == 0 and back["timestamp_errors"] == 0, back
+    assert back["rtp_span_s"] >= back["seconds"] + 0.3, back  # the silence is in the timestamps
+    assert abs(back["rtp_span_s"] - back["arrival_span_s"]) < 0.3, back
