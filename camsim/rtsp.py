@@ -9,9 +9,8 @@ continuous RTP sequence numbers and timestamps, stamps every access unit with an
 (:mod:`camsim.sei`), sends RTCP sender reports, and writes one batch per access unit. A DESCRIBE
 requiring the ONVIF backchannel gets its ``sendonly`` PCMU track (551 on a camera without one),
 set up over TCP interleaved; what the client sends on it is recorded (:mod:`camsim.backchannel`).
-The fault
-methods (:meth:`RtspServer.drop_sessions`, ``refuse``, ``stall``, ``jump_timestamps``) are what the
-control API calls. The RTP side of a playing session (pacing, packets, sender reports) is in
+The fault methods (:meth:`RtspServer.drop_sessions`, ``refuse``, ``stall``, ``jump_timestamps``)
+are what the control API calls. The RTP side of a playing session (pacing, packets, sender reports) is in
 :mod:`camsim.rtp`.
 """
 
