@@ -54,7 +54,8 @@
         this.analyser.connect(this.ctx.destination);
       }
       this.ctx.resume();
-      this.ctx.createMediaElementSource(audio).connect(this.analyser);
+      this.source = this.ctx.createMediaElementSource(audio);
+      this.source.connect(this.analyser);
       ms.addEventListener("sourceopen", () => this.connect(), { once: true });
       audio.addEventListener("timeupdate", () => { this.stats.time = audio.currentTime; });
     }
@@ -132,6 +133,10 @@
       const ws = this.ws;
       this.ws = null;
       if (ws) ws.close(1000, "sound off");
+      if (this.source) {
+        this.source.disconnect();
+        this.source = null;
+      }
       if (this.audio) {
         this.audio.pause();
         URL.revokeObjectURL(this.audio.src);
