@@ -35,8 +35,10 @@ MAX_SECONDS = 120
 FFT_SIZE = 2048
 MAX_BLOCKS = 16
 """The loudest blocks of :data:`FFT_SIZE` samples the frequency is measured over."""
-MIN_FREQUENCY_HZ = 80
-"""The search starts here: below is hum, DC steps and clicks, not voice (telephony: 300 Hz up)."""
+MIN_FREQUENCY_HZ = 200
+"""The search starts here, below the telephone band (300-3400 Hz): what lies lower is hum, DC steps
+and pulses — Chromium's fake microphone beeps a one-sided square wave, whose DC pulse, when the
+browser's processing lets it through, outweighs the 400 Hz tone below ~150 Hz."""
 
 
 def requires_backchannel(require_header: str) -> bool:

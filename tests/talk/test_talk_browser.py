@@ -103,7 +103,7 @@ async def test_holding_the_button_sends_the_microphone_to_the_panel(settings_fac
         assert back["peak"] > 1000, back  # sound, not silence
         if abs(back["frequency_hz"] - 400) > 50:  # keep what arrived, to look at it
             assert rtsp.backchannel.latest is not None
-            wav = tmp_path / "received.wav"
+            wav = tmp_path / "received.wav"  # pytest keeps the last three runs' tmp_path
             with wave.open(str(wav), "wb") as out:
                 out.setnchannels(1)
                 out.setsampwidth(2)
