@@ -207,13 +207,13 @@ async def test_listening_to_a_camera_plays_its_sound_as_aac(talk_world: TalkWorl
             init = (await ws.receive(timeout=5)).data
             fragments: list[bytes] = []
             start = time.monotonic()
-            while time.monotonic() - start < 1.5:
+            while time.monotonic() - start < 1.0:
                 msg = await ws.receive(timeout=5)
                 assert msg.type == aiohttp.WSMsgType.BINARY, msg
                 fragments.append(msg.data)
         assert init_msg == {"type": "init", "codec": "mp4a.40.2",
                             "mime": 'audio/mp4; codecs="mp4a.40.2"'}
-        assert 15 <= len(fragments) <= 40, len(fragments)  # one a 64 ms AAC frame
+        assert 10 <= len(fragments) <= 30, len(fragments)  # one a 64 ms AAC frame
         path = tmp_path / f"{name}.mp4"
         path.write_bytes(init + b"".join(fragments))
         samples = array("h")
