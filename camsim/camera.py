@@ -75,6 +75,7 @@ class _RtspLike(Protocol):
     def drop_sessions(self) -> None: ...
     def refuse(self, seconds: float) -> None: ...
     def stall(self, seconds: float) -> None: ...
+    def backchannel_state(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class CameraOptions:
     """False: the relays refuse Mode Monostable (a client must set them inactive itself)."""
     inputs: int = 1
     rtsp: bool | None = None  # None: serve RTSP when camsim.rtsp is importable
+    backchannel: bool = True
+    """An ONVIF audio backchannel (a loudspeaker) on the RTSP streams; False: DESCRIBE with
+    ``Require: www.onvif.org/ver20/backchannel`` answers 551."""
     multicast: bool = False  # WS-Discovery Hello/Bye + group membership; namespaces only
     multicast_interface: str | None = None
     reboot_s: float = 2.0
@@ -273,7 +277,8 @@ class VirtualCamera:
             logger.warning("%s: camsim.rtsp not available; no RTSP server", self.name)
             return
         server = RtspServer(self.host, opts.rtsp_port, username=self.username,
-                            password=self.password, clock=self.clock, cache_dir=opts.cache_dir)
+                            password=self.password, clock=self.clock, cache_dir=opts.cache_dir,
+                            backchannel=opts.backchannel)
         server.add_stream("/main", MAIN_SPEC)
         server.add_stream("/sub", SUB_SPEC)
         server.time_offset_us = self.state_model.clock_offset_us
@@ -529,6 +534,7 @@ class VirtualCamera:
             "inputs": {i.token: i.active for i in st.inputs},
             "subscriptions": len(self.broker.live()),
             "rtsp_sessions": self.rtsp.session_count if self.rtsp is not None else 0,
+            "backchannel": self.rtsp.backchannel_state() if self.rtsp is not None else None,
             "clock_offset_s": st.clock_offset_us / US,
             "faults": {"slow_soap_s": self.soap.soap_delay_s,
                        "bad_xml": self.clock.monotonic_us() < self.soap.bad_xml_until_us,

@@ -7,7 +7,9 @@ N}`` (``no_long_poll``: PullMessages answers at once for N seconds; ``snapshot_4
 URL answers 404; ``probe_bare``: WS-Discovery answers a bare ProbeMatch; ``probe_garbled``: a
 ProbeMatch cut off half-way); ``GET {control_url}/state`` (also ``relay_settings`` and
 ``relay_history``: every relay change with its time and whether a client or the Monostable timer
-made it). It listens on its own port so
+made it; and ``backchannel``: what the camera's loudspeaker received from the newest ONVIF
+backchannel session — packets, seconds, ``frequency_hz``, sequence and timestamp errors; see
+:mod:`camsim.backchannel`). It listens on its own port so
 that it keeps answering while the camera "reboots". Handlers are thin: parse, call the camera's
 method, answer JSON.
 """

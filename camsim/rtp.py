@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from camsim.backchannel import BACKCHANNEL_TRACK, Recording
 from camsim.media import FRAMING_BYTES, NAL_STAP_A, RTP_HEADER, VIDEO_CLOCK_RATE, Clip
 from camsim.sdp import AUDIO_TRACK, VIDEO_PAYLOAD_TYPE, VIDEO_TRACK, track_control
 from camsim.sei import build_sei_nal
@@ -87,6 +88,8 @@ class Session:
         self.last_seen_mono_us = mono_us()
         self.closed = False
         self.has_played = False
+        self.recording: Recording | None = None
+        """The ONVIF backchannel's received audio, once a session with that track has played."""
         self.paused_us = 0
         """Media time taken out of the timestamps by stalls with a paused clock (see
         :meth:`RtspServer.stall`); added to the server's jump."""
@@ -153,6 +156,8 @@ class Session:
         jump = self.server._jump_us - self.paused_us
         parts = []
         for index, track in sorted(self.tracks.items()):
+            if index == BACKCHANNEL_TRACK:
+                continue
             if index == VIDEO_TRACK:
                 ts = self._video_ts(n, jump)
             else:
@@ -173,6 +178,8 @@ class Session:
     def _sender_reports(self, n: int, wall_us: int, jump_us: int) -> None:
         media_us = self._frame_media_us(n)
         for index, track in self.tracks.items():
+            if index == BACKCHANNEL_TRACK:  # the client sends on it; the camera reports nothing
+                continue
             if index == VIDEO_TRACK:
                 ts = self._video_ts(n, jump_us)
             else:

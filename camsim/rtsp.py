@@ -6,9 +6,11 @@ UDP pair), PLAY, PAUSE, TEARDOWN, GET/SET_PARAMETER keep-alives, session timeout
 (RFC 2617) or Basic authentication. Each playing session is one asyncio task that paces the shared
 pre-packetised clip (:mod:`camsim.media`) by the monotonic media clock, loops it forever with
 continuous RTP sequence numbers and timestamps, stamps every access unit with an SEI capture time
-(:mod:`camsim.sei`), sends RTCP sender reports, and writes one batch per access unit. The fault
-methods (:meth:`RtspServer.drop_sessions`, ``refuse``, ``stall``, ``jump_timestamps``) are what the
-control API calls. The RTP side of a playing session (pacing, packets, sender reports) is in
+(:mod:`camsim.sei`), sends RTCP sender reports, and writes one batch per access unit. A DESCRIBE
+requiring the ONVIF backchannel gets its ``sendonly`` PCMU track (551 on a camera without one),
+set up over TCP interleaved; what the client sends on it is recorded (:mod:`camsim.backchannel`).
+The fault methods (:meth:`RtspServer.drop_sessions`, ``refuse``, ``stall``, ``jump_timestamps``)
+are what the control API calls. The RTP side of a playing session (pacing, packets, sender reports) is in
 :mod:`camsim.rtp`.
 """
 
@@ -24,6 +26,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from camsim.backchannel import (
+    BACKCHANNEL_TRACK,
+    REQUIRE_TAG,
+    Backchannel,
+    requires_backchannel,
+)
+from camsim.backchannel import CLOCK_RATE as BACKCHANNEL_RATE
+from camsim.backchannel import PAYLOAD_TYPE as BACKCHANNEL_PT
 from camsim.media import (
     VIDEO_CLOCK_RATE,
     Clip,
@@ -61,6 +71,7 @@ class RtspServer:
         password: str | None = None,
         clock: Clock | None = None,
         cache_dir: Path | None = None,
+        backchannel: bool = True,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -89,6 +100,7 @@ class RtspServer:
         self._udp_ports = (0, 0)
         self._reaper: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
+        self.backchannel = Backchannel(backchannel)
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -179,6 +191,10 @@ class RtspServer:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def backchannel_state(self) -> dict[str, object]:
+        """The backchannel's figures for the control API (the newest session's audio)."""
+        return self.backchannel.state()
+
     def sessions(self) -> list[dict[str, object]]:
         return [
             {
@@ -186,7 +202,8 @@ class RtspServer:
                 "path": s.path,
                 "transport": s.transport,
                 "client": f"{s.conn.peer[0]}:{s.conn.peer[1]}",
-                "playing": s.task is not None,
+                "playing": s.task is not None or s.recording is not None,
+                "backchannel": BACKCHANNEL_TRACK in s.tracks,
             }
             for s in self._sessions.values()
         ]
@@ -242,6 +259,8 @@ class RtspServer:
             return
         session.closed = True
         session.conn.sessions.discard(session_id)
+        if session.recording is not None:
+            self.backchannel.close(session.recording)
         if session.task is not None and session.task is not asyncio.current_task():
             session.task.cancel()
         session.task = None
@@ -285,14 +304,16 @@ class RtspServer:
                 self._conn_tasks.discard(task)
 
     async def _read_request(self, conn: Connection) -> RtspRequest | None:
-        def rtcp_seen() -> None:
+        def interleaved(channel: int, data: bytes) -> None:
             now = mono_us()
             for session_id in conn.sessions:
                 session = self._sessions.get(session_id)
                 if session is not None:
                     session.last_seen_mono_us = now
+                    if session.recording is not None and session.recording.channel == channel:
+                        session.recording.receive(data)
 
-        return await read_request(conn.reader, rtcp_seen)
+        return await read_request(conn.reader, interleaved)
 
     def _respond(self, conn: Connection, request: RtspRequest, code: int,
                  headers: dict[str, str] | None = None, body: bytes = b"") -> None:
@@ -380,7 +401,12 @@ class RtspServer:
             self._respond(conn, request, 404)
             return
         clip = self._clips[resolved[0]]
-        sdp = build_sdp(clip, secrets.randbelow(1 << 31), self.host, self.name).encode("ascii")
+        backchannel = requires_backchannel(request.headers.get("require", ""))
+        if backchannel and not self.backchannel.enabled:
+            self._respond(conn, request, 551, {"Unsupported": REQUIRE_TAG})
+            return
+        sdp = build_sdp(clip, secrets.randbelow(1 << 31), self.host, self.name,
+                        backchannel=backchannel).encode("ascii")
         self._respond(
             conn,
             request,
@@ -401,9 +427,9 @@ class RtspServer:
         clip = self._clips[path]
         if track_index is None:
             track_index = VIDEO_TRACK
-        if track_index not in (VIDEO_TRACK, AUDIO_TRACK) or (
+        if track_index not in (VIDEO_TRACK, AUDIO_TRACK, BACKCHANNEL_TRACK) or (
             track_index == AUDIO_TRACK and clip.audio is None
-        ):
+        ) or (track_index == BACKCHANNEL_TRACK and not self.backchannel.enabled):
             self._respond(conn, request, 404)
             return
         transport_header = request.headers.get("transport", "")
@@ -416,6 +442,9 @@ class RtspServer:
         elif proto in ("RTP/AVP", "RTP/AVP/UDP") and "multicast" not in params:
             kind = "udp"
         else:
+            self._respond(conn, request, 461)
+            return
+        if track_index == BACKCHANNEL_TRACK and kind != "tcp":  # camsim receives over TCP only
             self._respond(conn, request, 461)
             return
         session = self._touch(request)
@@ -438,6 +467,8 @@ class RtspServer:
             conn.sessions.add(session.id)
         if track_index == VIDEO_TRACK:
             payload_type, rate = VIDEO_PAYLOAD_TYPE, VIDEO_CLOCK_RATE
+        elif track_index == BACKCHANNEL_TRACK:
+            payload_type, rate = BACKCHANNEL_PT, BACKCHANNEL_RATE
         else:
             assert clip.audio is not None
             payload_type, rate = clip.audio.payload_type, clip.audio.clock_rate
@@ -502,13 +533,16 @@ class RtspServer:
             return
         if session.start_mono_us is None:
             session.start_mono_us = mono_us()
-        headers = {
-            "Session": session.id,
-            "Range": "npt=0.000-",
-            "RTP-Info": session.rtp_info(self._base_url(session.path)),
-        }
+        headers = {"Session": session.id, "Range": "npt=0.000-"}
+        rtp_info = session.rtp_info(self._base_url(session.path))
+        if rtp_info:  # none for a session that only set up the backchannel
+            headers["RTP-Info"] = rtp_info
         self._respond(conn, request, 200, headers)
-        if session.task is None:
+        back = session.tracks.get(BACKCHANNEL_TRACK)
+        if back is not None and session.recording is None:
+            session.recording = self.backchannel.open(back.channel)
+            log.info("camsim rtsp %s: session %s: backchannel open", session.path, session.id)
+        if session.task is None and set(session.tracks) - {BACKCHANNEL_TRACK}:
             session.task = asyncio.create_task(session.run(), name=f"camsim-rtp-{session.id}")
 
     def _pause(self, conn: Connection, request: RtspRequest) -> None:

@@ -1,6 +1,7 @@
 """RTSP 1.0 messages and authentication of the virtual camera (RFC 2326, RFC 2617).
 
-Reading one request from a connection (skipping the client's interleaved RTCP receiver reports),
+Reading one request from a connection (handing the client's interleaved packets — RTCP receiver
+reports, backchannel RTP — to a callback),
 formatting a response, and checking Digest (``MD5``, with or without ``qop``) or Basic credentials
 against nonces the server signs itself (so it keeps no nonce table). :mod:`camsim.rtsp` serves the
 methods.
@@ -33,6 +34,7 @@ REASONS = {
     500: "Internal Server Error",
     501: "Not Implemented",
     503: "Service Unavailable",
+    551: "Option not supported",
     505: "RTSP Version Not Supported",
 }
 _AUTH_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
@@ -52,17 +54,18 @@ class RtspRequest:
 
 
 async def read_request(reader: asyncio.StreamReader,
-                       on_rtcp: Callable[[], None]) -> RtspRequest | None:
-    """The next request on ``reader`` (None at end of stream); ``on_rtcp`` is called for each
-    interleaved RTCP packet skipped before it. Raises ValueError for a malformed request."""
+                       on_interleaved: Callable[[int, bytes], None]) -> RtspRequest | None:
+    """The next request on ``reader`` (None at end of stream); ``on_interleaved(channel, data)``
+    is called for each interleaved packet read before it (RTCP receiver reports, backchannel RTP).
+    Raises ValueError for a malformed request."""
     while True:
         first = await reader.read(1)
         if not first:
             return None
-        if first == b"$":  # interleaved RTCP receiver report from the client
+        if first == b"$":  # an interleaved packet from the client
             head = await reader.readexactly(3)
-            await reader.readexactly(struct.unpack(">H", head[1:])[0])
-            on_rtcp()
+            data = await reader.readexactly(struct.unpack(">H", head[1:])[0])
+            on_interleaved(head[0], data)
             continue
         if first in b"\r\n":
             continue

@@ -2,12 +2,14 @@
 
 This module owns the SDP text for one stream: an H.264 video track (RFC 6184, packetization-mode
 1, with ``profile-level-id`` and ``sprop-parameter-sets``) and, when the clip has sound, an AAC
-(RFC 3640 ``mpeg4-generic`` AAC-hbr) or G.711 PCMU audio track. Track ``i`` is controlled by the
-relative URL ``trackID=i``.
+(RFC 3640 ``mpeg4-generic`` AAC-hbr) or G.711 PCMU audio track; with ``backchannel``, also the
+ONVIF backchannel's ``sendonly`` PCMU track (:mod:`camsim.backchannel`). Track ``i`` is
+controlled by the relative URL ``trackID=i``.
 """
 
 from __future__ import annotations
 
+from camsim.backchannel import BACKCHANNEL_SDP, BACKCHANNEL_TRACK
 from camsim.media import VIDEO_CLOCK_RATE, Clip
 
 VIDEO_PAYLOAD_TYPE = 96
@@ -19,8 +21,10 @@ def track_control(track: int) -> str:
     return f"trackID={track}"
 
 
-def build_sdp(clip: Clip, session_id: int, host: str, name: str = "camsim") -> str:
-    """SDP for ``clip``; ``host`` is the address the server answers on (for the ``o=`` line)."""
+def build_sdp(clip: Clip, session_id: int, host: str, name: str = "camsim", *,
+              backchannel: bool = False) -> str:
+    """SDP for ``clip``; ``host`` is the address the server answers on (for the ``o=`` line).
+    ``backchannel`` adds the ONVIF backchannel track (only for a DESCRIBE that required it)."""
     family = "IP6" if ":" in host else "IP4"
     any_addr = "::" if family == "IP6" else "0.0.0.0"  # noqa: S104 - SDP connection line, not a bind
     lines = [
@@ -45,4 +49,6 @@ def build_sdp(clip: Clip, session_id: int, host: str, name: str = "camsim") -> s
         if audio.fmtp:
             lines.append(f"a=fmtp:{pt} {audio.fmtp}")
         lines.append(f"a=control:{track_control(AUDIO_TRACK)}")
+    if backchannel:
+        lines += [*BACKCHANNEL_SDP, f"a=control:{track_control(BACKCHANNEL_TRACK)}"]
     return "\r\n".join(lines) + "\r\n"

@@ -347,6 +347,20 @@ class LiveStream:
                 viewer.close("live stream stopped")
             self.viewers.clear()
 
+    # what the ffmpeg makes: video here; recorder/listen.py's audio stream overrides these
+
+    def command(self, source: LiveSource) -> tuple[FfmpegInput, list[str]]:
+        """The ffmpeg input (its stdin script) and argv for ``source``."""
+        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s,
+                         fast_probe=self.fast_probe)
+        return src, live_argv(self.ffmpeg_exe, src)
+
+    def codec_of(self, init: bytes) -> str:
+        return codec_string(init)
+
+    def is_keyframe(self, fragment: bytes) -> bool:
+        return fragment_is_keyframe(fragment)
+
     def _last_error(self) -> str:
         for line in reversed(self.tail):
             if "[error]" in line or "[fatal]" in line:
@@ -357,9 +371,7 @@ class LiveStream:
         """Run one ffmpeg until it exits; True when it delivered media."""
         if source.password:
             register_secret(source.password)
-        src = live_input(source, socket_timeout_s=self.options.socket_timeout_s,
-                         fast_probe=self.fast_probe)
-        argv = live_argv(self.ffmpeg_exe, src)
+        src, argv = self.command(source)
         log.info("%s: %s: starting ffmpeg for %s: %s", self.name, source.camera_name, src.shown,
                  redact(" ".join(argv)))
         self.tail.clear()
@@ -427,7 +439,7 @@ class LiveStream:
         """Cache and fan out one init segment or fragment; True for a fragment (media)."""
         if kind == "init":
             self.init = unit
-            self.codec = codec_string(unit)
+            self.codec = self.codec_of(unit)
             self.gop = []
             log.info("%s: streaming %s", self.name, self.codec)
             self._broadcast(LiveMessage("init", unit, codec=self.codec))
@@ -435,7 +447,7 @@ class LiveStream:
         if self.init is None:
             return False
         self._frame()
-        if fragment_is_keyframe(unit):
+        if self.is_keyframe(unit):
             self.gop = [unit]
             for viewer in self.viewers:
                 viewer.synced = True

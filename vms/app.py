@@ -1,11 +1,11 @@
 """The composition root: builds the aiohttp application from settings.
 
 Every long-lived resource lives in its own ``cleanup_ctx`` generator — database, password pool,
-secrets, metrics, scheduler, onboarding and scan jobs, live view, exports, recorder supervisor,
-retention, event pumps, MQTT bridge — so each is torn down even when a later one failed to start. A
-part that cannot be imported or started stops start-up with its error: a server that records
-nothing must not look like one that does. Nothing imports this module but the rest of the root; the
-CLI calls :func:`create_app`.
+secrets, metrics, scheduler, onboarding and scan jobs, live view, talk-back, exports, recorder
+supervisor, retention, event pumps, MQTT bridge — so each is torn down even when a later one
+failed to start. A part that cannot be imported or started stops start-up with its error: a
+server that records nothing must not look like one that does. Nothing imports this module but the
+rest of the root; the CLI calls :func:`create_app`.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_doors_ctx)
     app.cleanup_ctx.append(_live_ctx)
     app.on_shutdown.append(_live_shutdown)
+    app.cleanup_ctx.append(_talk_ctx)
+    app.on_shutdown.append(_talk_shutdown)
     app.cleanup_ctx.append(_exports_ctx)
     if start_recorder:
         app.cleanup_ctx.append(_recorder_ctx)
@@ -425,6 +427,32 @@ async def _live_shutdown(app: web.Application) -> None:
     service = app[SERVICES].get("live")
     if service is not None:
         await service.stop()
+
+
+async def _talk_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Talk-back (recorder/backchannel.py): at most one RTSP backchannel session per camera; and
+    listening (recorder/listen.py): a camera's sound as AAC, one ffmpeg per camera listened to."""
+    from recorder.backchannel import TalkService
+    from recorder.listen import ListenService
+
+    service = TalkService()
+    app[SERVICES]["talk"] = service
+    listen = ListenService(app[SERVICES]["live"].resolve, app[SETTINGS])
+    app[SERVICES]["listen"] = listen
+    try:
+        yield
+    finally:
+        await listen.stop()
+        await service.stop()
+
+
+async def _talk_shutdown(app: web.Application) -> None:
+    """Before the server waits for open requests: end every talk session and every listening
+    stream (and their sockets)."""
+    for name in ("listen", "talk"):
+        service = app[SERVICES].get(name)
+        if service is not None:
+            await service.stop()
 
 
 async def _mqtt_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -29,6 +29,7 @@ from web import (
     views_retention,
     views_storage,
     views_system,
+    views_talk,
 )
 from web.forwarded import forwarded_middleware
 from web.keys import RULES, SETTINGS
@@ -53,7 +54,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_export.routes,
     views_recording.routes, views_retention.routes,
     views_storage.routes, views_events.routes,
-    views_ptz.routes, views_door.routes,
+    views_ptz.routes, views_door.routes, views_talk.routes,
 )
 
 

@@ -87,6 +87,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/sites/{id}/retention"): "live",
     ("PUT", "/api/v1/sites/{id}/retention"): "manage_cameras",
     ("GET", "/api/v1/cameras/{id}/live"): "live",
+    ("GET", "/api/v1/cameras/{id}/listen"): "live",
+    ("GET", "/api/v1/cameras/{id}/talk"): "door",
     ("GET", "/cameras/{id}/live"): "live",
     ("GET", "/live"): "live",
     ("GET", "/api/v1/cameras/{id}/timeline"): "playback",
@@ -248,8 +250,9 @@ ADMIN_SCOPE = {
 }
 
 
-# GETs that act: the PTZ control WebSocket moves cameras, so it needs "control".
-CONTROL_GETS = {("GET", "/api/v1/cameras/{id}/ptz/ws")}
+# GETs that act: the PTZ control WebSocket moves cameras, talk-back speaks through them, so they
+# need "control".
+CONTROL_GETS = {("GET", "/api/v1/cameras/{id}/ptz/ws"), ("GET", "/api/v1/cameras/{id}/talk")}
 
 
 def expected_scope(method: str, path: str) -> str:
