@@ -123,6 +123,11 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/rings/{id}/answer"): "door",
     ("GET", "/api/v1/calls/missed"): "door",
     ("GET", "/calls"): "door",
+    ("GET", "/api/v1/layouts"): "live",
+    ("POST", "/api/v1/layouts"): "live",
+    ("GET", "/api/v1/layouts/{id}"): "live",
+    ("PUT", "/api/v1/layouts/{id}"): "live",
+    ("DELETE", "/api/v1/layouts/{id}"): "live",
 }
 
 CAMERA_SCOPED = {path for (_m, path) in EXPECTED if "/cameras/{id}" in path}

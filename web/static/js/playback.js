@@ -355,7 +355,13 @@
     }
     const end = Date.now();
     timeline.setView(end - 24 * 3600000, 24 * 3600000);
-    const data = await fetchTimeline(end - 24 * 3600000, end);
+    // its own request: fetchTimeline drops an answer a newer request (a pan, a resize) superseded
+    let data = null;
+    try {
+      const resp = await fetch(`/api/v1/timeline?camera_ids=${ids.join(",")}&from=${
+        Math.round((end - 24 * 3600000) * 1000)}&to=${Math.round(end * 1000)}`, { credentials: "same-origin" });
+      if (resp.ok) data = await resp.json();
+    } catch (err) { /* the timeline's own requests will show what there is */ }
     let last = null;
     for (const c of (data ? data.cameras : [])) {
       for (const s of c.spans) if (last == null || s.end_us > last.end_us) last = s;

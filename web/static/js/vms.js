@@ -36,6 +36,8 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const video of document.querySelectorAll("main video")) {
     const host = video.closest("figure") || video.parentElement;
     if (!host || host.querySelector(":scope > .fullscreen-btn")) continue;
+    // a page with its own full-screen control for this frame (live view, grid tiles) keeps it
+    if (host.id && document.querySelector(`[data-fullscreen="#${CSS.escape(host.id)}"]`)) continue;
     host.classList.add("fs-host");
     const button = document.createElement("button");
     button.type = "button";
