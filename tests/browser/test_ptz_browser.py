@@ -114,6 +114,8 @@ async def test_press_hold_release_and_closing_the_tab(browser: Any, live_app: An
     assert camera.state()["ptz"]["pan"] < before - 0.2
 
     # click-to-centre: a click right of the middle pans right (RelativeMove)
+    # the PTZ pad sits below the picture: scroll back up to the picture, as a person would
+    await desk.locator("video.live-video").scroll_into_view_if_needed()
     video = await desk.locator("video.live-video").bounding_box()
     assert video is not None
     before = camera.state()["ptz"]["pan"]
