@@ -91,6 +91,11 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text)
     (r"^the export service is not running$", N_("the export service is not running")),
     (r"^internal server error; the server log has the details$",
      N_("Something went wrong on the server.")),
+    # talk-back (recorder/backchannel.py, sent by web/views_talk.py)
+    (r"^camera ended the session.*$", N_("the camera ended the session")),
+    (r"^the server is stopping$", N_("the server is stopping")),
+    (rf"^camera {_NAME}: (DESCRIBE|SETUP of the backchannel|PLAY) answered RTSP (?P<status>\d+)$",
+     N_("camera “%(name)s” refused the talk session (RTSP %(status)s)")),
     # settings-form validation (recorder/settings.py, recorder/schedule.py, vms/retention.py,
     # web/views_retention.py, vms/events.py): the message after the field, see field_error
     (r"^must be a whole number of seconds, got .*$", N_("must be a whole number of seconds")),

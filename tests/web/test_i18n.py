@@ -130,6 +130,11 @@ def test_server_messages_are_translated() -> None:
         i18n.activate(catalogues["kk"], "kk")
         assert messages.translate_message("recording is off") == "жазу өшірулі"
         assert messages.translate_message("cancelled by the user") == "пайдаланушы тоқтатты"
+        assert messages.translate_message(
+            "camera 'Gate': SETUP of the backchannel answered RTSP 461") == \
+            "«Gate» камерасы сөйлесу сеансынан бас тартты (RTSP 461)"
+        assert messages.translate_message("camera ended the session (RTSP 454)") == \
+            "камера сеансты аяқтады"
         i18n.activate(catalogues["en"], "en")  # English keeps the original wording (API clients)
         assert messages.translate_message("missing or invalid CSRF token") == \
             "missing or invalid CSRF token"
