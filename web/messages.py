@@ -1,6 +1,7 @@
 """What the server sends to people, in their language: labels for the codes the core stores (audit
 actions and outcomes, event types) and translations of the English messages the core and the API
-produce (export failures, API errors a page shows).
+produce (export failures, API errors a page shows,
+settings-form validation errors with the field's label: :func:`field_error`, talk-back ends).
 
 The core keeps English text and codes (logs, CLI, the database); the translation happens here, at the
 display edge, per request (:mod:`web.i18n` has the active language). A message is matched against
