@@ -1,6 +1,7 @@
 """What the server sends to people, in their language: labels for the codes the core stores (audit
 actions and outcomes, event types) and translations of the English messages the core and the API
-produce (export failures, API errors a page shows).
+produce (export failures, API errors a page shows,
+settings-form validation errors with the field's label: :func:`field_error`, talk-back ends).
 
 The core keeps English text and codes (logs, CLI, the database); the translation happens here, at the
 display edge, per request (:mod:`web.i18n` has the active language). A message is matched against
@@ -91,7 +92,54 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text)
     (r"^the export service is not running$", N_("the export service is not running")),
     (r"^internal server error; the server log has the details$",
      N_("Something went wrong on the server.")),
+    # talk-back (recorder/backchannel.py, sent by web/views_talk.py)
+    (r"^camera ended the session.*$", N_("the camera ended the session")),
+    (r"^the server is stopping$", N_("the server is stopping")),
+    (rf"^camera {_NAME}: (DESCRIBE|SETUP of the backchannel|PLAY) answered RTSP (?P<status>\d+)$",
+     N_("camera “%(name)s” refused the talk session (RTSP %(status)s)")),
+    # settings-form validation (recorder/settings.py, recorder/schedule.py, vms/retention.py,
+    # web/views_retention.py, vms/events.py): the message after the field, see field_error
+    (r"^must be a whole number of seconds, got .*$", N_("must be a whole number of seconds")),
+    (r"^must be between 0 and (?P<maximum>\d+) seconds, got (?P<value>-?\d+)$",
+     N_("must be between 0 and %(maximum)s seconds, got %(value)s")),
+    (r"^must be true or false \(yes/no\), got .*$", N_("must be yes or no")),
+    (r"^must be a volume name \(a string\), got .*$|^unknown volume .*$",
+     N_("no such storage volume")),
+    (r"^unknown (field|member) \(known: .*\)$", N_("unknown field")),
+    (r"^must be one of (?P<known>[\w, -]+), got (?P<value>.*)$",
+     N_("must be one of %(known)s, got %(value)s")),
+    (r"^must be a list of windows, e\.g\. .*$|^schedule must be a JSON list of windows$"
+     r"|^schedule is not JSON: .*$|^each window needs .*$",
+     N_("write one window a line, e.g. mon-fri 07:00-19:00")),
+    (r"^line (?P<line>\d+): '(?P<text>[^']*)' is not 'DAYS HH:MM-HH:MM'.*$",
+     N_("line %(line)s: “%(text)s” is not a window like mon-fri 07:00-19:00")),
+    (r"^line (?P<line>\d+): unknown day '(?P<day>[^']*)'.*$",
+     N_("line %(line)s: unknown day “%(day)s” (use mon…sun, e.g. mon-fri)")),
+    (r"^unknown day '(?P<day>[^']*)'.*$", N_("unknown day “%(day)s” (use mon…sun, e.g. mon-fri)")),
+    (r"^line (?P<line>\d+): bad time '(?P<time>[^']*)'.*$",
+     N_("line %(line)s: bad time “%(time)s” (use HH:MM)")),
+    (r"^bad time '(?P<time>[^']*)'.*$", N_("bad time “%(time)s” (use HH:MM)")),
+    (r"^camera \d+ has no (main|sub) stream$", N_("the camera has no such stream")),
+    (r"^expected a whole number or blank, got .*$|^expected an integer or null, got .*$",
+     N_("must be a whole number, or blank")),
+    (r"^must be at least 1 byte \(null: no cap\), got .*$",
+     N_("must be at least 1 byte (blank: no cap)")),
+    (r"^must be 0\.\.(?P<maximum>\d+) days .*$",
+     N_("must be 0 to %(maximum)s days (0: no age limit; blank: as the site)")),
+    (r"^'(kept|recorded)': expected a list of event types$", N_("expected a list of event types")),
+    (r"^unknown event type\(s\) (?P<names>[^(]*) \(known: .*\)$",
+     N_("unknown event type(s) %(names)s")),
 ))
+
+FIELDS = {"recording_mode": N_("Mode"), "schedule": N_("Schedule"),
+          "event_pre_s": N_("Event pre-roll (seconds)"),
+          "event_post_s": N_("Event post-roll (seconds)"), "volume": N_("Storage volume"),
+          "record": N_("Record this stream"), "rtsp_transport": N_("RTSP transport"),
+          "continuous_days": N_("Keep continuous footage (days, 0: no age limit)"),
+          "event_days": N_("Keep event footage (days, 0: no age limit)"),
+          "max_bytes": N_("Cap on this camera's recordings (bytes, blank: no cap)"),
+          "kept": N_("Keep in the event list"), "recorded": N_("Triggers recording")}
+"""Labels of the settings forms' fields, for :func:`field_error` (as the forms label them)."""
 
 
 _STREAM_PREFIX = re.compile(r"^(?P<kind>main|sub) stream: (?P<rest>.*)$")
@@ -141,3 +189,20 @@ def stream_kind(kind: str) -> str:
 def event_type_labels() -> dict[str, str]:
     """Every event type's label in the active language (for scripts that add rows)."""
     return {code: gettext(label) for code, label in EVENT_TYPES.items()}
+
+
+def field_error(field: str, message: str) -> str:
+    """A settings form's validation error (``SettingsError``/``PolicyError``: the field's code,
+    ``streams.main.record`` …, and the English message) as the form shows it: in English as the
+    core words it (``field: message``), else the field's label and the translated message."""
+    if current_language() == "en":
+        return f"{field}: {message}"
+    parts = field.split(".")
+    words = []
+    if parts[0] == "streams" and len(parts) > 1:
+        words.append(stream_kind(parts[1]))
+        parts = parts[2:]
+    for part in parts:
+        label = FIELDS.get(part)
+        words.append(gettext(label) if label else part)
+    return f"{' · '.join(words)}: {translate_message(message)}"

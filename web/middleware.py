@@ -63,7 +63,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # the pages show API errors as they come: in the caller's language when known
             response = json_error(exc.status, translate_message(message or exc.reason), **extra)
         else:
-            response = render_error(request, exc.status, message or exc.reason)
+            response = render_error(request, exc.status, translate_message(message or exc.reason))
         for header in ("Allow", "Retry-After", "WWW-Authenticate"):
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]

@@ -25,7 +25,7 @@ from web import views_retention
 from web.camera_page import camera_page_context, volume_names
 from web.inputs import json_object, match_id, query_int
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
-from web.messages import translate_message
+from web.messages import field_error, translate_message
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Param, Routes
@@ -264,5 +264,6 @@ async def recording_settings_form(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound(text="no such camera") from None
         return render(request, "camera.html", camera_page_context(
             request, camera,
-            recording_form={"error": f"{exc.field}: {exc.message}", "sent": fields}), status=400)
+            recording_form={"error": field_error(exc.field, exc.message), "sent": fields}),
+            status=400)
     raise web.HTTPSeeOther(f"/cameras/{match_id(request)}#camera-recording-settings")

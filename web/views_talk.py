@@ -36,6 +36,7 @@ from recorder.live import LiveService, LiveUnavailable, Viewer
 from vms import audit, catalog
 from web.inputs import match_id
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
+from web.messages import translate_message
 from web.middleware import client_address
 from web.routing import Routes
 
@@ -113,7 +114,8 @@ async def api_talk(request: web.Request) -> web.StreamResponse:
         session = await service.start(await _target(request, camera["id"]), principal.username)
     except TalkError as exc:
         await audit_start("failed", {"code": exc.code, "reason": str(exc)})
-        await ws.send_str(json.dumps({"type": "error", "code": exc.code, "message": str(exc)}))
+        await ws.send_str(json.dumps({"type": "error", "code": exc.code,
+                                      "message": translate_message(str(exc))}))
         await ws.close(code=CLOSE_ERROR, message=exc.code.encode()[:100])
         return ws
     await audit_start("ok", {})
@@ -139,7 +141,8 @@ async def _relay(ws: web.WebSocketResponse, session: TalkSession) -> None:
                     await receive
                 with contextlib.suppress(ConnectionResetError, RuntimeError):
                     await ws.send_str(json.dumps({"type": "ended",
-                                                  "reason": session.end_reason}))
+                                                  "reason": translate_message(
+                                                      session.end_reason)}))
                 await ws.close(code=CLOSE_ENDED, message=b"ended")
                 return
             msg = receive.result()

@@ -4,11 +4,15 @@ the UI (status reasons, audit actions, export and API errors) comes out translat
 
 from __future__ import annotations
 
+import html
+import re
 from functools import cache
 from pathlib import Path
 
 from babel.messages.pofile import read_po
 
+from onvif_bridge.models import Status
+from tests.web.conftest import World
 from web import i18n, messages
 from web.i18n import choose_language, load_catalogues, parse_accept_language
 
@@ -126,6 +130,11 @@ def test_server_messages_are_translated() -> None:
         i18n.activate(catalogues["kk"], "kk")
         assert messages.translate_message("recording is off") == "жазу өшірулі"
         assert messages.translate_message("cancelled by the user") == "пайдаланушы тоқтатты"
+        assert messages.translate_message(
+            "camera 'Gate': SETUP of the backchannel answered RTSP 461") == \
+            "«Gate» камерасы сөйлесу сеансынан бас тартты (RTSP 461)"
+        assert messages.translate_message("camera ended the session (RTSP 454)") == \
+            "камера сеансты аяқтады"
         i18n.activate(catalogues["en"], "en")  # English keeps the original wording (API clients)
         assert messages.translate_message("missing or invalid CSRF token") == \
             "missing or invalid CSRF token"
@@ -136,9 +145,122 @@ def test_server_messages_are_translated() -> None:
 def test_every_pattern_template_is_a_marked_message() -> None:
     """Each template a pattern turns into is in the catalogue, and its placeholders are groups of
     its pattern (so the % formatting cannot fail)."""
-    import re
-
     wanted = wanted_messages()
     for pattern, template in messages.PATTERNS:
         assert template in wanted, template
         assert set(re.findall(r"%\((\w+)\)s", template)) <= set(pattern.groupindex), template
+
+
+# Latin words a translated page may show: what the person typed, the schedule's day syntax (the
+# parser reads mon..sun), names of things and units
+_LATIN_OK = {"mon", "fri", "sun", "sat", "HLS", "MSE", "RTSP", "UTC", "MAC", "ONVIF", "CIDR"}
+
+
+def _english_words(text: str, sent: str = "") -> list[str]:
+    typed = set(re.findall(r"[A-Za-z]+", sent))
+    return [w for w in re.findall(r"[A-Za-z]{2,}", html.unescape(text))
+            if w not in _LATIN_OK and w not in typed]
+
+
+async def test_the_server_speaks_the_pages_language(world: World) -> None:
+    """One signed-in world (its setup is the cost) for what the server puts on pages for scripts
+    and forms: settings-form errors, discovery status labels, playback error labels."""
+    await _settings_form_errors_are_translated(world)
+    await _every_discovery_status_has_a_label(world)
+    await _playback_errors_are_labelled(world)
+
+
+async def _settings_form_errors_are_translated(world: World) -> None:
+    """The camera page's recording-settings form (recording, schedule, streams, retention) and the
+    event-settings form, refused in Russian and Kazakh: the error names the field by its label
+    and says what is wrong without English words; in English it keeps the core's wording."""
+    csrf = await world.login("admin1")
+    url = f"/cameras/{world.camera_a}/recording-settings"
+    bad = [{"event_pre_s": "9000"}, {"event_post_s": "soon"},
+           {"schedule": "someday 07:00-19:00"}, {"schedule": "mon-fri 07:00-25:00"},
+           {"schedule": "weekdays"}, {"main.record": "maybe"},
+           {"retention.continuous_days": "-1"}, {"retention.event_days": "99999"},
+           {"retention.max_bytes": "0"}]
+    seen: dict[str, set[str]] = {}
+    for lang in ("ru", "kk"):
+        for form in bad:
+            resp = await world.client.post(url, data={"csrf_token": csrf, **form},
+                                           headers={"Accept-Language": lang},
+                                           allow_redirects=False)
+            assert resp.status == 400, form
+            page = await resp.text()
+            found = re.search(r'<p class="error" role="alert">(.*?)</p>', page, re.S)
+            assert found, (lang, form)
+            error = html.unescape(found[1])
+            assert re.search("[а-яА-ЯәіңғүұқөһӘІҢҒҮҰҚӨҺ]", error), (lang, form, error)
+            assert not _english_words(error, " ".join(form.values())), (lang, form, error)
+            seen.setdefault(lang, set()).add(error)
+        assert len(seen[lang]) == len(bad)  # each error says its own thing
+    assert "основной поток" in " ".join(seen["ru"])  # streams.main.record: the stream by name
+    assert any("3600" in e and "9000" in e for e in seen["kk"])
+    resp = await world.client.post(url, data={"csrf_token": csrf, "event_pre_s": "9000"},
+                                   headers={"Accept-Language": "en"}, allow_redirects=False)
+    assert "event_pre_s: must be between 0 and 3600 seconds, got 9000" in await resp.text()
+    # the event-settings form: a refused post is an error page in the person's language
+    for lang in ("ru", "kk"):
+        resp = await world.client.post(f"/cameras/{world.camera_a}/events/settings",
+                                       data={"csrf_token": csrf, "kept": "sneeze"},
+                                       headers={"Accept-Language": lang}, allow_redirects=False)
+        assert resp.status == 400
+        page = html.unescape(await resp.text())
+        assert "sneeze" in page and "unknown event type" not in page, lang
+
+
+async def _every_discovery_status_has_a_label(world: World) -> None:
+    """discovery.js shows a device's status through the page's data-status-<code> labels: every
+    status a scan can report (Status, and "pending" before a device is examined) has one, in
+    Russian and Kazakh not the English wording, and the script shows no code itself."""
+    script = (ROOT / "web" / "static" / "js" / "discovery.js").read_text()
+    assert 'getAttribute("data-status-" + code)' in script
+    assert "textContent = d.status" not in script
+    await world.login("admin1")
+    labels: dict[str, dict[str, str]] = {}
+    for lang in ("en", "ru", "kk"):
+        resp = await world.client.get("/discovery", headers={"Accept-Language": lang})
+        assert resp.status == 200
+        page = await resp.text()
+        labels[lang] = {code: html.unescape(text) for code, text in
+                        re.findall(r'data-status-([a-z_]+)="([^"]*)"', page)}
+    codes = {str(s) for s in Status} | {"pending"}
+    for lang in ("ru", "kk"):
+        assert codes <= set(labels[lang]), (lang, codes - set(labels[lang]))
+        for code in codes:
+            assert labels[lang][code] and labels[lang][code] != labels["en"][code], (lang, code)
+            assert not _english_words(labels[lang][code]), (lang, code, labels[lang][code])
+
+
+def test_scripts_show_no_english_literals() -> None:
+    """No script puts an English literal where people read it (textContent, title, alert…):
+    words come from the page's data-* labels, rendered with _() in the person's language."""
+    shown = re.compile(
+        r"(?:textContent|innerText|title|placeholder|ariaLabel)\s*=\s*[\"'`][^\"'`$]*[A-Za-z]{2}"
+        r"|(?:alert|confirm|prompt)\(\s*[\"'`]"
+        r"|setAttribute\(\s*[\"'](?:title|aria-label|placeholder)[\"']\s*,\s*[\"'`][^\"'`$]*[A-Za-z]{2}")
+    found = [f"{path.name}:{n}: {line.strip()}"
+             for path in sorted((ROOT / "web" / "static" / "js").glob("*.js"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if shown.search(line)]
+    assert not found, found
+    playback = (ROOT / "web" / "static" / "js" / "playback.js").read_text()
+    assert "textContent = data.details" not in playback  # hls.js codes are not words
+
+
+async def _playback_errors_are_labelled(world: World) -> None:
+    """The playback page gives playback.js its error words in the person's language."""
+    await world.login("admin1")
+    names = ("unsupported", "network-error", "media-error", "playback-error")
+    texts: dict[str, list[str]] = {}
+    for lang in ("en", "ru", "kk"):
+        resp = await world.client.get(f"/cameras/{world.camera_a}/playback",
+                                      headers={"Accept-Language": lang})
+        assert resp.status == 200
+        page = await resp.text()
+        texts[lang] = [html.unescape(re.search(rf'data-label-{n}="([^"]*)"', page)[1])
+                       for n in names]
+    for lang in ("ru", "kk"):
+        for en, text in zip(texts["en"], texts[lang], strict=True):
+            assert text and text != en and not _english_words(text), (lang, text)

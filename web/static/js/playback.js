@@ -65,7 +65,7 @@
     p.status.textContent = root.dataset.labelLoading || "";
     const url = `/api/v1/cameras/${p.id}/playlist.m3u8?from=${Math.round(t * 1000)}&to=${Math.round(p.to * 1000)}`;
     if (!window.Hls || !window.Hls.isSupported()) {
-      p.status.textContent = "HLS/MSE unsupported";
+      p.status.textContent = root.dataset.labelUnsupported || "";
       return;
     }
     const hls = new window.Hls({ enableWorker: false, startPosition: -1, maxBufferLength: 20,
@@ -94,7 +94,11 @@
         p.status.textContent = root.dataset.labelNoRecording || "";
         hls.destroy(); p.hls = null;
       } else if (data.fatal) {
-        p.status.textContent = data.details;
+        // people get plain words; the hls.js code stays on the element for whoever debugs
+        const kind = data.type === window.Hls.ErrorTypes.NETWORK_ERROR ? "labelNetworkError"
+          : data.type === window.Hls.ErrorTypes.MEDIA_ERROR ? "labelMediaError" : "labelPlaybackError";
+        p.status.textContent = root.dataset[kind] || root.dataset.labelPlaybackError || "";
+        p.status.dataset.error = data.details || "";
       }
     });
     hls.loadSource(url);

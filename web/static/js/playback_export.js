@@ -57,7 +57,8 @@
         return;
       }
       if (e.state === "failed" || e.state === "cancelled") {
-        status.textContent = `${msg.msgFailed} #${id}: ${e.error_text || e.error || e.state}`;
+        const why = e.error_text || e.error || (e.state === "cancelled" ? msg.msgCancelled : "");
+        status.textContent = why ? `${msg.msgFailed} #${id}: ${why}` : `${msg.msgFailed} #${id}`;
         return;
       }
       status.textContent = `${msg.msgRunning} #${id}: ${Math.round(e.progress * 100)} %`;
