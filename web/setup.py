@@ -18,6 +18,7 @@ from web import (
     views_admin,
     views_auth,
     views_cameras,
+    views_cluster,
     views_discovery,
     views_events,
     views_export,
@@ -50,7 +51,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_discovery.routes, views_live.routes, views_playback.routes,
     views_export.routes,
     views_recording.routes, views_retention.routes,
-    views_storage.routes, views_events.routes,
+    views_storage.routes, views_events.routes, views_cluster.routes,
 )
 
 

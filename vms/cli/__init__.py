@@ -4,7 +4,8 @@ Part of the composition root (it may import everything; nothing but the root imp
 module per command group adds its commands with ``register(sub)``: :mod:`~vms.cli.server` (serve,
 migrate), :mod:`~vms.cli.sim` (demo, sim), :mod:`~vms.cli.onboarding` (discover, camera),
 :mod:`~vms.cli.recording` (check, recording), :mod:`~vms.cli.export`, :mod:`~vms.cli.verify`
-(verify, signing-key), :mod:`~vms.cli.users` (user, user token), :mod:`~vms.cli.sites`; what they
+(verify, signing-key), :mod:`~vms.cli.users` (user, user token), :mod:`~vms.cli.sites`,
+:mod:`~vms.cli.node` (cluster nodes); what they
 share is in :mod:`~vms.cli.common`, which imports none of them. Every command has ``--help``;
 commands that report data take ``--json`` (one JSON document, or one object a line for lists).
 Errors a person can fix are printed as one line on stderr with a non-zero exit code.
@@ -20,6 +21,7 @@ from vms.cli import (
     diagnostics,
     events,
     export,
+    node,
     onboarding,
     recording,
     retention,
@@ -49,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention.register(sub)
     events.register(sub)
     diagnostics.register(sub)
+    node.register(sub)
     onboarding.register_camera(sub)
     return parser
 
