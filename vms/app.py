@@ -228,6 +228,12 @@ async def _event_store_ctx(app: web.Application) -> AsyncIterator[None]:
                        max_open_s=app[SETTINGS].events.max_open_seconds)
     await store.start()
     app[SERVICES]["events"] = store
+    relay = None
+    if app[SETTINGS].clustered:  # every node's live feed shows every node's events
+        from vms.cluster_events import ClusterEvents
+
+        relay = ClusterEvents(app[SETTINGS].database_url, app[SETTINGS].node_name, store)
+        await relay.start()
     figures = collector(store)
 
     class _Collector:
@@ -254,6 +260,8 @@ async def _event_store_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         app[METRICS].unregister(metrics)  # type: ignore[arg-type]
+        if relay is not None:
+            await relay.stop()
         await store.stop()
 
 

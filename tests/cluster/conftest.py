@@ -160,6 +160,7 @@ class Cluster:
             for cam in self.fleet.cameras:
                 info = cam.info()
                 row = Camera.create(site=site, name=info["name"], username=info["username"],
+                                    onvif_url=info["onvif_url"],
                                     password_enc=box.encrypt(info["password"]),
                                     status_since_us=now, created_us=now, updated_us=now)
                 CameraStream.create(camera=row, kind="main", rtsp_url=info["rtsp"]["main"])

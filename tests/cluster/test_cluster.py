@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.cluster.conftest import LEASE_S, PASSWORD, Cluster, TcpProxy, no_overlap
@@ -138,6 +139,28 @@ async def test_partitioned_node_stops_and_never_indexes_time_twice(cluster_facto
         p_cams = {cid for cid, n in cluster.holders().items() if n == "p"}
         await cluster.wait("p's cameras to have footage", 15, lambda: {
             s[0] for s in cluster.segments() if s[5] == "p"} >= p_cams)
+
+        # an event stored by node p reaches node q's live feed (LISTEN/NOTIFY)
+        cam = min(p_cams)
+        admin, _ = await q.session("admin1", PASSWORD)
+        try:
+            async with admin.get("/api/v1/events/stream") as feed:
+                assert feed.status == 200
+                await asyncio.sleep(1.0)  # p's pump subscribed long ago; q's feed is listening
+                async with aiohttp.ClientSession() as http, http.post(
+                        f"{cluster.control[cam]}/event",
+                        json={"type": "doorbell", "state": True}) as resp:
+                    assert resp.status == 200
+
+                async def doorbell() -> None:
+                    async for line in feed.content:
+                        if line.startswith(b"data:") and b'"doorbell"' in line:
+                            assert json.loads(line[5:])["camera_id"] == cam
+                            return
+
+                await asyncio.wait_for(doorbell(), 20)
+        finally:
+            await admin.close()
 
         proxy.cut()
         cut = time.monotonic()
