@@ -296,7 +296,8 @@ def _close_open_runs(gateway: Gateway, repair: bool, report: ReconcileReport,
     """Close runs left open by a crash; in a cluster (``node``), only this node's runs."""
     def load() -> list[tuple[int, int, int | None]]:
         last_end = pw.fn.MAX(Segment.end_us)
-        mine = (Run.node == node) if node is not None else pw.SQL("1 = 1")
+        # a run of '' predates the cluster (or a recorder without leases): anyone may close it
+        mine = Run.node.in_([node, ""]) if node is not None else pw.SQL("1 = 1")
         query = (Run.select(Run.id, Run.start_us, last_end.alias("last_end"))
                  .join(Segment, pw.JOIN.LEFT_OUTER, on=(Segment.run == Run.id))
                  .where(Run.end_us.is_null() & mine).group_by(Run.id, Run.start_us))
