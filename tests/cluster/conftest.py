@@ -120,7 +120,8 @@ class Cluster:
         self.control: dict[int, str] = {}  # camera id → camsim control URL
         self.volume_of: dict[str, Path] = {}
 
-    def add_node(self, name: str, *, db_url: str | None = None) -> ServeProcess:
+    def add_node(self, name: str, *, db_url: str | None = None,
+                 lease_s: int = LEASE_S) -> ServeProcess:
         port = free_port()
         folder = self.root / name
         (folder / "data").mkdir(parents=True)
@@ -131,7 +132,7 @@ class Cluster:
             f'data_dir = "data"\n[server]\nport = {port}\n'
             f'[database]\nurl = "{db_url or self.db_url}"\n'
             f'[recording]\nsegment_seconds = 2\n'
-            f'[cluster]\nnode_name = "{name}"\nlease_seconds = {LEASE_S}\n'
+            f'[cluster]\nnode_name = "{name}"\nlease_seconds = {lease_s}\n'
             f'[[storage.volumes]]\nname = "vol-{name}"\npath = "rec"\n')
         first = next(iter(self.nodes.values()), None)
         key = folder / "data" / "secret.key"
