@@ -124,7 +124,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     proxies: dict[str, CountingProxy] = {}
     out: dict[str, Any] = {"nodes": args.nodes, "cameras": args.cameras,
                            "lease_seconds": args.lease, "segment_seconds": 2}
-    with tempfile.TemporaryDirectory(prefix="vms-bench-cluster-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vms-bench-cluster-") as scratch:
+        tmp = args.keep or scratch
         cluster = Cluster(Path(tmp), url, fleet)
         try:
             names = [chr(ord("a") + i) for i in range(args.nodes)]
@@ -203,6 +204,7 @@ def main() -> None:
     ap.add_argument("--lease", type=int, default=4, help="[cluster] lease_seconds")
     ap.add_argument("--load-seconds", type=float, default=30.0)
     ap.add_argument("--timeout", type=float, default=120.0, help="bound of every wait, seconds")
+    ap.add_argument("--keep", metavar="DIR", help="keep the nodes' folders and logs in DIR")
     args = ap.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))
 
