@@ -38,6 +38,19 @@ async def test_three_nodes_failover_rebalance_and_cross_node_footage(
         assert set(nodes) == {"a", "b", "c"} and all(n["alive"] for n in nodes.values())
         assert sorted(sum((n["camera_ids"] for n in nodes.values()), [])) == cluster.camera_ids
         assert nodes["b"]["advertise_url"] == b.base
+        async with admin.get("/admin/nodes") as resp:
+            page = await resp.text()
+            assert resp.status == 200 and all(f'data-node="{n}"' in page for n in "abc")
+        async with admin.get("/metrics") as resp:
+            metrics = await resp.text()
+        assert 'vms_cluster_node_alive{node="b"} 1.0' in metrics
+        assert 'vms_cluster_leases_taken_total{node="a"}' in metrics
+        listed = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "vms.cli", "node", "list", "--json", "--config", str(a.config),
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await listed.communicate()
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert {r["name"]: len(r["camera_ids"]) for r in rows} == {"a": 4, "b": 4, "c": 4}
 
         # SIGKILL b: its cameras are recorded by a and c within the lease time
         b_cams = [cid for cid, node in cluster.holders().items() if node == "b"]
