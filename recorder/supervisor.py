@@ -364,12 +364,18 @@ class RecorderSupervisor:
     async def hand_over(self, camera_ids: list[int]) -> None:
         """Stop recording these cameras (end reason ``handover``) and wait until their last
         segments are indexed, before their leases are freed for another node: never two nodes
-        recording one camera. Not behind the supervisor's lock (other cameras' changes)."""
-        tasks = [t for k, t in self._tasks.items() if k[0] in set(camera_ids)]
-        await asyncio.gather(*(t.recorder.stop("handover") for t in tasks),
-                             return_exceptions=True)
-        if tasks:
-            await asyncio.wait([t.task for t in tasks], timeout=self.options.stop_timeout_s * 2)
+        recording one camera."""
+        async with self._lock:  # no camera_changed() may start one of them meanwhile
+            keys = [k for k in self._tasks if k[0] in set(camera_ids)]
+            tasks = [self._tasks[k] for k in keys]
+            await asyncio.gather(*(t.recorder.stop("handover") for t in tasks),
+                                 return_exceptions=True)
+            if tasks:
+                await asyncio.wait([t.task for t in tasks],
+                                   timeout=self.options.stop_timeout_s * 2)
+            for key, t in zip(keys, tasks, strict=True):
+                if t.task.done():
+                    del self._tasks[key]
         for camera_id in camera_ids:
             self._in_background(self.camera_changed(camera_id, "handover"))
 
