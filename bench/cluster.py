@@ -178,7 +178,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                    lambda o=others: cluster.recorded_once(o),  # type: ignore[misc]
                                    interval_s=0.1)
                 failovers.append(round(time.monotonic() - killed, 2))
-                await node.start()
+                await node.start(timeout_s=args.timeout * 2)  # reconciles its volume first
                 await cluster.wait("rebalanced", args.timeout, lambda: (
                     max(cluster.counts().values(), default=0) <= share
                     and cluster.recorded_once(set(names))))
