@@ -161,6 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "queries_per_s_per_camera": round(p.statements / args.load_seconds / cams, 3),
                     "bytes_per_s_per_camera": round((p.bytes_up + p.bytes_down)
                                                     / args.load_seconds / cams)}
+            print(json.dumps({"db_load_per_node": per_node}), file=sys.stderr, flush=True)
             out["db_load"] = {
                 "seconds": args.load_seconds, "per_node": per_node,
                 "database_per_s": {k: round((after[k] - before[k]) / args.load_seconds, 1)

@@ -53,6 +53,8 @@ from vms.secrets import SecretBox, SecretError
 log = logging.getLogger(__name__)
 
 _DEFAULT_RECORDED = frozenset(EVENT_TYPES_RECORDED.split(","))
+HANDOVER_WAIT_S = 60.0
+"""How long a hand-over waits for a stopped recorder to index its last segments."""
 
 
 class LeaseView(Protocol):
@@ -371,8 +373,9 @@ class RecorderSupervisor:
             await asyncio.gather(*(t.recorder.stop("handover") for t in tasks),
                                  return_exceptions=True)
             if tasks:
-                await asyncio.wait([t.task for t in tasks],
-                                   timeout=self.options.stop_timeout_s * 2)
+                # its listed segments indexed (a busy writer can lag): the lease is renewed
+                # meanwhile, so nothing recorded before the hand-over is refused by the fence
+                await asyncio.wait([t.task for t in tasks], timeout=HANDOVER_WAIT_S)
             for key, t in zip(keys, tasks, strict=True):
                 if t.task.done():
                     del self._tasks[key]
