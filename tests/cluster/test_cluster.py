@@ -190,6 +190,15 @@ async def test_partitioned_node_stops_and_never_indexes_time_twice(cluster_facto
         proxy.heal()  # p comes back: its late writes are fenced, then it takes its share again
         await cluster.wait("p back, 2 cameras per node", 30, lambda: (
             cluster.counts() == {"p": 2, "q": 2}) and cluster.recorded_once({"p", "q"}))
+        # `vms node drain p`: p hands every camera over to q; undrain: it takes its share again
+        for action, counts in (("drain", {"q": 4}), ("undrain", {"p": 2, "q": 2})):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "vms.cli", "node", action, "p", "--json", "--config",
+                str(q.config), stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            assert proc.returncode == 0 and json.loads(out)["draining"] is (action == "drain")
+            await cluster.wait(f"{action}: {counts}", 30, lambda c=counts: (  # type: ignore[misc]
+                cluster.counts() == c) and cluster.recorded_once(set(c)))
         overlaps = no_overlap(cluster.segments())
         assert not overlaps, overlaps
         assert "node_lost" in {r for (r,) in cluster.gw.read_sync(lambda: cluster.gw.db.execute_sql(
