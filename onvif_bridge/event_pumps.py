@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import peewee as pw
@@ -50,8 +51,12 @@ class EventPumps:
     """One event pump per camera in service."""
 
     def __init__(self, gateway: Gateway, secrets: SecretBox, bus: EventBus, clock: Clock, *,
-                 options: PumpOptions | None = None, poll_s: float = POLL_S) -> None:
+                 options: PumpOptions | None = None, poll_s: float = POLL_S,
+                 owns: Callable[[int], bool] | None = None) -> None:
         self.gw = gateway
+        self.owns = owns
+        """In a cluster: whether this node pumps a camera's events (it holds its lease); the
+        next poll follows a lease that moved."""
         self.secrets = secrets
         self.bus = bus
         self.clock = clock
@@ -98,7 +103,8 @@ class EventPumps:
     async def sync(self, camera_id: int | None = None, *, force: bool = False) -> None:
         """Start, stop or restart pumps so they match the database (one camera, or all).
         ``force``: also restart a pump that gave up (``auth_failed``, ``unsupported``)."""
-        rows = {row[0]: row for row in await self.gw.read(_rows, camera_id)}
+        rows = {row[0]: row for row in await self.gw.read(_rows, camera_id)
+                if self.owns is None or self.owns(row[0])}
         async with self._lock:
             ids = [camera_id] if camera_id is not None else sorted({*rows, *self._pumps})
             stopping: list[EventPump] = []

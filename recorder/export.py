@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,8 @@ class ExportService:
         self.concurrency = max(1, concurrency or settings.export.concurrency)
         self.ffmpeg_exe = ffmpeg_exe or settings.ffmpeg_exe()
         self.folder = settings.data_dir / "exports"
+        self.fetch_remote: Callable[[int, int, Path], Awaitable[None]] | None = None
+        """In a cluster: copies a segment kept on another node (camera id, segment id, dest)."""
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._jobs: dict[int, ExportJob] = {}
@@ -262,6 +264,21 @@ class ExportService:
         for listener in self.listeners:
             listener(export_id, state)
 
+    async def _fetch_remote(self, plan: CameraPlan, tmp: Path) -> None:
+        """Copy the plan's segments kept on other nodes' volumes (a cluster) into ``tmp``."""
+        remote = [s for s in plan.segments if getattr(s, "abs_path", None) is None]
+        if remote and self.fetch_remote is None:
+            raise ExportError(f"camera {plan.camera_name!r}: footage on another node's storage "
+                              "volume cannot be fetched by this node")
+        for seg in remote:
+            assert self.fetch_remote is not None
+            dest = tmp / f"node-{seg.id}.mp4"
+            try:
+                await self.fetch_remote(plan.camera_id, seg.id, dest)
+            except OSError as exc:
+                raise ExportError(f"camera {plan.camera_name!r}: {exc}") from None
+            seg.abs_path = dest  # type: ignore[attr-defined]
+
     async def _run(self, export_id: int) -> None:
         row = await self.gw.read(lambda: m.Export.get_or_none(m.Export.id == export_id))
         if row is None or row.state != "queued":
@@ -282,6 +299,7 @@ class ExportService:
             plans: list[tuple[CameraPlan, Clip | None]] = []
             for cid in camera_ids:
                 plan = await self.gw.read(load_plan, self.settings, cid, row.from_us, row.to_us)
+                await self._fetch_remote(plan, tmp)
                 clip = await asyncio.to_thread(prepare_plan, plan, row.from_us, row.to_us,
                                                direct=self.settings.export.muxer == "auto")
                 if clip is not None:  # ffmpeg's part is described once it is written

@@ -150,6 +150,9 @@ def load_plan(settings: Settings, camera_id: int, from_us: int, to_us: int) -> C
     if kept[-1].end_us < to_us:
         gaps.append(Gap(kept[-1].end_us, to_us, "not recorded"))
     for seg in kept:
+        if seg.volume not in volumes and settings.clustered:
+            seg.abs_path = None  # type: ignore[attr-defined]  # another node's: fetched first
+            continue
         if seg.volume not in volumes:
             raise ExportError(f"camera {name!r}: storage volume {seg.volume!r} of segment "
                               f"{seg.path} is not configured")

@@ -2,13 +2,43 @@
 
 Plain synchronous functions meant to be passed to ``Gateway.write`` (one transaction each, on the
 single writer thread). Only the recorder writes runs and segments; everything else reads them.
+
+**Fencing** (a cluster, vms/cluster.py): a recorder of a node holds its camera's lease under an
+epoch; :func:`insert_run` and :func:`insert_segment` given a :class:`Fence` first read the lease row
+``FOR SHARE`` in the same transaction and refuse (:class:`LeaseLost`) unless this node still holds
+it at that epoch, so a node whose lease was taken while it was cut off never indexes a second copy
+of the same time. The row lock makes a concurrent take wait for the insert's commit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vms.db.models import Camera, Run, Segment
+from vms.db.models import Camera, CameraLease, Run, Segment
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The lease a recorder writes under: its node and the epoch it took it at."""
+
+    node: str
+    epoch: int
+
+
+class LeaseLost(Exception):
+    """The camera's lease is no longer this node's at this epoch: nothing is indexed."""
+
+
+def check_fence(camera_id: int, fence: Fence | None) -> None:
+    """Inside a write transaction: raise :class:`LeaseLost` unless ``fence`` is current."""
+    if fence is None:
+        return
+    row = (CameraLease.select(CameraLease.node, CameraLease.epoch)
+           .where(CameraLease.camera == camera_id).for_update("FOR SHARE").tuples().first())
+    if row is None or (row[0], row[1]) != (fence.node, fence.epoch):
+        held = f"{row[0] or 'nobody'} at epoch {row[1]}" if row else "no lease row"
+        raise LeaseLost(f"camera {camera_id}: lease is {held}, not {fence.node} at epoch "
+                        f"{fence.epoch}")
 
 
 @dataclass(frozen=True)
@@ -29,10 +59,12 @@ class SegmentRow:
     kind: str = "continuous"
 
 
-def insert_run(camera_id: int, stream: str, start_us: int,
-               mode: str = "continuous") -> tuple[int, str]:
+def insert_run(camera_id: int, stream: str, start_us: int, mode: str = "continuous",
+               fence: Fence | None = None) -> tuple[int, str]:
     """A new run row: its id and its uuid (which names its files, recorder/segments.py)."""
-    run = Run.create(camera=camera_id, stream=stream, start_us=start_us, mode=mode)
+    check_fence(camera_id, fence)
+    run = Run.create(camera=camera_id, stream=stream, start_us=start_us, mode=mode,
+                     node=fence.node if fence else "")
     return int(run.id), str(run.uuid)
 
 
@@ -52,7 +84,8 @@ def delete_run_if_empty(run_id: int) -> bool:
     return True
 
 
-def insert_segment(row: SegmentRow) -> int:
+def insert_segment(row: SegmentRow, fence: Fence | None = None) -> int:
+    check_fence(row.camera_id, fence)
     seg = Segment.create(
         camera=row.camera_id, stream=row.stream, run=row.run_id, volume=row.volume,
         path=row.path, start_us=row.start_us, end_us=row.end_us,

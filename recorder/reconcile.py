@@ -148,6 +148,8 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
         if (vol_name, rel) in seen or state == "missing" or vol_name in skipped:
             continue
         vol = volume_by_name(settings, vol_name)
+        if vol is None and settings.clustered:
+            continue  # another node's volume: its files are that node's to check
         if vol is not None and (vol.path / rel).exists():
             continue
         report.missing.append(f"{vol_name}:{rel}")
@@ -155,7 +157,8 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
             gateway.write_sync(lambda i=seg_id: Segment.update(state="missing").where(
                 Segment.id == i).execute())
 
-    _close_open_runs(gateway, repair, report, exclude_run_ids)
+    _close_open_runs(gateway, repair, report, exclude_run_ids,
+                     settings.node_name if settings.clustered else None)
     for volume in settings.volumes:
         if volume.name in skipped:
             continue
@@ -289,12 +292,15 @@ def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair
 
 
 def _close_open_runs(gateway: Gateway, repair: bool, report: ReconcileReport,
-                     exclude_run_ids: frozenset[int]) -> None:
+                     exclude_run_ids: frozenset[int], node: str | None = None) -> None:
+    """Close runs left open by a crash; in a cluster (``node``), only this node's runs."""
     def load() -> list[tuple[int, int, int | None]]:
         last_end = pw.fn.MAX(Segment.end_us)
+        # a run of '' predates the cluster (or a recorder without leases): anyone may close it
+        mine = Run.node.in_([node, ""]) if node is not None else pw.SQL("1 = 1")
         query = (Run.select(Run.id, Run.start_us, last_end.alias("last_end"))
                  .join(Segment, pw.JOIN.LEFT_OUTER, on=(Segment.run == Run.id))
-                 .where(Run.end_us.is_null()).group_by(Run.id, Run.start_us))
+                 .where(Run.end_us.is_null() & mine).group_by(Run.id, Run.start_us))
         return [(r.id, r.start_us, r.last_end) for r in query]
 
     for run_id, start_us, last_end in gateway.read_sync(load):

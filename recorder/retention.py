@@ -257,7 +257,11 @@ class Purger:
         return self._unusable
 
     def _usable(self) -> pw.Node:
-        """Segments on usable volumes only (see :attr:`_unusable`)."""
+        """Segments on usable volumes only (see :attr:`_unusable`); in a cluster, only on this
+        node's own volumes (another node's footage is that node's to delete)."""
+        if self.settings.clustered:
+            mine = [v.name for v in self.settings.volumes if v.name not in self._unusable]
+            return m.Segment.volume.in_(mine or [""])
         if not self._unusable:
             return pw.SQL("1 = 1")
         return m.Segment.volume.not_in(sorted(self._unusable))
@@ -450,6 +454,8 @@ class Purger:
                                          m.PendingDeletion.path, m.PendingDeletion.segment_id)
                 .where(m.PendingDeletion.id > last_id)  # noqa: B023 - read at once
                 .where(m.PendingDeletion.volume.not_in(sorted(self._unusable) or [""]))
+                .where(m.PendingDeletion.volume.in_([v.name for v in self.settings.volumes])
+                       if self.settings.clustered else pw.SQL("1 = 1"))
                 .order_by(m.PendingDeletion.id).limit(self.chunk).tuples()))
             if not rows:
                 return done

@@ -60,6 +60,7 @@ from recorder.segments import (
     discard_unplayable,
     fsync_path,
     make_run_dir,
+    move_to_lost_and_found,
     probe_segment,
     run_dir,
     run_files,
@@ -95,6 +96,9 @@ class StreamConfig:
     post_roll_s: float = 10.0
     volume: str | None = None
     """The camera's storage volume (``Camera.volume``); None: the first configured one."""
+    fence: index.Fence | None = None
+    """In a cluster: the lease (node, epoch) this stream records under; runs and segments are
+    indexed only while it is current (recorder/index.py)."""
 
 
 @dataclass(frozen=True)
@@ -349,8 +353,13 @@ class StreamRecorder:
                                       f"{folder.relative_to(volume.path)}: "
                                       f"{exc.strerror or exc}; not recording")
             return None
-        run_id, run_uuid = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind,
-                                               start_us, cfg.mode)
+        try:
+            run_id, run_uuid = await self.gw.write(index.insert_run, cfg.camera_id, cfg.kind,
+                                                   start_us, cfg.mode, cfg.fence)
+        except index.LeaseLost as exc:
+            log.warning("%s: not recording: %s", self.name, exc)
+            self._set_status("stopped", "recorded by another node")
+            return None
         self.runs_started += 1
         self.stats.runs_started += 1
         bind_log_context(run_id=run_id)
@@ -374,6 +383,8 @@ class StreamRecorder:
         await proc.start()
         if self._tap is not None:
             self._tap.started()
+        if self._stop_reason is not None:  # stop() came while ffmpeg was starting
+            proc.terminate()
         indexer = asyncio.create_task(self._indexer(state), name=f"{self.name}-indexer")
         wait_task = asyncio.create_task(proc.wait())
         await watch.watch(wait_task)
@@ -590,7 +601,15 @@ class StreamRecorder:
         if self.is_event and state.segments == 0:
             await self.gw.write(index.update_run_start, state.run_id, start_us)
         insert_start = time.perf_counter()
-        seg_id = await self.gw.write(index.insert_segment, row)
+        try:
+            seg_id = await self.gw.write(index.insert_segment, row, self.config.fence)
+        except index.LeaseLost as exc:  # fenced: another node records this camera now
+            log.warning("%s: segment %s not indexed: %s; set aside in lost+found", self.name,
+                        path.name, exc)
+            await self.volumes.io(state.volume, move_to_lost_and_found, state.volume, row.path)
+            self._stop_reason = self._stop_reason or "lease_lost"
+            self._stop_event.set()  # the run ends: the supervisor's lease loop stops ffmpeg
+            return False
         self.stats.segment_indexed(row.size_bytes, time.perf_counter() - insert_start,
                                    self.clock.monotonic_us())
         state.recent = [*state.recent[1 - RECENT_SEGMENTS:], (seg_id, path, start_us, end_us)]

@@ -14,7 +14,10 @@ Camera status rows are written from here. It owns the :class:`recorder.volumes.V
 (volume health, per-volume threads) its streams share; a stream records on its camera's volume
 (``Camera.volume``) or, when that one is not healthy, on another. A stream whose volume is full
 reports it through :attr:`RecorderSupervisor.volume_full_hooks` (retention registers there:
-recorder/retention_service.py).
+recorder/retention_service.py). In a cluster (``leases``: vms/cluster.py) it records only the
+cameras whose lease this node holds, each under its lease's epoch (a :class:`recorder.index.Fence`),
+and neither records nor writes the status of any other camera; :meth:`leases_taken`,
+:meth:`leases_lost` and :meth:`hand_over` follow the lease loop.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from recorder import index
+from recorder.index import Fence
 from recorder.live_tap import LiveFeeds
 from recorder.lock import ServerLock, lock_path
 from recorder.reconcile import ReconcileReport, reconcile
@@ -49,6 +54,19 @@ from vms.secrets import SecretBox, SecretError
 log = logging.getLogger(__name__)
 
 _DEFAULT_RECORDED = frozenset(EVENT_TYPES_RECORDED.split(","))
+HANDOVER_WAIT_S = 60.0
+"""How long a hand-over waits for a stopped recorder to index its last segments."""
+
+
+class LeaseView(Protocol):
+    """What the supervisor needs of a cluster node (vms.cluster.ClusterNode)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def epoch_of(self, camera_id: int) -> int | None: ...
+
+    def releasing(self, camera_id: int) -> bool: ...
 
 
 @dataclass
@@ -62,10 +80,13 @@ class RecorderSupervisor:
 
     def __init__(self, gateway: Gateway, settings: Settings, clock: Clock, secrets: SecretBox,
                  options: RecorderOptions | None = None, bus: EventBus | None = None,
-                 live_feeds: LiveFeeds | None = None) -> None:
+                 live_feeds: LiveFeeds | None = None, leases: LeaseView | None = None) -> None:
         self.gw = gateway
         self.live_feeds = live_feeds
         """Where each recording run's live output goes (recorder/live_tap.py); None: none."""
+        self.leases = leases
+        self._elsewhere: set[int] = set()
+        """Cameras another node records (a cluster): no status of ours is written for them."""
         self.settings = settings
         self.clock = clock
         self.secrets = secrets
@@ -162,7 +183,7 @@ class RecorderSupervisor:
             wanted = await self._wanted_streams(camera_id)
             current = {k: t for k, t in self._tasks.items() if k[0] == camera_id}
             to_stop = [k for k, t in current.items()
-                       if k not in wanted or t.recorder.config != wanted[k]]
+                       if k not in wanted or t.recorder.config != wanted[k] or t.task.done()]
             if to_stop:
                 stoppers = [self._tasks[k].recorder.stop(reason) for k in to_stop]
                 await asyncio.gather(*stoppers, return_exceptions=True)
@@ -187,7 +208,8 @@ class RecorderSupervisor:
                 rec.live_feeds = self.live_feeds
                 task = asyncio.create_task(rec.run(), name=f"recorder-{key[0]}-{key[1]}")
                 self._tasks[key] = _Task(rec, task)
-            if not wanted and self._modes.get(camera_id) != "archived":
+            if not wanted and self._modes.get(camera_id) != "archived" \
+                    and camera_id not in self._elsewhere:
                 self._publish(camera_id, StreamStatus("stopped", self._idle_reason(camera_id),
                                                       self.clock.now_us()))
 
@@ -208,6 +230,7 @@ class RecorderSupervisor:
             if self.clock.monotonic_us() - polled_us >= self.options.config_poll_s * 1e6:
                 polled_us = self.clock.monotonic_us()
                 await self._poll_camera_rows()
+            await self._converge_leases()
             now_us = self.clock.now_us()
             for camera_id, (windows, tz) in list(self._schedules.items()):
                 inside = in_window(windows, tz, now_us)
@@ -268,6 +291,14 @@ class RecorderSupervisor:
             return {}
         mode = cam.recording_mode if cam.archived_us is None else "archived"
         self._modes[camera_id] = mode
+        fence = None
+        self._elsewhere.discard(camera_id)
+        if self.leases is not None and mode != "archived":
+            epoch = self.leases.epoch_of(camera_id)
+            if epoch is None:
+                self._elsewhere.add(camera_id)
+                return {}
+            fence = Fence(self.leases.name, epoch)
         self._recorded_types[camera_id] = frozenset(
             t.strip() for t in cam.event_types_recorded.split(",") if t.strip())
         if mode == "archived":
@@ -302,9 +333,63 @@ class RecorderSupervisor:
                 rtsp_transport=stream.rtsp_transport or self.settings.recording.rtsp_transport,
                 mode="event" if mode == "event" else "continuous",
                 pre_roll_s=float(cam.event_pre_s), post_roll_s=float(cam.event_post_s),
-                volume=cam.volume,
+                volume=cam.volume, fence=fence,
             )
         return wanted
+
+    # -- a cluster's leases (vms/cluster.py) ---------------------------------------------------
+
+    async def leases_taken(self, camera_ids: list[int]) -> None:
+        """This node now holds these cameras' leases: record them (in the background)."""
+        for camera_id in camera_ids:
+            self._in_background(self.camera_changed(camera_id))
+
+    async def leases_lost(self, camera_ids: list[int]) -> None:
+        """These leases are gone (taken, or not renewed in time): stop their ffmpeg now, without
+        waiting for the supervisor's lock or the database (which may be unreachable)."""
+        tasks = [t for k, t in self._tasks.items() if k[0] in set(camera_ids)]
+        await asyncio.gather(*(t.recorder.stop("lease_lost") for t in tasks),
+                             return_exceptions=True)
+        for camera_id in camera_ids:
+            self._in_background(self.camera_changed(camera_id, "lease_lost"))
+
+    async def _converge_leases(self) -> None:
+        """Every schedule tick: bring in line any camera whose recorders do not match the leases
+        (a recorder under an old epoch, a finished one, a held camera not recorded) — the
+        callbacks above act at once; this makes the outcome independent of their order."""
+        if self.leases is None:
+            return
+        stale = {k[0] for k, t in self._tasks.items()
+                 if not self.leases.releasing(k[0]) and (
+                     t.task.done() or t.recorder.config.fence is None
+                     or self.leases.epoch_of(k[0]) != t.recorder.config.fence.epoch)}
+        stale |= {cid for cid in self._elsewhere if self.leases.epoch_of(cid) is not None}
+        for camera_id in sorted(stale):
+            await self.camera_changed(camera_id, "lease_lost")
+
+    async def hand_over(self, camera_ids: list[int]) -> None:
+        """Stop recording these cameras (end reason ``handover``) and wait until their last
+        segments are indexed, before their leases are freed for another node: never two nodes
+        recording one camera."""
+        async with self._lock:  # no camera_changed() may start one of them meanwhile
+            keys = [k for k in self._tasks if k[0] in set(camera_ids)]
+            tasks = [self._tasks[k] for k in keys]
+            await asyncio.gather(*(t.recorder.stop("handover") for t in tasks),
+                                 return_exceptions=True)
+            if tasks:
+                # its listed segments indexed (a busy writer can lag): the lease is renewed
+                # meanwhile, so nothing recorded before the hand-over is refused by the fence
+                await asyncio.wait([t.task for t in tasks], timeout=HANDOVER_WAIT_S)
+            for key, t in zip(keys, tasks, strict=True):
+                if t.task.done():
+                    del self._tasks[key]
+        for camera_id in camera_ids:
+            self._in_background(self.camera_changed(camera_id, "handover"))
+
+    def _in_background(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self._changes.add(task)
+        task.add_done_callback(self._changes.discard)
 
     def _volume_full(self, volume: Volume, reason: str) -> None:
         for hook in self.volume_full_hooks:

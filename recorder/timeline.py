@@ -13,7 +13,9 @@ plain tuples.
 
 A **span** is a maximal stretch of contiguous, playable segments of one run. A **gap** is every
 part of the range not covered by a span, with a reason: the ``end_reason`` of the run that ended
-before it (``camera_lost``, ``stall``, ``shutdown``, ``config_change``, ``crash``, ``error`` …),
+before it (``camera_lost``, ``stall``, ``shutdown``, ``config_change``, ``crash``, ``error`` …; in a
+cluster ``node_lost`` where a node died and another took its camera over, ``handover`` where a camera
+moved between nodes, ``lease_lost`` where a node cut off from the database stopped — vms/cluster.py),
 ``missing`` where indexed files are gone, ``stall`` for a hole *inside* a continuous run (ffmpeg
 kept running but the camera sent nothing: the segments are placed by the frames' own timestamps, so
 the hole is where the frames stop and resume), ``recording`` for the still-open tail of a live run,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import peewee as pw
 from aiohttp import web
@@ -78,6 +79,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.cleanup_ctx.append(_talk_ctx)
     app.on_shutdown.append(_talk_shutdown)
     app.cleanup_ctx.append(_exports_ctx)
+    if start_recorder and settings.clustered:
+        app.cleanup_ctx.append(_cluster_ctx)
     if start_recorder:
         app.cleanup_ctx.append(_recorder_ctx)
         app.cleanup_ctx.append(_retention_ctx)
@@ -230,6 +233,12 @@ async def _event_store_ctx(app: web.Application) -> AsyncIterator[None]:
                        max_open_s=app[SETTINGS].events.max_open_seconds)
     await store.start()
     app[SERVICES]["events"] = store
+    relay = None
+    if app[SETTINGS].clustered:  # every node's live feed shows every node's events
+        from vms.cluster_events import ClusterEvents
+
+        relay = ClusterEvents(app[SETTINGS].database_url, app[SETTINGS].node_name, store)
+        await relay.start()
     figures = collector(store)
 
     class _Collector:
@@ -256,6 +265,8 @@ async def _event_store_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         app[METRICS].unregister(metrics)  # type: ignore[arg-type]
+        if relay is not None:
+            await relay.stop()
         await store.stop()
 
 
@@ -278,6 +289,8 @@ async def _onboarding_ctx(app: web.Application) -> AsyncIterator[None]:
         recorder = services.get("recorder")
         if recorder is not None:  # told directly too: remove() returns once it has stopped
             await recorder.camera_changed(camera_id)
+        if (cluster := services.get("cluster")) is not None:
+            cluster.poke()  # a new camera gets its lease (and recorder) without waiting a tick
         app[BUS].publish(CameraChanged(camera_id))  # event pumps, MQTT discovery, the store
 
     onboarding = Onboarding(app[GATEWAY], app[SECRETS], app[CLOCK], on_change=camera_changed,
@@ -344,13 +357,65 @@ async def _recorder_ctx(app: web.Application) -> AsyncIterator[None]:
     live = app[SERVICES].get("live")  # live view shares each recorded stream's camera session
     supervisor = RecorderSupervisor(app[GATEWAY], app[SETTINGS], app[CLOCK], app[SECRETS],
                                     bus=app[BUS],
-                                    live_feeds=live.feeds if isinstance(live, LiveService) else None)
+                                    live_feeds=live.feeds if isinstance(live, LiveService) else None,
+                                    leases=app[SERVICES].get("cluster"))
     await supervisor.start()
     app[SERVICES]["recorder"] = supervisor
     try:
         yield
     finally:
         await supervisor.stop()
+
+
+async def _cluster_ctx(app: web.Application) -> AsyncIterator[None]:
+    """A node of a cluster (vms/cluster.py; PostgreSQL): registered, its first lease tick done
+    before the recorder starts (which then records only the cameras this node holds); stopped
+    after the recorder, freeing its leases for the other nodes."""
+    from vms.cluster import ClusterCollector, NodeConfig, cluster_secret
+    from vms.cluster_node import ClusterNode
+
+    settings = app[SETTINGS]
+    services = app[SERVICES]
+    cfg = NodeConfig(name=settings.node_name, advertise_url=settings.advertise_url,
+                     max_cameras=settings.cluster.max_cameras,
+                     lease_s=float(settings.cluster.lease_seconds),
+                     volumes=tuple(v.name for v in settings.volumes),
+                     database_url=settings.database_url)
+
+    async def pumps(ids: list[int]) -> None:  # a camera's ONVIF events follow its lease
+        if (event_pumps := services.get("event_pumps")) is not None:
+            for cid in ids:
+                await event_pumps.sync(cid)
+
+    async def taken(ids: list[int]) -> None:
+        if (recorder := services.get("recorder")) is not None:
+            await recorder.leases_taken(ids)
+        await pumps(ids)
+
+    async def lost(ids: list[int]) -> None:
+        if (recorder := services.get("recorder")) is not None:
+            await recorder.leases_lost(ids)
+        await pumps(ids)
+
+    async def release(ids: list[int]) -> None:
+        if (recorder := services.get("recorder")) is not None:
+            await recorder.hand_over(ids)
+        await pumps(ids)
+
+    node = ClusterNode(cfg, on_taken=taken, on_lost=lost, on_release=release)
+    services["cluster_secret"] = await app[GATEWAY].write(cluster_secret)
+    await node.start()
+    services["cluster"] = node
+    collector = ClusterCollector(node)
+    app[METRICS].register(collector)  # type: ignore[arg-type]
+    log.info("cluster: node %s (%s) holds cameras %s", cfg.name, cfg.advertise_url,
+             sorted(node.held))
+    try:
+        yield
+    finally:
+        app[METRICS].unregister(collector)  # type: ignore[arg-type]
+        services.pop("cluster", None)
+        await node.stop()
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -387,7 +452,9 @@ async def _events_ctx(app: web.Application) -> AsyncIterator[None]:
     publishing ``vms.bus.CameraEvent``; follows ``CameraChanged`` (adds, edits, removals)."""
     from onvif_bridge.event_pumps import EventPumps
 
-    pumps = EventPumps(app[GATEWAY], app[SECRETS], app[BUS], app[CLOCK])
+    cluster = app[SERVICES].get("cluster")  # a cluster: only the cameras this node records
+    pumps = EventPumps(app[GATEWAY], app[SECRETS], app[BUS], app[CLOCK],
+                       owns=(lambda cid: cluster.epoch_of(cid) is not None) if cluster else None)
     await pumps.start()
     app[SERVICES]["event_pumps"] = pumps
     try:
@@ -402,6 +469,17 @@ async def _exports_ctx(app: web.Application) -> AsyncIterator[None]:
     from recorder.export import ExportService
 
     service = ExportService(app[GATEWAY], app[SETTINGS], app[CLOCK])
+    if app[SETTINGS].clustered:  # footage on other nodes' volumes is fetched from them
+        from vms.cluster import fetch_segment
+
+        async def fetch(camera_id: int, segment_id: int, dest: Path) -> None:
+            secret = app[SERVICES].get("cluster_secret")
+            if secret is None:
+                raise OSError("this node does not record: it holds no cluster credential")
+            await fetch_segment(app[GATEWAY], secret, app[SETTINGS].node_name, camera_id,
+                                segment_id, dest)
+
+        service.fetch_remote = fetch
     await service.start()
     app[SERVICES]["exports"] = service
     try:

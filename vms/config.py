@@ -131,6 +131,17 @@ SETTINGS: tuple[Setting, ...] = (
             "tamper as binary sensors, its last plate as a sensor)."),
     Setting("mqtt", "discovery_prefix", str, "homeassistant",
             "Topic prefix Home Assistant reads discovery configs from."),
+    Setting("cluster", "node_name", str, "",
+            "This node's name in a cluster (PostgreSQL database.url only); empty: the host name."),
+    Setting("cluster", "advertise_url", str, "",
+            "How the other nodes reach this node's API, e.g. http://10.0.0.5:8080; empty: "
+            "http://<server.host>:<server.port>."),
+    Setting("cluster", "max_cameras", int, 0,
+            "Most cameras this node records; 0: no cap (cameras are balanced by count).",
+            minimum=0),
+    Setting("cluster", "lease_seconds", int, 10,
+            "Lifetime of a camera lease and of a node's heartbeat, seconds (database clock): a "
+            "dead node's cameras are recorded elsewhere after about this long.", minimum=2),
 )
 
 VOLUME_SETTINGS: tuple[Setting, ...] = (
@@ -239,6 +250,14 @@ class MqttSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    node_name: str = ""
+    advertise_url: str = ""
+    max_cameras: int = 0
+    lease_seconds: int = 10
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server is told, resolved to absolute paths."""
 
@@ -253,6 +272,7 @@ class Settings:
     events: EventsSettings = field(default_factory=EventsSettings)
     intercom: IntercomSettings = field(default_factory=IntercomSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     volumes: tuple[Volume, ...] = ()
     source: str = "<defaults>"
 
@@ -262,6 +282,30 @@ class Settings:
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.data_dir / 'vms.sqlite3'}"
+
+    @property
+    def clustered(self) -> bool:
+        """PostgreSQL: this server is a node of a cluster (vms/cluster.py), alone or not."""
+        return self.database_url.startswith(("postgresql:", "postgres:"))
+
+    @property
+    def node_name(self) -> str:
+        """This node's name (``[cluster] node_name``, else the host name)."""
+        if self.cluster.node_name:
+            return self.cluster.node_name
+        import socket
+
+        return socket.gethostname()
+
+    @property
+    def advertise_url(self) -> str:
+        """How the other nodes reach this one (``[cluster] advertise_url``, else host:port)."""
+        if self.cluster.advertise_url:
+            return self.cluster.advertise_url.rstrip("/")
+        scheme = "https" if self.server.tls_cert else "http"
+        host = self.server.host if self.server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.server.port}"
 
     @property
     def key_file(self) -> Path:
@@ -286,6 +330,7 @@ _SECTIONS: dict[str, type] = {
     "events": EventsSettings,
     "intercom": IntercomSettings,
     "mqtt": MqttSettings,
+    "cluster": ClusterSettings,
 }
 
 _TYPE_NAMES = {str: "a string", int: "an integer", Path: "a path (string)", bool: "true or false",
@@ -399,7 +444,11 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     data_dir = _resolve(base, values[""].get("data_dir", Path("./data")))
     volumes = _load_volumes(source, base, data.get("storage"), data_dir)
     sections = {name: cls(**values[name]) for name, cls in _SECTIONS.items()}
-    return Settings(data_dir=data_dir, volumes=volumes, source=source, **sections)
+    settings = Settings(data_dir=data_dir, volumes=volumes, source=source, **sections)
+    if values["cluster"] and not settings.clustered:
+        raise ConfigError(f"{source}: [cluster] {', '.join(sorted(values['cluster']))}: a cluster "
+                          "needs a PostgreSQL database.url (with SQLite the server is one node)")
+    return settings
 
 
 def _load_volumes(source: str, base: Path, storage: Any, data_dir: Path) -> tuple[Volume, ...]:

@@ -12,7 +12,8 @@ camera's own time and its measured clock offset stay in ``data``. Types a camera
 (``Camera.event_types_kept``) are dropped.
 
 Every stored row (and every interval closed) is offered to the store's listeners — the live feed
-(``GET /api/v1/events/stream``) — each with its own bounded queue that counts what it drops.
+(``GET /api/v1/events/stream``) — each with its own bounded queue that counts what it drops; in a
+cluster also to every other node's feed (:attr:`EventStore.relay`, vms/cluster_events.py).
 
 The searches (:func:`search`, :func:`after_id`) are scoped by the asking principal's sites; plate
 search matches the normalised text (:func:`normalise_plate`) anywhere in the plate.
@@ -151,6 +152,9 @@ class EventStore:
         self._open_start: dict[int, int] = {}  # event id → start_us
         self._cameras: dict[int, _CameraInfo | None] = {}
         self.closing = False
+        self.relay: Callable[[list[StoredEvent]], None] | None = None
+        """In a cluster: sends what this node stored to the other nodes' feeds
+        (vms/cluster_events.py), which hand it to :meth:`publish_remote`."""
 
     @property
     def bus_dropped(self) -> int:
@@ -210,6 +214,14 @@ class EventStore:
         self._publish([StoredEvent(kind, event_id, site_id, row)])
 
     def _publish(self, items: list[StoredEvent]) -> None:
+        for item in items:
+            for listener in list(self.listeners):
+                listener.offer(item)
+        if self.relay is not None and items:
+            self.relay(items)
+
+    def publish_remote(self, items: list[StoredEvent]) -> None:
+        """Events another node of the cluster stored: to this node's live feeds only."""
         for item in items:
             for listener in list(self.listeners):
                 listener.offer(item)

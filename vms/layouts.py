@@ -1,6 +1,6 @@
 """Saved live-view layouts: a user's named grids (tiles per side, which camera in which tile).
 
-Each user keeps their own layouts (``LiveLayout`` rows, migration 016); nobody else reads or
+Each user keeps their own layouts (``LiveLayout`` rows, migration 014); nobody else reads or
 changes them, administrators included. Site rules hold at both ends: a layout can only be saved
 with cameras its user may see (another site's camera is "not found", as everywhere), and a layout
 is always read through the user's current scope, so a camera whose site was taken away since (or

@@ -152,8 +152,9 @@ GAP_REASONS = {
     "not_recorded": N_("not recorded"),
     "recording": N_("still recording"),
     "retention": N_("deleted by the retention policy"),
-    "handover": N_("camera handed over to another node"),
-    "node_lost": N_("recording node lost"),
+    "node_lost": N_("the recording server stopped; another took over"),
+    "handover": N_("moved to another recording server"),
+    "lease_lost": N_("recording server lost contact with the database"),
     "crash": N_("recorder crashed"),
 }
 

@@ -2,9 +2,9 @@
 
 :func:`access_middleware` is the single place where authorisation happens: it finds the route's
 :class:`web.routing.Rule`, refuses routes without one, resolves the caller (session cookie or bearer
-token) into a :class:`vms.auth.Principal`, checks the rule's right and, for state-changing calls
-made with a cookie, the CSRF token. Site scoping of the data itself is done by the services, which
-all take the Principal.
+token, or another cluster node's signed request) into a :class:`vms.auth.Principal`, checks the
+rule's right and, for state-changing calls made with a cookie, the CSRF token. Site scoping of the
+data itself is done by the services, which all take the Principal.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from aiohttp import web
 from babel.support import NullTranslations
 from prometheus_client import Counter, Histogram
 
-from vms.auth import csrf_matches, scope_allows
+from vms.auth import RIGHTS, Principal, csrf_matches, scope_allows
+from vms.cluster import NODE_AUTH_HEADER, verify
 from web import i18n
 from web.inputs import FieldError
-from web.keys import ACCOUNTS, GATEWAY, METRICS, PRINCIPAL, RULES, SETTINGS, principal_of
+from web.keys import ACCOUNTS, GATEWAY, METRICS, PRINCIPAL, RULES, SERVICES, SETTINGS, principal_of
 from web.messages import translate_message
 from web.render import render
 from web.routing import rule_for
@@ -179,6 +180,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def _resolve_principal(request: web.Request):  # type: ignore[no-untyped-def]
     accounts = request.app[ACCOUNTS]
     gateway = request.app[GATEWAY]
+    if NODE_AUTH_HEADER in request.headers:
+        return _node_principal(request)
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         token = auth[7:].strip()
@@ -191,6 +194,18 @@ async def _resolve_principal(request: web.Request):  # type: ignore[no-untyped-d
     if cookie:
         return await gateway.read(accounts.session_principal, cookie)
     return None
+
+
+def _node_principal(request: web.Request) -> Principal:
+    """Another node of the cluster, fetching footage kept here for a user it has already checked
+    (web/cluster_proxy.py): a signature by the cluster secret, reads (GET, HEAD) only."""
+    secret = request.app[SERVICES].get("cluster_secret")
+    node = verify(secret, request.headers, request.method, request.rel_url.path_qs) \
+        if secret is not None else None
+    if node is None or request.method not in ("GET", "HEAD"):
+        raise web.HTTPUnauthorized(text="invalid node-to-node credential")
+    return Principal(user_id=0, username=f"node:{node}", role="admin", site_ids=None,
+                     via="node", rights=frozenset(RIGHTS))
 
 
 HEADERS_SENT_AT = "vms.metrics.headers_sent_at"

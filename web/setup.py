@@ -18,6 +18,7 @@ from web import (
     views_admin,
     views_auth,
     views_cameras,
+    views_cluster,
     views_discovery,
     views_door,
     views_events,
@@ -55,6 +56,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_recording.routes, views_retention.routes,
     views_storage.routes, views_events.routes,
     views_ptz.routes, views_door.routes, views_talk.routes,
+    views_cluster.routes,
 )
 
 

@@ -6,7 +6,8 @@ Every route needs the ``playback`` right and is site-scoped: the camera is fetch
 is also malformed). The timeline and playlist routes do the camera look-up and the index query in
 one gateway read (one connection: on PostgreSQL each read opens one). Recorded files are found by
 segment id in the index, only among the camera's own segments, and resolved inside their storage
-volume; no path ever comes from the client. Nothing recorded is cached by the browser
+volume; no path ever comes from the client. In a cluster, a file on another node's volume is
+fetched from that node (web/cluster_proxy.py) after the same checks. Nothing recorded is cached by the browser
 (``Cache-Control: no-store``).
 
 Holds (a camera's range kept as evidence; retention must skip the segments they overlap) are listed
@@ -31,6 +32,7 @@ from vms.auth import Principal
 from vms.clock import Clock, check_instant, parse_instant
 from vms.db import models as m
 from web import i18n
+from web.cluster_proxy import RemoteFootage, owner_of, proxy
 from web.inputs import bad_request, get_str, json_object, match_id, query_instant
 from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of
 from web.middleware import client_address
@@ -250,6 +252,9 @@ async def _segment_file(request: web.Request, camera: CameraInfo,
     row = await request.app[GATEWAY].read(_segment_row, camera.id, segment_id)
     if row is None:
         raise web.HTTPNotFound(text="no such recording")
+    remote = await owner_of(request, row[0])
+    if remote is not None:  # recorded by another node of the cluster: the caller proxies
+        raise remote
     volumes = {v.name: v.path for v in request.app[SETTINGS].volumes}
     try:
         path = playback.resolve_segment_file(volumes, row[0], row[1])
@@ -269,7 +274,10 @@ async def _segment_file(request: web.Request, camera: CameraInfo,
 async def api_media(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
     segment_id = match_id(request, "segment_id")
-    path, _start = await _segment_file(request, camera, segment_id)
+    try:
+        path, _start = await _segment_file(request, camera, segment_id)
+    except RemoteFootage as remote:
+        return await proxy(request, remote)
     part = request.query.get("part", "")
     if part not in ("", "init", "fragments"):
         raise bad_request("query parameter 'part' must be 'init' or 'fragments'")
@@ -336,7 +344,10 @@ async def api_recorded_snapshot(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise web.HTTPNotFound(text="nothing recorded at this instant")
     segment_id, _volume, _path, start_us, _end_us = found
-    path, _ = await _segment_file(request, camera, segment_id)
+    try:
+        path, _ = await _segment_file(request, camera, segment_id)
+    except RemoteFootage as remote:
+        return await proxy(request, remote)
     try:
         shot = await asyncio.to_thread(snapshot.snapshot_at, path, start_us, at_us)
     except snapshot.SnapshotError as exc:

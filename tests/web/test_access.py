@@ -57,6 +57,8 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/admin/tokens/{token_id}/revoke"): "manage_users",
     ("GET", "/api/v1/audit"): "audit",
     ("GET", "/admin/audit"): "audit",
+    ("GET", "/admin/nodes"): "manage_users",
+    ("GET", "/api/v1/nodes"): "manage_users",
     ("GET", "/admin/users"): "manage_users",
     ("POST", "/admin/users"): "manage_users",
     ("POST", "/admin/users/{username}"): "manage_users",

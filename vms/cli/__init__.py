@@ -6,7 +6,7 @@ migrate), :mod:`~vms.cli.sim` (demo, sim), :mod:`~vms.cli.onboarding` (discover,
 :mod:`~vms.cli.recording` (check, recording), :mod:`~vms.cli.export`, :mod:`~vms.cli.verify`
 (verify, signing-key), :mod:`~vms.cli.users` (user, user token), :mod:`~vms.cli.sites`,
 :mod:`~vms.cli.storage`, :mod:`~vms.cli.retention`, :mod:`~vms.cli.events`,
-:mod:`~vms.cli.ptz`, :mod:`~vms.cli.door`,
+:mod:`~vms.cli.ptz`, :mod:`~vms.cli.door`, :mod:`~vms.cli.node`,
 :mod:`~vms.cli.diagnostics`; what they share is in
 :mod:`~vms.cli.common`, which imports none of them. ``vms --help`` lists every command with its
 one-line help (a test checks it against the parser). Every command has ``--help``;
@@ -25,6 +25,7 @@ from vms.cli import (
     door,
     events,
     export,
+    node,
     onboarding,
     ptz,
     recording,
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     ptz.register(sub)
     door.register(sub)
     diagnostics.register(sub)
+    node.register(sub)
     return parser
 
 

@@ -213,6 +213,8 @@ class Run(BaseModel):
     end_us = pw.BigIntegerField(null=True)
     end_reason = pw.CharField(max_length=32, default="")
     mode = pw.CharField(max_length=16, default="continuous")  # continuous | event (ring buffer)
+    node = pw.CharField(max_length=100, default="")
+    """The cluster node that recorded it ('' for a single server; vms/cluster.py)."""
 
     class Meta:
         indexes = ((("camera", "stream", "start_us"), False),)
@@ -342,6 +344,8 @@ class Installation(BaseModel):
 
     uuid = pw.CharField(max_length=32, unique=True, default=new_uuid)
     created_us = pw.BigIntegerField(default=0)
+    cluster_secret = pw.CharField(max_length=64, default="")
+    """Key of node-to-node request signatures (vms/cluster.py); '' until a node first needs it."""
 
 
 class SegmentUsage(BaseModel):
@@ -393,6 +397,8 @@ class LiveLayout(BaseModel):
     class Meta:
         indexes = ((("user", "name"), True),)
         constraints = [pw.SQL("CHECK (grid BETWEEN 1 AND 4)")]
+
+
 class CameraRelay(BaseModel):
     """A relay output (door lock) of a camera as it reported it (migration 013): its current mode
     and delay, and the modes and delay times it accepts (``modes`` comma-separated, empty: not
@@ -428,8 +434,41 @@ class RingAnswer(BaseModel):
         constraints = [pw.SQL("CHECK (how IN ('door', 'ack'))")]
 
 
+class Node(BaseModel):
+    """A ``vms serve`` of a cluster (vms/cluster.py): PostgreSQL only. ``heartbeat_us`` comes from
+    the database's clock; a node is alive while it is less than ``[cluster] lease_seconds`` old."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    advertise_url = pw.CharField(max_length=500, default="")
+    started_us = pw.BigIntegerField(default=0)
+    heartbeat_us = pw.BigIntegerField(default=0)
+    draining = pw.BooleanField(default=False)
+    max_cameras = pw.IntegerField(default=0)  # 0: no cap
+    volumes = pw.CharField(max_length=1000, default="")
+    """Names of its storage volumes, comma-separated (each volume belongs to one node)."""
+
+    class Meta:
+        constraints = [pw.SQL("CHECK (max_cameras >= 0)")]
+
+
+class CameraLease(BaseModel):
+    """Which node records a camera, until ``expires_us`` (database clock). ``epoch`` grows with
+    every take: the segment index accepts a recorder's rows only while its epoch is current
+    (recorder/index.py), so a node cut off from the database cannot index time twice."""
+
+    camera = pw.ForeignKeyField(Camera, on_delete="CASCADE", unique=True, backref="lease")
+    node = pw.CharField(max_length=100, default="", index=True)  # '' : free
+    epoch = pw.BigIntegerField(default=0)
+    expires_us = pw.BigIntegerField(default=0)
+    taken_us = pw.BigIntegerField(default=0)
+    reason = pw.CharField(max_length=16, default="")  # node_lost | handover | ''
+
+    class Meta:
+        constraints = [pw.SQL("CHECK (epoch >= 0)")]
+
+
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     Site, User, UserSite, Session, ApiToken, AuditLog, Camera, CameraStream, Run, Segment,
     PendingDeletion, Event, Export, Hold, PurgedRange, Installation, SegmentUsage, StorageSample,
-    LiveLayout, CameraRelay, RingAnswer,
+    LiveLayout, CameraRelay, RingAnswer, Node, CameraLease,
 )

@@ -1,0 +1,214 @@
+"""Cluster benchmark: N ``vms serve`` nodes on one PostgreSQL recording camsim cameras; prints one
+JSON object.
+
+1. **Database load** per node and per camera: every node reaches PostgreSQL through its own
+   counting TCP proxy on loopback, which counts the bytes both ways and the statements the node
+   sends (PostgreSQL protocol messages ``Query`` and ``Execute``); over ``--load-seconds`` of steady
+   recording, divided by the cameras each node holds. ``pg_stat_database`` deltas of the (fresh)
+   database give the transactions and rows written over the same time.
+2. **Failover**: ``--kills`` times, one node (in turn) is killed with SIGKILL; measured is the time
+   until every camera is recorded exactly once again by the others (one RTSP session per camera at
+   camsim, its lease held and one open run by the same live node). The node is then started again
+   and the cameras rebalance before the next kill. p50 and max are reported.
+
+    python bench/cluster.py --nodes 3 --cameras 30 --kills 10        # the issue's figures
+    python bench/cluster.py --nodes 3 --cameras 8 --kills 2          # a quick look
+
+Traffic stays on 127.0.0.1. Every wait is bounded (``--timeout`` seconds each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from camsim.fleet import Fleet  # noqa: E402
+from tests.cluster.conftest import Cluster, TcpProxy  # noqa: E402
+from tests.conftest import PG_ADMIN_URL, _pg_url  # noqa: E402
+from vms.db.gateway import Gateway  # noqa: E402
+
+UNTYPED_CODES = {80877103, 80877104}  # SSLRequest, GSSENCRequest: before the startup message
+
+
+class CountingProxy(TcpProxy):
+    """A :class:`TcpProxy` that counts bytes both ways and the statements a client sends."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__(target_port)
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.statements = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers |= {writer, up_writer}
+
+        async def client_to_server() -> None:
+            typed = False
+            buf = b""
+            try:
+                while data := await reader.read(65536):
+                    self.bytes_up += len(data)
+                    up_writer.write(data)
+                    await up_writer.drain()
+                    buf += data
+                    while True:  # frame the frontend protocol: count Query and Execute
+                        head = 5 if typed else 4
+                        if len(buf) < head:
+                            break
+                        if typed:
+                            kind, length = buf[:1], struct.unpack("!I", buf[1:5])[0]
+                            if len(buf) < 1 + length:
+                                break
+                            if kind in (b"Q", b"E"):
+                                self.statements += 1
+                            buf = buf[1 + length:]
+                        else:
+                            length = struct.unpack("!I", buf[:4])[0]
+                            if len(buf) < length:
+                                break
+                            code = struct.unpack("!I", buf[4:8])[0] if length >= 8 else 0
+                            typed = code not in UNTYPED_CODES
+                            buf = buf[length:]
+            except (OSError, ConnectionError):
+                pass
+            up_writer.transport.abort()
+
+        async def server_to_client() -> None:
+            try:
+                while data := await up_reader.read(65536):
+                    self.bytes_down += len(data)
+                    writer.write(data)
+                    await writer.drain()
+            except (OSError, ConnectionError):
+                pass
+            writer.transport.abort()
+
+        for coro in (client_to_server(), server_to_client()):
+            task = asyncio.create_task(coro)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+def _db_stats(url: str) -> dict[str, int]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_deleted, "
+            "tup_returned + tup_fetched FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return dict(zip(("transactions", "inserted", "updated", "deleted", "read"), row, strict=True))
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    name = f"vms_bench_cluster_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = _pg_url(PG_ADMIN_URL, name)
+    gw = Gateway(url)
+    gw.migrate()
+    gw.close()
+    fleet = await Fleet(args.cameras, host="127.0.0.1").start()
+    proxies: dict[str, CountingProxy] = {}
+    out: dict[str, Any] = {"nodes": args.nodes, "cameras": args.cameras,
+                           "lease_seconds": args.lease, "segment_seconds": 2}
+    with tempfile.TemporaryDirectory(prefix="vms-bench-cluster-") as scratch:
+        tmp = args.keep or scratch
+        cluster = Cluster(Path(tmp), url, fleet)
+        try:
+            names = [chr(ord("a") + i) for i in range(args.nodes)]
+            for n in names:
+                proxy = CountingProxy(5432)
+                await proxy.start()
+                proxies[n] = proxy
+                cluster.add_node(n, db_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/{name}",
+                                 lease_s=args.lease)
+            cluster.seed()
+            started = time.monotonic()
+            await asyncio.gather(*(cluster.nodes[n].start() for n in names))
+            share = -(-args.cameras // args.nodes)
+            await cluster.wait("every camera recorded once, balanced", args.timeout, lambda: (
+                max(cluster.counts().values(), default=0) <= share
+                and cluster.recorded_once(set(names))))
+            out["start_to_balanced_s"] = round(time.monotonic() - started, 1)
+
+            # 1. database load while recording steadily
+            held = cluster.counts()
+            before = _db_stats(url)
+            for p in proxies.values():
+                p.bytes_up = p.bytes_down = p.statements = 0
+            await asyncio.sleep(args.load_seconds)
+            after = _db_stats(url)
+            per_node = {}
+            for n in names:
+                p, cams = proxies[n], max(1, held.get(n, 0))
+                per_node[n] = {
+                    "cameras": held.get(n, 0),
+                    "queries_per_s": round(p.statements / args.load_seconds, 2),
+                    "bytes_per_s": round((p.bytes_up + p.bytes_down) / args.load_seconds),
+                    "queries_per_s_per_camera": round(p.statements / args.load_seconds / cams, 3),
+                    "bytes_per_s_per_camera": round((p.bytes_up + p.bytes_down)
+                                                    / args.load_seconds / cams)}
+            print(json.dumps({"db_load_per_node": per_node}), file=sys.stderr, flush=True)
+            out["db_load"] = {
+                "seconds": args.load_seconds, "per_node": per_node,
+                "database_per_s": {k: round((after[k] - before[k]) / args.load_seconds, 1)
+                                   for k in before}}
+
+            # 2. failover after SIGKILL
+            failovers: list[float] = []
+            for k in range(args.kills):
+                victim = names[k % len(names)]
+                others = set(names) - {victim}
+                node = cluster.nodes[victim]
+                killed = time.monotonic()
+                await node.kill9()
+                await cluster.wait(f"failover {k + 1} (node {victim})", args.timeout,
+                                   lambda o=others: cluster.recorded_once(o),  # type: ignore[misc]
+                                   interval_s=0.1)
+                failovers.append(round(time.monotonic() - killed, 2))
+                await node.start(timeout_s=args.timeout * 2)  # reconciles its volume first
+                await cluster.wait("rebalanced", args.timeout, lambda: (
+                    max(cluster.counts().values(), default=0) <= share
+                    and cluster.recorded_once(set(names))))
+            if failovers:
+                out["failover_s"] = {"each": failovers,
+                                     "p50": round(statistics.median(failovers), 2),
+                                     "max": max(failovers)}
+        finally:
+            await cluster.stop()
+            for p in proxies.values():
+                await p.stop()
+            await fleet.stop()
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--cameras", type=int, default=30, help="cameras in all (3 × 30: --cameras 90)")
+    ap.add_argument("--kills", type=int, default=10)
+    ap.add_argument("--lease", type=int, default=4, help="[cluster] lease_seconds")
+    ap.add_argument("--load-seconds", type=float, default=30.0)
+    ap.add_argument("--timeout", type=float, default=120.0, help="bound of every wait, seconds")
+    ap.add_argument("--keep", metavar="DIR", help="keep the nodes' folders and logs in DIR")
+    args = ap.parse_args()
+    print(json.dumps(asyncio.run(run(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
