@@ -1,6 +1,6 @@
 """What the server sends to people, in their language: labels for the codes the core stores (audit
 actions and outcomes, event types) and translations of the English messages the core and the API
-produce (export failures, API errors a page shows,
+produce (export failures, API errors a page shows, camera interrogation and discovery reports,
 settings-form validation errors with the field's label: :func:`field_error`, talk-back ends).
 
 The core keeps English text and codes (logs, CLI, the database); the translation happens here, at the
@@ -37,6 +37,8 @@ EVENT_TYPES = {"motion": N_("Motion"), "doorbell": N_("Doorbell"), "plate": N_("
                "tamper": N_("Tampering"), "relay": N_("Relay"), "generic": N_("Other event")}
 
 _NAME = r"'(?P<name>[^']*)'"
+_LABEL = r"""(?P<label>(?:'[^']*'|"[^"]*") \(\S+\)|\S+)"""
+_SKEW_END = r"the server's; set its clock \(or NTP\) before adopting it"
 PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text) for rx, text in (
     # export failures (recorder/export.py, recorder/export_plan.py, recorder/export_writer.py)
     (r"^cancelled by the user$", N_("cancelled by the user")),
@@ -80,6 +82,53 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text)
      N_("event mode: buffering pre-roll, keeping events")),
     (r"^ffmpeg (died of signal|exited with code) .*$", N_("recording failed")),
     (r"^stopped$", N_("stopped")),
+    # camera interrogation and discovery (onvif_bridge/client.py, scan.py, adopt.py): the camera's
+    # label ('Name' (host:port) or host:port) and the technical detail stay as they are
+    (rf"^camera {_LABEL}: ok$", N_("camera %(label)s: ok")),
+    (rf"^camera {_LABEL}: wrong password \((?P<detail>.*)\)$",
+     N_("camera %(label)s: wrong user name or password (%(detail)s)")),
+    (rf"^camera {_LABEL}: refused a request \((?P<detail>.*)\)$",
+     N_("camera %(label)s: refused a request (%(detail)s)")),
+    (rf"^camera {_LABEL}: no ONVIF media service \(only Media2, which is not supported yet\); "
+     r"cannot stream$",
+     N_("camera %(label)s: no ONVIF media service (only Media2, which is not supported yet); "
+        "cannot stream")),
+    (rf"^camera {_LABEL}: no ONVIF media service \(none\); cannot stream$",
+     N_("camera %(label)s: no ONVIF media service; cannot stream")),
+    (rf"^camera {_LABEL}: no media profile with an RTSP stream$",
+     N_("camera %(label)s: no media profile with an RTSP stream")),
+    (rf"^camera {_LABEL}: clock is (?P<seconds>\d+) s ahead of {_SKEW_END}; (?P<detail>.+)$",
+     N_("camera %(label)s: its clock is %(seconds)s s ahead of the server's; set its clock (or "
+        "NTP) before adopting it; %(detail)s")),
+    (rf"^camera {_LABEL}: clock is (?P<seconds>\d+) s ahead of {_SKEW_END}$",
+     N_("camera %(label)s: its clock is %(seconds)s s ahead of the server's; set its clock (or "
+        "NTP) before adopting it")),
+    (rf"^camera {_LABEL}: clock is (?P<seconds>\d+) s behind {_SKEW_END}; (?P<detail>.+)$",
+     N_("camera %(label)s: its clock is %(seconds)s s behind the server's; set its clock (or "
+        "NTP) before adopting it; %(detail)s")),
+    (rf"^camera {_LABEL}: clock is (?P<seconds>\d+) s behind {_SKEW_END}$",
+     N_("camera %(label)s: its clock is %(seconds)s s behind the server's; set its clock (or "
+        "NTP) before adopting it")),
+    (rf"^camera {_LABEL}: no answer to (?P<operation>\w+) within (?P<seconds>[\d.]+) s$",
+     N_("camera %(label)s: no answer to %(operation)s within %(seconds)s s")),
+    (rf"^camera {_LABEL}: cannot reach (?P<url>\S+) \((?P<detail>.*)\)$",
+     N_("camera %(label)s: cannot reach %(url)s (%(detail)s)")),
+    (r"^no MAC address: (?P<detail>.*)$", N_("no MAC address: %(detail)s")),
+    (r"^no hostname: (?P<detail>.*)$", N_("no hostname: %(detail)s")),
+    (r"^relay outputs not listed: (?P<detail>.*)$", N_("relay outputs not listed: %(detail)s")),
+    (r"^no stream URI: (?P<detail>.*)$", N_("no stream URI: %(detail)s")),
+    (r"^device (?P<label>\S+): its discovery reply could not be read \((?P<detail>.*)\)$",
+     N_("device %(label)s: its discovery reply could not be read (%(detail)s)")),
+    (r"^device (?P<label>\S+): no HTTP device address in its ProbeMatch$",
+     N_("device %(label)s: no HTTP device address in its discovery reply")),
+    (r"^setting the clock failed: (?P<detail>.*)$", N_("setting the clock failed: %(detail)s")),
+    (r"^this camera is already adopted into a site you do not manage; .*$",
+     N_("this camera is already adopted into a site you do not manage; ask an administrator to "
+        "move or remove it")),
+    (r"^site_id is required: you see several sites \(or none\)$",
+     N_("choose a site: you see several sites (or none)")),
+    (r"^camera could not be stored: (?P<detail>.*)$",
+     N_("camera could not be stored: %(detail)s")),
     # API errors the pages show (web/middleware.py, web/views_*.py)
     (r"^missing or invalid CSRF token$", N_("The page is out of date; reload it and try again.")),
     (r"^your role \((?P<role>\w+)\) does not allow this.*$", N_("Your role does not allow this.")),

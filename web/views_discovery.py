@@ -36,6 +36,7 @@ from web.inputs import (
     query_int,
 )
 from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
+from web.messages import translate_message
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Handler, Param, Routes
@@ -100,12 +101,30 @@ def _principal(request: web.Request) -> Principal:
     return principal
 
 
+def _translated(device: dict[str, Any]) -> dict[str, Any]:
+    """A device report (:func:`report_dict`, a scan row) with its message, warnings and profile
+    errors in the caller's language (English callers get the core's wording)."""
+    out = {**device, "message": translate_message(device.get("message") or "")}
+    if "warnings" in device:
+        out["warnings"] = [translate_message(w) for w in device["warnings"]]
+    if "profiles" in device:
+        out["profiles"] = [{**p, "error": translate_message(p["error"]) if p.get("error")
+                            else p.get("error")} for p in device["profiles"]]
+    return out
+
+
+def _translated_results(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bulk adoption results with each failure's ``error`` in the caller's language."""
+    return [{**r, "error": translate_message(r["error"])} if r.get("error") else r
+            for r in results]
+
+
 def _refused(exc: OnboardingError) -> web.Response:
     """The error answer (same shape as every API error, plus ``kind`` and the camera report)."""
     extra: dict[str, Any] = {"kind": exc.kind}
     if exc.report is not None:
-        extra["report"] = report_dict(exc.report)
-    return json_error(_HTTP_STATUS.get(exc.kind, 400), str(exc), **extra)
+        extra["report"] = _translated(report_dict(exc.report))
+    return json_error(_HTTP_STATUS.get(exc.kind, 400), translate_message(str(exc)), **extra)
 
 
 def _answers_refusals(handler: Handler) -> Handler:
@@ -194,7 +213,11 @@ async def api_discovery_start(request: web.Request) -> web.StreamResponse:
               params={"id": JOB_ID}, response=JOB)
 async def api_discovery_get(request: web.Request) -> web.StreamResponse:
     jobs, job = _job(request)
-    return web.json_response(job.as_dict(jobs.clock))
+    answer = job.as_dict(jobs.clock)
+    answer["devices"] = [_translated(d) for d in answer["devices"]]
+    if answer.get("error"):
+        answer["error"] = translate_message(answer["error"])
+    return web.json_response(answer)
 
 
 @routes.route("GET", "/api/v1/discovery/{id}/snapshot", access="manage_cameras",
@@ -244,7 +267,7 @@ async def api_discovery_adopt(request: web.Request) -> web.StreamResponse:
         set_clock=set_clock, address=client_address(request))
     adopted = sum(1 for r in results if r["ok"])
     return web.json_response({"adopted": adopted, "failed": len(results) - adopted,
-                              "results": results})
+                              "results": _translated_results(results)})
 
 
 @routes.route("GET", "/discovery", access="manage_cameras", summary="Discovery page")
@@ -326,7 +349,7 @@ async def api_camera_bulk(request: web.Request) -> web.StreamResponse:
         address=client_address(request))
     adopted = sum(1 for r in results if r["ok"])
     return web.json_response({"adopted": adopted, "failed": len(results) - adopted,
-                              "results": results})
+                              "results": _translated_results(results)})
 
 
 def _profile(data: dict[str, Any]) -> RecordingProfile | None:

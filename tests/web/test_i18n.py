@@ -142,6 +142,109 @@ def test_server_messages_are_translated() -> None:
         i18n.activate(catalogues["en"], "en")
 
 
+# camera interrogation and discovery messages (onvif_bridge) and what ru/kk make of them: the
+# camera's label and the technical detail in parentheses pass through unchanged
+_LABEL = "'Gate' (127.0.0.1:8080)"
+_SKEW = "set its clock (or NTP) before adopting it"
+_CAMERA_MESSAGES = (
+    (f"camera {_LABEL}: ok", f"камера {_LABEL}: в порядке", f"камера {_LABEL}: жарайды"),
+    ("camera 127.0.0.1:8080: wrong password (HTTP 401)",
+     "камера 127.0.0.1:8080: неверное имя пользователя или пароль (HTTP 401)",
+     "камера 127.0.0.1:8080: пайдаланушы аты немесе құпиясөз қате (HTTP 401)"),
+    (f"camera {_LABEL}: refused a request (ter:ActionNotSupported: no)",
+     f"камера {_LABEL}: отклонила запрос (ter:ActionNotSupported: no)",
+     f"камера {_LABEL}: сұрауды қабылдамады (ter:ActionNotSupported: no)"),
+    (f"camera {_LABEL}: no ONVIF media service (only Media2, which is not supported yet); "
+     "cannot stream",
+     f"камера {_LABEL}: нет медиасервиса ONVIF (только Media2, он пока не поддерживается); "
+     "видео получить нельзя",
+     f"камера {_LABEL}: ONVIF медиа қызметі жоқ (тек Media2, ол әзірге қолдау көрсетілмейді); "
+     "бейне алу мүмкін емес"),
+    (f"camera {_LABEL}: no ONVIF media service (none); cannot stream",
+     f"камера {_LABEL}: нет медиасервиса ONVIF; видео получить нельзя",
+     f"камера {_LABEL}: ONVIF медиа қызметі жоқ; бейне алу мүмкін емес"),
+    (f"camera {_LABEL}: no media profile with an RTSP stream",
+     f"камера {_LABEL}: нет медиапрофиля с потоком RTSP",
+     f"камера {_LABEL}: RTSP ағыны бар медиа профиль жоқ"),
+    (f"camera {_LABEL}: clock is 3600 s ahead of the server's; {_SKEW}",
+     f"камера {_LABEL}: её часы спешат на 3600 с относительно сервера; настройте часы (или NTP) "
+     "перед добавлением",
+     f"камера {_LABEL}: оның сағаты серверден 3600 с алда; қоспас бұрын сағатын (немесе NTP) "
+     "баптаңыз"),
+    (f"camera {_LABEL}: clock is 90 s behind the server's; {_SKEW}; camera 'Gate': x (HTTP 401)",
+     f"камера {_LABEL}: её часы отстают на 90 с от сервера; настройте часы (или NTP) перед "
+     "добавлением; camera 'Gate': x (HTTP 401)",
+     f"камера {_LABEL}: оның сағаты серверден 90 с артта; қоспас бұрын сағатын (немесе NTP) "
+     "баптаңыз; camera 'Gate': x (HTTP 401)"),
+    ("no MAC address: ter:NotSupported", "MAC-адрес неизвестен: ter:NotSupported",
+     "MAC мекенжайы белгісіз: ter:NotSupported"),
+    ("no hostname: bad XML", "имя хоста неизвестно: bad XML", "хост аты белгісіз: bad XML"),
+    ("relay outputs not listed: HTTP 500", "список релейных выходов не получен: HTTP 500",
+     "реле шығыстарының тізімі алынбады: HTTP 500"),
+    ("no stream URI: ter:InvalidArgVal", "нет адреса потока: ter:InvalidArgVal",
+     "ағын адресі жоқ: ter:InvalidArgVal"),
+    ("device 10.0.0.5:3702: its discovery reply could not be read (not XML)",
+     "устройство 10.0.0.5:3702: его ответ на поиск не удалось прочитать (not XML)",
+     "құрылғы 10.0.0.5:3702: оның іздеуге жауабын оқу мүмкін болмады (not XML)"),
+    ("device 10.0.0.5:3702: no HTTP device address in its ProbeMatch",
+     "устройство 10.0.0.5:3702: в его ответе на поиск нет HTTP-адреса устройства",
+     "құрылғы 10.0.0.5:3702: оның іздеуге жауабында құрылғының HTTP адресі жоқ"),
+    ("setting the clock failed: camera x: HTTP 500", "не удалось установить часы: camera x: HTTP 500",
+     "сағатты орнату сәтсіз аяқталды: camera x: HTTP 500"),
+)
+
+
+def test_camera_and_discovery_messages_are_translated() -> None:
+    catalogues = load_catalogues()
+    try:
+        for english, russian, kazakh in _CAMERA_MESSAGES:
+            i18n.activate(catalogues["ru"], "ru")
+            assert messages.translate_message(english) == russian, english
+            i18n.activate(catalogues["kk"], "kk")
+            assert messages.translate_message(english) == kazakh, english
+            i18n.activate(catalogues["en"], "en")
+            assert messages.translate_message(english) == english
+    finally:
+        i18n.activate(catalogues["en"], "en")
+
+
+def test_real_interrogation_and_discovery_reports_are_translated() -> None:
+    """Messages made by the real code: an interrogation of a closed loopback port, an unreadable
+    discovery reply, a clock-skew report; the discovery API's view of a report (message,
+    warnings, profile errors) in Russian."""
+    import asyncio
+    import socket
+
+    from onvif_bridge.client import _skew_message, interrogate
+    from onvif_bridge.models import DiscoveredDevice
+    from onvif_bridge.scan import report_dict, unparsed_report
+    from web.views_discovery import _translated
+
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    report = asyncio.run(interrogate(f"127.0.0.1:{port}", "admin", "secret", timeout_s=3,
+                                     name="Gate"))
+    assert report.status == Status.UNREACHABLE
+    device = DiscoveredDevice(endpoint="", xaddrs=(), types=(), scopes=(),
+                              sender="127.0.0.1:3702", message="Unparsed", error="not XML")
+    catalogues = load_catalogues()
+    i18n.activate(catalogues["ru"], "ru")
+    try:
+        shown = _translated({**report_dict(report), "warnings": ["no hostname: ter:Fault"]})
+        assert shown["message"].startswith(
+            f"камера 'Gate' (127.0.0.1:{port}): не удаётся подключиться к "
+            f"http://127.0.0.1:{port}/onvif/device_service ("), shown["message"]
+        assert shown["warnings"] == ["имя хоста неизвестно: ter:Fault"]
+        assert messages.translate_message(unparsed_report(device).message) == \
+            "устройство 127.0.0.1:3702: его ответ на поиск не удалось прочитать (not XML)"
+        assert messages.translate_message(_skew_message("'Gate' (127.0.0.1:80)", -120_000_000)) \
+            == "камера 'Gate' (127.0.0.1:80): её часы отстают на 120 с от сервера; настройте " \
+               "часы (или NTP) перед добавлением"
+    finally:
+        i18n.activate(catalogues["en"], "en")
+
+
 def test_every_pattern_template_is_a_marked_message() -> None:
     """Each template a pattern turns into is in the catalogue, and its placeholders are groups of
     its pattern (so the % formatting cannot fail)."""
