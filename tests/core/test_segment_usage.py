@@ -47,8 +47,8 @@ def _world() -> tuple[int, int, int, int]:
     site = m.Site.create(name="s", created_us=0)
     cams = [_insert_only_existing(m.Camera, site=site, name=n, status_since_us=0, created_us=0,
                                   updated_us=0) for n in ("a", "b")]
-    runs = [m.Run.create(camera=c, start_us=0) for c in cams]
-    return cams[0], cams[1], runs[0].id, runs[1].id
+    runs = [_insert_only_existing(m.Run, camera=c, start_us=0) for c in cams]
+    return cams[0], cams[1], runs[0], runs[1]
 
 
 def _seg(cam: int, run: int, i: int, size: int, stream: str = "main",
