@@ -602,4 +602,6 @@ async def test_fake_clock_stamps_its_wall_time_but_pacing_stays_real() -> None:
         await srv.stop()
     caps = [p.capture_us() for p in client.rtp(0) if p.capture_us() is not None]
     assert 11 <= len(caps) <= 15  # real-time pacing: a fake clock cannot make the sender spin
-    assert all(abs(c - 1_000_000_000_000_000) < 100_000 for c in caps)  # type: ignore[operator]
+    # the fake wall time, less how late the real-time sender was (up to a second on a busy
+    # machine), never the real wall time (years away)
+    assert all(abs(c - 1_000_000_000_000_000) < 1_000_000 for c in caps)  # type: ignore[operator]
