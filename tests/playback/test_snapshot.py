@@ -48,8 +48,9 @@ async def test_snapshot_is_the_frame_at_the_instant(recording: Recording, client
         assert abs(pts - expected_pts) < 1e-6, (pts, expected_pts)
         capture_us = dict((round(p, 3), c) for p, c in captures)[round(expected_pts, 3)]
         # the camera captured the chosen frame at (about) the requested instant: within a frame
-        # interval plus the recorder's anchor latency
-        assert abs(capture_us - at) < 150_000, (capture_us - at) / 1e3
+        # interval plus the recorder's anchor latency (the smallest arrival delay it saw: up to
+        # ~150 ms on a loaded 2-core CI machine)
+        assert abs(capture_us - at) < 250_000, (capture_us - at) / 1e3
         assert abs(int(resp.headers["X-Frame-Time-Us"]) - (seg["start_us"] + round(pts * 1e6))) < 2
         image = jpeg_gray(data)
         assert image.shape == (180, 320)
