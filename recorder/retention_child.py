@@ -19,6 +19,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ def _child_main(job: _Job, stop: multiprocessing.connection.Connection,
     ``stop`` (or the parent closing it) stops the pass between two chunks."""
     from vms.db.gateway import Gateway
 
+    with contextlib.suppress(OSError):  # background work: the server's requests come first
+        os.nice(10)
     logging.basicConfig(level=job.log_level,
                         format="%(asctime)s %(levelname)s %(name)s[retention child]: %(message)s")
     gateway = Gateway(job.settings.database_url)
