@@ -187,7 +187,7 @@ class ScanJobs:
             raise
         except Exception as exc:  # a scan must end in a state the page can show
             log.exception("discovery job %s failed", job.id)
-            job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
+            job.state, job.error = "failed", f"the scan failed: {type(exc).__name__}: {exc}"
         finally:
             job.finished_us = self.clock.now_us()
             log.info("discovery job %s: %s, %d device(s)", job.id, job.state, len(job.rows))

@@ -38,6 +38,9 @@ EVENT_TYPES = {"motion": N_("Motion"), "doorbell": N_("Doorbell"), "plate": N_("
 
 _NAME = r"'(?P<name>[^']*)'"
 _LABEL = r"""(?P<label>(?:'[^']*'|"[^"]*") \(\S+\)|\S+)"""
+_QNAME = r"""(?P<q>['"])(?P<name>.*?)(?P=q)"""
+"""A name as Python's ``repr`` quotes it (double quotes when it holds a ``'``)."""
+_QTARGET = r"""(?P<target>'.*'|".*")"""
 _SKEW_END = r"the server's; set its clock \(or NTP\) before adopting it"
 PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text) for rx, text in (
     # export failures (recorder/export.py, recorder/export_plan.py, recorder/export_writer.py)
@@ -129,6 +132,97 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text)
      N_("choose a site: you see several sites (or none)")),
     (r"^camera could not be stored: (?P<detail>.*)$",
      N_("camera could not be stored: %(detail)s")),
+    # adoption and onboarding refusals (onvif_bridge/adopt.py, configure.py), discovery scans
+    # (onvif_bridge/discovery.py, scan_jobs.py) and the discovery API's own (web/views_discovery.py)
+    (rf"^camera {_LABEL}: ok: no media profile with an RTSP stream$",
+     N_("camera %(label)s: no media profile with an RTSP stream")),
+    (r"^no site (?P<id>\d+)$", N_("site %(id)s does not exist or is not yours")),
+    (rf"^camera {_QNAME} was removed \(archived\): .*$",
+     N_("camera “%(name)s” was removed (archived): it takes no commands; its recordings can "
+        "still be played")),
+    (rf"^camera {_QNAME} was added by RTSP URL and has no ONVIF address$",
+     N_("camera “%(name)s” was added by RTSP URL and has no ONVIF address")),
+    (r"^onvif_url (?P<q>['\"])(?P<url>.*)(?P=q): expected .*$",
+     N_("“%(url)s” is not an ONVIF address: expected http://host[:port]/… or host[:port]")),
+    (r"^rtsp_url (?P<q>['\"])(?P<url>.*)(?P=q): expected .*$",
+     N_("“%(url)s” is not an RTSP URL: expected rtsp://host[:port]/path")),
+    (r"^give exactly one of 'onvif_url' and 'rtsp_url'$",
+     N_("give either an ONVIF address or an RTSP URL")),
+    (rf"^camera {_QNAME} has no stream$", N_("camera “%(name)s” has no video stream")),
+    (rf"^camera {_QNAME} offers no ONVIF snapshot$",
+     N_("camera “%(name)s” offers no ONVIF snapshot")),
+    (rf"^camera {_QNAME}: no ffmpeg for a snapshot from its RTSP stream \((?P<detail>.*)\)$",
+     N_("camera “%(name)s”: the server has no ffmpeg to take a snapshot from its RTSP stream "
+        "(%(detail)s)")),
+    (r"^(?P<address>\S+): no snapshot URI$", N_("%(address)s: the device offers no snapshot")),
+    (r"^snapshot (?P<url>\S+): not an http\(s\) URL; refused$",
+     N_("the snapshot address %(url)s is not an http(s) URL; refused")),
+    (r"^snapshot (?P<url>\S+): host (?P<host>\S+) is not the camera's own .*$",
+     N_("the snapshot address %(url)s is on another host (%(host)s) than the camera; refused "
+        "(an administrator may allow it: cameras.snapshot_hosts_allowed)")),
+    (r"^camera onboarding is not running on this server$",
+     N_("adopting cameras is not running on this server")),
+    (r"^encoder checks are not running on this server$",
+     N_("camera settings checks are not running on this server")),
+    (r"^camera discovery is not running on this server$",
+     N_("camera discovery is not running on this server")),
+    (r"^no such discovery job$", N_("this scan is no longer on the server; start a new one")),
+    (r"^no such device in this scan \(yet\)$", N_("no such device in this scan (yet)")),
+    (r"^too many discovery scans running; wait for one to finish$",
+     N_("too many scans are running; wait for one to finish")),
+    (r"^the scan failed: (?P<detail>.*)$", N_("the scan failed: %(detail)s")),
+    (r"^field 'targets' is required.*$", N_("Give a subnet or at least one address.")),
+    (r"^field 'xaddrs' must name at least one camera$", N_("Choose at least one camera.")),
+    (r"^field 'timeout_s' must be a number in \(0, (?P<maximum>[\d.]+)\]$",
+     N_("the scan's waiting time must be more than 0 and at most %(maximum)s seconds")),
+    (r"^field 'devices' must be a list of device indexes$",
+     N_("the devices must be given as a list of their numbers in the scan")),
+    (r"^nothing to adopt: no device of this scan is ready .*$",
+     N_("Nothing to adopt: no device of this scan answered these credentials with a video "
+        "stream.")),
+    (r"^nothing to configure: .*$",
+     N_("nothing to configure: give a recording profile, a name, NTP servers, the clock or a "
+        "restart")),
+    (r"^(field|query parameter) '(?P<field>[\w.]+)' must be true or false$",
+     N_("“%(field)s” must be true or false")),
+    (r"^(field|query parameter) '(?P<field>[\w.]+)' must be a number$",
+     N_("“%(field)s” must be a number")),
+    (r"^(field|query parameter) '(?P<field>[\w.]+)' must be an object$",
+     N_("“%(field)s” must be an object")),
+    (r"^query parameter 'stream' must be main or sub$",
+     N_("the stream must be main or sub")),
+    (r"^profile: (?P<inner>.*)$", N_("recording profile: %(inner)s")),
+    (r"^stream must be 'main' or 'sub'$", N_("the stream must be main or sub")),
+    (r"^a camera name is 1 to 200 characters$", N_("a camera name is 1 to 200 characters")),
+    (r"^(?P<inner>.*); update the camera's credentials$",
+     N_("%(inner)s; update the camera's credentials")),
+    (rf"^camera {_QNAME} has no ONVIF profile for its (?P<kind>main|sub) stream$",
+     N_("camera “%(name)s” has no ONVIF profile for this stream (%(kind)s)")),
+    (r"^gop_s must be in \(0, (?P<maximum>[\d.]+)\] seconds so recordings cut cleanly, not "
+     r"(?P<value>\S+)$",
+     N_("the keyframe interval must be more than 0 and at most %(maximum)s s so recordings cut "
+        "cleanly, not %(value)s")),
+    (r"^give both width and height, or neither$", N_("give both width and height, or neither")),
+    (r"^(?P<field>width|height|bitrate_kbps) must be positive$",
+     N_("“%(field)s” must be more than 0")),
+    (r"^fps must be in \(0, 120\]$", N_("the frame rate must be more than 0 and at most 120")),
+    (r"^empty discovery target$", N_("an empty address to scan")),
+    (rf"^discovery target {_QTARGET}: port (?P<port>.*) is not a number$",
+     N_("address to scan %(target)s: the port %(port)s is not a number")),
+    (rf"^discovery target {_QTARGET}: port (?P<port>\d+) out of range$",
+     N_("address to scan %(target)s: the port %(port)s is out of range (1–65535)")),
+    (rf"^discovery target {_QTARGET}: missing '\]'$",
+     N_("address to scan %(target)s: a “]” is missing")),
+    (rf"^discovery target {_QTARGET}: bad port$",
+     N_("address to scan %(target)s: bad port")),
+    (rf"^discovery target {_QTARGET}: no host$",
+     N_("address to scan %(target)s: no host")),
+    (rf"^discovery target {_QTARGET}: .*$",
+     N_("address to scan %(target)s: not a host, host:port or CIDR range")),
+    (r"^discovery range (?P<range>\S+) has (?P<count>\d+) addresses; the limit is "
+     r"(?P<limit>\d+) .*$",
+     N_("the range %(range)s has %(count)s addresses; at most %(limit)s can be scanned at once "
+        "(an IPv4 /16): split it into smaller ranges")),
     # API errors the pages show (web/middleware.py, web/views_*.py)
     (r"^missing or invalid CSRF token$", N_("The page is out of date; reload it and try again.")),
     (r"^your role \((?P<role>\w+)\) does not allow this.*$", N_("Your role does not allow this.")),
@@ -178,6 +272,8 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text)
     (r"^'(kept|recorded)': expected a list of event types$", N_("expected a list of event types")),
     (r"^unknown event type\(s\) (?P<names>[^(]*) \(known: .*\)$",
      N_("unknown event type(s) %(names)s")),
+    # last: a camera's name before a message of its own (onvif_bridge/adopt.py's snapshot refusals)
+    (rf"^camera {_QNAME}: (?P<inner>.+)$", N_("camera “%(name)s”: %(inner)s")),
 ))
 
 FIELDS = {"recording_mode": N_("Mode"), "schedule": N_("Schedule"),
@@ -210,6 +306,8 @@ def translate_message(text: str) -> str:
         if found:
             translated = gettext(template)
             values = found.groupdict()
+            if values.get("inner"):  # a message inside a message: translated in its turn
+                values["inner"] = translate_message(values["inner"])
             return translated % values if values else translated
     return text
 

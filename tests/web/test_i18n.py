@@ -4,6 +4,7 @@ the UI (status reasons, audit actions, export and API errors) comes out translat
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from functools import cache
@@ -367,3 +368,108 @@ async def _playback_errors_are_labelled(world: World) -> None:
     for lang in ("ru", "kk"):
         for en, text in zip(texts["en"], texts[lang], strict=True):
             assert text and text != en and not _english_words(text), (lang, text)
+
+
+# --- every refusal discovery and adoption compose reaches ru and kk people in their language ---
+
+_REFUSAL_CALLS = {"OnboardingError", "bad_request", "DiscoveryTargetError", "ScanJobNotFound",
+                  "TooManyScans", "HTTPNotFound", "HTTPServiceUnavailable", "HTTPTooManyRequests",
+                  "HTTPBadRequest", "json_error"}
+_REFUSAL_FILES = ("onvif_bridge/adopt.py", "onvif_bridge/scan.py", "onvif_bridge/scan_jobs.py",
+                  "web/views_discovery.py", "onvif_bridge/discovery.py",
+                  "onvif_bridge/configure.py")
+# what each f-string placeholder of those messages stands for, as the code fills it in (a new
+# placeholder fails the test below until it gets a sample here)
+_SAMPLES = {
+    "report.message": "camera 'Gate' (127.0.0.1:8080): ok", "report.address": "127.0.0.1:8080",
+    "cam.name!r": "'Gate'", "camera.name!r": "\"Gate's\"", "onvif_url!r": "'gate.local/x y'",
+    "redact_url(rtsp_url)!r": "'rtsp://***@10.0.0.5/s'", "site_id": "7", "camera_id": "7",
+    "exc": "UNIQUE constraint failed: camera.mac", "MAX_TIMEOUT_S:g": "30", "key": "fps",
+    "key!r": "'reboot'", "spec!r": "'10.0.0.0/33'", "spec": "10.0.0.0/8", "port": "70000",
+    "text!r": "'http'", "network.num_addresses": "16777216", "MAX_RANGE_ADDRESSES": "65536",
+    "type(exc).__name__": "OSError", "MAX_GOP_S:g": "2", "self.gop_s:g": "5", "name": "width",
+    "request.stream": "sub",
+}
+# Latin a translation may keep: protocol and program names, the address syntax, JSON literals and
+# stream codes (the API's own words), and what the message quotes (the person's input, field codes)
+_KEPT = {"ONVIF", "RTSP", "URL", "CIDR", "HTTP", "http", "https", "rtsp", "NTP", "IPv", "ffmpeg",
+         "JSON", "true", "false", "main", "sub"}
+
+
+def _sample(node: ast.expr) -> tuple[str, str] | None:
+    """The message a string or f-string node makes, with each placeholder's sample; and the
+    samples (what the message passes through as it is)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value, ""
+    if not isinstance(node, ast.JoinedStr):
+        return None
+    out, filled = [], []
+    for part in node.values:
+        if isinstance(part, ast.Constant):
+            out.append(str(part.value))
+            continue
+        assert isinstance(part, ast.FormattedValue)
+        key = ast.unparse(part.value)
+        if part.conversion == ord("r"):
+            key += "!r"
+        if part.format_spec is not None:
+            key += ":" + ast.unparse(part.format_spec)[2:-1]
+        assert key in _SAMPLES, f"add a sample for the placeholder {{{key}}} to _SAMPLES"
+        out.append(_SAMPLES[key])
+        filled.append(_SAMPLES[key])
+    return "".join(out), " ".join(filled)
+
+
+def _composed_refusals() -> list[tuple[str, str, str]]:
+    """(where, message, placeholders' samples) for every message the discovery and adoption code composes for a person:
+    the first argument of a refusal (``OnboardingError(…)``, ``bad_request(…)``, ``HTTP…(text=…)``
+    …) and a scan job's ``error``, as string or f-string; messages passed through from elsewhere
+    (``str(exc)``) are those files' own."""
+    found = []
+    for name in _REFUSAL_FILES:
+        tree = ast.parse((ROOT / name).read_text())
+        for node in ast.walk(tree):
+            texts: list[ast.expr] = []
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called in _REFUSAL_CALLS:
+                    position = 1 if called == "json_error" else 0
+                    texts += node.args[position:position + 1]
+                    texts += [k.value for k in node.keywords if k.arg == "text"]
+            elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple) \
+                    and isinstance(node.value, ast.Tuple):
+                texts += [value for target, value in zip(node.targets[0].elts, node.value.elts,
+                                                         strict=False)
+                          if isinstance(target, ast.Attribute) and target.attr == "error"]
+            for text in texts:
+                sample = _sample(text)
+                if sample is not None:
+                    found.append((f"{name}:{node.lineno}", *sample))
+    return found
+
+
+def test_every_discovery_and_adoption_refusal_is_translated() -> None:
+    """Every message onvif_bridge/adopt.py, scan.py, scan_jobs.py, discovery.py, configure.py and
+    web/views_discovery.py compose for a person (API errors the discovery and camera pages show,
+    a scan's error) comes out in Russian and Kazakh: changed, in Cyrillic, with no English word
+    left but names (ONVIF, RTSP…), the address syntax and what the message quotes."""
+    refusals = _composed_refusals()
+    assert len(refusals) > 50, refusals  # the collector sees them
+    catalogues = load_catalogues()
+    untranslated = []
+    try:
+        for lang in ("ru", "kk"):
+            i18n.activate(catalogues[lang], lang)
+            for where, english, filled in refusals:
+                shown = messages.translate_message(english)
+                quoted = re.findall(r"'[^']*'|\"[^\"]*\"|\S+[._]\S+", english)
+                kept = _KEPT | set(re.findall(r"[A-Za-z]+", " ".join([*quoted, filled])))
+                left = [w for w in re.findall(r"[A-Za-z]{2,}", shown) if w not in kept]
+                if shown == english or not re.search("[а-яәіңғүұқөһ]", shown) or left:
+                    untranslated.append(f"{lang} {where}: {english!r} -> {shown!r} {left}")
+        i18n.activate(catalogues["en"], "en")
+        assert all(messages.translate_message(e) == e for _, e, _ in refusals)
+    finally:
+        i18n.activate(catalogues["en"], "en")
+    assert not untranslated, "\n".join(untranslated)

@@ -10,8 +10,9 @@
 // A stalled camera never looks live: when the server says "stall" (no frame for a second), when
 // no fragment arrived for STALL_MS, or while reconnecting, the last picture stays under an overlay
 // "No signal since HH:MM:SS" (the user's locale and time zone) and the status dot turns red; the
-// first new fragment clears it. Also here: full-screen buttons ([data-fullscreen]), the link to
-// playback at the instant on screen, and the grid's layout editor (saved layouts API).
+// first new fragment clears it. Also here: full-screen buttons ([data-fullscreen]), the links to
+// playback at the instant on screen (the page's, each grid tile's), and the grid's layout editor
+// (saved layouts API).
 "use strict";
 
 (() => {
@@ -302,16 +303,22 @@
     });
   }
 
-  function setupPlaybackLink(players) {
-    const link = document.getElementById("live-playback-link");
-    if (!link || players.length === 0) return;
-    const update = () => {
-      const at = Math.round(instantShown(players[0]) * 1000);
-      link.href = `${link.dataset.playbackBase}?at=${at}`;
-    };
-    link.addEventListener("pointerdown", update);
-    link.addEventListener("focus", update);
-    link.addEventListener("click", update);
+  // Each playback link ([data-playback-base]: the live page's, and one per grid tile) opens
+  // playback at the instant its player shows: the tile's own video, else the page's first.
+  function setupPlaybackLinks(players) {
+    if (players.length === 0) return;
+    for (const link of document.querySelectorAll("a[data-playback-base]")) {
+      const tile = link.closest("figure");
+      const video = tile ? tile.querySelector("video[data-live-src]") : null;
+      const player = players.find((p) => p.video === video) || players[0];
+      const update = () => {
+        const at = Math.round(instantShown(player) * 1000);
+        link.href = `${link.dataset.playbackBase}?at=${at}`;
+      };
+      link.addEventListener("pointerdown", update);
+      link.addEventListener("focus", update);
+      link.addEventListener("click", update);
+    }
   }
 
   function setupLayoutEditor() {
@@ -382,7 +389,7 @@
       player.connect();
     }
     window.vmsLivePlayers = players;
-    setupPlaybackLink(players);
+    setupPlaybackLinks(players);
     window.addEventListener("pagehide", () => {
       for (const p of players) { p.stopped = true; clearInterval(p.watchdog); if (p.ws) p.ws.close(); }
     });
