@@ -146,6 +146,11 @@ class Clip:
             f"sprop-parameter-sets={self.sprop_parameter_sets}"
         )
 
+    @property
+    def video_fmtp_bare(self) -> str:
+        """The fmtp without ``sprop-parameter-sets`` (SPS/PPS only in band)."""
+        return f"packetization-mode=1;profile-level-id={self.profile_level_id}"
+
 
 class MediaError(RuntimeError):
     """A clip could not be made or read (ffmpeg failed, cache unwritable, corrupt file)."""

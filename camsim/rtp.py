@@ -90,6 +90,9 @@ class Session:
         self.has_played = False
         self.recording: Recording | None = None
         """The ONVIF backchannel's received audio, once a session with that track has played."""
+        self.keyframes_sent = 0
+        """Keyframes this session sent (the first goes without SPS/PPS on a camera with
+        :attr:`RtspServer.late_parameter_sets`)."""
         self.paused_us = 0
         """Media time taken out of the timestamps by stalls with a paused clock (see
         :meth:`RtspServer.stall`); added to the server's jump."""
@@ -197,12 +200,13 @@ class Session:
         track = self.tracks[VIDEO_TRACK]
         au = self.clip.aus[n % len(self.clip.aus)]
         sei = build_sei_nal(capture_us)
-        if au.is_idr:
+        if au.is_idr and (self.keyframes_sent or not self.server.late_parameter_sets):
             prefix = bytearray((0x60 | NAL_STAP_A,))
             for nal in (self.clip.sps, self.clip.pps, sei):
                 prefix += struct.pack(">H", len(nal)) + nal
-        else:
+        else:  # a P frame, or the first keyframe of a camera with late parameter sets
             prefix = bytearray(sei)
+        self.keyframes_sent += au.is_idr
         ts = self._video_ts(n, jump_us)
         template = au.template
         head_len = FRAMING_BYTES + 12 + len(prefix)

@@ -72,6 +72,7 @@ class RtspServer:
         clock: Clock | None = None,
         cache_dir: Path | None = None,
         backchannel: bool = True,
+        late_parameter_sets: bool = False,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -101,6 +102,10 @@ class RtspServer:
         self._reaper: asyncio.Task[None] | None = None
         self._conn_tasks: set[asyncio.Task[None]] = set()
         self.backchannel = Backchannel(backchannel)
+        self.late_parameter_sets = late_parameter_sets
+        """A camera whose first packet does not say enough: no ``sprop-parameter-sets`` in the
+        SDP, and each session's first keyframe sent without its SPS/PPS (they come in band with
+        the next one, a GOP later). Applies to sessions described and started after it is set."""
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -406,7 +411,8 @@ class RtspServer:
             self._respond(conn, request, 551, {"Unsupported": REQUIRE_TAG})
             return
         sdp = build_sdp(clip, secrets.randbelow(1 << 31), self.host, self.name,
-                        backchannel=backchannel).encode("ascii")
+                        backchannel=backchannel,
+                        parameter_sets=not self.late_parameter_sets).encode("ascii")
         self._respond(
             conn,
             request,

@@ -22,9 +22,11 @@ def track_control(track: int) -> str:
 
 
 def build_sdp(clip: Clip, session_id: int, host: str, name: str = "camsim", *,
-              backchannel: bool = False) -> str:
+              backchannel: bool = False, parameter_sets: bool = True) -> str:
     """SDP for ``clip``; ``host`` is the address the server answers on (for the ``o=`` line).
-    ``backchannel`` adds the ONVIF backchannel track (only for a DESCRIBE that required it)."""
+    ``backchannel`` adds the ONVIF backchannel track (only for a DESCRIBE that required it);
+    ``parameter_sets=False`` leaves ``sprop-parameter-sets`` out (cameras that send SPS/PPS only
+    in band)."""
     family = "IP6" if ":" in host else "IP4"
     any_addr = "::" if family == "IP6" else "0.0.0.0"  # noqa: S104 - SDP connection line, not a bind
     lines = [
@@ -37,7 +39,7 @@ def build_sdp(clip: Clip, session_id: int, host: str, name: str = "camsim", *,
         "a=range:npt=0-",
         f"m=video 0 RTP/AVP {VIDEO_PAYLOAD_TYPE}",
         f"a=rtpmap:{VIDEO_PAYLOAD_TYPE} H264/{VIDEO_CLOCK_RATE}",
-        f"a=fmtp:{VIDEO_PAYLOAD_TYPE} {clip.video_fmtp}",
+        f"a=fmtp:{VIDEO_PAYLOAD_TYPE} {clip.video_fmtp if parameter_sets else clip.video_fmtp_bare}",
         f"a=framerate:{clip.spec.fps}",
         f"a=x-dimensions:{clip.spec.width},{clip.spec.height}",
         f"a=control:{track_control(VIDEO_TRACK)}",

@@ -1,5 +1,6 @@
 """Live view in a real browser: a camsim camera plays through MSE with low latency; the grid plays;
-a saved layout, full screen, the playback link and the "no signal" overlay of a stalled camera.
+a saved layout, full screen, the playback links (the page's, each grid tile's) and the "no signal"
+overlay of a stalled camera.
 
 The camera is adopted straight into the database (Site + Camera + CameraStream rows pointing at a
 camsim RTSP server, the password encrypted), the page is opened in Chromium, and the player's own
@@ -80,12 +81,35 @@ async def test_live_page_and_grid_play(browser: Any, live_app: Any) -> None:
         assert all(t["width"] == 160 for t in grid[:2])  # sub streams
         streams = app[SERVICES]["live"].stats()
         assert {s["stream"] for s in streams if s["viewers"]} == {"sub"}
+        await _tile_playback_links(page)
 
         await _layout_editor(page, base, ids)
         await _stall_overlay_and_controls(page, base, rtsp, ids)
         assert errors == [], errors
     finally:
         await rtsp.stop()
+
+
+async def _tile_playback_links(page: Any) -> None:
+    """Each grid tile links to its camera's playback at the instant the tile shows (``?at=``
+    µs, like the live page's link), and on a phone the link is finger-sized (44 px)."""
+    tiles = page.locator("#live-grid figure:has(video)")
+    assert await page.locator("#live-grid a.live-pb").count() == await tiles.count() == 3
+    tile = tiles.nth(1)
+    src = await tile.locator("video").get_attribute("data-live-src")
+    camera = src.split("/")[4]
+    link = tile.locator("a.live-pb")
+    await link.focus()
+    href = await link.get_attribute("href")
+    now_ms = await page.evaluate("Date.now()")
+    assert href is not None and href.startswith(f"/cameras/{camera}/playback?at="), href
+    at_us = int(href.split("at=")[1])
+    assert now_ms * 1000 - 5_000_000 < at_us <= now_ms * 1000, (href, now_ms)
+    size = page.viewport_size
+    await page.set_viewport_size({"width": 390, "height": 844})
+    box = await link.bounding_box()
+    assert box is not None and box["width"] >= 43.5 and box["height"] >= 43.5, box
+    await page.set_viewport_size(size)
 
 
 async def _layout_editor(page: Any, base: str, ids: dict[str, int]) -> None:

@@ -421,10 +421,10 @@ def _sample(node: ast.expr) -> tuple[str, str] | None:
 
 
 def _composed_refusals() -> list[tuple[str, str, str]]:
-    """(where, message, placeholders' samples) for every message the discovery and adoption code composes for a person:
-    the first argument of a refusal (``OnboardingError(…)``, ``bad_request(…)``, ``HTTP…(text=…)``
-    …) and a scan job's ``error``, as string or f-string; messages passed through from elsewhere
-    (``str(exc)``) are those files' own."""
+    """(where, message, placeholders' samples) for every message the discovery and adoption code
+    composes for a person: the first argument of a refusal (``OnboardingError(…)``,
+    ``bad_request(…)``, ``HTTP…(text=…)`` …) and a scan job's ``error``, as string or f-string;
+    messages passed through from elsewhere (``str(exc)``) are those files' own."""
     found = []
     for name in _REFUSAL_FILES:
         tree = ast.parse((ROOT / name).read_text())
