@@ -5,9 +5,9 @@ settings-form validation errors with the field's label: :func:`field_error`, tal
 
 The core keeps English text and codes (logs, CLI, the database); the translation happens here, at the
 display edge, per request (:mod:`web.i18n` has the active language). A message is matched against
-:data:`PATTERNS` (a regular expression with named groups and the ``N_``-marked template it becomes);
-a message nothing matches is shown as it is, and so is every message in English (API clients rely
-on its wording). Gap and run end reasons are in :data:`web.i18n.GAP_REASONS`.
+:data:`PATTERNS` (a regular expression with named groups and the ``N_``-marked template it becomes;
+a group named ``inner`` holds a message of its own, translated in its turn); a message nothing
+matches is shown as it is, and so is every message in English (API clients rely on its wording). Gap and run end reasons are in :data:`web.i18n.GAP_REASONS`.
 """
 
 from __future__ import annotations
