@@ -7,7 +7,8 @@ The core keeps English text and codes (logs, CLI, the database); the translation
 display edge, per request (:mod:`web.i18n` has the active language). A message is matched against
 :data:`PATTERNS` (a regular expression with named groups and the ``N_``-marked template it becomes;
 a group named ``inner`` holds a message of its own, translated in its turn); a message nothing
-matches is shown as it is, and so is every message in English (API clients rely on its wording). Gap and run end reasons are in :data:`web.i18n.GAP_REASONS`.
+matches is shown as it is, and so is every message in English (API clients rely on its wording).
+Gap and run end reasons are in :data:`web.i18n.GAP_REASONS`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from web import (
     i18n,
@@ -79,6 +80,9 @@ def setup_web(app: web.Application, extra_routes: tuple[Routes, ...] = ()) -> No
     env.filters["number"] = i18n.format_number
     env.filters["gap_reason"] = i18n.gap_reason
     env.filters["message"] = messages.translate_message
+    # a name or code shown inside translated text (a time zone, a key id): marked for the browser's
+    # translator and the pages' English check alike
+    env.filters["notranslate"] = lambda text: Markup('<span translate="no">{}</span>').format(text)
     env.filters["audit_action"] = messages.audit_action
     env.filters["audit_outcome"] = messages.audit_outcome
     env.filters["event_type"] = messages.event_type
