@@ -29,7 +29,7 @@ from onvif_bridge.onboarding_common import OnboardingError
 from onvif_bridge.ptz_control import PtzControl, new_owner
 from vms.auth import Principal
 from web.inputs import bad_request, get_str, json_object, match_id
-from web.keys import SERVICES, principal_of
+from web.keys import principal_of, service_of
 from web.middleware import client_address, json_error
 from web.routing import Handler, Routes
 from web.schemas import ANY_OBJECT, BOOL, INT, OK, STR, US, array, nullable, obj
@@ -57,10 +57,7 @@ PRESET = obj(token=STR, name=STR)
 
 
 def control_of(app: web.Application) -> PtzControl:
-    service = app[SERVICES].get("ptz")
-    if not isinstance(service, PtzControl):
-        raise web.HTTPServiceUnavailable(text="PTZ control is not running on this server")
-    return service
+    return service_of(app, "ptz", PtzControl, "PTZ control is not running on this server")
 
 
 def _principal(request: web.Request) -> Principal:
