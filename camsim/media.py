@@ -26,6 +26,8 @@ from typing import Literal
 
 import imageio_ffmpeg
 
+from camsim.sei import split_annexb
+
 log = logging.getLogger(__name__)
 
 CLIP_FORMAT_VERSION = 1
@@ -297,21 +299,6 @@ def _encode_files(spec: ClipSpec, cache_dir: Path) -> tuple[Path, Path | None]:
 
 
 # ----------------------------------------------------------------------------- parsing
-
-
-def split_annexb(data: bytes) -> list[bytes]:
-    """NAL units of an Annex B byte stream (start codes removed, trailing zero bytes trimmed)."""
-    nals: list[bytes] = []
-    i = data.find(b"\x00\x00\x01")
-    while i >= 0:
-        start = i + 3
-        nxt = data.find(b"\x00\x00\x01", start)
-        end = len(data) if nxt < 0 else nxt
-        nal = data[start:end].rstrip(b"\x00") if nxt >= 0 else data[start:end]
-        if nal:
-            nals.append(nal)
-        i = nxt
-    return nals
 
 
 def _group_access_units(nals: list[bytes]) -> tuple[bytes, bytes, list[list[bytes]]]:

@@ -98,7 +98,8 @@ def parse_sei_nal(nal: bytes) -> int | None:
     return None
 
 
-def _nals_annexb(data: bytes) -> list[bytes]:
+def split_annexb(data: bytes) -> list[bytes]:
+    """NAL units of an Annex B byte stream (start codes removed, trailing zero bytes trimmed)."""
     nals: list[bytes] = []
     i = data.find(b"\x00\x00\x01")
     while i >= 0:
@@ -130,9 +131,9 @@ def _nals_avcc(data: bytes, length_size: int = 4) -> list[bytes] | None:
 def split_nals(data: bytes, length_size: int = 4) -> list[bytes]:
     """NAL units of one packet, Annex B (start codes) or AVCC (big-endian length prefixes)."""
     if data.startswith(b"\x00\x00\x01") or data.startswith(b"\x00\x00\x00\x01"):
-        return _nals_annexb(data)
+        return split_annexb(data)
     avcc = _nals_avcc(data, length_size)
-    return avcc if avcc is not None else _nals_annexb(data)
+    return avcc if avcc is not None else split_annexb(data)
 
 
 def find_capture_times(data: bytes, length_size: int = 4) -> list[int]:

@@ -40,7 +40,12 @@ from onvif_bridge.xml import (
     find_first,
     local,
     namespace,
+    not_null,
     parse_xml,
+    read_bool,
+    read_float,
+    read_int,
+    required_child,
     soap_body,
     text,
 )
@@ -91,50 +96,6 @@ def _strip_prefix(value: str) -> str:
     return value.strip().rsplit(":", 1)[-1]
 
 
-def _null(value: str) -> str:
-    """Vendors fill absent fields with "NULL" (Hikvision); treat that as empty."""
-    return "" if value.upper() == "NULL" else value
-
-
-def _int(value: str) -> int | None:
-    value = _null(value.strip())
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return int(number)
-
-
-def _float(value: str) -> float | None:
-    value = _null(value.strip())
-    if not value:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return number
-
-
-def _bool(value: str) -> bool | None:
-    lowered = value.strip().lower()
-    if lowered in ("true", "1"):
-        return True
-    if lowered in ("false", "0"):
-        return False
-    return None
-
-
 # --- faults ---------------------------------------------------------------------------------
 
 
@@ -166,10 +127,10 @@ def fault_from_element(fault: Element) -> OnvifFault:
         subcodes.extend(_strip_prefix(p) for p in parts[1:] if _strip_prefix(p))
     detail = ""
     if detail_element is not None:
-        detail = _null(" ".join(t.strip() for t in detail_element.itertext() if t.strip()))
+        detail = not_null(" ".join(t.strip() for t in detail_element.itertext() if t.strip()))
     bare = _strip_prefix(raw_code)
     code = _FAULT_CODES.get(bare.lower(), bare or "Unknown")
-    return OnvifFault(code=code, subcodes=tuple(subcodes), reason=_null(reason), detail=detail,
+    return OnvifFault(code=code, subcodes=tuple(subcodes), reason=not_null(reason), detail=detail,
                       raw_code=raw_code)
 
 
@@ -187,11 +148,11 @@ def parse_fault(data: bytes) -> OnvifFault:
 
 def device_information(op: Element) -> DeviceInformation:
     return DeviceInformation(
-        manufacturer=_null(text(op, "Manufacturer")),
-        model=_null(text(op, "Model")),
-        firmware_version=_null(text(op, "FirmwareVersion")),
-        serial_number=_null(text(op, "SerialNumber")),
-        hardware_id=_null(text(op, "HardwareId")),
+        manufacturer=not_null(text(op, "Manufacturer")),
+        model=not_null(text(op, "Model")),
+        firmware_version=not_null(text(op, "FirmwareVersion")),
+        serial_number=not_null(text(op, "SerialNumber")),
+        hardware_id=not_null(text(op, "HardwareId")),
     )
 
 
@@ -199,9 +160,9 @@ def _date_time_us(element: Element | None) -> int | None:
     if element is None:
         return None
     values = [
-        _int(text(element, "Date", "Year")), _int(text(element, "Date", "Month")),
-        _int(text(element, "Date", "Day")), _int(text(element, "Time", "Hour")),
-        _int(text(element, "Time", "Minute")), _int(text(element, "Time", "Second")),
+        read_int(text(element, "Date", "Year")), read_int(text(element, "Date", "Month")),
+        read_int(text(element, "Date", "Day")), read_int(text(element, "Time", "Hour")),
+        read_int(text(element, "Time", "Minute")), read_int(text(element, "Time", "Second")),
     ]
     if any(v is None for v in values):
         return None
@@ -221,8 +182,8 @@ def system_date_and_time(op: Element) -> SystemDateAndTime:
     return SystemDateAndTime(
         utc_us=_date_time_us(child(info, "UTCDateTime")),
         date_time_type=text(info, "DateTimeType"),
-        daylight_savings=_bool(text(info, "DaylightSavings")),
-        time_zone=_null(text(info, "TimeZone", "TZ")),
+        daylight_savings=read_bool(text(info, "DaylightSavings")),
+        time_zone=not_null(text(info, "TimeZone", "TZ")),
     )
 
 
@@ -252,9 +213,9 @@ def network_interfaces(op: Element) -> tuple[NetworkInterface, ...]:
                 token=attr(iface, "token"),
                 name=text(iface, "Info", "Name"),
                 mac=normalise_mac(text(iface, "Info", "HwAddress")),
-                enabled=_bool(text(iface, "Enabled")),
+                enabled=read_bool(text(iface, "Enabled")),
                 ipv4=tuple(addresses),
-                dhcp=_bool(text(config, "DHCP")) if config is not None else None,
+                dhcp=read_bool(text(config, "DHCP")) if config is not None else None,
             )
         )
     return tuple(found)
@@ -262,7 +223,7 @@ def network_interfaces(op: Element) -> tuple[NetworkInterface, ...]:
 
 def hostname(op: Element) -> Hostname:
     info = child(op, "HostnameInformation")
-    return Hostname(name=_null(text(info, "Name")), from_dhcp=_bool(text(info, "FromDHCP")))
+    return Hostname(name=not_null(text(info, "Name")), from_dhcp=read_bool(text(info, "FromDHCP")))
 
 
 def services(op: Element) -> Capabilities:
@@ -285,12 +246,12 @@ def services(op: Element) -> Capabilities:
         if caps is None:
             continue
         if name == "events":
-            pull_point = _bool(attr(caps, "WSPullPointSupport"))
+            pull_point = read_bool(attr(caps, "WSPullPointSupport"))
         elif name in ("media", "media2") and snapshot is None:
-            snapshot = _bool(attr(caps, "SnapshotUri"))
+            snapshot = read_bool(attr(caps, "SnapshotUri"))
         elif name == "deviceio":
-            relays = _int(attr(caps, "RelayOutputs"))
-            inputs = _int(attr(caps, "DigitalInputs"))
+            relays = read_int(attr(caps, "RelayOutputs"))
+            inputs = read_int(attr(caps, "DigitalInputs"))
     return Capabilities(services=tuple(found), input_connectors=inputs, relay_outputs=relays,
                         pull_point=pull_point, snapshot_uri=snapshot)
 
@@ -314,17 +275,17 @@ def capabilities(op: Element) -> Capabilities:
                                  xaddr=xaddr))
     io = child(caps, "Device", "IO")
     deviceio = child(extension, "DeviceIO")
-    inputs = _int(text(io, "InputConnectors")) if io is not None else None
-    relays = _int(text(io, "RelayOutputs")) if io is not None else None
+    inputs = read_int(text(io, "InputConnectors")) if io is not None else None
+    relays = read_int(text(io, "RelayOutputs")) if io is not None else None
     if deviceio is not None:
-        inputs = inputs if inputs is not None else _int(text(deviceio, "DigitalInputs"))
-        relays = relays if relays is not None else _int(text(deviceio, "RelayOutputs"))
+        inputs = inputs if inputs is not None else read_int(text(deviceio, "DigitalInputs"))
+        relays = relays if relays is not None else read_int(text(deviceio, "RelayOutputs"))
     events = child(caps, "Events")
     return Capabilities(
         services=tuple(found),
         input_connectors=inputs,
         relay_outputs=relays,
-        pull_point=_bool(text(events, "WSPullPointSupport")) if events is not None else None,
+        pull_point=read_bool(text(events, "WSPullPointSupport")) if events is not None else None,
     )
 
 
@@ -334,32 +295,32 @@ def capabilities(op: Element) -> Capabilities:
 def video_encoder(element: Element) -> VideoEncoderConfig:
     """A ver10 VideoEncoderConfiguration or a Media2 ``Configurations/VideoEncoder``."""
     rate = child(element, "RateControl")
-    encoding = _null(text(element, "Encoding")).upper() or None
-    gov = _int(attr(element, "GovLength"))  # Media2 carries it as an attribute
+    encoding = not_null(text(element, "Encoding")).upper() or None
+    gov = read_int(attr(element, "GovLength"))  # Media2 carries it as an attribute
     profile = attr(element, "Profile") or None
     for codec in ("H264", "H265", "MPEG4"):
         codec_element = child(element, codec)
         if codec_element is not None:
-            gov = gov if gov is not None else _int(text(codec_element, "GovLength"))
-            profile = profile or _null(text(codec_element, f"{codec}Profile")) or None
+            gov = gov if gov is not None else read_int(text(codec_element, "GovLength"))
+            profile = profile or not_null(text(codec_element, f"{codec}Profile")) or None
     if gov is None:
-        gov = _int(text(element, "GovLength"))
-    bitrate = _int(text(rate, "BitrateLimit")) if rate is not None else None
+        gov = read_int(text(element, "GovLength"))
+    bitrate = read_int(text(rate, "BitrateLimit")) if rate is not None else None
     if bitrate is not None and (bitrate >= _UNLIMITED_KBPS or bitrate < 0):
         bitrate = None
-    fps = _float(text(rate, "FrameRateLimit")) if rate is not None else None
-    width = _int(text(element, "Resolution", "Width"))
-    height = _int(text(element, "Resolution", "Height"))
+    fps = read_float(text(rate, "FrameRateLimit")) if rate is not None else None
+    width = read_int(text(element, "Resolution", "Width"))
+    height = read_int(text(element, "Resolution", "Height"))
     return VideoEncoderConfig(
         token=attr(element, "token"),
-        name=_null(text(element, "Name")),
+        name=not_null(text(element, "Name")),
         encoding="H264" if encoding == "AVC" else ("H265" if encoding == "HEVC" else encoding),
         width=width if width and width > 0 else None,
         height=height if height and height > 0 else None,
         fps=fps if fps and fps > 0 else None,
         bitrate_kbps=bitrate,
         gov_length=gov if gov and gov > 0 else None,
-        quality=_float(text(element, "Quality")),
+        quality=read_float(text(element, "Quality")),
         h264_profile=profile,
     )
 
@@ -382,7 +343,7 @@ def media_profile(element: Element) -> MediaProfile:
         raise OnvifParseError("media profile without a token")
     return MediaProfile(
         token=token,
-        name=_null(text(element, "Name")),
+        name=not_null(text(element, "Name")),
         encoding=encoder.encoding if encoder else None,
         width=encoder.width if encoder else None,
         height=encoder.height if encoder else None,
@@ -390,10 +351,10 @@ def media_profile(element: Element) -> MediaProfile:
         bitrate_kbps=encoder.bitrate_kbps if encoder else None,
         gov_length=encoder.gov_length if encoder else None,
         has_ptz=ptz is not None,
-        fixed=_bool(attr(element, "fixed")),
-        video_source_token=_null(text(source, "SourceToken")) or None,
+        fixed=read_bool(attr(element, "fixed")),
+        video_source_token=not_null(text(source, "SourceToken")) or None,
         encoder=encoder,
-        audio_encoding=(_null(text(audio, "Encoding")) or None) if audio is not None else None,
+        audio_encoding=(not_null(text(audio, "Encoding")) or None) if audio is not None else None,
     )
 
 
@@ -404,8 +365,8 @@ def media_uri(op: Element) -> MediaUri:
         raise OnvifParseError(f"{local(op.tag)} without a Uri")
     return MediaUri(
         uri=uri,
-        invalid_after_connect=_bool(text(holder, "InvalidAfterConnect")),
-        invalid_after_reboot=_bool(text(holder, "InvalidAfterReboot")),
+        invalid_after_connect=read_bool(text(holder, "InvalidAfterConnect")),
+        invalid_after_reboot=read_bool(text(holder, "InvalidAfterReboot")),
         timeout=text(holder, "Timeout"),
     )
 
@@ -443,9 +404,9 @@ def relay_output_options(op: Element) -> dict[str, RelayOutput]:
     for options in children(op, "RelayOutputOptions"):
         token = attr(options, "token")
         modes = tuple(m.text.strip() for m in children(options, "Mode") if m.text)
-        delays = [_float(v) for v in text(options, "DelayTimes").split()]
+        delays = [read_float(v) for v in text(options, "DelayTimes").split()]
         values = tuple(v for v in delays if v is not None)
-        discrete = _bool(text(options, "Discrete")) is True
+        discrete = read_bool(text(options, "Discrete")) is True
         low = high = None
         if values and not discrete:
             low, high = min(values), max(values)
@@ -480,19 +441,13 @@ def parse_operation(operation: Element) -> ParsedResponse:
     if name == "GetProfilesResponse":
         return tuple(media_profile(p) for p in children(operation, "Profiles"))
     if name == "GetProfileResponse":
-        profile = child(operation, "Profile")
-        if profile is None:
-            raise OnvifParseError("GetProfileResponse without a Profile")
-        return media_profile(profile)
+        return media_profile(required_child(operation, "Profile"))
     if name in ("GetStreamUriResponse", "GetSnapshotUriResponse"):
         return media_uri(operation)
     if name in ("GetVideoEncoderConfigurationsResponse",):
         return tuple(video_encoder(c) for c in children(operation, "Configurations"))
     if name == "GetVideoEncoderConfigurationResponse":
-        config = child(operation, "Configuration")
-        if config is None:
-            raise OnvifParseError("GetVideoEncoderConfigurationResponse without a Configuration")
-        return video_encoder(config)
+        return video_encoder(required_child(operation, "Configuration"))
     if name == "GetRelayOutputsResponse":
         return relay_outputs(operation)
     if name == "GetRelayOutputOptionsResponse":

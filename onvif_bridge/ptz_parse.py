@@ -15,7 +15,17 @@ from typing import Any
 
 from onvif_bridge.errors import OnvifParseError
 from onvif_bridge.events import parse_xs_datetime
-from onvif_bridge.xml import Element, attr, child, children, local, text
+from onvif_bridge.xml import (
+    Element,
+    attr,
+    child,
+    children,
+    local,
+    read_bool,
+    read_float,
+    required_child,
+    text,
+)
 
 PTZ_NAMESPACE = "http://www.onvif.org/ver20/ptz/wsdl"
 _TPTZ = "http://www.onvif.org/ver10/tptz/"
@@ -182,22 +192,6 @@ class PtzCapabilities:
 
 # --- small readers ------------------------------------------------------------------------------
 
-def _float(value: str) -> float | None:
-    value = value.strip()
-    if not value or value.upper() == "NULL":
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def _bool(value: str) -> bool | None:
-    lowered = value.strip().lower()
-    return True if lowered in ("true", "1") else False if lowered in ("false", "0") else None
-
-
 def parse_duration_s(value: str) -> float | None:
     """``PT1S``, ``PT600S``, ``PT0H0M1S``, ``P1DT2H`` → seconds; None when unreadable."""
     match = _DURATION_RE.match(value.strip().upper())
@@ -211,7 +205,7 @@ def parse_duration_s(value: str) -> float | None:
 def _range(element: Element | None) -> Range | None:
     if element is None:
         return None
-    low, high = _float(text(element, "Min")), _float(text(element, "Max"))
+    low, high = read_float(text(element, "Min")), read_float(text(element, "Max"))
     if low is None or high is None:
         return None
     return Range(min(low, high), max(low, high))
@@ -239,9 +233,9 @@ def parse_vector(element: Element | None) -> PtzVector | None:
     pan_tilt, zoom = child(element, "PanTilt"), child(element, "Zoom")
     if pan_tilt is None and zoom is None:
         return None
-    return PtzVector(pan=_float(attr(pan_tilt, "x")) if pan_tilt is not None else None,
-                     tilt=_float(attr(pan_tilt, "y")) if pan_tilt is not None else None,
-                     zoom=_float(attr(zoom, "x")) if zoom is not None else None)
+    return PtzVector(pan=read_float(attr(pan_tilt, "x")) if pan_tilt is not None else None,
+                     tilt=read_float(attr(pan_tilt, "y")) if pan_tilt is not None else None,
+                     zoom=read_float(attr(zoom, "x")) if zoom is not None else None)
 
 
 # --- one element each ---------------------------------------------------------------------------
@@ -254,9 +248,9 @@ def parse_node(element: Element) -> PtzNode:
     return PtzNode(
         token=token, name=text(element, "Name"),
         spaces=parse_spaces(child(element, "SupportedPTZSpaces")),
-        max_presets=int(_float(presets) or 0),
-        home_supported=bool(_bool(text(element, "HomeSupported"))),
-        fixed_home=_bool(attr(element, "FixedHomePosition")),
+        max_presets=int(read_float(presets) or 0),
+        home_supported=bool(read_bool(text(element, "HomeSupported"))),
+        fixed_home=read_bool(attr(element, "FixedHomePosition")),
     )
 
 
@@ -325,22 +319,14 @@ def parse_ptz_operation(operation: Element) -> Any:
     if name == "GetNodesResponse":
         return tuple(parse_node(n) for n in children(operation, "PTZNode"))
     if name == "GetNodeResponse":
-        node = child(operation, "PTZNode")
-        if node is None:
-            raise OnvifParseError("GetNodeResponse without a PTZNode")
-        return parse_node(node)
+        return parse_node(required_child(operation, "PTZNode"))
     if name == "GetConfigurationsResponse":
         return tuple(parse_configuration(c) for c in children(operation, "PTZConfiguration"))
     if name == "GetConfigurationResponse":
-        config = child(operation, "PTZConfiguration")
-        if config is None:
-            raise OnvifParseError("GetConfigurationResponse without a PTZConfiguration")
-        return parse_configuration(config)
+        return parse_configuration(required_child(operation, "PTZConfiguration"))
     if name == "GetConfigurationOptionsResponse":
-        options = child(operation, "PTZConfigurationOptions")
-        if options is None:
-            raise OnvifParseError("GetConfigurationOptionsResponse without options")
-        return parse_configuration_options(options)
+        return parse_configuration_options(
+            required_child(operation, "PTZConfigurationOptions", what="options"))
     if name == "GetPresetsResponse":
         return tuple(parse_preset(p) for p in children(operation, "Preset"))
     if name == "SetPresetResponse":
@@ -349,10 +335,7 @@ def parse_ptz_operation(operation: Element) -> Any:
             raise OnvifParseError("SetPresetResponse without a PresetToken")
         return PresetToken(token)
     if name == "GetStatusResponse":
-        status = child(operation, "PTZStatus")
-        if status is None:
-            raise OnvifParseError("GetStatusResponse without a PTZStatus")
-        return parse_status(status)
+        return parse_status(required_child(operation, "PTZStatus"))
     raise OnvifParseError(f"not a PTZ answer: <{name}>")
 
 

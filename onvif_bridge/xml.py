@@ -7,7 +7,9 @@ body is unwrapped to its XML part. Every failure is an :class:`OnvifParseError` 
 :class:`OnvifHostileXmlError`) whose reason a person can read; nothing else escapes.
 
 The helpers below work on plain :mod:`xml.etree.ElementTree` elements and match names by local
-name, because vendors use every prefix imaginable and some put elements in the wrong namespace.
+name, because vendors use every prefix imaginable and some put elements in the wrong namespace;
+the value readers at the end (shared by :mod:`onvif_bridge.parsers` and
+:mod:`onvif_bridge.ptz_parse`) turn their text into numbers and booleans the way cameras write them.
 """
 
 from __future__ import annotations
@@ -142,6 +144,15 @@ def attr(element: Element | None, name: str, default: str = "") -> str:
     return default
 
 
+def required_child(element: Element, name: str, what: str = "") -> Element:
+    """The first child named ``name``; OnvifParseError "<Operation> without a <name>" (or
+    ``what``) when there is none."""
+    found = child(element, name)
+    if found is None:
+        raise OnvifParseError(f"{local(element.tag)} without {what or 'a ' + name}")
+    return found
+
+
 def soap_body(root: Element) -> Element:
     """The SOAP Body of an envelope; OnvifParseError when ``root`` is not an envelope."""
     if local(root.tag) != "Envelope":
@@ -154,3 +165,46 @@ def soap_body(root: Element) -> Element:
 
 def soap_header(root: Element) -> Element | None:
     return child(root, "Header")
+
+
+# --- values read from text ----------------------------------------------------------------------
+
+def not_null(value: str) -> str:
+    """Vendors fill absent fields with "NULL" (Hikvision); treat that as empty."""
+    return "" if value.upper() == "NULL" else value
+
+
+def read_int(value: str) -> int | None:
+    """An integer (a decimal one truncated); None when empty, "NULL", unreadable or not finite."""
+    value = not_null(value.strip())
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        number = read_float(value)
+    return None if number is None else int(number)
+
+
+def read_float(value: str) -> float | None:
+    """A finite number; None when empty, "NULL", unreadable, NaN or infinite."""
+    value = not_null(value.strip())
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def read_bool(value: str) -> bool | None:
+    """xs:boolean (``true``/``false``/``1``/``0``, any case); None otherwise."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    return None

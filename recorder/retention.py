@@ -23,20 +23,20 @@ transaction deletes the segment and pending rows. A crash anywhere rolls forward
 (or start-up reconciliation) finishes the pending rows, so no file outlives its row and no row
 outlives its file. Day folders older than yesterday left empty are removed.
 
-The purged time is recorded by recorder/purged_ranges.py; the threads that watch each volume's
-space and the service the composition root holds are in recorder/retention_service.py.
+The protections (holds, exports) are query terms of recorder/retention_protect.py; the purged time
+is recorded by recorder/purged_ranges.py; the threads that watch each volume's space and the
+service the composition root holds are in recorder/retention_service.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from recorder.purge import delete_ids, insert_pending, lock_claims, unlink_files
 from recorder.purged_ranges import record_ranges
+from recorder.retention_protect import export_held, export_ranges, not_exported, unprotected
 from recorder.segments import fsync_dir, volume_by_name
 from recorder.volumes import check_volume, database_uuid
 from vms import audit
@@ -149,68 +150,6 @@ class _Claimed:
 
 _COLUMNS = (m.Segment.id, m.Segment.camera, m.Segment.stream, m.Segment.volume, m.Segment.path,
             m.Segment.start_us, m.Segment.end_us, m.Segment.size_bytes)
-
-
-def _all_of(terms: list[pw.Expression]) -> pw.Expression | None:
-    """``terms`` joined by AND as a balanced tree (a long left-deep chain would pass SQLite's
-    expression depth limit)."""
-    if not terms:
-        return None
-    while len(terms) > 1:
-        terms = [terms[i] & terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
-
-
-def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[list[int]] = []
-    for start, end in sorted(ranges):
-        if out and start <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], end)
-        else:
-            out.append([start, end])
-    return [(a, b) for a, b in out]
-
-
-def export_ranges(now_us: int) -> dict[int, list[tuple[int, int]]]:
-    """Per camera, the merged ranges of finished exports not yet expired (read inside the
-    transaction that marks segments, so an export finishing meanwhile is seen)."""
-    ranges: dict[int, list[tuple[int, int]]] = {}
-    rows = (m.Export.select(m.Export.camera_ids, m.Export.from_us, m.Export.to_us)
-            .where(m.Export.state == "done").tuples())
-    for camera_ids, from_us, to_us in rows:
-        try:
-            ids = json.loads(camera_ids or "[]")
-        except ValueError:
-            ids = []
-        for cid in ids:
-            if isinstance(cid, int):
-                ranges.setdefault(cid, []).append((from_us, to_us))
-    return {cid: _merge(r) for cid, r in ranges.items()}
-
-
-def unprotected() -> pw.Expression:
-    """Segments no hold of their camera overlaps and no other deletion has claimed."""
-    held = m.Hold.select(m.Hold.id).where(
-        (m.Hold.camera == m.Segment.camera) & (m.Hold.start_us < m.Segment.end_us)
-        & (m.Hold.end_us > m.Segment.start_us))
-    claimed = m.PendingDeletion.select(m.PendingDeletion.id).where(
-        m.PendingDeletion.segment_id == m.Segment.id)
-    return ~pw.fn.EXISTS(held) & ~pw.fn.EXISTS(claimed)
-
-
-def not_exported(exports: dict[int, list[tuple[int, int]]],
-                 camera_id: int | None = None) -> pw.Expression | None:
-    """Segments outside every finished export's range of their camera (one camera's, or all)."""
-    terms: list[pw.Expression] = []
-    for cid, ranges in exports.items():
-        if camera_id is not None and cid != camera_id:
-            continue
-        for start, end in ranges:
-            overlap = (m.Segment.start_us < end) & (m.Segment.end_us > start)
-            terms.append(~overlap if camera_id is not None else
-                         ~((m.Segment.camera == cid) & overlap))
-    return _all_of(terms)
 
 
 class Purger:
@@ -493,7 +432,7 @@ class Purger:
                 expired = []
                 for export in m.Export.select().where(m.Export.id.in_(list(sizes))
                                                       & (m.Export.state == "done")):
-                    if _export_held(export):
+                    if export_held(export):
                         continue
                     m.Export.update(state="expired").where(m.Export.id == export.id).execute()
                     audit.record(self.clock, AUDIT_ACTION, username="retention",
@@ -596,14 +535,3 @@ class SpaceCheck:
 
 def _export_files(folder: Path, export_id: int) -> list[Path]:
     return [folder / f"export-{export_id}.{ext}" for ext in ("mp4", "zip", "manifest.json")]
-
-
-def _export_held(export: m.Export) -> bool:
-    try:
-        ids = [i for i in json.loads(export.camera_ids or "[]") if isinstance(i, int)]
-    except ValueError:
-        ids = []
-    if not ids:
-        return False
-    return bool(m.Hold.select().where(m.Hold.camera.in_(ids) & (m.Hold.start_us < export.to_us)
-                                      & (m.Hold.end_us > export.from_us)).exists())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -28,6 +28,17 @@ BUS = web.AppKey("bus", EventBus)
 SERVICES = web.AppKey("services", dict)  # optional services by name: "recorder", "mqtt", ...
 
 PRINCIPAL = "vms.principal"  # request key: Principal | None
+
+T = TypeVar("T")
+
+
+def service_of(app: web.Application, name: str, kind: type[T], not_running: str) -> T:
+    """The optional service the composition root registered as ``name`` in :data:`SERVICES`;
+    503 with the text ``not_running`` when this server does not run it."""
+    service = app[SERVICES].get(name)
+    if not isinstance(service, kind):
+        raise web.HTTPServiceUnavailable(text=not_running)
+    return service
 
 
 def principal_of(request: web.Request) -> Principal | None:

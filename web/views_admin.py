@@ -97,6 +97,27 @@ async def api_grant(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ok": True})
 
 
+async def _create_site(request: web.Request, name: str, tz: str) -> dict[str, Any]:
+    """Create a site on the writer, audited (``site_create``); AccountError when refused. The new
+    site as the API answers it."""
+    accounts = request.app[ACCOUNTS]
+    clock = request.app[CLOCK]
+    principal = _principal(request)
+    address = client_address(request)
+
+    def create() -> dict[str, Any]:
+        try:
+            site = accounts.create_site(name, tz)
+        except ValueError as exc:
+            raise AccountError(str(exc)) from None
+        audit.record(clock, "site_create", principal=principal, target=name, site_id=site.id,
+                     address=address, detail={"timezone": tz})
+        return {"id": site.id, "name": site.name, "timezone": site.timezone}
+
+    result: dict[str, Any] = await request.app[GATEWAY].write(create)
+    return result
+
+
 @routes.route("POST", "/api/v1/sites", access="manage_users",
               body={"type": "object", "required": ["name"], "properties": {
                   "name": {"type": "string", "maxLength": 200},
@@ -107,21 +128,8 @@ async def api_create_site(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
     name = get_str(data, "name")
     tz = get_str(data, "timezone", required=False, default="UTC", max_len=64)
-    accounts = request.app[ACCOUNTS]
-    clock = request.app[CLOCK]
-    principal = _principal(request)
-
-    def create() -> dict[str, Any]:
-        try:
-            site = accounts.create_site(name, tz)
-        except ValueError as exc:
-            raise AccountError(str(exc)) from None
-        audit.record(clock, "site_create", principal=principal, target=name, site_id=site.id,
-                     address=client_address(request), detail={"timezone": tz})
-        return {"id": site.id, "name": site.name, "timezone": site.timezone}
-
     try:
-        return web.json_response(await request.app[GATEWAY].write(create), status=201)
+        return web.json_response(await _create_site(request, name, tz), status=201)
     except AccountError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
@@ -255,20 +263,8 @@ async def sites_form(request: web.Request) -> web.StreamResponse:
     data = await _form(request)
     name = get_str(data, "name")
     tz = get_str(data, "timezone", required=False, default="UTC", max_len=64) or "UTC"
-    accounts = request.app[ACCOUNTS]
-    clock = request.app[CLOCK]
-    principal = _principal(request)
-
-    def create() -> None:
-        try:
-            site = accounts.create_site(name, tz)
-        except ValueError as exc:
-            raise AccountError(str(exc)) from None
-        audit.record(clock, "site_create", principal=principal, target=name, site_id=site.id,
-                     address=client_address(request), detail={"timezone": tz})
-
     try:
-        await request.app[GATEWAY].write(create)
+        await _create_site(request, name, tz)
     except AccountError as exc:
         return await _users_page(request, str(exc), 400)
     raise web.HTTPFound("/admin/users")

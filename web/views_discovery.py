@@ -35,7 +35,7 @@ from web.inputs import (
     match_id,
     query_int,
 )
-from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
+from web.keys import CLOCK, GATEWAY, SETTINGS, principal_of, service_of
 from web.messages import translate_message
 from web.middleware import client_address, json_error
 from web.render import render
@@ -72,25 +72,18 @@ routes = Routes()
 
 def onboarding_of(app: web.Application) -> Onboarding:
     """The onboarding service the composition root created (``vms.app``)."""
-    service = app[SERVICES].get("onboarding")
-    if not isinstance(service, Onboarding):
-        raise web.HTTPServiceUnavailable(text="camera onboarding is not running on this server")
-    return service
+    return service_of(app, "onboarding", Onboarding,
+                      "camera onboarding is not running on this server")
 
 
 def drift_of(app: web.Application) -> DriftChecker:
     """The encoder drift checker the composition root created (``vms.app``)."""
-    checker = app[SERVICES].get("drift")
-    if not isinstance(checker, DriftChecker):
-        raise web.HTTPServiceUnavailable(text="encoder checks are not running on this server")
-    return checker
+    return service_of(app, "drift", DriftChecker, "encoder checks are not running on this server")
 
 
 def jobs_of(app: web.Application) -> ScanJobs:
-    jobs = app[SERVICES].get("discovery_jobs")
-    if not isinstance(jobs, ScanJobs):
-        raise web.HTTPServiceUnavailable(text="camera discovery is not running on this server")
-    return jobs
+    return service_of(app, "discovery_jobs", ScanJobs,
+                      "camera discovery is not running on this server")
 
 
 # --- helpers ------------------------------------------------------------------------------------

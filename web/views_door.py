@@ -22,7 +22,7 @@ from vms import catalog, rings
 from vms.auth import Principal
 from vms.events import EventStore
 from web.inputs import match_id, query_instant, query_int
-from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of
+from web.keys import CLOCK, GATEWAY, SERVICES, SETTINGS, principal_of, service_of
 from web.middleware import client_address, json_error
 from web.render import render
 from web.routing import Param, Routes
@@ -59,10 +59,8 @@ def _principal(request: web.Request) -> Principal:
 
 
 def _doors(request: web.Request) -> DoorService:
-    service = request.app[SERVICES].get("doors")
-    if not isinstance(service, DoorService):
-        raise web.HTTPServiceUnavailable(text="door release is not running on this server")
-    return service
+    return service_of(request.app, "doors", DoorService,
+                      "door release is not running on this server")
 
 
 def _refused(exc: OnboardingError) -> web.Response:

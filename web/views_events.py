@@ -35,7 +35,7 @@ from vms.events import (
     search,
 )
 from web.inputs import json_object, match_id, query_instant, query_int
-from web.keys import BUS, CLOCK, GATEWAY, SERVICES, principal_of
+from web.keys import BUS, CLOCK, GATEWAY, principal_of, service_of
 from web.middleware import json_error
 from web.render import render
 from web.routing import Param, Routes
@@ -74,10 +74,7 @@ def _principal(request: web.Request) -> Principal:
 
 
 def _store(request: web.Request) -> EventStore:
-    store = request.app[SERVICES].get("events")
-    if not isinstance(store, EventStore):
-        raise web.HTTPServiceUnavailable(text="the event store is not running")
-    return store
+    return service_of(request.app, "events", EventStore, "the event store is not running")
 
 
 async def _query(request: web.Request) -> EventQuery:

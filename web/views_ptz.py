@@ -29,7 +29,7 @@ from onvif_bridge.onboarding_common import OnboardingError
 from onvif_bridge.ptz_control import PtzControl, new_owner
 from vms.auth import Principal
 from web.inputs import bad_request, get_str, json_object, match_id
-from web.keys import SERVICES, principal_of
+from web.keys import principal_of, service_of
 from web.middleware import client_address, json_error
 from web.routing import Handler, Routes
 from web.schemas import ANY_OBJECT, BOOL, INT, OK, STR, US, array, nullable, obj
@@ -57,10 +57,7 @@ PRESET = obj(token=STR, name=STR)
 
 
 def control_of(app: web.Application) -> PtzControl:
-    service = app[SERVICES].get("ptz")
-    if not isinstance(service, PtzControl):
-        raise web.HTTPServiceUnavailable(text="PTZ control is not running on this server")
-    return service
+    return service_of(app, "ptz", PtzControl, "PTZ control is not running on this server")
 
 
 def _principal(request: web.Request) -> Principal:
@@ -80,6 +77,25 @@ def _answers_refusals(handler: Handler) -> Handler:
             return json_error(_HTTP_STATUS.get(exc.kind, 400), str(exc), kind=exc.kind)
 
     return answering
+
+
+async def _target(request: web.Request) -> tuple[PtzControl, Principal, Any]:
+    """The PTZ service, the caller and the route's camera (404 when not of the caller's sites)."""
+    principal = _principal(request)
+    control = control_of(request.app)
+    return control, principal, await control.camera(principal, match_id(request))
+
+
+async def _preset_name(request: web.Request) -> str:
+    """The body's preset ``name``, stripped and not blank."""
+    name = get_str(await json_object(request), "name", max_len=64).strip()
+    if not name:
+        raise bad_request("field 'name' must not be blank")
+    return name
+
+
+def _ok() -> web.StreamResponse:
+    return web.json_response({"ok": True})
 
 
 def velocities(data: dict[str, Any]) -> tuple[float, float, float]:
@@ -143,9 +159,7 @@ async def api_ptz_status(request: web.Request) -> web.StreamResponse:
 async def api_ptz_move(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
     pan, tilt, zoom = velocities(data)
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     state = await control.move(principal, cam, pan, tilt, zoom,
                                owner=f"http:{principal.user_id}",
                                address=client_address(request))
@@ -156,8 +170,7 @@ async def api_ptz_move(request: web.Request) -> web.StreamResponse:
               summary="Stop the camera's pan, tilt and zoom (whoever moves it)")
 @_answers_refusals
 async def api_ptz_stop(request: web.Request) -> web.StreamResponse:
-    control = control_of(request.app)
-    cam = await control.camera(_principal(request), match_id(request))
+    control, _, cam = await _target(request)
     await control.stop(cam, reason="stopped")
     return web.json_response(control.state(cam))
 
@@ -168,12 +181,10 @@ async def api_ptz_stop(request: web.Request) -> web.StreamResponse:
 @_answers_refusals
 async def api_ptz_relative(request: web.Request) -> web.StreamResponse:
     pan, tilt, zoom = velocities(await json_object(request))
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     await control.relative_move(principal, cam, pan, tilt, zoom,
                                 address=client_address(request))
-    return web.json_response({"ok": True})
+    return _ok()
 
 
 @routes.route("POST", "/api/v1/cameras/{id}/ptz/absolute", access="ptz", body=POSITION_BODY,
@@ -183,13 +194,11 @@ async def api_ptz_absolute(request: web.Request) -> web.StreamResponse:
     data = await json_object(request)
     pan, tilt, _ = velocities({"pan": data.get("pan"), "tilt": data.get("tilt")})
     zoom = data.get("zoom")
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     await control.absolute_move(principal, cam, pan, tilt,
                                 float(zoom) if zoom is not None else None,
                                 address=client_address(request))
-    return web.json_response({"ok": True})
+    return _ok()
 
 
 # --- presets and home ---------------------------------------------------------------------------
@@ -198,9 +207,7 @@ async def api_ptz_absolute(request: web.Request) -> web.StreamResponse:
               response=obj(presets=array(PRESET)), summary="The camera's PTZ presets")
 @_answers_refusals
 async def api_presets(request: web.Request) -> web.StreamResponse:
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     return web.json_response({"presets": await control.presets(principal, cam)})
 
 
@@ -209,12 +216,8 @@ async def api_presets(request: web.Request) -> web.StreamResponse:
               summary="Save the current position as a preset")
 @_answers_refusals
 async def api_preset_save(request: web.Request) -> web.StreamResponse:
-    name = get_str(await json_object(request), "name", max_len=64).strip()
-    if not name:
-        raise bad_request("field 'name' must not be blank")
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    name = await _preset_name(request)
+    control, principal, cam = await _target(request)
     token = await control.save_preset(principal, cam, name, address=client_address(request))
     return web.json_response({"token": token, "name": name}, status=201)
 
@@ -225,14 +228,10 @@ async def api_preset_save(request: web.Request) -> web.StreamResponse:
 @_answers_refusals
 async def api_preset_rename(request: web.Request) -> web.StreamResponse:
     token = _token(request)
-    name = get_str(await json_object(request), "name", max_len=64).strip()
-    if not name:
-        raise bad_request("field 'name' must not be blank")
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    name = await _preset_name(request)
+    control, principal, cam = await _target(request)
     await control.rename_preset(principal, cam, token, name, address=client_address(request))
-    return web.json_response({"ok": True})
+    return _ok()
 
 
 @routes.route("DELETE", "/api/v1/cameras/{id}/ptz/presets/{token}", access="ptz",
@@ -240,11 +239,9 @@ async def api_preset_rename(request: web.Request) -> web.StreamResponse:
 @_answers_refusals
 async def api_preset_remove(request: web.Request) -> web.StreamResponse:
     token = _token(request)
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     await control.remove_preset(principal, cam, token, address=client_address(request))
-    return web.json_response({"ok": True})
+    return _ok()
 
 
 @routes.route("POST", "/api/v1/cameras/{id}/ptz/presets/{token}/goto", access="ptz",
@@ -252,33 +249,27 @@ async def api_preset_remove(request: web.Request) -> web.StreamResponse:
 @_answers_refusals
 async def api_preset_goto(request: web.Request) -> web.StreamResponse:
     token = _token(request)
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     await control.goto_preset(principal, cam, token, address=client_address(request))
-    return web.json_response({"ok": True})
+    return _ok()
 
 
 @routes.route("POST", "/api/v1/cameras/{id}/ptz/home", access="ptz", response=OK,
               summary="Go to the home position")
 @_answers_refusals
 async def api_home_goto(request: web.Request) -> web.StreamResponse:
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     await control.goto_home(principal, cam, address=client_address(request))
-    return web.json_response({"ok": True})
+    return _ok()
 
 
 @routes.route("PUT", "/api/v1/cameras/{id}/ptz/home", access="ptz", response=OK,
               summary="Make the current position the home position")
 @_answers_refusals
 async def api_home_set(request: web.Request) -> web.StreamResponse:
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     await control.set_home(principal, cam, address=client_address(request))
-    return web.json_response({"ok": True})
+    return _ok()
 
 
 # --- the control WebSocket ----------------------------------------------------------------------
@@ -296,9 +287,7 @@ def _same_origin(request: web.Request) -> bool:
                       "moves the camera")
 @_answers_refusals
 async def api_ptz_ws(request: web.Request) -> web.StreamResponse:
-    principal = _principal(request)
-    control = control_of(request.app)
-    cam = await control.camera(principal, match_id(request))
+    control, principal, cam = await _target(request)
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=4096)
     if not ws.can_prepare(request).ok:
         raise bad_request("this URL is a WebSocket: connect with 'Upgrade: websocket'")

@@ -53,6 +53,20 @@ def _space1d(tag: str, uri: str, low: float, high: float) -> str:
     return f"<{tag}><tt:URI>{uri}</tt:URI>{_range(low, high)}</{tag}>"
 
 
+def _spaces() -> str:
+    """The generic spaces our one node supports, and our one configuration allows."""
+    return (
+        _space2d("tt:AbsolutePanTiltPositionSpace", PT_POSITION, -1, 1)
+        + _space1d("tt:AbsoluteZoomPositionSpace", ZOOM_POSITION, 0, 1)
+        + _space2d("tt:RelativePanTiltTranslationSpace", PT_TRANSLATION, -1, 1)
+        + _space1d("tt:RelativeZoomTranslationSpace", ZOOM_TRANSLATION, -1, 1)
+        + _space2d("tt:ContinuousPanTiltVelocitySpace", PT_VELOCITY, -1, 1)
+        + _space1d("tt:ContinuousZoomVelocitySpace", ZOOM_VELOCITY, -1, 1)
+        + _space1d("tt:PanTiltSpeedSpace", PT_SPEED, 0, 1)
+        + _space1d("tt:ZoomSpeedSpace", ZOOM_SPEED, 0, 1)
+    )
+
+
 def service_capabilities() -> str:
     return '<tptz:Capabilities EFlip="false" Reverse="false" GetCompatibleConfigurations="false"/>'
 
@@ -85,15 +99,7 @@ def configuration_options_xml() -> str:
     """The options of our one configuration: the node's spaces and a Timeout range (PT1S..PT600S,
     as the Hikvision DS-2DF7276-AEL answers)."""
     return (
-        "<tptz:PTZConfigurationOptions><tt:Spaces>"
-        + _space2d("tt:AbsolutePanTiltPositionSpace", PT_POSITION, -1, 1)
-        + _space1d("tt:AbsoluteZoomPositionSpace", ZOOM_POSITION, 0, 1)
-        + _space2d("tt:RelativePanTiltTranslationSpace", PT_TRANSLATION, -1, 1)
-        + _space1d("tt:RelativeZoomTranslationSpace", ZOOM_TRANSLATION, -1, 1)
-        + _space2d("tt:ContinuousPanTiltVelocitySpace", PT_VELOCITY, -1, 1)
-        + _space1d("tt:ContinuousZoomVelocitySpace", ZOOM_VELOCITY, -1, 1)
-        + _space1d("tt:PanTiltSpeedSpace", PT_SPEED, 0, 1)
-        + _space1d("tt:ZoomSpeedSpace", ZOOM_SPEED, 0, 1)
+        "<tptz:PTZConfigurationOptions><tt:Spaces>" + _spaces()
         + "</tt:Spaces><tt:PTZTimeout><tt:Min>PT1S</tt:Min><tt:Max>PT600S</tt:Max></tt:PTZTimeout>"
         "</tptz:PTZConfigurationOptions>"
     )
@@ -102,15 +108,7 @@ def configuration_options_xml() -> str:
 def node_xml(tag: str) -> str:
     return (
         f'<{tag} token="{NODE}" FixedHomePosition="false" GeoMove="false">'
-        "<tt:Name>PTZNode_1</tt:Name><tt:SupportedPTZSpaces>"
-        + _space2d("tt:AbsolutePanTiltPositionSpace", PT_POSITION, -1, 1)
-        + _space1d("tt:AbsoluteZoomPositionSpace", ZOOM_POSITION, 0, 1)
-        + _space2d("tt:RelativePanTiltTranslationSpace", PT_TRANSLATION, -1, 1)
-        + _space1d("tt:RelativeZoomTranslationSpace", ZOOM_TRANSLATION, -1, 1)
-        + _space2d("tt:ContinuousPanTiltVelocitySpace", PT_VELOCITY, -1, 1)
-        + _space1d("tt:ContinuousZoomVelocitySpace", ZOOM_VELOCITY, -1, 1)
-        + _space1d("tt:PanTiltSpeedSpace", PT_SPEED, 0, 1)
-        + _space1d("tt:ZoomSpeedSpace", ZOOM_SPEED, 0, 1)
+        "<tt:Name>PTZNode_1</tt:Name><tt:SupportedPTZSpaces>" + _spaces()
         + "</tt:SupportedPTZSpaces><tt:MaximumNumberOfPresets>100</tt:MaximumNumberOfPresets>"
         f"<tt:HomeSupported>true</tt:HomeSupported></{tag}>"
     )
@@ -139,6 +137,14 @@ def _read_vector(node: ET.Element | None, base: PtzVector | None = None) -> PtzV
     except ValueError:
         raise SoapFault("PTZ vector is not numeric", subcodes=("ter:InvalidArgVal",)) from None
     return out
+
+
+def _check_config(req: Request, element: str) -> None:
+    """A fault unless the request's ``element`` names our one configuration."""
+    token = text_local(req.body, element)
+    if token != CONFIG:
+        raise SoapFault(f"no PTZ configuration {token!r}",
+                        subcodes=("ter:InvalidArgVal", "ter:NoConfig"))
 
 
 def build(state: CameraState) -> Service:
@@ -172,18 +178,12 @@ def build(state: CameraState) -> Service:
                 + "</tptz:GetConfigurationsResponse>")
 
     async def get_configuration(req: Request) -> str:
-        token = text_local(req.body, "PTZConfigurationToken")
-        if token != CONFIG:
-            raise SoapFault(f"no PTZ configuration {token!r}",
-                            subcodes=("ter:InvalidArgVal", "ter:NoConfig"))
+        _check_config(req, "PTZConfigurationToken")
         return ("<tptz:GetConfigurationResponse>" + configuration_xml("tptz:PTZConfiguration")
                 + "</tptz:GetConfigurationResponse>")
 
     async def get_configuration_options(req: Request) -> str:
-        token = text_local(req.body, "ConfigurationToken")
-        if token != CONFIG:
-            raise SoapFault(f"no PTZ configuration {token!r}",
-                            subcodes=("ter:InvalidArgVal", "ter:NoConfig"))
+        _check_config(req, "ConfigurationToken")
         return ("<tptz:GetConfigurationOptionsResponse>" + configuration_options_xml()
                 + "</tptz:GetConfigurationOptionsResponse>")
 
