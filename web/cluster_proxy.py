@@ -31,6 +31,9 @@ FORWARDED_ANSWER = ("Content-Type", "Content-Length", "Content-Range", "Accept-R
                     "X-Frame-Time-Us", "X-Segment-Id", "X-Frame-Pts")
 CHUNK_BYTES = 256 * 1024
 WS_CONNECT_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
+NODE_MSG_BYTES = 16 * 1024 * 1024
+"""Largest message taken from the holder (a keyframe's fragment); ``max_msg_size`` bounds what
+the user's client may send, as on the holder."""
 WS_SEND_TIMEOUT_S = 10.0
 """A relayed message the receiving side has not taken within this closes both sides (a stuck
 viewer must not hold the holder's stream: the holder drops a viewer that falls behind, too)."""
@@ -139,14 +142,15 @@ async def relay_ws(request: web.Request, remote: RemoteFootage, *,
     the same WebSocket of ``remote``, opened with the node-to-node credential: every message
     both ways, one at a time (aiohttp's bounded reader queues and :data:`WS_SEND_TIMEOUT_S` bound
     what waits here); either side closing closes the other. The holder is connected before this
-    socket is accepted, so an unreachable one answers 502 naming it."""
+    socket is accepted, so an unreachable one answers 502 naming it. ``max_msg_size`` bounds what
+    the client may send."""
     path_qs = request.rel_url.path_qs
     headers = _credential(request.app, "GET", path_qs)
     url = remote.base_url + path_qs
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5))
     try:
         upstream = await http.ws_connect(url, headers=headers, heartbeat=heartbeat_s,
-                                         max_msg_size=max_msg_size, timeout=WS_CONNECT_TIMEOUT)
+                                         max_msg_size=NODE_MSG_BYTES, timeout=WS_CONNECT_TIMEOUT)
     except aiohttp.WSServerHandshakeError as exc:
         await http.close()
         log.warning("node %s answered %s for the WebSocket %s", remote.owner, exc.status,
