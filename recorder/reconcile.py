@@ -5,18 +5,19 @@ interrupted deletions (``PendingDeletion`` rows), indexes segment files that hav
 a killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
 unplayable one is moved to ``<volume>/lost+found/``; in a cluster, one whose time another node's
 lease or indexed footage already covers is refused and moved there too
-(:func:`recorder.index.adoption_problem`: no time range of a camera is ever indexed twice) — marks rows whose file vanished ``missing``
-(and back to ``ok`` when it reappears), and closes runs left open by a crash with end reason
-``crash_recovered`` at the end of their last segment. A volume that is not usable (no marker of this
-database: not mounted, foreign, unreadable — :mod:`recorder.volumes`) is skipped and named in the
-report: its rows are not marked missing and its pending deletions wait (the default volume inside
-``data_dir`` is marked by the server's first start, and is walked before that). A file is attached
-to a run only when its path proves it: the camera uuid and run uuid it is named by must both match
-one ``Run`` row (of that stream). Anything else — a name in another layout (the id-based one of old
-releases included), a run or camera no row knows, or one whose uuids disagree — is moved to
-``<volume>/quarantine/`` and reported; quarantined files are never indexed nor served, and every
-check lists them until a person deals with them. Unindexed files of an event-mode run are
-ring-buffer leftovers no event asked for: they are deleted. Without ``repair`` it only reports.
+(:func:`recorder.index.adoption_problem`: no time range of a camera is ever indexed twice) — marks
+rows whose file vanished ``missing`` (and back to ``ok`` when it reappears), and closes runs left
+open by a crash with end reason ``crash_recovered`` at the end of their last segment. A volume that
+is not usable (no marker of this database: not mounted, foreign, unreadable —
+:mod:`recorder.volumes`) is skipped and named in the report: its rows are not marked missing and its
+pending deletions wait (the default volume inside ``data_dir`` is marked by the server's first
+start, and is walked before that). A file is attached to a run only when its path proves it: the
+camera uuid and run uuid it is named by must both match one ``Run`` row (of that stream). Anything
+else — a name in another layout (the id-based one of old releases included), a run or camera no row
+knows, or one whose uuids disagree — is moved to ``<volume>/quarantine/`` and reported; quarantined
+files are never indexed nor served, and every check lists them until a person deals with them.
+Unindexed files of an event-mode run are ring-buffer leftovers no event asked for: they are deleted.
+Without ``repair`` it only reports.
 Synchronous: call it from a thread (it uses the gateway's ``*_sync`` helpers).
 """
 

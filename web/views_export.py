@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from recorder.export import ExportNotFound, ExportService
-from recorder.export_store import export_node
 from recorder.export_plan import ExportError, parse_local
+from recorder.export_store import export_node
 from vms import catalog
 from vms.auth import Principal
 from vms.clock import check_instant, parse_instant

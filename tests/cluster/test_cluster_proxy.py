@@ -140,7 +140,7 @@ async def test_live_and_exports_through_the_other_node(cluster_factory, tmp_path
         adopted = cluster.gw.write_sync(orphan)
         await cluster.wait("b's export made by a", 30, lambda: done(adopted, admin_a))
         row = cluster.gw.read_sync(lambda: Export.get_by_id(adopted))
-        assert row.node == "a" and Path(row.path).is_file()
+        assert row.node == "a" and await asyncio.to_thread(Path(row.path).is_file)
         assert Path(row.path).is_relative_to(a.config.parent)
     finally:
         await admin_a.close()
