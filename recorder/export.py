@@ -153,8 +153,9 @@ class ExportService:
         return [i for i, _ in found]
 
     def _mine(self) -> Any:
-        """The exports this service makes: in a cluster, its node's only."""
-        return (m.Export.node == self.node) if self.settings.clustered else pw.SQL("1 = 1")
+        """The exports this service makes: in a cluster, its node's, and those of no node yet
+        (made before migration 016; a worker's claim then makes them its node's)."""
+        return m.Export.node.in_([self.node, ""]) if self.settings.clustered else pw.SQL("1 = 1")
 
     def adopt_every(self, lease_s: float) -> None:
         """In a cluster: every ``lease_s``, take over the unfinished exports of dead nodes."""
@@ -352,7 +353,8 @@ class ExportService:
         row = await self.gw.read(lambda: m.Export.get_or_none(m.Export.id == export_id))
         if row is None or row.state != "queued":
             return
-        started = await self.gw.write(lambda: m.Export.update(state="running", progress=0.0).where(
+        started = await self.gw.write(lambda: m.Export.update(
+            state="running", progress=0.0, node=self.node).where(
             (m.Export.id == export_id) & (m.Export.state == "queued") & self._mine()).execute())
         if not started:
             return  # cancelled meanwhile
