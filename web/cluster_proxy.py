@@ -17,6 +17,7 @@ import contextlib
 import logging
 
 import aiohttp
+import peewee as pw
 from aiohttp import WSMsgType, web
 
 from vms.cluster import live_holder, node_url, signed_headers, volume_nodes
@@ -34,6 +35,8 @@ WS_CONNECT_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
 NODE_MSG_BYTES = 16 * 1024 * 1024
 """Largest message taken from the holder (a keyframe's fragment); ``max_msg_size`` bounds what
 the user's client may send, as on the holder."""
+RECHECK_S = 5.0
+"""How often a live relay re-reads who holds the camera's lease."""
 WS_SEND_TIMEOUT_S = 10.0
 """A relayed message the receiving side has not taken within this closes both sides (a stuck
 viewer must not hold the holder's stream: the holder drops a viewer that falls behind, too)."""
@@ -136,14 +139,16 @@ async def proxy(request: web.Request, remote: RemoteFootage,
                                       "reached now") from None
 
 
-async def relay_ws(request: web.Request, remote: RemoteFootage, *,
-                   max_msg_size: int, heartbeat_s: float) -> web.WebSocketResponse:
+async def relay_ws(request: web.Request, remote: RemoteFootage, *, max_msg_size: int,
+                   heartbeat_s: float, camera_id: int | None = None) -> web.WebSocketResponse:
     """Answer the WebSocket ``request`` (already checked here: rights, site, Origin) by relaying
     the same WebSocket of ``remote``, opened with the node-to-node credential: every message
     both ways, one at a time (aiohttp's bounded reader queues and :data:`WS_SEND_TIMEOUT_S` bound
     what waits here); either side closing closes the other. The holder is connected before this
     socket is accepted, so an unreachable one answers 502 naming it. ``max_msg_size`` bounds what
-    the client may send."""
+    the client may send. With ``camera_id``, the lease is re-read every :data:`RECHECK_S`: when
+    another node (or none) holds it now, both sides close and the client's reconnect lands on the
+    new holder."""
     path_qs = request.rel_url.path_qs
     headers = _credential(request.app, "GET", path_qs)
     url = remote.base_url + path_qs
@@ -172,12 +177,16 @@ async def relay_ws(request: web.Request, remote: RemoteFootage, *,
         log.info("%s: relayed from node %s", request.path, remote.owner)
         down = asyncio.create_task(_pump(upstream, ws), name=f"relay-down-{request.path}")
         up = asyncio.create_task(_pump(ws, upstream), name=f"relay-up-{request.path}")
+        tasks = {down, up}
+        if camera_id is not None:
+            tasks.add(asyncio.create_task(_holder_moved(request, remote, camera_id),
+                                          name=f"relay-lease-{request.path}"))
         try:
-            await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (down, up):
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(down, up, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             code = upstream.close_code if down.done() and upstream.closed else None
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=code or aiohttp.WSCloseCode.OK)
@@ -186,6 +195,23 @@ async def relay_ws(request: web.Request, remote: RemoteFootage, *,
             await upstream.close()
         await http.close()
     return ws
+
+
+async def _holder_moved(request: web.Request, remote: RemoteFootage, camera_id: int) -> None:
+    """Return once ``remote`` no longer holds ``camera_id``'s lease (read every RECHECK_S)."""
+    settings = request.app[SETTINGS]
+    while True:
+        await asyncio.sleep(RECHECK_S)
+        try:
+            holder = await request.app[GATEWAY].read(live_holder, camera_id,
+                                                     float(settings.cluster.lease_seconds))
+        except pw.DatabaseError as exc:  # a database hiccup keeps the relay going
+            log.debug("camera %s: lease not re-read (%s)", camera_id, exc)
+            continue
+        if holder is None or holder[0] != remote.owner:
+            log.info("camera %s: node %s no longer holds it; relay closed", camera_id,
+                     remote.owner)
+            return
 
 
 async def _pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,

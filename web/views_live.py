@@ -93,7 +93,7 @@ async def api_live(request: web.Request) -> web.StreamResponse:
     if remote is not None:  # another node records it: its session, relayed (no second one here)
         _check_upgrade(request)
         return await relay_ws(request, remote, max_msg_size=WS_MAX_MSG_BYTES,
-                              heartbeat_s=WS_HEARTBEAT_S)
+                              heartbeat_s=WS_HEARTBEAT_S, camera_id=camera["id"])
     service = _live_service(request)
     try:
         source = await service.resolve(camera["id"], kind)

@@ -180,7 +180,8 @@ async def api_listen(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="WebSocket from another origin")
     remote = await live_holder_of(request, camera["id"])
     if remote is not None:  # another node records it: its listening session, relayed
-        return await relay_ws(request, remote, max_msg_size=4096, heartbeat_s=WS_HEARTBEAT_S)
+        return await relay_ws(request, remote, max_msg_size=4096, heartbeat_s=WS_HEARTBEAT_S,
+                              camera_id=camera["id"])
     try:
         viewer = await service.subscribe(camera["id"])
     except LiveUnavailable as exc:

@@ -1,7 +1,8 @@
 """Issue 17, any node serves any request: live video of a camera another node records is relayed
 from that node (the camera sees one RTSP session), an export made on one node downloads through the
-other and verifies, an unreachable holder is a 502 naming it, a node-to-node credential cannot
-talk at a door, and a dead node's unfinished export is made by a node still alive."""
+other and verifies, an unreachable holder is a 502 naming it, a relay closes when the lease moves,
+a node-to-node credential cannot talk at a door, and a dead node's unfinished export is made by a
+node still alive."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 
 from tests.cluster.conftest import PASSWORD, Cluster
 from vms.cluster import signed_headers
-from vms.db.models import AuditLog, Export, Installation, User
+from vms.db.models import AuditLog, Export, Installation, Node, User
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +61,8 @@ async def test_live_and_exports_through_the_other_node(cluster_factory, tmp_path
     holders = cluster.holders()
     cam_a = next(c for c, n in holders.items() if n == "a")
     cam_b = next(c for c, n in holders.items() if n == "b")
-    await cluster.wait("footage of a's camera", 15, lambda: sum(
-        1 for s in cluster.segments() if s[0] == cam_a and s[5] == "a") >= 2)
+    await cluster.wait("footage of a's camera", 15, lambda: any(
+        s[0] == cam_a and s[2] - s[1] > 500_000 for s in cluster.segments()))
     admin_a, csrf_a = await a.session("admin1", PASSWORD)
     admin_b, _ = await b.session("admin1", PASSWORD)
     try:
@@ -122,11 +123,36 @@ async def test_live_and_exports_through_the_other_node(cluster_factory, tmp_path
                 AuditLog.action == "export_download")])
         assert downloads == [("admin1", True)] * 2, downloads
 
-        # b dies: live view of its camera through a is a 502 naming b (until a takes the lease)
-        await b.kill9()
+        # a cannot reach b (a partition between nodes): live view of b's camera is a 502
+        # naming b, before the user's socket is accepted
+        from tests.core.test_serve import free_port
+
+        def advertise(url: str) -> None:
+            cluster.gw.write_sync(lambda: Node.update(advertise_url=url).where(
+                Node.name == "b").execute())
+
+        advertise(f"http://127.0.0.1:{free_port()}")
         async with admin_a.get(f"/api/v1/cameras/{cam_b}/live", headers=WS_UPGRADE) as resp:
             body = await resp.text()
             assert resp.status == 502 and "'b'" in body, (resp.status, body)
+        advertise(b.base)
+
+        # the lease moves while a user watches through a: the relay closes (the player then
+        # reconnects to the new holder), and the camera is still recorded once
+        async with admin_a.ws_connect(f"/api/v1/cameras/{cam_b}/live") as ws:
+            assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT
+            cluster.gw.write_sync(lambda: Node.update(draining=True).where(
+                Node.name == "b").execute())
+
+            async def relay_closed() -> bool:
+                while (await ws.receive(timeout=20)).type in (aiohttp.WSMsgType.TEXT,
+                                                             aiohttp.WSMsgType.BINARY):
+                    pass
+                return True
+
+            await asyncio.wait_for(relay_closed(), 25)
+        assert cluster.holders()[cam_b] == "a"
+        await b.kill9()
 
         # an export b was making when it died is made by a once b's heartbeat lapses
         def orphan() -> int:
