@@ -158,10 +158,10 @@ class ExportService:
         return m.Export.node.in_([self.node, ""]) if self.settings.clustered else pw.SQL("1 = 1")
 
     def adopt_every(self, lease_s: float) -> None:
-        """In a cluster: every ``lease_s``, take over the unfinished exports of dead nodes."""
+        """In a cluster: every ``lease_s / 2``, take over the unfinished exports of dead nodes."""
         async def loop() -> None:
             while True:
-                await asyncio.sleep(lease_s)
+                await asyncio.sleep(lease_s / 2)
                 try:
                     await self.adopt(lease_s)
                 except pw.DatabaseError as exc:

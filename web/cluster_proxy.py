@@ -36,7 +36,8 @@ NODE_MSG_BYTES = 16 * 1024 * 1024
 """Largest message taken from the holder (a keyframe's fragment); ``max_msg_size`` bounds what
 the user's client may send, as on the holder."""
 RECHECK_S = 5.0
-"""How often a live relay re-reads who holds the camera's lease."""
+"""How often a live relay re-reads who holds the camera's lease (at most; half the lease when
+shorter)."""
 WS_SEND_TIMEOUT_S = 10.0
 """A relayed message the receiving side has not taken within this closes both sides (a stuck
 viewer must not hold the holder's stream: the holder drops a viewer that falls behind, too)."""
@@ -201,7 +202,7 @@ async def _holder_moved(request: web.Request, remote: RemoteFootage, camera_id: 
     """Return once ``remote`` no longer holds ``camera_id``'s lease (read every RECHECK_S)."""
     settings = request.app[SETTINGS]
     while True:
-        await asyncio.sleep(RECHECK_S)
+        await asyncio.sleep(min(RECHECK_S, settings.cluster.lease_seconds / 2))
         try:
             holder = await request.app[GATEWAY].read(live_holder, camera_id,
                                                      float(settings.cluster.lease_seconds))
