@@ -61,8 +61,8 @@ async def test_live_and_exports_through_the_other_node(cluster_factory, tmp_path
     holders = cluster.holders()
     cam_a = next(c for c, n in holders.items() if n == "a")
     cam_b = next(c for c, n in holders.items() if n == "b")
-    await cluster.wait("footage of a's camera", 15, lambda: any(
-        s[0] == cam_a and s[2] - s[1] > 500_000 for s in cluster.segments()))
+    await cluster.wait("footage of a's camera on a's volume", 15, lambda: any(
+        s[0] == cam_a and s[3] == "vol-a" and s[2] - s[1] > 500_000 for s in cluster.segments()))
     admin_a, csrf_a = await a.session("admin1", PASSWORD)
     admin_b, _ = await b.session("admin1", PASSWORD)
     try:
@@ -87,7 +87,8 @@ async def test_live_and_exports_through_the_other_node(cluster_factory, tmp_path
             assert resp.status == 403, await resp.text()
 
         # an export made on a (of a's footage) downloads through b and verifies
-        seg = next(s for s in cluster.segments() if s[0] == cam_a and s[2] - s[1] > 500_000)
+        seg = next(s for s in cluster.segments()  # on a's volume: a's to export, b dead or not
+                   if s[0] == cam_a and s[3] == "vol-a" and s[2] - s[1] > 500_000)
         async with admin_a.post("/api/v1/exports", headers={"X-CSRF-Token": csrf_a}, json={
                 "camera_ids": [cam_a], "from": seg[1], "to": seg[2]}) as resp:
             assert resp.status == 201, await resp.text()
