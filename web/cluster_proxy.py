@@ -188,14 +188,24 @@ async def relay_ws(request: web.Request, remote: RemoteFootage, *, max_msg_size:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            code = upstream.close_code if down.done() and upstream.closed else None
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.close(code=code or aiohttp.WSCloseCode.OK)
+                await ws.close(code=_close_code(upstream, down))
     finally:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await upstream.close()
         await http.close()
     return ws
+
+
+def _close_code(upstream: aiohttp.ClientWebSocketResponse, down: asyncio.Task[None]) -> int:
+    """The holder's close code when it closed first (an abnormal end: 1014, bad gateway), else
+    1000 (the client left, or the lease moved)."""
+    if not (down.done() and upstream.closed):
+        return aiohttp.WSCloseCode.OK
+    code = upstream.close_code
+    if code is None or code in (1005, 1006, 1015) or not 1000 <= code < 5000:
+        return aiohttp.WSCloseCode.BAD_GATEWAY
+    return code
 
 
 async def _holder_moved(request: web.Request, remote: RemoteFootage, camera_id: int) -> None:
