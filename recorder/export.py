@@ -11,6 +11,11 @@ web layer and the CLI call :class:`ExportService`; see docs/design/export.md for
 
 Files live in ``<data_dir>/exports/``: ``export-<id>.mp4`` for one camera, ``export-<id>.zip``
 (stored, one MP4 per camera) for several, and ``export-<id>.manifest.json`` beside it.
+
+In a cluster each export row names the node that makes it (``export.node``): that node's workers run
+it and keep its file; a restart recovers only the node's own exports; :meth:`ExportService.adopt`
+moves the unfinished exports of a node that stopped heart-beating to this one (the job starts
+again), and a job whose export was moved away meanwhile never marks it done.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import peewee as pw
 
 from recorder import export_store as store
 from recorder.clip import Clip
@@ -69,6 +76,8 @@ class ExportService:
         self.concurrency = max(1, concurrency or settings.export.concurrency)
         self.ffmpeg_exe = ffmpeg_exe or settings.ffmpeg_exe()
         self.folder = settings.data_dir / "exports"
+        self.node = settings.node_name if settings.clustered else ""
+        """The node whose exports these workers make ('' for a single server)."""
         self.fetch_remote: Callable[[int, int, Path], Awaitable[None]] | None = None
         """In a cluster: copies a segment kept on another node (camera id, segment id, dest)."""
         self._queue: asyncio.Queue[int] = asyncio.Queue()
@@ -80,6 +89,7 @@ class ExportService:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
+        self._adopter: asyncio.Task[None] | None = None
         self.listeners: list[Callable[[int, str], None]] = []
         """Called with (export id, state) when a job reaches a final state (tests, metrics)."""
 
@@ -101,6 +111,10 @@ class ExportService:
     async def stop(self) -> None:
         """Stop the workers; a job interrupted here goes back to ``queued`` for the next start."""
         self._stopping = True
+        if self._adopter is not None:
+            self._adopter.cancel()
+            await asyncio.gather(self._adopter, return_exceptions=True)
+            self._adopter = None
         for job in list(self._jobs.values()):
             job.cancel.set()
             await terminate(job)
@@ -120,7 +134,8 @@ class ExportService:
         """
         def load() -> list[tuple[int, str]]:
             rows = (m.Export.select(m.Export.id, m.Export.state)
-                    .where(m.Export.state.in_(["queued", "running"])).order_by(m.Export.id))
+                    .where(m.Export.state.in_(["queued", "running"]) & self._mine())
+                    .order_by(m.Export.id))
             ids = [(r.id, r.state) for r in rows]
             for export_id, state in ids:
                 if state == "running":
@@ -136,6 +151,53 @@ class ExportService:
                 store.remove_outputs(self.folder, export_id)
             self._queue.put_nowait(export_id)
         return [i for i, _ in found]
+
+    def _mine(self) -> Any:
+        """The exports this service makes: in a cluster, its node's, and those of no node yet
+        (made before migration 016; a worker's claim then makes them its node's)."""
+        return m.Export.node.in_([self.node, ""]) if self.settings.clustered else pw.SQL("1 = 1")
+
+    def adopt_every(self, lease_s: float) -> None:
+        """In a cluster: every ``lease_s / 2``, take over the unfinished exports of dead nodes."""
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(lease_s / 2)
+                try:
+                    await self.adopt(lease_s)
+                except pw.DatabaseError as exc:
+                    log.warning("exports of dead nodes not checked: database unavailable (%s)",
+                                exc)
+
+        self._adopter = asyncio.create_task(loop(), name="export-adopt")
+
+    async def adopt(self, lease_s: float) -> list[int]:
+        """Move the queued or running exports of nodes whose heartbeat lapsed (database clock)
+        to this node and queue them (a running one starts again: its partial files are on the
+        dead node). One UPDATE per export, conditional on its node: two nodes adopting at once
+        each get a different export or none. Nothing while this node itself is not alive."""
+        from vms.cluster import dead_nodes
+
+        def take() -> list[tuple[int, str]]:
+            dead = dead_nodes(lease_s)
+            registered = m.Node.select().where(m.Node.name == self.node).exists()
+            if not dead or self.node in dead or not registered:  # only an alive node adopts
+                return []
+            taken = []
+            for export_id, node in (m.Export.select(m.Export.id, m.Export.node)
+                                    .where(m.Export.state.in_(["queued", "running"])
+                                           & m.Export.node.in_(dead)).tuples()):
+                if m.Export.update(node=self.node, state="queued", progress=0.0, error="").where(
+                        (m.Export.id == export_id) & (m.Export.node == node)
+                        & m.Export.state.in_(["queued", "running"])).execute():
+                    taken.append((export_id, node))
+            return taken
+
+        taken = await self.gw.write(take)
+        for export_id, node in taken:
+            log.warning("export %s: node %s stopped heart-beating; this node (%s) makes it now",
+                        export_id, node, self.node)
+            self._queue.put_nowait(export_id)
+        return [i for i, _ in taken]
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -169,7 +231,7 @@ class ExportService:
                 sites.append(cam.site_id)
             row = m.Export.create(user=principal.user_id if principal else None, state="queued",
                                   progress=0.0, camera_ids=json.dumps(ids), from_us=from_us,
-                                  to_us=to_us, created_us=now,
+                                  to_us=to_us, created_us=now, node=self.node,
                                   manifest=json.dumps({"exported_by": {
                                       "username": principal.username if principal else username,
                                       "user_id": principal.user_id if principal else None,
@@ -202,16 +264,22 @@ class ExportService:
 
     async def file_for_download(self, principal: Principal | None, export_id: int, *,
                                 address: str = "", record: bool = True,
-                                username: str = "", byte_range: str = "") -> tuple[Path, str]:
+                                username: str = "", byte_range: str = "",
+                                local: bool = True) -> tuple[Path, str]:
         """The finished file (path, download name); writes an ``export_download`` audit record
-        (with ``byte_range``, the HTTP Range asked for; empty: the whole file)."""
+        (with ``byte_range``, the HTTP Range asked for; empty: the whole file). ``local`` false:
+        another node keeps the file (only the checks and the record are made here)."""
         return await self.gw.write(
             lambda: store.download(self.clock, principal, export_id, address=address,
-                                   record=record, username=username, byte_range=byte_range))
+                                   record=record, username=username, byte_range=byte_range,
+                                   local=local))
 
     async def cancel(self, principal: Principal | None, export_id: int) -> dict[str, Any]:
         def mark() -> m.Export:
             row = store.visible_row(principal, export_id)
+            if row.state == "running" and row.node and row.node != self.node:
+                raise ExportError(f"export {export_id} is being made on node {row.node!r}: "
+                                  "cancel it there")
             if row.state == "queued":
                 m.Export.update(state="cancelled", finished_us=self.clock.now_us(),
                                 error="cancelled by the user").where(
@@ -252,9 +320,11 @@ class ExportService:
             finally:
                 self._queue.task_done()
 
-    async def _set(self, export_id: int, **values: Any) -> None:
-        await self.gw.write(lambda: m.Export.update(**values).where(
-            m.Export.id == export_id).execute())
+    async def _set(self, export_id: int, **values: Any) -> bool:
+        """Update the export; False when it is no longer this node's (another node adopted it
+        while this one was cut off)."""
+        return bool(await self.gw.write(lambda: m.Export.update(**values).where(
+            (m.Export.id == export_id) & self._mine()).execute()))
 
     async def _finish(self, export_id: int, state: str, *, error: str = "") -> None:
         await self._set(export_id, state=state, error=error, finished_us=self.clock.now_us())
@@ -283,8 +353,9 @@ class ExportService:
         row = await self.gw.read(lambda: m.Export.get_or_none(m.Export.id == export_id))
         if row is None or row.state != "queued":
             return
-        started = await self.gw.write(lambda: m.Export.update(state="running", progress=0.0).where(
-            (m.Export.id == export_id) & (m.Export.state == "queued")).execute())
+        started = await self.gw.write(lambda: m.Export.update(
+            state="running", progress=0.0, node=self.node).where(
+            (m.Export.id == export_id) & (m.Export.state == "queued") & self._mine()).execute())
         if not started:
             return  # cancelled meanwhile
         job = ExportJob(export_id)
@@ -327,9 +398,14 @@ class ExportService:
             shutil.rmtree(tmp, ignore_errors=True)
             if job.cancel.is_set():
                 raise ExportCancelled
-            await self._set(export_id, state="done", progress=1.0, path=str(final),
-                            sha256=file_digest, manifest=json.dumps(manifest, ensure_ascii=False),
-                            finished_us=manifest["finished_us"], error="")
+            if not await self._set(export_id, state="done", progress=1.0, path=str(final),
+                                   sha256=file_digest,
+                                   manifest=json.dumps(manifest, ensure_ascii=False),
+                                   finished_us=manifest["finished_us"], error=""):
+                log.warning("export %s: made here, but another node took it over meanwhile; "
+                            "this copy is discarded", export_id)
+                store.remove_outputs(self.folder, export_id)
+                return
             log.info("export %s done: %s (%s bytes)", export_id, final.name,
                      manifest["file"]["size_bytes"])
             self.stats.ended("done")

@@ -78,15 +78,22 @@ def list_visible(principal: Principal | None, limit: int) -> list[dict[str, Any]
     return out
 
 
+def export_node(principal: Principal | None, export_id: int) -> str:
+    """The node that made the export and keeps its file ('' : a single server). A read."""
+    return str(visible_row(principal, export_id).node)
+
+
 def download(clock: Clock, principal: Principal | None, export_id: int, *, address: str,
-             record: bool, username: str, byte_range: str) -> tuple[Path, str]:
+             record: bool, username: str, byte_range: str,
+             local: bool = True) -> tuple[Path, str]:
     """The finished file (path, download name); an ``export_download`` audit record unless
-    ``record`` is false. For ``gw.write``."""
+    ``record`` is false. ``local`` false: the file is on another node (which serves it), so
+    it is not looked for here. For ``gw.write``."""
     row = visible_row(principal, export_id)
     if row.state != "done" or not row.path:
         raise ExportError(f"export {export_id} is {row.state}, not done")
     path = Path(row.path)
-    if not path.is_file():
+    if local and not path.is_file():
         raise ExportError(f"the file of export {export_id} is gone from the server")
     if record:
         ids = json.loads(row.camera_ids or "[]")

@@ -8,6 +8,12 @@ epoch; :func:`insert_run` and :func:`insert_segment` given a :class:`Fence` firs
 ``FOR SHARE`` in the same transaction and refuse (:class:`LeaseLost`) unless this node still holds
 it at that epoch, so a node whose lease was taken while it was cut off never indexes a second copy
 of the same time. The row lock makes a concurrent take wait for the insert's commit.
+
+Reconciliation adopts a crashed run's unindexed files without a fence (the run's epoch is gone
+with the process); in a cluster it calls :func:`adoption_problem` in the insert's transaction
+instead: a file is refused when another node has taken the camera's lease since before the file's
+end, or when its time overlaps footage of another run already indexed, so no time range of a
+camera is ever indexed twice.
 """
 
 from __future__ import annotations
@@ -82,6 +88,34 @@ def delete_run_if_empty(run_id: int) -> bool:
         return False
     Run.delete().where(Run.id == run_id).execute()
     return True
+
+
+def adoption_problem(row: SegmentRow, run_node: str) -> str | None:
+    """Inside a write transaction (PostgreSQL, a cluster): why the unindexed file ``row`` of a
+    run recorded by ``run_node`` must not be indexed, or None. Reads the camera's lease row
+    ``FOR SHARE`` (a take waits, or skips it, until the adoption commits), then one index probe
+    for the latest segment of another run starting before the file's end."""
+    lease = (CameraLease.select(CameraLease.node, CameraLease.epoch, CameraLease.taken_us)
+             .where(CameraLease.camera == row.camera_id).for_update("FOR SHARE").tuples().first())
+    if lease is not None and lease[0] not in ("", run_node) and lease[2] < row.end_us:
+        return (f"node {lease[0]!r} took the camera's lease (epoch {lease[1]}) at {lease[2]} µs, "
+                f"before this file's end ({row.end_us} µs)")
+    other = (Segment.select(Segment.path, Segment.start_us, Segment.end_us, Run.node)
+             .join(Run, on=(Segment.run == Run.id))
+             .where((Segment.camera == row.camera_id) & (Segment.stream == row.stream)
+                    & (Segment.run != row.run_id) & (Segment.start_us < row.end_us))
+             .order_by(Segment.start_us.desc()).limit(1).tuples().first())
+    if other is not None and other[2] > row.start_us:
+        return (f"its time [{row.start_us}, {row.end_us}) µs overlaps {other[0]} "
+                f"[{other[1]}, {other[2]}) µs, already indexed (node {other[3] or 'none'!r})")
+    return None
+
+
+def adopt_segment(row: SegmentRow, run_node: str) -> int | str:
+    """Index a reconciled file of a cluster node (see :func:`adoption_problem`): its new id, or
+    the reason it was refused (nothing written)."""
+    problem = adoption_problem(row, run_node)
+    return problem if problem is not None else insert_segment(row)
 
 
 def insert_segment(row: SegmentRow, fence: Fence | None = None) -> int:

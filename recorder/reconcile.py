@@ -3,18 +3,21 @@
 Run at recorder start-up (before any ffmpeg starts) and by ``vms check [--repair]``. It finishes
 interrupted deletions (``PendingDeletion`` rows), indexes segment files that have no row — the file
 a killed ffmpeg was writing is probed and indexed with its true playable duration as ``partial``, an
-unplayable one is moved to ``<volume>/lost+found/`` — marks rows whose file vanished ``missing``
-(and back to ``ok`` when it reappears), and closes runs left open by a crash with end reason
-``crash_recovered`` at the end of their last segment. A volume that is not usable (no marker of this
-database: not mounted, foreign, unreadable — :mod:`recorder.volumes`) is skipped and named in the
-report: its rows are not marked missing and its pending deletions wait (the default volume inside
-``data_dir`` is marked by the server's first start, and is walked before that). A file is attached
-to a run only when its path proves it: the camera uuid and run uuid it is named by must both match
-one ``Run`` row (of that stream). Anything else — a name in another layout (the id-based one of old
-releases included), a run or camera no row knows, or one whose uuids disagree — is moved to
-``<volume>/quarantine/`` and reported; quarantined files are never indexed nor served, and every
-check lists them until a person deals with them. Unindexed files of an event-mode run are
-ring-buffer leftovers no event asked for: they are deleted. Without ``repair`` it only reports.
+unplayable one is moved to ``<volume>/lost+found/``; in a cluster, one whose time another node's
+lease or indexed footage already covers is refused and moved there too
+(:func:`recorder.index.adoption_problem`: no time range of a camera is ever indexed twice) — marks
+rows whose file vanished ``missing`` (and back to ``ok`` when it reappears), and closes runs left
+open by a crash with end reason ``crash_recovered`` at the end of their last segment. A volume that
+is not usable (no marker of this database: not mounted, foreign, unreadable —
+:mod:`recorder.volumes`) is skipped and named in the report: its rows are not marked missing and its
+pending deletions wait (the default volume inside ``data_dir`` is marked by the server's first
+start, and is walked before that). A file is attached to a run only when its path proves it: the
+camera uuid and run uuid it is named by must both match one ``Run`` row (of that stream). Anything
+else — a name in another layout (the id-based one of old releases included), a run or camera no row
+knows, or one whose uuids disagree — is moved to ``<volume>/quarantine/`` and reported; quarantined
+files are never indexed nor served, and every check lists them until a person deals with them.
+Unindexed files of an event-mode run are ring-buffer leftovers no event asked for: they are deleted.
+Without ``repair`` it only reports.
 Synchronous: call it from a thread (it uses the gateway's ``*_sync`` helpers).
 """
 
@@ -54,7 +57,11 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)
     """Files without a row that were (or would be) indexed."""
     lost_and_found: list[str] = field(default_factory=list)
-    """Unplayable files moved (or to be moved) aside."""
+    """Unplayable or refused files moved (or to be moved) aside."""
+    refused: list[str] = field(default_factory=list)
+    """A cluster: unindexed files not adopted because their time is another node's (its lease
+    was taken before the file's end, or footage of another run covers it), with the reason; they
+    are in ``lost_and_found`` too."""
     quarantined: list[str] = field(default_factory=list)
     """Files no row can be proven to own (unknown or mismatched uuids, another layout): moved
     (or to be moved) to ``<volume>/quarantine/``."""
@@ -97,7 +104,7 @@ class ReconcileReport:
     def as_dict(self) -> dict[str, object]:
         return {
             "repair": self.repair, "adopted": self.adopted, "lost_and_found": self.lost_and_found,
-            "quarantined": self.quarantined, "in_quarantine": self.in_quarantine,
+            "refused": self.refused, "quarantined": self.quarantined, "in_quarantine": self.in_quarantine,
             "missing": self.missing, "restored": self.restored,
             "deletions_completed": self.deletions_completed, "runs_closed": self.runs_closed,
             "ring_discarded": self.ring_discarded, "excluded_runs": self.excluded_runs,
@@ -164,7 +171,10 @@ def reconcile(gateway: Gateway, settings: Settings, clock: Clock, repair: bool, 
             continue
         report.in_quarantine += [f"{volume.name}:{rel}" for rel in iter_quarantined(volume)]
     report.volumes = volume_drift(gateway, settings, exclude_run_ids, skipped)
+    refused = {line.split(": ", 1)[0] for line in report.refused}
     for line in report.lost_and_found:
+        if line in refused:
+            continue  # logged with its reason
         log.warning("reconcile: unplayable segment %s %s", line,
                     "moved to lost+found" if repair else "(would be moved to lost+found)")
     for line in report.quarantined:
@@ -261,9 +271,6 @@ def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair
         if repair:
             move_to_lost_and_found(volume, rel)
         return
-    report.adopted.append(label)
-    if not repair:
-        return
 
     def previous_end() -> int:
         """End of the run's indexed segment just before this file's sequence number."""
@@ -274,13 +281,37 @@ def _adopt(gateway: Gateway, settings: Settings, vol_name: str, rel: str, repair
                 best_seq, best_end = other.seq, seg.end_us
         return int(best_end)
 
-    start_us = gateway.read_sync(previous_end)
+    start_us = gateway.read_sync(previous_end)  # (a guess for a check-only pass, too)
     row = index.SegmentRow(
         camera_id=run.camera_id, stream=place.stream, run_id=run.id, volume=vol_name, path=rel,
         start_us=start_us, end_us=start_us + probe.duration_us, size_bytes=probe.size_bytes,
         video_codec=probe.video_codec, audio_codec=probe.audio_codec, width=probe.width,
         height=probe.height, state="partial",
     )
+    if settings.clustered:  # no fence for a dead run's files: the index itself is checked
+        problem = gateway.write_sync(index.adoption_problem, row, run.node) if not repair \
+            else None
+        if repair:
+            fsync_path(Path(volume.path / rel))
+            try:
+                outcome = gateway.write_sync(index.adopt_segment, row, run.node)
+            except pw.IntegrityError as exc:
+                outcome = f"it could not be indexed ({exc})"
+            problem = outcome if isinstance(outcome, str) else None
+        if problem is not None:
+            report.refused.append(f"{label}: {problem}")
+            report.lost_and_found.append(label)
+            log.warning("reconcile: segment %s of run %s (node %s) refused: %s; %s", label,
+                        run.id, run.node or "-", problem,
+                        "moved to lost+found" if repair else "(would be moved to lost+found)")
+            if repair:
+                move_to_lost_and_found(volume, rel)
+            return
+        report.adopted.append(label)
+        return
+    report.adopted.append(label)
+    if not repair:
+        return
     fsync_path(Path(volume.path / rel))
     try:
         gateway.write_sync(index.insert_segment, row)

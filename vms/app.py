@@ -481,6 +481,9 @@ async def _exports_ctx(app: web.Application) -> AsyncIterator[None]:
 
         service.fetch_remote = fetch
     await service.start()
+    if app[SETTINGS].clustered:  # a dead node's unfinished exports are made here, once this
+        # node heart-beats (recorder/export.py)
+        service.adopt_every(float(app[SETTINGS].cluster.lease_seconds))
     app[SERVICES]["exports"] = service
     try:
         yield

@@ -333,6 +333,33 @@ def volume_nodes() -> dict[str, tuple[str, str]]:
     return out
 
 
+def live_holder(camera_id: int, lease_s: float) -> tuple[str, str] | None:
+    """(node name, advertise_url) of the alive node holding ``camera_id``'s lease now (database
+    clock), or None when the lease is free, expired or its holder stopped heart-beating. A read:
+    where live view of the camera is served (web/cluster_proxy.py)."""
+    now_us = db_now_us(Node._meta.database)
+    row = (CameraLease.select(CameraLease.node, Node.advertise_url)
+           .join(Node, on=(Node.name == CameraLease.node))
+           .where((CameraLease.camera == camera_id) & (CameraLease.node != "")
+                  & (CameraLease.expires_us > now_us)
+                  & (Node.heartbeat_us > now_us - int(lease_s * 1_000_000)))
+           .tuples().first())
+    return (row[0], row[1]) if row else None
+
+
+def node_url(name: str) -> str | None:
+    """A node's advertise_url (None: no such node). A read."""
+    row = Node.select(Node.advertise_url).where(Node.name == name).tuples().first()
+    return row[0] if row else None
+
+
+def dead_nodes(lease_s: float) -> list[str]:
+    """Nodes whose heartbeat lapsed more than ``lease_s`` ago (database clock). A read."""
+    now_us = db_now_us(Node._meta.database)
+    return [n for (n,) in Node.select(Node.name).where(
+        Node.heartbeat_us <= now_us - int(lease_s * 1_000_000)).tuples()]
+
+
 class ClusterCollector:
     """Prometheus figures, computed when scraped (on a gateway reader thread, like
     vms/storage_metrics.py): per node of the cluster ``vms_cluster_node_alive{node}`` and

@@ -234,6 +234,17 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(rx), text)
     (r"^nothing recorded in this range$", N_("Nothing recorded here")),
     (r"^the recording's file is missing$", N_("recorded files missing")),
     (r"^the export service is not running$", N_("the export service is not running")),
+    # another node of the cluster (web/cluster_proxy.py, recorder/export.py)
+    (rf"^the camera is recorded by node {_NAME}, which cannot be reached now$",
+     N_("the camera is recorded by cluster node “%(name)s”, which cannot be reached now")),
+    (rf"^.* is on node {_NAME}, which cannot be reached now$",
+     N_("it is kept on cluster node “%(name)s”, which cannot be reached now")),
+    (rf"^.* is on node {_NAME}, which could not serve it$",
+     N_("cluster node “%(name)s” could not serve it")),
+    (rf"^the file is on node {_NAME}, which is no longer part of the cluster$",
+     N_("the file is on cluster node “%(name)s”, which is no longer part of the cluster")),
+    (rf"^export \d+ is being made on node {_NAME}: cancel it there$",
+     N_("this export is being made on cluster node “%(name)s”: cancel it there")),
     (r"^internal server error; the server log has the details$",
      N_("Something went wrong on the server.")),
     # talk-back (recorder/backchannel.py, sent by web/views_talk.py)

@@ -162,6 +162,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     if rule.access != "login" and not principal.can(rule.access):
         raise web.HTTPForbidden(text=f"your role ({principal.role}) does not allow this "
                                      f"(needs the right {rule.access!r})")
+    if principal.via == "node" and rule.scope != "read":  # reads (and their WebSockets) only
+        raise web.HTTPForbidden(text="a node-to-node credential may only read")
     if principal.via == "token" and not scope_allows(principal.token_scope, rule.scope):
         raise web.HTTPForbidden(text=f"this API token's scope ({principal.token_scope}) does not "
                                      f"allow this (needs a token of scope {rule.scope!r})")
@@ -197,8 +199,10 @@ async def _resolve_principal(request: web.Request):  # type: ignore[no-untyped-d
 
 
 def _node_principal(request: web.Request) -> Principal:
-    """Another node of the cluster, fetching footage kept here for a user it has already checked
-    (web/cluster_proxy.py): a signature by the cluster secret, reads (GET, HEAD) only."""
+    """Another node of the cluster, fetching footage, an export's file or a live stream (a
+    WebSocket upgrade is a GET) kept or recorded here, for a user it has already checked
+    (web/cluster_proxy.py): a signature by the cluster secret, GET and HEAD of routes of the
+    ``read`` scope only (not talk-back, whose scope is ``control``)."""
     secret = request.app[SERVICES].get("cluster_secret")
     node = verify(secret, request.headers, request.method, request.rel_url.path_qs) \
         if secret is not None else None

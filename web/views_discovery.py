@@ -26,6 +26,7 @@ from onvif_bridge.scan_jobs import ScanJob, ScanJobNotFound, ScanJobs, TooManySc
 from recorder.purge import PurgeRefused, delete_camera_recordings, held_footage_problem
 from vms import catalog
 from vms.auth import Principal
+from web.cluster_proxy import live_holder_of, proxy
 from web.inputs import (
     bad_request,
     get_int,
@@ -483,6 +484,13 @@ async def api_camera_snapshot(request: web.Request) -> web.StreamResponse:
     stream = request.query.get("stream", "sub")
     if stream not in ("main", "sub"):
         raise bad_request("query parameter 'stream' must be main or sub")
+    try:  # another site's camera: 404, before anything is asked of any node
+        await request.app[GATEWAY].read(catalog.get_camera, _principal(request), camera_id)
+    except catalog.NotFound:
+        return json_error(404, f"no camera {camera_id}")
+    remote = await live_holder_of(request, camera_id)
+    if remote is not None:  # the node recording the camera asks it (an RTSP fallback included)
+        return await proxy(request, remote, "the camera's live picture")
     jpeg = await onboarding_of(request.app).snapshot(_principal(request), camera_id, stream)
     return web.Response(body=jpeg, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})

@@ -4,7 +4,9 @@ Thin handlers over :class:`recorder.export.ExportService` (``app[SERVICES]["expo
 is visible only to the user who made it (admins: all) and only while they still see every camera
 in it; anything else answers 404. Downloads are ``FileResponse`` (HTTP Range, If-Range), never
 cached (``no-store``); every GET of the file — a whole download, or any part of one — writes an
-``export_download`` audit record with the Range it asked for.
+``export_download`` audit record with the Range it asked for. In a cluster the file stays on the
+node that made the export: a download asked of another node is checked and audited there, then
+proxied to the maker (web/cluster_proxy.py); status and manifest come from the database anywhere.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from aiohttp import web
 
 from recorder.export import ExportNotFound, ExportService
 from recorder.export_plan import ExportError, parse_local
+from recorder.export_store import export_node
 from vms import catalog
 from vms.auth import Principal
 from vms.clock import check_instant, parse_instant
+from web.cluster_proxy import node_of, proxy
 from web.inputs import bad_request, json_object, match_id
 from web.keys import GATEWAY, SERVICES, principal_of
 from web.messages import translate_message
@@ -176,6 +180,8 @@ async def api_cancel(request: web.Request) -> web.StreamResponse:
         data = await _service(request).cancel(_principal(request), match_id(request))
     except ExportNotFound:
         raise web.HTTPNotFound(text="no such export") from None
+    except ExportError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
     return web.json_response(_shown(data))
 
 
@@ -205,17 +211,25 @@ def _pretty(value: Any) -> str:
               summary="Download the exported MP4 (one camera) or ZIP (several); HTTP Range works")
 async def api_file(request: web.Request) -> web.StreamResponse:
     export_id = match_id(request)
+    principal = _principal(request)
+    service = _service(request)
     # every request that can send bytes is recorded, with its range: a client choosing where a
     # download starts (bytes=-N, bytes=1-) must not choose whether it is audited. A browser
-    # downloads with one request and resumes with one more; HEAD sends no bytes.
+    # downloads with one request and resumes with one more; HEAD sends no bytes. A download
+    # another node proxies here was recorded there, with the user's name.
+    record = request.method == "GET" and principal.via != "node"
     try:
-        path, name = await _service(request).file_for_download(
-            _principal(request), export_id, address=client_address(request),
-            record=request.method == "GET", byte_range=request.headers.get("Range", ""))
+        node = await request.app[GATEWAY].read(export_node, principal, export_id)
+        remote = await node_of(request, node)
+        path, name = await service.file_for_download(
+            principal, export_id, address=client_address(request), record=record,
+            byte_range=request.headers.get("Range", ""), local=remote is None)
     except ExportNotFound:
         raise web.HTTPNotFound(text="no such export") from None
     except ExportError as exc:
         raise web.HTTPConflict(text=str(exc)) from None
+    if remote is not None:  # the file is on the node that made it
+        return await proxy(request, remote, "the export's file")
     return web.FileResponse(path, headers={
         "Content-Disposition": f'attachment; filename="{name}"',
         "Cache-Control": "no-store",

@@ -7,7 +7,9 @@ then one binary fragmented-MP4 fragment (``moof``+``mdat``) per frame, and JSON 
 "since_us"}`` when no frame came for a second (``since_us``: when the last one did) and
 ``{"type": "resumed"}`` when frames flow again. Access and site scope are
 checked before the upgrade: another site's camera answers 404 like every camera route. The stream
-itself comes from :class:`recorder.live.LiveService` (``app[SERVICES]["live"]``).
+itself comes from :class:`recorder.live.LiveService` (``app[SERVICES]["live"]``) — or, in a
+cluster, when another alive node holds the camera's lease, is relayed from that node
+(web/cluster_proxy.py), so only the holder has a session with the camera.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from aiohttp import WSMsgType, web
 
 from recorder.live import STREAM_KINDS, LiveService, LiveUnavailable, Viewer
 from vms import catalog, layouts
+from web.cluster_proxy import live_holder_of, relay_ws
 from web.inputs import bad_request, get_int, get_str, json_object, match_id, query_int
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
 from web.render import render
@@ -35,6 +38,7 @@ routes = Routes()
 
 GRID_LAYOUTS = layouts.GRID_SIZES
 WS_HEARTBEAT_S = 20.0
+WS_MAX_MSG_BYTES = 64 * 1024
 
 
 def _stream_kind(request: web.Request, default: str) -> str:
@@ -70,6 +74,13 @@ def _same_origin(request: web.Request) -> bool:
                       f"http://{request.host}")
 
 
+def _check_upgrade(request: web.Request) -> None:
+    if not web.WebSocketResponse().can_prepare(request).ok:
+        raise bad_request("this URL is a WebSocket: connect with 'Upgrade: websocket'")
+    if not _same_origin(request):
+        raise web.HTTPForbidden(text="WebSocket from another origin")
+
+
 @routes.route("GET", "/api/v1/cameras/{id}/live", access="live",
               query=(Param("stream", "main (default) or sub", enum(*STREAM_KINDS)),),
               statuses=(101,), media=(),
@@ -78,16 +89,18 @@ def _same_origin(request: web.Request) -> bool:
 async def api_live(request: web.Request) -> web.StreamResponse:
     camera = await _camera(request)
     kind = _stream_kind(request, "main")
+    remote = await live_holder_of(request, camera["id"])
+    if remote is not None:  # another node records it: its session, relayed (no second one here)
+        _check_upgrade(request)
+        return await relay_ws(request, remote, max_msg_size=WS_MAX_MSG_BYTES,
+                              heartbeat_s=WS_HEARTBEAT_S, camera_id=camera["id"])
     service = _live_service(request)
     try:
         source = await service.resolve(camera["id"], kind)
     except LiveUnavailable as exc:
         raise web.HTTPNotFound(text=str(exc)) from None
-    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=64 * 1024)
-    if not ws.can_prepare(request).ok:
-        raise bad_request("this URL is a WebSocket: connect with 'Upgrade: websocket'")
-    if not _same_origin(request):
-        raise web.HTTPForbidden(text="WebSocket from another origin")
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT_S, max_msg_size=WS_MAX_MSG_BYTES)
+    _check_upgrade(request)
     try:
         viewer = await service.subscribe(source.camera_id, source.kind)
     except LiveUnavailable as exc:

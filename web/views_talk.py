@@ -17,7 +17,10 @@ client gets ``{"type": "ended", "reason"}`` and the socket closes. Each session 
 camera's own sound as AAC in fragmented MP4 (:class:`recorder.listen.ListenService`), the same
 messages as the live video socket: ``{"type": "init", "codec", "mime"}`` and the binary init
 segment, then one binary fragment per AAC frame, ``{"type": "status", "message"}`` while the camera
-is reconnected (or sends no sound).
+is reconnected (or sends no sound). In a cluster it is relayed from the node holding the camera's
+lease (web/cluster_proxy.py), like live video. Talk-back is not: it is a camera-control call
+(scope ``control``), which a node-to-node credential may not make, and its backchannel is a
+session of its own on whichever node the user asked.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from recorder.backchannel import TalkError, TalkService, TalkSession, TalkTarget
 from recorder.listen import ListenService
 from recorder.live import LiveService, LiveUnavailable, Viewer
 from vms import audit, catalog
+from web.cluster_proxy import live_holder_of, relay_ws
 from web.inputs import match_id
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
 from web.messages import translate_message
@@ -174,6 +178,10 @@ async def api_listen(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="this URL is a WebSocket: connect with 'Upgrade: websocket'")
     if not _same_origin(request):
         raise web.HTTPForbidden(text="WebSocket from another origin")
+    remote = await live_holder_of(request, camera["id"])
+    if remote is not None:  # another node records it: its listening session, relayed
+        return await relay_ws(request, remote, max_msg_size=4096, heartbeat_s=WS_HEARTBEAT_S,
+                              camera_id=camera["id"])
     try:
         viewer = await service.subscribe(camera["id"])
     except LiveUnavailable as exc:

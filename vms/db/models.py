@@ -317,6 +317,8 @@ class Export(BaseModel):
     error = pw.TextField(default="")
     created_us = pw.BigIntegerField()
     finished_us = pw.BigIntegerField(null=True)
+    node = pw.CharField(max_length=100, default="")
+    """The cluster node that makes it and keeps its file ('' for a single server)."""
 
 
 class Hold(BaseModel):
