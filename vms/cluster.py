@@ -12,8 +12,8 @@ cannot renew for ``lease_seconds − tick`` stops its recorders itself (self-fen
 leases may be someone else's). A lease taken from a node that stopped heart-beating closes that
 node's open runs with end reason ``node_lost`` (the timeline's gap reason). Balance is by camera
 count, capped by each node's ``max_cameras``; a node over its share while another is under it hands
-over one camera per tick (stop its recorder first, then free the lease: reason ``handover``), so a
-joining node fills gradually. ``draining`` hands every camera over.
+over up to two cameras at a time (stop the recorder first, then free the lease: reason
+``handover``), so a joining node fills gradually. ``draining`` hands every camera over.
 
 **A dead node's session**: each node's lease connection holds a session-level advisory lock keyed
 on its node id (:func:`hold_node_lock`); PostgreSQL drops it the moment that connection ends (a
@@ -54,9 +54,14 @@ SIGNATURE_WINDOW_S = 300
 FREE_TAKES_PER_TICK = 4
 """Free leases one tick takes at most (or a quarter of the node's share, when more)."""
 HANDOVERS_AT_ONCE = 2
-"""Cameras a node over its share hands over at the same time (one more a tick)."""
+"""Cameras a node over its share hands over at the same time (started together, and more as
+those finish)."""
 NODE_LOCK_CLASS = 0x766D6E64
 """First key of every node's session advisory lock (``"vmnd"``); the second is the node's id."""
+LEASE_CHANNEL = "vms_lease"
+"""Notified when leases are freed or a node joins: every node's lease thread LISTENs on its
+connection and ticks at once (a freed lease is taken, a joining node gets its first hand-overs)
+instead of a tick later."""
 ORPHAN_TICKS = 1.5
 """A node whose lock is free and whose heartbeat is this many ticks old is dead: its leases are
 taken before they expire."""
@@ -157,7 +162,13 @@ def register(conn: Any, cfg: NodeConfig) -> int:
             "heartbeat_us = EXCLUDED.heartbeat_us, max_cameras = EXCLUDED.max_cameras, "
             "volumes = EXCLUDED.volumes RETURNING id",
             (cfg.name, cfg.advertise_url, now_us, now_us, cfg.max_cameras, ",".join(cfg.volumes)))
+        _notify(conn, cfg.name)
     return int(row[0])
+
+
+def _notify(conn: Any, node: str) -> None:
+    """Wake every node's lease thread when this transaction commits."""
+    conn.execute("SELECT pg_notify(%s, %s)", (LEASE_CHANNEL, node))
 
 
 def hold_node_lock(conn: Any, node_id: int) -> bool:
@@ -249,7 +260,8 @@ def tick(conn: Any, cfg: NodeConfig, releasing: frozenset[int] = frozenset(),
             under = any(counts.get(n, 0) < shares[n] for n, _ in eligible if n != me)
             if draining or (under and len(releasing) < HANDOVERS_AT_ONCE):
                 spare = sorted(set(held) - releasing, reverse=True)
-                result.release = spare[:mine - target] if draining else spare[:1]
+                result.release = spare[:mine - target] if draining else spare[:min(
+                    mine - target, HANDOVERS_AT_ONCE - len(releasing))]
     return result
 
 
@@ -259,6 +271,8 @@ def release(conn: Any, cfg: NodeConfig, camera_ids: list[int]) -> list[int]:
         rows = _all(conn, "UPDATE camera_lease SET node = '', expires_us = 0, "
                                 "reason = 'handover' WHERE camera_id = ANY(%s) AND node = %s "
                                 "RETURNING camera_id", (camera_ids, cfg.name))
+        if rows:
+            _notify(conn, cfg.name)
     return [r[0] for r in rows]
 
 
@@ -268,6 +282,7 @@ def leave(conn: Any, cfg: NodeConfig) -> None:
         conn.execute("UPDATE camera_lease SET node = '', expires_us = 0, "
                            "reason = 'handover' WHERE node = %s", (cfg.name,))
         conn.execute("UPDATE node SET heartbeat_us = 0 WHERE name = %s", (cfg.name,))
+        _notify(conn, cfg.name)
 
 
 # --- node-to-node credentials ----------------------------------------------------------------

@@ -9,17 +9,18 @@ event loop what changed through the three callbacks the composition root wires t
 connection, that takes longer than ``lease − tick`` fails.
 
 The connection holds the node's session lock (:func:`vms.cluster.hold_node_lock`), by which the
-other nodes tell a dead node from a slow one. Between ticks the thread watches the connection's
-socket: when the server ends the session (or the network resets it) it ticks at once, on a new
-connection, and keeps retrying every quarter tick. A tick after which a peer's session is gone
-comes when that peer's leases become takeable, not a whole tick later.
+other nodes tell a dead node from a slow one, and LISTENs on :data:`vms.cluster.LEASE_CHANNEL`.
+Between ticks the thread watches the connection's socket: on a notification (leases freed, a node
+joined) it ticks at once; when the server ends the session (or the network resets it) it ticks at
+once on a new connection, and keeps retrying every quarter tick. A tick after which a peer's
+session is gone comes when that peer's leases become takeable, not a whole tick later.
 
 **Self-fencing** (a watchdog thread of its own, so a tick blocked in the network cannot delay it):
-once no tick has succeeded for ``lease − tick`` since the last good one began, the node stops every
-recorder (by the database's clock its leases may have expired); while its session lock is not
-held — the connection broke, or another session has it — it does so already after
-``1.25 ticks``, before the others may take the leases of a node without a session (1.5 ticks).
-"""
+once no tick has succeeded for ``lease − tick/2`` since the last good one began, the node stops
+every recorder (half a tick later, by the database's clock, its leases may lapse); while its
+session lock is not held — the connection broke, or another session has it — it does so already
+one tick after, half a tick before the others may take the leases of a node without a session
+(1.5 ticks)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from vms.cluster import (
+    LEASE_CHANNEL,
     ClusterError,
     NodeConfig,
     drop_node_lock,
@@ -45,9 +47,10 @@ from vms.cluster import leave as leave_cluster
 
 log = logging.getLogger(__name__)
 
-UNSURE_FENCE_TICKS = 1.25
+UNSURE_FENCE_TICKS = 1.0
 """Without its session lock a node stops recording this many ticks after its last renewal began:
-before the others may take its leases (``vms.cluster.ORPHAN_TICKS``)."""
+half a tick before the others may take its leases (``vms.cluster.ORPHAN_TICKS``), time for its
+ffmpeg to exit. (Meanwhile it ticks every quarter tick, so it renews in time while it can.)"""
 POLL_S = 0.2
 """How often the lease thread looks at its connection's socket between ticks."""
 GUARD_POLL_S = 0.1
@@ -81,6 +84,8 @@ class ClusterNode:
         self._state = threading.Lock()
         """Orders the watchdog's fence against a tick's outcome (``held``, ``_renewed_at``)."""
         self._renewed_at: float | None = None
+        self._tick_began: float | None = None
+        """Monotonic start of the tick in progress (None between ticks): for the fence's log."""
         self.ticks = 0
         self.tick_failures = 0
         self.takes = 0
@@ -147,6 +152,8 @@ class ClusterNode:
                 options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
                 tcp_user_timeout=timeout_ms, keepalives=1, keepalives_idle=1,
                 keepalives_interval=1, keepalives_count=2)
+            self._conn.add_notify_handler(lambda _n: self._wake.set())
+            self._conn.execute(f"LISTEN {LEASE_CHANNEL}")
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -170,8 +177,9 @@ class ClusterNode:
                         self.name, self.name)
 
     def _session_ended(self) -> bool:
-        """Between ticks nothing is due on the connection: a readable socket means the server
-        ended the session or the network reset it (or, harmlessly, a notice)."""
+        """Between ticks only a notification (:data:`vms.cluster.LEASE_CHANNEL`) is due on the
+        connection; a readable socket is one, or the server ending the session, or the network
+        resetting it: tick at once either way."""
         import psycopg
 
         conn = self._conn
@@ -204,10 +212,10 @@ class ClusterNode:
             recheck_s = self._guarded_tick()
             if recheck_s is None and had_connection and not self._stop.is_set():
                 recheck_s = self._guarded_tick()  # the session just broke: a new one at once
-            if recheck_s is None:  # no database: try again soon, not a whole tick later
-                next_at = time.monotonic() + self.cfg.tick_s / 4
-            else:
-                next_at = time.monotonic() + min(self.cfg.tick_s, recheck_s)
+            if recheck_s is None or self._locked_at is None:
+                # no database, or no session lock: again soon, not a whole tick later
+                recheck_s = min(recheck_s or self.cfg.tick_s, self.cfg.tick_s / 4)
+            next_at = time.monotonic() + min(self.cfg.tick_s, recheck_s)
 
     def _guarded_tick(self) -> float | None:
         """One tick; None when it failed, else the seconds until the next one is due."""
@@ -220,7 +228,7 @@ class ClusterNode:
     def _tick_once(self) -> float | None:
         import psycopg
 
-        started = time.monotonic()
+        started = self._tick_began = time.monotonic()
         ids: list[int] = []
         try:
             conn = self._connection()
@@ -249,6 +257,7 @@ class ClusterNode:
                 self._hold_lock(conn)
             return None
         except (psycopg.Error, OSError) as exc:
+            self._tick_began = None
             self._to_release = ids + self._to_release  # not freed: again next tick
             self.tick_failures += 1
             if self._conn is not None and (self._conn.broken or self._conn.closed
@@ -257,6 +266,7 @@ class ClusterNode:
             log.warning("cluster: node %s cannot reach the database (%s)", self.name,
                         str(exc).strip() or type(exc).__name__)
             return None
+        self._tick_began = None
         self.ticks += 1
         self.tick_seconds = time.monotonic() - started
         self.last_target = result.target
@@ -284,11 +294,11 @@ class ClusterNode:
     # -- the watchdog thread -----------------------------------------------------------------
 
     def fence_after_s(self) -> float:
-        """Seconds after the last renewal began when this node stops recording unrenewed: the
-        leases' own lapse, or sooner while its session lock is not held (the others may then
-        take them at ``orphan_s``)."""
+        """Seconds after the last renewal began when this node stops recording unrenewed: half a
+        tick before its leases lapse (time for ffmpeg to exit), or sooner while its session lock
+        is not held (the others may then take them at ``orphan_s``)."""
         if self._locked_at is not None:
-            return self.cfg.timeout_s
+            return self.cfg.lease_s - self.cfg.tick_s / 2
         return self.cfg.tick_s * UNSURE_FENCE_TICKS
 
     def _watch(self) -> None:
@@ -306,9 +316,12 @@ class ClusterNode:
             lost = list(self.held)
             self.held = {}
         self.losses += len(lost)
-        log.error("cluster: node %s could not renew its leases for %.1fs%s: stopped recording "
-                  "cameras %s", self.name, silent_s,
-                  "" if self._locked_at is not None else " (its database session is gone)", lost)
+        began = self._tick_began
+        log.error("cluster: node %s could not renew its leases for %.1fs (%s; %s): stopped "
+                  "recording cameras %s", self.name, silent_s,
+                  "its session lock held" if self._locked_at is not None else "no session lock",
+                  f"a tick running for {time.monotonic() - began:.1f}s" if began is not None
+                  else "no tick running", lost)
         self._post(self.on_lost, lost)
 
     def _post(self, fn: Callback | None, ids: list[int]) -> None:
