@@ -37,12 +37,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
-from camsim.fleet import Fleet  # noqa: E402
 from tests.cluster.conftest import Cluster, TcpProxy  # noqa: E402
 from tests.conftest import PG_ADMIN_URL, _pg_url  # noqa: E402
 from vms.db.gateway import Gateway  # noqa: E402
@@ -110,6 +110,32 @@ class CountingProxy(TcpProxy):
             task.add_done_callback(self._tasks.discard)
 
 
+class _Camera:
+    """One camera of the ``vms sim`` child: what :class:`Cluster` reads of a camsim camera."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self._info = info
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+
+async def _start_sim(cameras: int, timeout_s: float) -> tuple[Any, list[_Camera]]:
+    """The cameras run in a ``vms sim`` child of their own, so their RTP sending does not slow
+    the counting proxies (and so the nodes' ticks) in this process."""
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vms.cli", "sim", "--cameras", str(cameras), "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert sim.stdout is not None
+    try:
+        lines = [await asyncio.wait_for(sim.stdout.readline(), timeout_s) for _ in range(cameras)]
+        return sim, [_Camera(json.loads(line)) for line in lines]
+    except BaseException:
+        sim.kill()
+        await sim.wait()
+        raise
+
+
 def _db_stats(url: str) -> dict[str, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
@@ -138,7 +164,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                            "nodes": args.nodes, "cameras": args.cameras,
                            "lease_seconds": args.lease, "segment_seconds": args.segment_seconds,
                            "stream": args.stream, "load_average_before": os.getloadavg()[0]}
-    fleet = await Fleet(args.cameras, host="127.0.0.1").start()
+    sim, cameras = await _start_sim(args.cameras, args.timeout)
+    fleet = SimpleNamespace(cameras=cameras)
     proxies: dict[str, CountingProxy] = {}
     with tempfile.TemporaryDirectory(prefix="vms-bench-cluster-") as scratch:
         tmp = args.keep or scratch
@@ -189,7 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             # 2. failover after SIGKILL
             failovers: list[float] = []
-            held: list[int] = []
+            victim_held: list[int] = []
             for k in range(args.kills):
                 if time.monotonic() - began > args.max_seconds:
                     out["stopped_early"] = f"--max-seconds {args.max_seconds} reached"
@@ -197,7 +224,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 victim = names[k % len(names)]
                 others = set(names) - {victim}
                 node = cluster.nodes[victim]
-                held.append(cluster.counts().get(victim, 0))
+                victim_held.append(cluster.counts().get(victim, 0))
                 killed = time.monotonic()
                 await node.kill9()
                 await cluster.wait(f"failover {k + 1} (node {victim})", args.timeout,
@@ -205,7 +232,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                    interval_s=0.2)
                 failovers.append(round(time.monotonic() - killed, 2))
                 sample_load()
-                print(json.dumps({"kill": k + 1, "node": victim, "cameras": held[-1],
+                print(json.dumps({"kill": k + 1, "node": victim, "cameras": victim_held[-1],
                                   "failover_s": failovers[-1], "load": loads[-1]}),
                       file=sys.stderr, flush=True)
                 await node.start(timeout_s=args.timeout * 2)  # reconciles its volume first
@@ -213,7 +240,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     max(cluster.counts().values(), default=0) <= share
                     and cluster.recorded_once(set(names))), interval_s=0.5)
             if failovers:
-                out["failover_s"] = {"each": failovers, "cameras_of_killed_node": held,
+                out["failover_s"] = {"each": failovers, "cameras_of_killed_node": victim_held,
                                      "p50": round(statistics.median(failovers), 2),
                                      "max": max(failovers)}
             out["load_average_during"] = {"samples": loads, "min": min(loads),
@@ -223,7 +250,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await cluster.stop()
             for p in proxies.values():
                 await p.stop()
-            await fleet.stop()
+            sim.terminate()
+            await sim.wait()
             with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return out
@@ -234,7 +262,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--cameras", type=int, default=90, help="cameras in all (3 × 30: 90)")
     ap.add_argument("--kills", type=int, default=10)
-    ap.add_argument("--lease", type=int, default=4, help="[cluster] lease_seconds")
+    ap.add_argument("--lease", type=int, default=10, help="[cluster] lease_seconds")
     ap.add_argument("--segment-seconds", type=int, default=4,
                     help="[recording] segment_seconds")
     ap.add_argument("--stream", choices=("sub", "main"), default="sub",
