@@ -6,11 +6,13 @@ JSON object.
    sends (PostgreSQL protocol messages ``Query`` and ``Execute``); over ``--load-seconds`` of steady
    recording, divided by the cameras each node holds. ``pg_stat_database`` deltas of the (fresh)
    database give the transactions and rows written over the same time.
-2. **Failover**: ``--kills`` times, one node (in turn) is killed with SIGKILL; measured is the time
-   until every camera is recorded exactly once again by the others (one RTSP session per camera at
-   camsim, its lease held, one open run by the same live node, and that node recording it since it
-   took the lease). The node is then started again and the cameras rebalance before the next kill.
-   p50 and max are reported, with how many cameras the killed node held.
+2. **Failover**: ``--kills`` times, one node (in turn) is killed with SIGKILL; measured are the
+   time until none of its leases is held any more (``leases_taken_s``: the lease protocol's part)
+   and the time until every camera is recorded exactly once again by the others (one RTSP
+   session per camera at camsim, its lease held, one open run by the same live node, and that
+   node recording it since it took the lease). The node is then started again and the cameras
+   rebalance before the next kill. p50 and max are reported, with how many cameras the killed
+   node held.
 
 Light per camera, for a shared 2-core machine: the cameras are recorded from camsim's ``sub``
 stream (640×360, 512 kbit/s; ``--stream main`` for 1080p at 4 Mbit/s), by stream copy, in
@@ -46,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from tests.cluster.conftest import Cluster, TcpProxy  # noqa: E402
 from tests.conftest import PG_ADMIN_URL, _pg_url  # noqa: E402
 from vms.db.gateway import Gateway  # noqa: E402
+from vms.db.models import CameraLease  # noqa: E402
 
 UNTYPED_CODES = {80877103, 80877104}  # SSLRequest, GSSENCRequest: before the startup message
 
@@ -217,6 +220,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             # 2. failover after SIGKILL
             failovers: list[float] = []
             victim_held: list[int] = []
+            moved: list[float] = []  # kill → none of its leases held any more
             for k in range(args.kills):
                 if time.monotonic() - began > args.max_seconds:
                     out["stopped_early"] = f"--max-seconds {args.max_seconds} reached"
@@ -227,14 +231,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 victim_held.append(cluster.counts().get(victim, 0))
                 killed = time.monotonic()
                 await node.kill9()
+                await cluster.wait(f"leases of {victim} taken", args.timeout,
+                                   lambda v=victim: not cluster.gw.read_sync(  # type: ignore[misc]
+                                       lambda: CameraLease.select().where(
+                                           CameraLease.node == v).exists()), interval_s=0.1)
+                moved.append(round(time.monotonic() - killed, 2))
                 await cluster.wait(f"failover {k + 1} (node {victim})", args.timeout,
                                    lambda o=others: cluster.recorded_once(o),  # type: ignore[misc]
                                    interval_s=0.2)
                 failovers.append(round(time.monotonic() - killed, 2))
                 sample_load()
                 print(json.dumps({"kill": k + 1, "node": victim, "cameras": victim_held[-1],
-                                  "failover_s": failovers[-1], "load": loads[-1]}),
-                      file=sys.stderr, flush=True)
+                                  "leases_taken_s": moved[-1], "failover_s": failovers[-1],
+                                  "load": loads[-1]}), file=sys.stderr, flush=True)
                 await node.start(timeout_s=args.timeout * 2)  # reconciles its volume first
                 await cluster.wait("rebalanced", args.timeout, lambda: (
                     max(cluster.counts().values(), default=0) <= share
@@ -243,6 +252,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 out["failover_s"] = {"each": failovers, "cameras_of_killed_node": victim_held,
                                      "p50": round(statistics.median(failovers), 2),
                                      "max": max(failovers)}
+                out["leases_taken_s"] = {"each": moved, "p50": round(statistics.median(moved), 2),
+                                         "max": max(moved)}
             out["load_average_during"] = {"samples": loads, "min": min(loads),
                                           "max": max(loads)}
             out["wall_s"] = round(time.monotonic() - began)
