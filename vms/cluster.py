@@ -12,8 +12,16 @@ cannot renew for ``lease_seconds − tick`` stops its recorders itself (self-fen
 leases may be someone else's). A lease taken from a node that stopped heart-beating closes that
 node's open runs with end reason ``node_lost`` (the timeline's gap reason). Balance is by camera
 count, capped by each node's ``max_cameras``; a node over its share while another is under it hands
-over one camera per tick (stop its recorder first, then free the lease: reason ``handover``), so a
-joining node fills gradually. ``draining`` hands every camera over.
+over up to two cameras at a time (stop the recorder first, then free the lease: reason
+``handover``), so a joining node fills gradually. ``draining`` hands every camera over.
+
+**A dead node's session**: each node's lease connection holds a session-level advisory lock keyed
+on its node id (:func:`hold_node_lock`); PostgreSQL drops it the moment that connection ends (a
+killed process's socket is closed by its kernel). A tick may take the leases of a node whose lock
+is free and whose heartbeat is older than ``lease / 2`` before they expire (``early``; never in the
+first ``lease`` after this node's own session began, so a database restart does not make the nodes
+that reconnect first take from the ones reconnecting later); the node whose session is gone stops
+recording by then (vms/cluster_node.py).
 
 Also: node-to-node request signatures (HMAC-SHA256 with the cluster secret kept in the database's
 ``installation`` row), and the node list for the API, the admin page and ``vms node``.
@@ -46,7 +54,17 @@ SIGNATURE_WINDOW_S = 300
 FREE_TAKES_PER_TICK = 4
 """Free leases one tick takes at most (or a quarter of the node's share, when more)."""
 HANDOVERS_AT_ONCE = 2
-"""Cameras a node over its share hands over at the same time (one more a tick)."""
+"""Cameras a node over its share hands over at the same time (started together, and more as
+those finish)."""
+NODE_LOCK_CLASS = 0x766D6E64
+"""First key of every node's session advisory lock (``"vmnd"``); the second is the node's id."""
+LEASE_CHANNEL = "vms_lease"
+"""Notified when leases are freed or a node joins: every node's lease thread LISTENs on its
+connection and ticks at once (a freed lease is taken, a joining node gets its first hand-overs)
+instead of a tick later."""
+ORPHAN_TICKS = 1.5
+"""A node whose lock is free and whose heartbeat is this many ticks old is dead: its leases are
+taken before they expire."""
 NODE_HEADER = "X-VMS-Node"
 NODE_TIME_HEADER = "X-VMS-Node-Time"
 NODE_AUTH_HEADER = "X-VMS-Node-Auth"
@@ -78,6 +96,11 @@ class NodeConfig:
         """The longest one tick (or connection) may take; it fails after that."""
         return self.lease_s - self.tick_s
 
+    @property
+    def orphan_s(self) -> float:
+        """Heartbeat age after which a node without a database session is taken from."""
+        return self.tick_s * ORPHAN_TICKS
+
 
 @dataclass
 class TickResult:
@@ -90,6 +113,11 @@ class TickResult:
     release: list[int] = field(default_factory=list)
     """Cameras to hand over: stop their recorders, then :func:`release`."""
     draining: bool = False
+    dead: list[str] = field(default_factory=list)
+    """Nodes found without a session and silent for ``orphan_s``: their leases were takeable."""
+    recheck_s: float | None = None
+    """A node's session is gone but its heartbeat is younger than ``orphan_s``: tick again in
+    this many seconds (its leases become takeable then), not a whole tick later."""
 
 
 def targets(nodes: Iterable[tuple[str, int]], cameras: int) -> dict[str, int]:
@@ -114,8 +142,9 @@ def _all(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     return rows
 
 
-def register(conn: Any, cfg: NodeConfig) -> None:
-    """Insert or refresh this node's row; refuse volume names another node already uses."""
+def register(conn: Any, cfg: NodeConfig) -> int:
+    """Insert or refresh this node's row; refuse volume names another node already uses. The
+    node's id (the key of its session lock)."""
     with conn.transaction():
         now_us = (_one(conn, f"SELECT {DB_NOW_US}"))[0]
         for name, volumes in _all(conn, "SELECT name, volumes FROM node WHERE name <> %s",
@@ -125,19 +154,42 @@ def register(conn: Any, cfg: NodeConfig) -> None:
                 raise ClusterError(
                     f"node {cfg.name!r}: storage volume {sorted(shared)[0]!r} is already node "
                     f"{name!r}'s; give each node's [[storage.volumes]] names of their own")
-        conn.execute(
+        row = _one(
+            conn,
             "INSERT INTO node (name, advertise_url, started_us, heartbeat_us, max_cameras, volumes)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
             "advertise_url = EXCLUDED.advertise_url, started_us = EXCLUDED.started_us, "
             "heartbeat_us = EXCLUDED.heartbeat_us, max_cameras = EXCLUDED.max_cameras, "
-            "volumes = EXCLUDED.volumes",
+            "volumes = EXCLUDED.volumes RETURNING id",
             (cfg.name, cfg.advertise_url, now_us, now_us, cfg.max_cameras, ",".join(cfg.volumes)))
+        _notify(conn, cfg.name)
+    return int(row[0])
 
 
-def tick(conn: Any, cfg: NodeConfig, releasing: frozenset[int] = frozenset()) -> TickResult:
+def _notify(conn: Any, node: str) -> None:
+    """Wake every node's lease thread when this transaction commits."""
+    conn.execute("SELECT pg_notify(%s, %s)", (LEASE_CHANNEL, node))
+
+
+def hold_node_lock(conn: Any, node_id: int) -> bool:
+    """Take this node's session lock on ``conn`` (autocommit; held until the connection ends).
+    False: another session holds it — a lingering session of this node's previous process, or
+    another process under the same node name; try again next tick."""
+    return bool(_one(conn, "SELECT pg_try_advisory_lock(%s, %s)", (NODE_LOCK_CLASS, node_id))[0])
+
+
+def drop_node_lock(conn: Any, node_id: int) -> None:
+    """Give up the session lock of a node id this session no longer stands for."""
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (NODE_LOCK_CLASS, node_id))
+
+
+def tick(conn: Any, cfg: NodeConfig, releasing: frozenset[int] = frozenset(),
+         early: bool = False) -> TickResult:
     """One lease round in one transaction (see the module docstring). ``releasing``: cameras
-    already being handed over (not counted, not chosen again)."""
-    me, lease_us = cfg.name, cfg.lease_us
+    already being handed over (not counted, not chosen again). ``early``: this node's own session
+    lock has been held for a lease, so it may take the leases of nodes whose session is gone
+    before they expire."""
+    me, lease_us, orphan_us = cfg.name, cfg.lease_us, int(cfg.orphan_s * 1_000_000)
     with conn.transaction():
         now_us = (_one(conn, f"SELECT {DB_NOW_US}"))[0]
         row = _one(conn, "UPDATE node SET heartbeat_us = %s WHERE name = %s "
@@ -154,25 +206,38 @@ def tick(conn: Any, cfg: NodeConfig, releasing: frozenset[int] = frozenset()) ->
             "ON CONFLICT (camera_id) DO NOTHING")
         held = dict(_all(conn, "UPDATE camera_lease SET expires_us = %s WHERE node = %s "
                                      "RETURNING camera_id, epoch", (now_us + lease_us, me)))
-        nodes = _all(conn, "SELECT name, max_cameras, draining, heartbeat_us FROM node")
+        # a live peer's session holds its lock: the shared try fails. Free means its connection
+        # ended (crash, kill, cut): a try that succeeds is released at commit
+        nodes = _all(conn, "SELECT name, max_cameras, draining, heartbeat_us, CASE WHEN %s "
+                           "AND name <> %s AND heartbeat_us > %s THEN "
+                           "pg_try_advisory_xact_lock_shared(%s, id) ELSE false END FROM node",
+                     (early, me, now_us - lease_us, NODE_LOCK_CLASS))
         counts = dict(_all(conn, "SELECT node, count(*) FROM camera_lease WHERE node <> '' "
                                        "AND expires_us > %s GROUP BY node", (now_us,)))
         cameras = (_one(conn, "SELECT count(*) FROM camera_lease"))[0]
-        eligible = [(n, cap) for n, cap, drain, beat in nodes
-                    if not drain and beat > now_us - lease_us]
+        dead = [n for n, _, _, beat, gone in nodes if gone and beat <= now_us - orphan_us]
+        waits = [beat + orphan_us - now_us for _, _, _, beat, gone in nodes
+                 if gone and beat > now_us - orphan_us]
+        eligible = [(n, cap) for n, cap, drain, beat, _ in nodes
+                    if not drain and beat > now_us - lease_us and n not in dead]
         shares = targets(eligible, cameras)
         target = 0 if draining else shares.get(me, 0)
-        result = TickResult(now_us=now_us, held=held, target=target, draining=draining)
+        result = TickResult(now_us=now_us, held=held, target=target, draining=draining,
+                            dead=dead, recheck_s=min(waits) / 1e6 if waits else None)
         mine = len(set(held) - releasing)
         if mine < target:
-            # a dead node's cameras are taken at once; free ones (a cold start, a hand-over) a
-            # few a tick, so nodes starting together share them without hand-overs
-            pick = ("SELECT camera_id FROM camera_lease WHERE expires_us <= %s AND node {} '' "
-                    "ORDER BY camera_id LIMIT %s FOR UPDATE SKIP LOCKED")
-            free = _all(conn, pick.format("<>"), (now_us, target - mine))
+            # a dead node's cameras (expired, or its session gone) are taken at once; free ones
+            # (a cold start, a hand-over) a few a tick, so nodes starting together share them
+            # without hand-overs
+            free = _all(conn, "SELECT camera_id FROM camera_lease WHERE node <> '' AND "
+                                "(expires_us <= %s OR node = ANY(%s)) ORDER BY camera_id "
+                                "LIMIT %s FOR UPDATE SKIP LOCKED", (now_us, dead, target - mine))
             if len(free) < target - mine:
-                free += _all(conn, pick.format("="), (now_us, min(
-                    target - mine - len(free), max(FREE_TAKES_PER_TICK, target // 4))))
+                free += _all(conn, "SELECT camera_id FROM camera_lease WHERE node = '' AND "
+                                   "expires_us <= %s ORDER BY camera_id LIMIT %s "
+                                   "FOR UPDATE SKIP LOCKED", (now_us, min(
+                                       target - mine - len(free),
+                                       max(FREE_TAKES_PER_TICK, target // 4))))
             ids = [r[0] for r in free]
             if ids:
                 taken = _all(
@@ -195,7 +260,8 @@ def tick(conn: Any, cfg: NodeConfig, releasing: frozenset[int] = frozenset()) ->
             under = any(counts.get(n, 0) < shares[n] for n, _ in eligible if n != me)
             if draining or (under and len(releasing) < HANDOVERS_AT_ONCE):
                 spare = sorted(set(held) - releasing, reverse=True)
-                result.release = spare[:mine - target] if draining else spare[:1]
+                result.release = spare[:mine - target] if draining else spare[:min(
+                    mine - target, HANDOVERS_AT_ONCE - len(releasing))]
     return result
 
 
@@ -205,6 +271,8 @@ def release(conn: Any, cfg: NodeConfig, camera_ids: list[int]) -> list[int]:
         rows = _all(conn, "UPDATE camera_lease SET node = '', expires_us = 0, "
                                 "reason = 'handover' WHERE camera_id = ANY(%s) AND node = %s "
                                 "RETURNING camera_id", (camera_ids, cfg.name))
+        if rows:
+            _notify(conn, cfg.name)
     return [r[0] for r in rows]
 
 
@@ -214,6 +282,7 @@ def leave(conn: Any, cfg: NodeConfig) -> None:
         conn.execute("UPDATE camera_lease SET node = '', expires_us = 0, "
                            "reason = 'handover' WHERE node = %s", (cfg.name,))
         conn.execute("UPDATE node SET heartbeat_us = 0 WHERE name = %s", (cfg.name,))
+        _notify(conn, cfg.name)
 
 
 # --- node-to-node credentials ----------------------------------------------------------------

@@ -141,7 +141,9 @@ SETTINGS: tuple[Setting, ...] = (
             minimum=0),
     Setting("cluster", "lease_seconds", int, 10,
             "Lifetime of a camera lease and of a node's heartbeat, seconds (database clock): a "
-            "dead node's cameras are recorded elsewhere after about this long.", minimum=2),
+            "crashed node's cameras are recorded elsewhere after about half this long (its "
+            "database session ends with it), a node cut off or hung after about this long.",
+            minimum=2),
 )
 
 VOLUME_SETTINGS: tuple[Setting, ...] = (

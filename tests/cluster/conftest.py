@@ -120,8 +120,8 @@ class Cluster:
         self.control: dict[int, str] = {}  # camera id → camsim control URL
         self.volume_of: dict[str, Path] = {}
 
-    def add_node(self, name: str, *, db_url: str | None = None,
-                 lease_s: int = LEASE_S) -> ServeProcess:
+    def add_node(self, name: str, *, db_url: str | None = None, lease_s: int = LEASE_S,
+                 segment_s: int = 2) -> ServeProcess:
         port = free_port()
         folder = self.root / name
         (folder / "data").mkdir(parents=True)
@@ -131,7 +131,7 @@ class Cluster:
         config.write_text(
             f'data_dir = "data"\n[server]\nport = {port}\n'
             f'[database]\nurl = "{db_url or self.db_url}"\n'
-            f'[recording]\nsegment_seconds = 2\n'
+            f'[recording]\nsegment_seconds = {segment_s}\n'
             f'[cluster]\nnode_name = "{name}"\nlease_seconds = {lease_s}\n'
             f'[[storage.volumes]]\nname = "vol-{name}"\npath = "rec"\n')
         first = next(iter(self.nodes.values()), None)
@@ -147,8 +147,9 @@ class Cluster:
         self.nodes[name] = node
         return node
 
-    def seed(self) -> None:
-        """A site, an administrator and every camsim camera (main stream recorded)."""
+    def seed(self, stream: str = "main") -> None:
+        """A site, an administrator and every camsim camera, recording camsim's ``stream``
+        (``sub``: 640×360 at 512 kbit/s, a lighter load than ``main``'s 1080p at 4 Mbit/s)."""
         box = SecretBox.from_key_file(next(iter(self.nodes.values())).config.parent / "data"
                                       / "secret.key")
         accounts = Accounts(SystemClock())
@@ -164,7 +165,7 @@ class Cluster:
                                     onvif_url=info["onvif_url"],
                                     password_enc=box.encrypt(info["password"]),
                                     status_since_us=now, created_us=now, updated_us=now)
-                CameraStream.create(camera=row, kind="main", rtsp_url=info["rtsp"]["main"])
+                CameraStream.create(camera=row, kind="main", rtsp_url=info["rtsp"][stream])
                 self.control[int(row.id)] = info["control_url"]
                 ids.append(int(row.id))
             return ids
@@ -225,14 +226,28 @@ class Cluster:
                  f"sessions {await self.sessions()}")
         raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{state}\n{logs}")
 
+    def recording_since_take(self) -> set[int]:
+        """Cameras whose status is ``recording`` since their lease was last taken: written by
+        the holder once its ffmpeg got media (only the holder writes a camera's status), so the
+        one RTSP session camsim counts is the holder's, not a previous holder's still closing."""
+        def read() -> set[int]:
+            return {cid for (cid,) in self.gw.db.execute_sql(
+                "SELECT c.id FROM camera c JOIN camera_lease l ON l.camera_id = c.id "
+                "WHERE c.status = 'recording' AND c.status_since_us >= l.taken_us").fetchall()}
+        return self.gw.read_sync(read)
+
     async def recorded_once(self, nodes: set[str]) -> bool:
         """Every camera: one RTSP session, its lease held by one of ``nodes``, exactly one open
-        run, by that same node (camsim and the index agree)."""
+        run, by that same node, which has been recording it since it took the lease (camsim and
+        the index agree)."""
         holders = self.holders()
         runs = self.open_runs()
+        recording = self.recording_since_take()
+        if not all(holders.get(c) in nodes and runs.get(c) == {holders[c]} and c in recording
+                   for c in self.camera_ids):
+            return False  # camsim is asked only when the index agrees (a light poll)
         sessions = await self.sessions()
-        return all(sessions[c] == 1 and holders.get(c) in nodes and runs.get(c) == {holders[c]}
-                   for c in self.camera_ids)
+        return all(sessions[c] == 1 for c in self.camera_ids)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -17,20 +17,29 @@ from tests.cluster.conftest import LEASE_S, PASSWORD, Cluster, TcpProxy, no_over
 
 pytestmark = pytest.mark.slow
 
+FAILOVER_TARGET_S = 10
+"""The issue's target: a SIGKILLed node's cameras recorded elsewhere within this."""
+
 
 async def test_three_nodes_failover_rebalance_and_cross_node_footage(
         cluster_factory, tmp_path: Path) -> None:
     cluster: Cluster = await cluster_factory(12)
     for name in ("a", "b", "c"):
         cluster.add_node(name)
-    cluster.seed()
     a, b, c = (cluster.nodes[n] for n in "abc")
+    # the cameras come once every node has joined: each takes its share of free leases at once
+    # (a node started alone first would take them all, then hand them over one a tick)
     await asyncio.gather(a.start(), b.start(), c.start())
+    cluster.seed()
 
     # balanced, and each camera recorded by exactly one node: camsim and the index agree
     await cluster.wait("12 cameras recorded once, 4 per node", 30, lambda: (
         cluster.counts() == {"a": 4, "b": 4, "c": 4}) and cluster.recorded_once({"a", "b", "c"}))
+    listed = await asyncio.create_subprocess_exec(  # its start-up overlaps the checks below
+        sys.executable, "-m", "vms.cli", "node", "list", "--json", "--config", str(a.config),
+        stdout=asyncio.subprocess.PIPE)
     admin, csrf = await a.session("admin1", PASSWORD)
+    restart: asyncio.Task[None] | None = None
     try:
         async with admin.get("/api/v1/nodes") as resp:
             assert resp.status == 200
@@ -45,23 +54,22 @@ async def test_three_nodes_failover_rebalance_and_cross_node_footage(
             metrics = await resp.text()
         assert 'vms_cluster_node_alive{node="b"} 1.0' in metrics
         assert 'vms_cluster_leases_taken_total{node="a"}' in metrics
-        listed = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vms.cli", "node", "list", "--json", "--config", str(a.config),
-            stdout=asyncio.subprocess.PIPE)
         out, _ = await listed.communicate()
         rows = [json.loads(line) for line in out.splitlines()]
         assert {r["name"]: len(r["camera_ids"]) for r in rows} == {"a": 4, "b": 4, "c": 4}
 
-        # SIGKILL b: its cameras are recorded by a and c within the lease time
+        # SIGKILL b: its cameras are recorded by a and c within the target (10 s). PostgreSQL
+        # ends b's session at once; its leases are taken after half a lease without heartbeat
         b_cams = [cid for cid, node in cluster.holders().items() if node == "b"]
         await cluster.wait("b's cameras to have footage", 15, lambda: {
             s[0] for s in cluster.segments() if s[5] == "b"} >= set(b_cams))
         killed = time.monotonic()
         await b.kill9()
         await cluster.wait("b's cameras recorded by a or c", 20,
-                           lambda: cluster.recorded_once({"a", "c"}))
+                           lambda: cluster.recorded_once({"a", "c"}), interval_s=0.1)
         failover_s = time.monotonic() - killed
-        assert failover_s <= 15, f"failover took {failover_s:.1f}s"
+        print(f"failover after SIGKILL: {failover_s:.2f}s")
+        assert failover_s <= FAILOVER_TARGET_S, f"failover took {failover_s:.1f}s"
         # the seam is a gap with reason node_lost on the timeline (asked of node a)
         cam = b_cams[0]
         b_end = max(s[2] for s in cluster.segments() if s[0] == cam and s[5] == "b")
@@ -73,16 +81,9 @@ async def test_three_nodes_failover_rebalance_and_cross_node_footage(
             timeline = await resp.json()
         assert "node_lost" in {g["reason"] for g in timeline["gaps"]}, timeline["gaps"]
 
-        # b restarts: cameras move back to it gradually (handover), each still recorded once
-        await b.start()
-        await cluster.wait("rebalanced to 4 per node", 30, lambda: (
-            cluster.counts() == {"a": 4, "b": 4, "c": 4})
-            and cluster.recorded_once({"a", "b", "c"}))
-        reasons = cluster.gw.read_sync(lambda: {r for (r,) in cluster.gw.db.execute_sql(
-            "SELECT DISTINCT end_reason FROM run").fetchall()})
-        assert "handover" in reasons and "node_lost" in reasons
-
-        # node a serves footage recorded by node c: the media file, byte for byte
+        # b restarts (checked below: cameras move back to it by hand-over, each still recorded
+        # once); meanwhile node a serves footage recorded by node c: the media file, byte for byte
+        restart = asyncio.create_task(b.start())
         seg = next(s for s in cluster.segments() if s[3] == "vol-c" and s[2] - s[1] > 500_000)
         cid, start_us, end_us, volume, rel, _node = seg
         seg_id = cluster.gw.read_sync(lambda: cluster.gw.db.execute_sql(
@@ -130,8 +131,19 @@ async def test_three_nodes_failover_rebalance_and_cross_node_footage(
         out, err = await verify.communicate()
         assert verify.returncode == 0, (out.decode(), err.decode())
         assert json.loads(out)["ok"] is True
+
+        await restart
+        await cluster.wait("rebalanced to 4 per node", 30, lambda: (
+            cluster.counts() == {"a": 4, "b": 4, "c": 4})
+            and cluster.recorded_once({"a", "b", "c"}))
+        reasons = cluster.gw.read_sync(lambda: {r for (r,) in cluster.gw.db.execute_sql(
+            "SELECT DISTINCT end_reason FROM run").fetchall()})
+        assert "handover" in reasons and "node_lost" in reasons
     finally:
         await admin.close()
+        if restart is not None and not restart.done():
+            restart.cancel()
+            await asyncio.gather(restart, return_exceptions=True)
     assert not no_overlap(cluster.segments())
 
 
@@ -144,14 +156,14 @@ async def test_partitioned_node_stops_and_never_indexes_time_twice(cluster_facto
         base, _, dbname = direct.rpartition("/")
         cluster.add_node("p", db_url=f"postgresql://postgres@127.0.0.1:{proxy.port}/{dbname}")
         cluster.add_node("q")
-        cluster.seed()
         p, q = cluster.nodes["p"], cluster.nodes["q"]
         await asyncio.gather(p.start(), q.start())
+        cluster.seed()  # once both joined: each takes its share at once
         await cluster.wait("2 cameras per node, each recorded once", 30, lambda: (
             cluster.counts() == {"p": 2, "q": 2}) and cluster.recorded_once({"p", "q"}))
         p_cams = {cid for cid, n in cluster.holders().items() if n == "p"}
-        await cluster.wait("p's cameras to have footage", 15, lambda: {
-            s[0] for s in cluster.segments() if s[5] == "p"} >= p_cams)
+        footage = asyncio.create_task(cluster.wait("p's cameras to have footage", 15, lambda: {
+            s[0] for s in cluster.segments() if s[5] == "p"} >= p_cams))
 
         # an event stored by node p reaches node q's live feed (LISTEN/NOTIFY)
         cam = min(p_cams)
@@ -174,16 +186,20 @@ async def test_partitioned_node_stops_and_never_indexes_time_twice(cluster_facto
                 await asyncio.wait_for(doorbell(), 20)
         finally:
             await admin.close()
+        await footage
 
         proxy.cut()
         cut = time.monotonic()
-        # p stops its ffmpeg when its lease lapses; q records p's cameras: never both for long
+        # p stops its ffmpeg as its session is gone (before its lease lapses); q records p's
+        # cameras once p's heartbeat is half a lease old: never both at once for long
         took = await cluster.wait("q recording every camera, once", 20,
-                                  lambda: cluster.recorded_once({"q"}))
+                                  lambda: cluster.recorded_once({"q"}), interval_s=0.1)
         assert took <= LEASE_S + 6, f"takeover after the cut took {took:.1f}s"
         # p's ffmpeg stopped: camsim serves one session per camera, and keeps doing so
         for _ in range(8):
-            assert all(n == 1 for n in (await cluster.sessions()).values())
+            sessions = await cluster.sessions()
+            assert all(n == 1 for n in sessions.values()), (
+                time.monotonic() - cut, sessions, cluster.holders(), cluster.open_runs())
             await asyncio.sleep(0.25)
         assert time.monotonic() - cut < 30
 
