@@ -39,9 +39,21 @@ def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tupl
 
 
 def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
-    for k, s, e in iter_boxes(data, start, end):
+    """``(payload_start, box_end)`` of the first ``kind`` box in ``data[start:end]``."""
+    pos = start
+    unpack = struct.unpack_from
+    while pos + 8 <= end:
+        size, k = unpack(">I4s", data, pos)
+        if size < 8:  # a 64-bit or to-the-end size: rare, take the general path
+            for k2, s, e in iter_boxes(data, pos, end):
+                if k2 == kind:
+                    return s, e
+            return None
+        if pos + size > end:
+            return None
         if k == kind:
-            return s, e
+            return pos + 8, pos + size
+        pos += size
     return None
 
 
@@ -125,35 +137,45 @@ def fragment_is_keyframe(fragment: bytes) -> bool:
 
 
 class Fmp4Splitter:
-    """Cuts a fragmented MP4 byte stream into the init segment and ``moof``+``mdat`` fragments."""
+    """Cuts a fragmented MP4 byte stream into the init segment and ``moof``+``mdat`` fragments.
+
+    Walks box headers with an offset and copies each unit out once (no per-box copy or shift of
+    the buffer), so a large read holding many fragments costs little more than one fragment."""
 
     MAX_BOX_BYTES = 32 * 1024 * 1024
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._pending = bytearray()  # boxes of the current unit, until its mdat (or moov) ends it
+        self._pos = 0  # the next box header in _buf; the current unit starts at 0
         self.init: bytes | None = None
 
     def feed(self, data: bytes) -> list[tuple[Literal["init", "fragment"], bytes]]:
-        self._buf += data
+        buf = self._buf
+        buf += data
         out: list[tuple[Literal["init", "fragment"], bytes]] = []
-        while len(self._buf) >= 8:
-            size, kind = struct.unpack_from(">I4s", self._buf, 0)
+        pos, unit, end = self._pos, 0, len(buf)
+        unpack = struct.unpack_from
+        while end - pos >= 8:
+            size, kind = unpack(">I4s", buf, pos)
             if size == 1:
-                if len(self._buf) < 16:
+                if end - pos < 16:
                     break
-                size = struct.unpack_from(">Q", self._buf, 8)[0]
+                size = unpack(">Q", buf, pos + 8)[0]
             if size < 8 or size > self.MAX_BOX_BYTES:
                 raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
-            if len(self._buf) < size:
+            if end - pos < size:
                 break
-            self._pending += self._buf[:size]
-            del self._buf[:size]
-            if kind == b"moov":
-                self.init = bytes(self._pending)
-                self._pending.clear()
+            pos += size
+            if kind == b"mdat":
+                out.append(("fragment", bytes(buf[unit:pos])))
+                unit = pos
+            elif kind == b"moov":
+                self.init = bytes(buf[unit:pos])
                 out.append(("init", self.init))
-            elif kind == b"mdat":
-                out.append(("fragment", bytes(self._pending)))
-                self._pending.clear()
+                unit = pos
+            elif pos - unit > self.MAX_BOX_BYTES:
+                raise Fmp4Error(f"no mdat or moov in {pos - unit} bytes")
+        if unit:
+            del buf[:unit]
+        self._pos = pos - unit
         return out

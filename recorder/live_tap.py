@@ -3,12 +3,20 @@
 A recorded stream's ffmpeg (recorder/ffmpeg.py, ``RecordCommand.live_fd``) also writes the video
 as fragmented MP4, one fragment a frame, to a pipe. :class:`LiveTap` owns that pipe for one
 recording run: it makes it (1 MiB of pipe buffer, so a busy event loop never holds the recording
-back), reads it continuously whether anyone watches or not (ffmpeg must never block on it), cuts
-it into the init segment and fragments (:class:`recorder.fmp4.Fmp4Splitter`) and hands them to the
-stream's :class:`LiveFeed`. The feed keeps the init segment and the fragments since the latest
-keyframe, so a live viewer (recorder/live.py attaches one ``LiveStream`` per watched stream) gets a
-picture at once, and opens no second RTSP session to the camera. :class:`LiveFeeds` is the
-registry the recorder supervisor and the live service share (wired by the composition root).
+back), drains it whether anyone watches or not (ffmpeg must never block on it), cuts it into the
+init segment and fragments (:class:`recorder.fmp4.Fmp4Splitter`) and hands them to the stream's
+:class:`LiveFeed`. The feed keeps the init segment and the fragments since the latest keyframe, so
+a live viewer (recorder/live.py attaches one ``LiveStream`` per watched stream) gets a picture at
+once, and opens no second RTSP session to the camera. :class:`LiveFeeds` is the registry the
+recorder supervisor and the live service share (wired by the composition root).
+
+Cost (measured with ``bench/recording.py --compare-live``): while nobody watches, the tap does not
+wake for every frame; it drains the pipe every :data:`POLL_S` with plain non-blocking reads (one
+loop callback, a few frames at a time). When a viewer attaches, the pipe is drained at once (so the
+cached GOP is the newest) and from then on read as soon as ffmpeg writes (``add_reader``), for live
+latency; when the last viewer leaves it goes back to polling. A pipe too small for the polling
+period (the kernel refuses 1 MiB once the user's pipes pass ``fs.pipe-user-pages-soft``, or a
+high bit rate fills half of it between two polls) is read as soon as ffmpeg writes, always.
 See docs/design/live.md.
 """
 
@@ -19,6 +27,7 @@ import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Callable
 
 from recorder.fmp4 import Fmp4Splitter, fragment_is_keyframe
 
@@ -26,6 +35,9 @@ log = logging.getLogger(__name__)
 
 PIPE_BYTES = 1 << 20
 """The pipe's buffer: ~2 s at 4 Mbit/s before ffmpeg would wait for the reader."""
+POLL_S = 0.25
+"""How often an unwatched tap drains its pipe (1 MiB holds ~2 s at 4 Mbit/s: 8x margin)."""
+READ_BYTES = 1 << 20
 MAX_GOP_FRAGMENTS = 600
 FeedItem = tuple[str, bytes] | None
 """``("init", segment)``, ``("fragment", fragment)``, or None: the feed ended."""
@@ -40,9 +52,18 @@ class LiveFeed:
         self.gop: list[bytes] = []
         self.live = True
         self._queues: dict[asyncio.Queue[FeedItem], int] = {}
+        self.on_watch: Callable[[bool], None] | None = None
+        """Called with True when the first consumer attaches (before it gets the cached GOP:
+        the tap drains its pipe first) and with False when the last one leaves."""
+
+    @property
+    def watched(self) -> bool:
+        return bool(self._queues)
 
     def attach(self, max_queued: int = 1000) -> asyncio.Queue[FeedItem]:
         """A queue of what comes next, starting with the init segment and the cached GOP."""
+        if self.live and not self._queues and self.on_watch is not None:
+            self.on_watch(True)
         queue: asyncio.Queue[FeedItem] = asyncio.Queue()
         if self.init is not None:
             queue.put_nowait(("init", self.init))
@@ -55,7 +76,9 @@ class LiveFeed:
         return queue
 
     def detach(self, queue: asyncio.Queue[FeedItem]) -> None:
-        self._queues.pop(queue, None)
+        if self._queues.pop(queue, None) is not None and not self._queues and self.live \
+                and self.on_watch is not None:
+            self.on_watch(False)
 
     def put(self, kind: str, unit: bytes) -> None:
         if kind == "init":
@@ -77,6 +100,7 @@ class LiveFeed:
 
     def end(self) -> None:
         self.live = False
+        self.on_watch = None
         for queue in list(self._queues):
             queue.put_nowait(None)
         self._queues.clear()
@@ -110,7 +134,10 @@ class LiveTap:
 
     ``open()`` before starting ffmpeg (its :attr:`write_fd` goes into the argv as ``pipe:N``);
     ``started()`` once ffmpeg runs (the parent's copy of the write end is closed, so the pipe
-    ends with ffmpeg); ``close()`` after ffmpeg exited (awaits the reader, ends the feed)."""
+    ends with ffmpeg); ``close()`` after ffmpeg exited (reads what is left, ends the feed).
+
+    Reading: polled every :data:`POLL_S` while nobody watches, ``add_reader`` while watched or
+    when the pipe is too small to wait that long (see the module's docstring)."""
 
     def __init__(self, feeds: LiveFeeds, key: tuple[int, str], name: str) -> None:
         self.feeds = feeds
@@ -118,18 +145,43 @@ class LiveTap:
         self.name = name
         self.write_fd: int | None = None
         self._read_fd: int | None = None
-        self._task: asyncio.Task[None] | None = None
         self.feed: LiveFeed | None = None
+        self.pipe_bytes = 0
+        self._splitter: Fmp4Splitter | None = Fmp4Splitter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading = False
+        """``add_reader`` is on (watched, or the pipe is small)."""
+        self.always_read = False
+        """The pipe cannot wait :data:`POLL_S`: read as soon as ffmpeg writes, watched or not."""
+        self.drains = 0
+        self.bytes_read = 0
+
+    @property
+    def reading(self) -> bool:
+        """The pipe is read as soon as ffmpeg writes (watched, or too small to poll)."""
+        return self._reading
 
     def open(self) -> int:
         read_fd, write_fd = os.pipe()
         with contextlib.suppress(OSError):  # Linux only; the default 64 KiB works, with less slack
             fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        try:
+            self.pipe_bytes = fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ)
+        except OSError:
+            self.pipe_bytes = 64 * 1024
         os.set_blocking(read_fd, False)
         self._read_fd, self.write_fd = read_fd, write_fd
+        self._loop = asyncio.get_running_loop()
         self.feed = self.feeds.open(self.key)
-        self._task = asyncio.get_running_loop().create_task(
-            self._read(read_fd, self.feed), name=f"live-tap-{self.key[0]}-{self.key[1]}")
+        self.feed.on_watch = self._watch
+        if self.pipe_bytes < PIPE_BYTES // 4:  # 256 KiB: ~0.5 s at 4 Mbit/s, a keyframe burst
+            log.warning("%s: live output pipe holds only %d KiB (fs.pipe-user-pages-soft "
+                        "reached?); reading it on every frame", self.name, self.pipe_bytes >> 10)
+            self.always_read = True
+            self._start_reader()
+        else:
+            self._schedule()
         return write_fd
 
     def started(self) -> None:
@@ -138,38 +190,102 @@ class LiveTap:
             self.write_fd = None
 
     async def close(self) -> None:
+        """After ffmpeg exited: read what it left in the pipe, close it, end the feed."""
         self.started()  # ffmpeg never started: the reader sees the end now
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 5.0)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        self._stop_reading()
+        if self._read_fd is not None:
+            self._drain()
+            os.close(self._read_fd)
+            self._read_fd = None
         if self.feed is not None:
             self.feeds.close(self.feed)
 
-    async def _read(self, read_fd: int, feed: LiveFeed) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=PIPE_BYTES)
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0))
-        splitter: Fmp4Splitter | None = Fmp4Splitter()
+    # -- reading -----------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        assert self._loop is not None
+        self._timer = self._loop.call_later(POLL_S, self._poll)
+
+    def _poll(self) -> None:
+        self._timer = None
+        if self._drain() and not self._reading:
+            self._schedule()
+
+    def _watch(self, watched: bool) -> None:
+        """A viewer attached (drain now: it gets the newest GOP) or the last one left."""
+        if self._read_fd is None:
+            return
+        if watched:
+            if self._drain():
+                self._start_reader()
+        elif not self.always_read:
+            self._stop_reading()
+            self._schedule()
+
+    def _start_reader(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._reading and self._read_fd is not None and self._loop is not None:
+            self._loop.add_reader(self._read_fd, self._readable)
+            self._reading = True
+
+    def _stop_reading(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._reading and self._read_fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._read_fd)
+        self._reading = False
+
+    def _readable(self) -> None:
+        if not self._drain():
+            self._stop_reading()
+
+    def _drain(self) -> bool:
+        """Read everything the pipe holds now and split it; False once the pipe ended."""
+        fd = self._read_fd
+        if fd is None:
+            return False
+        chunks: list[bytes] = []
+        ended = False
+        while True:
+            try:
+                data = os.read(fd, READ_BYTES)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                log.error("%s: cannot read the live output: %s", self.name, exc)
+                ended = True
+                break
+            if not data:
+                ended = True
+                break
+            chunks.append(data)
+            if len(data) < READ_BYTES:
+                break  # the pipe is empty now (one syscall fewer than reading until EAGAIN)
+        if chunks:
+            self.drains += 1
+            size = sum(map(len, chunks))
+            self.bytes_read += size
+            if size >= self.pipe_bytes // 2 and not self.always_read:
+                log.info("%s: live output fills its pipe between polls (%d KiB); reading it on "
+                         "every frame", self.name, size >> 10)
+                self.always_read = True
+                self._start_reader()
+            self._split(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return not ended
+
+    def _split(self, data: bytes) -> None:
+        feed = self.feed
+        if self._splitter is None or feed is None:
+            return  # a broken stream: drain it, ffmpeg must not block
         try:
-            while True:
-                data = await reader.read(256 * 1024)
-                if not data:
-                    return
-                if splitter is None:
-                    continue  # a broken stream: drain it, ffmpeg must not block
-                try:
-                    for kind, unit in splitter.feed(data):
-                        feed.put(kind, unit)
-                except Exception as exc:  # noqa: BLE001 - whatever it is, the pipe must drain:
-                    # a reader that stopped would make ffmpeg fail its write, ending the recording
-                    log.error("%s: live output unreadable (%r); live view falls back to its "
-                              "own camera session", self.name, exc)
-                    splitter = None
-                    feed.end()
-        finally:
-            transport.close()
+            for kind, unit in self._splitter.feed(data):
+                feed.put(kind, unit)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the pipe must drain:
+            # a reader that stopped would make ffmpeg fail its write, ending the recording
+            log.error("%s: live output unreadable (%r); live view falls back to its "
+                      "own camera session", self.name, exc)
+            self._splitter = None
+            feed.end()
