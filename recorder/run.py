@@ -16,8 +16,8 @@ when they close: they wait in a ring (files on the same volume) until an event a
 (:meth:`StreamRecorder.trigger`, pre-roll) or until they are older than the pre-roll, then they are
 deleted. Segments overlapping ``[event − pre_roll, event end + post_roll]`` are indexed with
 ``kind = "event"``; in continuous mode the same window only marks segments ``event``. The keep
-windows and the ring live in :mod:`recorder.preroll`; :mod:`recorder.run_index` decides when to consult
-them.
+windows and the ring live in :mod:`recorder.preroll`; :mod:`recorder.run_index` decides when to
+consult them.
 
 Full disk: a run does not start while its volume has less than ``min_free_bytes`` free (after a
 full disk, less than that plus ``disk_resume_margin_bytes``); a running ffmpeg is stopped cleanly
