@@ -7,10 +7,11 @@ file and folder, then insert the ``Segment`` row: :mod:`recorder.run_index`), wa
 close the run with its end reason, report status, back off, and start again — until told to stop.
 Each run also feeds live view when the supervisor wired live feeds (:mod:`recorder.live_tap`).
 
-Time derivation (:mod:`recorder.runclock`, described in docs/design/recording.md): a segment spans the run's anchor (the wall-clock instant of media time 0)
-plus the media times ffmpeg lists for it — the frames' own timestamps — checked against when its
-first keyframe arrived, never taken from when ffmpeg got round to closing the file. A stall inside a
-run is a hole between its segments where the frames stop and resume.
+Time derivation (:mod:`recorder.runclock`, described in docs/design/recording.md): a segment spans
+the run's anchor (the wall-clock instant of media time 0) plus the media times ffmpeg lists for it —
+the frames' own timestamps — checked against when its first keyframe arrived, never taken from when
+ffmpeg got round to closing the file. A stall inside a run is a hole between its segments where the
+frames stop and resume.
 
 In mode ``event`` the same loop records into short ring-buffer segments that are *not* indexed
 when they close: they wait in a ring (files on the same volume) until an event asks for them
