@@ -29,7 +29,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from recorder.fmp4 import Fmp4Splitter, fragment_is_keyframe
+from recorder.fmp4 import Fmp4Splitter, FragmentBacklog, fragment_is_keyframe
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ PIPE_BYTES = 1 << 20
 """The pipe's buffer: ~2 s at 4 Mbit/s before ffmpeg would wait for the reader."""
 POLL_S = 0.25
 """How often an unwatched tap drains its pipe (1 MiB holds ~2 s at 4 Mbit/s: 8x margin)."""
-READ_BYTES = 1 << 20
+TRIM_S = 1.0
+"""How often an unwatched tap drops what precedes the latest keyframe (memory: ~1 s + a GOP)."""
 MAX_GOP_FRAGMENTS = 600
 FeedItem = tuple[str, bytes] | None
 """``("init", segment)``, ``("fragment", fragment)``, or None: the feed ended."""
@@ -49,9 +50,12 @@ class LiveFeed:
     def __init__(self, key: tuple[int, str]) -> None:
         self.key = key
         self.init: bytes | None = None
-        self.gop: list[bytes] = []
+        self._gop: list[bytes] = []
         self.live = True
         self._queues: dict[asyncio.Queue[FeedItem], int] = {}
+        self.refresh: Callable[[], None] | None = None
+        """Brings the cached GOP up to date (the tap cuts out the fragments it only buffered
+        while nobody watched)."""
         self.on_watch: Callable[[bool], None] | None = None
         """Called with True when the first consumer attaches (before it gets the cached GOP:
         the tap drains its pipe first) and with False when the last one leaves."""
@@ -59,6 +63,17 @@ class LiveFeed:
     @property
     def watched(self) -> bool:
         return bool(self._queues)
+
+    @property
+    def gop(self) -> list[bytes]:
+        """The fragments since the latest keyframe (empty: none yet, or the GOP was too long)."""
+        if self.refresh is not None:
+            self.refresh()
+        return self._gop
+
+    def reset_gop(self) -> None:
+        """The fragments that follow do not continue the cached GOP."""
+        self._gop = []
 
     def attach(self, max_queued: int = 1000) -> asyncio.Queue[FeedItem]:
         """A queue of what comes next, starting with the init segment and the cached GOP."""
@@ -82,15 +97,15 @@ class LiveFeed:
 
     def put(self, kind: str, unit: bytes) -> None:
         if kind == "init":
-            self.init, self.gop = unit, []
+            self.init, self._gop = unit, []
         elif self.init is None:
             return
         elif fragment_is_keyframe(unit):
-            self.gop = [unit]
-        elif self.gop and len(self.gop) < MAX_GOP_FRAGMENTS:
-            self.gop.append(unit)
+            self._gop = [unit]
+        elif self._gop and len(self._gop) < MAX_GOP_FRAGMENTS:
+            self._gop.append(unit)
         else:
-            self.gop = []
+            self._gop = []
         for queue, limit in list(self._queues.items()):
             if queue.qsize() >= limit:  # a stuck consumer: end its feed, never buffer forever
                 self.detach(queue)
@@ -101,6 +116,7 @@ class LiveFeed:
     def end(self) -> None:
         self.live = False
         self.on_watch = None
+        self.refresh = None
         for queue in list(self._queues):
             queue.put_nowait(None)
         self._queues.clear()
@@ -137,7 +153,10 @@ class LiveTap:
     ends with ffmpeg); ``close()`` after ffmpeg exited (reads what is left, ends the feed).
 
     Reading: polled every :data:`POLL_S` while nobody watches, ``add_reader`` while watched or
-    when the pipe is too small to wait that long (see the module's docstring)."""
+    when the pipe is too small to wait that long. Cutting: the init segment at once; then, while
+    nobody watches, fragments only go into a :class:`FragmentBacklog` (trimmed to the latest
+    keyframe every :data:`TRIM_S`) and are cut out when a viewer attaches (or someone reads
+    ``feed.gop``); while watched, each read is cut out and handed on at once."""
 
     def __init__(self, feeds: LiveFeeds, key: tuple[int, str], name: str) -> None:
         self.feeds = feeds
@@ -148,10 +167,14 @@ class LiveTap:
         self.feed: LiveFeed | None = None
         self.pipe_bytes = 0
         self._splitter: Fmp4Splitter | None = Fmp4Splitter()
+        """Until the init segment is out; then the backlog takes over."""
+        self._backlog: FragmentBacklog | None = None
+        self._broken = False
+        self._rbuf = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._trimmed_at = 0.0
         self._reading = False
-        """``add_reader`` is on (watched, or the pipe is small)."""
         self.always_read = False
         """The pipe cannot wait :data:`POLL_S`: read as soon as ffmpeg writes, watched or not."""
         self.drains = 0
@@ -170,11 +193,14 @@ class LiveTap:
             self.pipe_bytes = fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ)
         except OSError:
             self.pipe_bytes = 64 * 1024
+        self._rbuf = bytearray(self.pipe_bytes)
         os.set_blocking(read_fd, False)
         self._read_fd, self.write_fd = read_fd, write_fd
         self._loop = asyncio.get_running_loop()
+        self._trimmed_at = self._loop.time()
         self.feed = self.feeds.open(self.key)
         self.feed.on_watch = self._watch
+        self.feed.refresh = self._publish
         if self.pipe_bytes < PIPE_BYTES // 4:  # 256 KiB: ~0.5 s at 4 Mbit/s, a keyframe burst
             log.warning("%s: live output pipe holds only %d KiB (fs.pipe-user-pages-soft "
                         "reached?); reading it on every frame", self.name, self.pipe_bytes >> 10)
@@ -198,6 +224,7 @@ class LiveTap:
             os.close(self._read_fd)
             self._read_fd = None
         if self.feed is not None:
+            self._publish()
             self.feeds.close(self.feed)
 
     # -- reading -----------------------------------------------------------------------------
@@ -218,6 +245,7 @@ class LiveTap:
         if watched:
             if self._drain():
                 self._start_reader()
+            self._publish()
         elif not self.always_read:
             self._stop_reading()
             self._schedule()
@@ -243,49 +271,95 @@ class LiveTap:
             self._stop_reading()
 
     def _drain(self) -> bool:
-        """Read everything the pipe holds now and split it; False once the pipe ended."""
+        """Read everything the pipe holds now and take it in; False once the pipe ended."""
         fd = self._read_fd
         if fd is None:
             return False
-        chunks: list[bytes] = []
-        ended = False
-        while True:
-            try:
-                data = os.read(fd, READ_BYTES)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                log.error("%s: cannot read the live output: %s", self.name, exc)
-                ended = True
-                break
-            if not data:
-                ended = True
-                break
-            chunks.append(data)
-            if len(data) < READ_BYTES:
-                break  # the pipe is empty now (one syscall fewer than reading until EAGAIN)
-        if chunks:
+        ended, got = False, 0
+        view = memoryview(self._rbuf)
+        try:
+            while True:
+                try:
+                    n = os.readv(fd, [view])  # into one buffer: no allocation per read
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    log.error("%s: cannot read the live output: %s", self.name, exc)
+                    ended = True
+                    break
+                if n == 0:
+                    ended = True
+                    break
+                got += n
+                self._take_in(view[:n])
+                if n < len(view):
+                    break  # the pipe is empty now (one syscall fewer than reading until EAGAIN)
+        finally:
+            view.release()
+        if got:
             self.drains += 1
-            size = sum(map(len, chunks))
-            self.bytes_read += size
-            if size >= self.pipe_bytes // 2 and not self.always_read:
+            self.bytes_read += got
+            if got >= self.pipe_bytes // 2 and not self.always_read:
                 log.info("%s: live output fills its pipe between polls (%d KiB); reading it on "
-                         "every frame", self.name, size >> 10)
+                         "every frame", self.name, got >> 10)
                 self.always_read = True
                 self._start_reader()
-            self._split(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            self._after_read()
         return not ended
 
-    def _split(self, data: bytes) -> None:
+    def _take_in(self, data: memoryview) -> None:
         feed = self.feed
-        if self._splitter is None or feed is None:
+        if self._broken or feed is None:
             return  # a broken stream: drain it, ffmpeg must not block
         try:
-            for kind, unit in self._splitter.feed(data):
+            if self._backlog is not None:
+                self._backlog.add(data)
+                return
+            assert self._splitter is not None
+            for kind, unit in self._splitter.feed(bytes(data)):
                 feed.put(kind, unit)
-        except Exception as exc:  # noqa: BLE001 - whatever it is, the pipe must drain:
-            # a reader that stopped would make ffmpeg fail its write, ending the recording
-            log.error("%s: live output unreadable (%r); live view falls back to its "
-                      "own camera session", self.name, exc)
-            self._splitter = None
-            feed.end()
+            if self._splitter.init is not None:  # from here on, fragments are cut out lazily
+                self._backlog = FragmentBacklog(self._splitter.leftover(), MAX_GOP_FRAGMENTS)
+                self._splitter = None
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the pipe must drain
+            self._fail(exc)
+
+    def _after_read(self) -> None:
+        """Watched: hand the new fragments on now. Not watched: now and then keep only the GOP."""
+        if self._backlog is None or self.feed is None or self._broken:
+            return
+        if self.feed.watched:
+            self._publish()
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        if now - self._trimmed_at >= TRIM_S:
+            self._trimmed_at = now
+            try:
+                self._backlog.trim()
+            except Exception as exc:  # noqa: BLE001 - as in _take_in
+                self._fail(exc)
+
+    def _publish(self) -> None:
+        """Cut the buffered fragments out and hand them to the feed (and its viewers)."""
+        feed, backlog = self.feed, self._backlog
+        if backlog is None or feed is None or self._broken or not len(backlog):
+            return
+        try:
+            units = backlog.take()
+        except Exception as exc:  # noqa: BLE001 - as in _take_in
+            self._fail(exc)
+            return
+        if backlog.lost:
+            backlog.lost = False
+            feed.reset_gop()
+        for unit in units:
+            feed.put("fragment", unit)
+
+    def _fail(self, exc: Exception) -> None:
+        # a reader that stopped would make ffmpeg fail its write, ending the recording
+        log.error("%s: live output unreadable (%r); live view falls back to its own camera "
+                  "session", self.name, exc)
+        self._broken = True
+        if self.feed is not None:
+            self.feed.end()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder.fmp4 import Fmp4Splitter, fragment_is_keyframe
+from recorder.fmp4 import Fmp4Splitter, FragmentBacklog, fragment_is_keyframe
 from recorder.live_tap import POLL_S, FeedItem, LiveFeeds, LiveTap
 from vms.config import load_settings
 
@@ -121,3 +121,25 @@ async def test_a_tap_whose_pipe_fills_between_polls_reads_every_frame(units: lis
     finally:
         os.close(wfd)
         await tap.close()
+
+
+def test_backlog_keeps_the_latest_gop_and_cuts_fragments_on_demand(units: list[bytes]) -> None:
+    frags = units[1:]  # keyframes at 0, 5, 10, ...
+    stream = b"".join(frags[:13])
+    backlog = FragmentBacklog()
+    for i in range(0, len(stream), 1000):  # reads end anywhere, mid-box included
+        backlog.add(memoryview(stream)[i:i + 1000])
+    backlog.trim()
+    assert len(backlog) == len(b"".join(frags[10:13]))  # only the GOP since keyframe 10
+    backlog.add(frags[13][:50])  # half a box: not a fragment yet
+    assert backlog.take() == frags[10:13]
+    backlog.add(frags[13][50:])
+    backlog.add(frags[14])
+    backlog.trim()  # no keyframe among 13, 14: nothing dropped
+    assert backlog.take() == frags[13:15] and not backlog.lost
+
+    long_gop = FragmentBacklog(max_fragments=3)
+    for frag in frags[1:5]:  # four fragments, no keyframe: more than a GOP may hold
+        long_gop.add(frag)
+    long_gop.trim()
+    assert long_gop.lost and long_gop.take() == []
