@@ -15,8 +15,9 @@ wake for every frame; it drains the pipe every :data:`POLL_S` with plain non-blo
 loop callback, a few frames at a time). When a viewer attaches, the pipe is drained at once (so the
 cached GOP is the newest) and from then on read as soon as ffmpeg writes (``add_reader``), for live
 latency; when the last viewer leaves it goes back to polling. A pipe too small for the polling
-period (the kernel refuses 1 MiB once the user's pipes pass ``fs.pipe-user-pages-soft``, or a
-high bit rate fills half of it between two polls) is read as soon as ffmpeg writes, always.
+period (the kernel refuses 1 MiB once the user's pipes pass ``fs.pipe-user-pages-soft``) is read
+as soon as ffmpeg writes, always; a bit rate that would fill a quarter of the pipe between two
+polls makes them come sooner.
 See docs/design/live.md.
 """
 
@@ -37,6 +38,7 @@ PIPE_BYTES = 1 << 20
 """The pipe's buffer: ~2 s at 4 Mbit/s before ffmpeg would wait for the reader."""
 POLL_S = 0.25
 """How often an unwatched tap drains its pipe (1 MiB holds ~2 s at 4 Mbit/s: 8x margin)."""
+MIN_POLL_S = 0.02
 TRIM_S = 1.0
 """How often an unwatched tap drops what precedes the latest keyframe (memory: ~1 s + a GOP)."""
 MAX_GOP_FRAGMENTS = 600
@@ -152,8 +154,9 @@ class LiveTap:
     ``started()`` once ffmpeg runs (the parent's copy of the write end is closed, so the pipe
     ends with ffmpeg); ``close()`` after ffmpeg exited (reads what is left, ends the feed).
 
-    Reading: polled every :data:`POLL_S` while nobody watches, ``add_reader`` while watched or
-    when the pipe is too small to wait that long. Cutting: the init segment at once; then, while
+    Reading: polled every :data:`POLL_S` while nobody watches (more often at a bit rate that
+    would fill a quarter of the pipe meanwhile), ``add_reader`` while watched or when the pipe is
+    too small to poll. Cutting: the init segment at once; then, while
     nobody watches, fragments only go into a :class:`FragmentBacklog` (trimmed to the latest
     keyframe every :data:`TRIM_S`) and are cut out when a viewer attaches (or someone reads
     ``feed.gop``); while watched, each read is cut out and handed on at once."""
@@ -174,6 +177,9 @@ class LiveTap:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._trimmed_at = 0.0
+        self._drained_at = 0.0
+        self.poll_s = POLL_S
+        """When the next poll comes (shorter for a high bit rate: :meth:`_pace`)."""
         self._reading = False
         self.always_read = False
         """The pipe cannot wait :data:`POLL_S`: read as soon as ffmpeg writes, watched or not."""
@@ -197,7 +203,7 @@ class LiveTap:
         os.set_blocking(read_fd, False)
         self._read_fd, self.write_fd = read_fd, write_fd
         self._loop = asyncio.get_running_loop()
-        self._trimmed_at = self._loop.time()
+        self._trimmed_at = self._drained_at = self._loop.time()
         self.feed = self.feeds.open(self.key)
         self.feed.on_watch = self._watch
         self.feed.refresh = self._publish
@@ -231,7 +237,7 @@ class LiveTap:
 
     def _schedule(self) -> None:
         assert self._loop is not None
-        self._timer = self._loop.call_later(POLL_S, self._poll)
+        self._timer = self._loop.call_later(self.poll_s, self._poll)
 
     def _poll(self) -> None:
         self._timer = None
@@ -299,13 +305,19 @@ class LiveTap:
         if got:
             self.drains += 1
             self.bytes_read += got
-            if got >= self.pipe_bytes // 2 and not self.always_read:
-                log.info("%s: live output fills its pipe between polls (%d KiB); reading it on "
-                         "every frame", self.name, got >> 10)
-                self.always_read = True
-                self._start_reader()
+            self._pace(got)
             self._after_read()
         return not ended
+
+    def _pace(self, got: int) -> None:
+        """The next poll comes before ffmpeg could fill a quarter of the pipe at the rate just
+        seen (a high bit rate polls more often; a late poll, after a busy loop, does not)."""
+        assert self._loop is not None
+        now = self._loop.time()
+        elapsed, self._drained_at = now - self._drained_at, now
+        if not self._reading and elapsed > 0:
+            rate = got / elapsed
+            self.poll_s = max(MIN_POLL_S, min(POLL_S, self.pipe_bytes / 4 / rate))
 
     def _take_in(self, data: memoryview) -> None:
         feed = self.feed
