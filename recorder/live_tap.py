@@ -39,8 +39,8 @@ PIPE_BYTES = 1 << 20
 POLL_S = 0.25
 """How often an unwatched tap drains its pipe (1 MiB holds ~2 s at 4 Mbit/s: 8x margin)."""
 MIN_POLL_S = 0.02
-TRIM_S = 1.0
-"""How often an unwatched tap drops what precedes the latest keyframe (memory: ~1 s + a GOP)."""
+TRIM_S = 0.5
+"""How often an unwatched tap drops what precedes the latest keyframe (memory: a GOP + ~0.5 s)."""
 MAX_GOP_FRAGMENTS = 600
 FeedItem = tuple[str, bytes] | None
 """``("init", segment)``, ``("fragment", fragment)``, or None: the feed ended."""
@@ -129,6 +129,8 @@ class LiveFeeds:
 
     def __init__(self) -> None:
         self._feeds: dict[tuple[int, str], LiveFeed] = {}
+        self.read_buffer = bytearray(PIPE_BYTES)
+        """Every tap reads into this one buffer and copies out at once (taps run on one loop)."""
 
     def get(self, key: tuple[int, str]) -> LiveFeed | None:
         feed = self._feeds.get(key)
@@ -173,7 +175,6 @@ class LiveTap:
         """Until the init segment is out; then the backlog takes over."""
         self._backlog: FragmentBacklog | None = None
         self._broken = False
-        self._rbuf = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._trimmed_at = 0.0
@@ -199,7 +200,6 @@ class LiveTap:
             self.pipe_bytes = fcntl.fcntl(write_fd, fcntl.F_GETPIPE_SZ)
         except OSError:
             self.pipe_bytes = 64 * 1024
-        self._rbuf = bytearray(self.pipe_bytes)
         os.set_blocking(read_fd, False)
         self._read_fd, self.write_fd = read_fd, write_fd
         self._loop = asyncio.get_running_loop()
@@ -282,7 +282,7 @@ class LiveTap:
         if fd is None:
             return False
         ended, got = False, 0
-        view = memoryview(self._rbuf)
+        view = memoryview(self.feeds.read_buffer)
         try:
             while True:
                 try:
