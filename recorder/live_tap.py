@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import fcntl
 import logging
 import os
@@ -36,11 +37,12 @@ log = logging.getLogger(__name__)
 
 PIPE_BYTES = 1 << 20
 """The pipe's buffer: ~2 s at 4 Mbit/s before ffmpeg would wait for the reader."""
-POLL_S = 0.25
-"""How often an unwatched tap drains its pipe (1 MiB holds ~2 s at 4 Mbit/s: 8x margin)."""
+POLL_S = 0.5
+"""How often an unwatched tap drains its pipe (1 MiB holds ~2 s at 4 Mbit/s: 4x margin; a
+higher bit rate polls sooner, see :meth:`LiveTap._pace`)."""
 MIN_POLL_S = 0.02
-TRIM_S = 0.5
-"""How often an unwatched tap drops what precedes the latest keyframe (memory: a GOP + ~0.5 s)."""
+TRIM_S = 1.0
+"""How often an unwatched tap drops what precedes the latest keyframe (memory: a GOP + ~1 s)."""
 MAX_GOP_FRAGMENTS = 600
 FeedItem = tuple[str, bytes] | None
 """``("init", segment)``, ``("fragment", fragment)``, or None: the feed ended."""
@@ -177,6 +179,7 @@ class LiveTap:
         self._broken = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._context: contextvars.Context | None = None
         self._trimmed_at = 0.0
         self._drained_at = 0.0
         self.poll_s = POLL_S
@@ -203,6 +206,7 @@ class LiveTap:
         os.set_blocking(read_fd, False)
         self._read_fd, self.write_fd = read_fd, write_fd
         self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()  # once, not at every poll
         self._trimmed_at = self._drained_at = self._loop.time()
         self.feed = self.feeds.open(self.key)
         self.feed.on_watch = self._watch
@@ -237,7 +241,7 @@ class LiveTap:
 
     def _schedule(self) -> None:
         assert self._loop is not None
-        self._timer = self._loop.call_later(self.poll_s, self._poll)
+        self._timer = self._loop.call_later(self.poll_s, self._poll, context=self._context)
 
     def _poll(self) -> None:
         self._timer = None
@@ -305,15 +309,15 @@ class LiveTap:
         if got:
             self.drains += 1
             self.bytes_read += got
-            self._pace(got)
-            self._after_read()
+            assert self._loop is not None
+            now = self._loop.time()
+            self._pace(got, now)
+            self._after_read(now)
         return not ended
 
-    def _pace(self, got: int) -> None:
+    def _pace(self, got: int, now: float) -> None:
         """The next poll comes before ffmpeg could fill a quarter of the pipe at the rate just
         seen (a high bit rate polls more often; a late poll, after a busy loop, does not)."""
-        assert self._loop is not None
-        now = self._loop.time()
         elapsed, self._drained_at = now - self._drained_at, now
         if not self._reading and elapsed > 0:
             rate = got / elapsed
@@ -336,15 +340,13 @@ class LiveTap:
         except Exception as exc:  # noqa: BLE001 - whatever it is, the pipe must drain
             self._fail(exc)
 
-    def _after_read(self) -> None:
+    def _after_read(self, now: float) -> None:
         """Watched: hand the new fragments on now. Not watched: now and then keep only the GOP."""
         if self._backlog is None or self.feed is None or self._broken:
             return
         if self.feed.watched:
             self._publish()
             return
-        assert self._loop is not None
-        now = self._loop.time()
         if now - self._trimmed_at >= TRIM_S:
             self._trimmed_at = now
             try:
