@@ -39,9 +39,21 @@ def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tupl
 
 
 def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int] | None:
-    for k, s, e in iter_boxes(data, start, end):
+    """``(payload_start, box_end)`` of the first ``kind`` box in ``data[start:end]``."""
+    pos = start
+    unpack = struct.unpack_from
+    while pos + 8 <= end:
+        size, k = unpack(">I4s", data, pos)
+        if size < 8:  # a 64-bit or to-the-end size: rare, take the general path
+            for k2, s, e in iter_boxes(data, pos, end):
+                if k2 == kind:
+                    return s, e
+            return None
+        if pos + size > end:
+            return None
         if k == kind:
-            return s, e
+            return pos + 8, pos + size
+        pos += size
     return None
 
 
@@ -90,12 +102,20 @@ def codec_string(init: bytes) -> str:
 
 def fragment_is_keyframe(fragment: bytes) -> bool:
     """True when the fragment's first sample is a sync sample (``moof``/``traf`` sample flags)."""
+    if fragment[4:8] == b"moof" and fragment[12:16] == b"mfhd" and fragment[28:32] == b"traf":
+        # ffmpeg's layout (moof: mfhd of 16 bytes, then traf): start there, skip two searches
+        return _traf_is_keyframe(fragment, 32, 24 + int.from_bytes(fragment[24:28], "big"))
     moof = _child(fragment, 0, len(fragment), b"moof")
     if moof is None:
         return False
     traf = _child(fragment, moof[0], moof[1], b"traf")
     if traf is None:
         return False
+    return _traf_is_keyframe(fragment, traf[0], traf[1])
+
+
+def _traf_is_keyframe(fragment: bytes, traf_start: int, traf_end: int) -> bool:
+    traf = (traf_start, traf_end)
     default_flags: int | None = None
     tfhd = _child(fragment, traf[0], traf[1], b"tfhd")
     if tfhd is not None:
@@ -125,35 +145,132 @@ def fragment_is_keyframe(fragment: bytes) -> bool:
 
 
 class Fmp4Splitter:
-    """Cuts a fragmented MP4 byte stream into the init segment and ``moof``+``mdat`` fragments."""
+    """Cuts a fragmented MP4 byte stream into the init segment and ``moof``+``mdat`` fragments.
+
+    Walks box headers with an offset and copies each unit out once (no per-box copy or shift of
+    the buffer), so a large read holding many fragments costs little more than one fragment."""
 
     MAX_BOX_BYTES = 32 * 1024 * 1024
 
     def __init__(self) -> None:
         self._buf = bytearray()
-        self._pending = bytearray()  # boxes of the current unit, until its mdat (or moov) ends it
+        self._pos = 0  # the next box header in _buf; the current unit starts at 0
         self.init: bytes | None = None
 
     def feed(self, data: bytes) -> list[tuple[Literal["init", "fragment"], bytes]]:
-        self._buf += data
+        buf = self._buf
+        buf += data
         out: list[tuple[Literal["init", "fragment"], bytes]] = []
-        while len(self._buf) >= 8:
-            size, kind = struct.unpack_from(">I4s", self._buf, 0)
+        pos, unit, end = self._pos, 0, len(buf)
+        unpack = struct.unpack_from
+        while end - pos >= 8:
+            size, kind = unpack(">I4s", buf, pos)
             if size == 1:
-                if len(self._buf) < 16:
+                if end - pos < 16:
                     break
-                size = struct.unpack_from(">Q", self._buf, 8)[0]
+                size = unpack(">Q", buf, pos + 8)[0]
             if size < 8 or size > self.MAX_BOX_BYTES:
                 raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
-            if len(self._buf) < size:
+            if end - pos < size:
                 break
-            self._pending += self._buf[:size]
-            del self._buf[:size]
-            if kind == b"moov":
-                self.init = bytes(self._pending)
-                self._pending.clear()
+            pos += size
+            if kind == b"mdat":
+                out.append(("fragment", bytes(buf[unit:pos])))
+                unit = pos
+            elif kind == b"moov":
+                self.init = bytes(buf[unit:pos])
                 out.append(("init", self.init))
-            elif kind == b"mdat":
-                out.append(("fragment", bytes(self._pending)))
-                self._pending.clear()
+                unit = pos
+            elif pos - unit > self.MAX_BOX_BYTES:
+                raise Fmp4Error(f"no mdat or moov in {pos - unit} bytes")
+        if unit:
+            del buf[:unit]
+        self._pos = pos - unit
+        return out
+
+    def leftover(self) -> bytes:
+        """The bytes of the unit not complete yet (to hand the stream over to a backlog)."""
+        return bytes(self._buf)
+
+
+class FragmentBacklog:
+    """Fragments read but not cut out yet: the cheap way to keep the latest GOP of a stream nobody
+    watches (:mod:`recorder.live_tap`).
+
+    :meth:`add` only appends bytes; :meth:`trim` walks the new box headers and, from the newest
+    fragment backwards, looks for the latest keyframe and drops everything before it, so the
+    backlog holds the current GOP (plus what came since the last trim); :meth:`take` cuts the
+    complete fragments out (one ``bytes`` each) when someone needs them. The backlog starts at
+    a fragment boundary (after the init segment)."""
+
+    def __init__(self, data: bytes = b"", max_fragments: int = 600) -> None:
+        self.buf = bytearray(data)
+        self.max_fragments = max_fragments
+        self._starts: list[int] = []  # offsets of the complete fragments walked so far
+        self._pos = 0  # the next box header
+        self._unit = 0  # where the fragment being walked starts
+        self._checked = 0  # fragments at the start known not to be a later keyframe
+        self.lost = False
+        """The GOP outgrew ``max_fragments`` and was dropped: what follows is no continuation."""
+
+    def __len__(self) -> int:
+        return len(self.buf)
+
+    def add(self, data: bytes | memoryview) -> None:
+        self.buf += data
+
+    def _walk(self) -> None:
+        buf, pos, unit, end = self.buf, self._pos, self._unit, len(self.buf)
+        starts = self._starts
+        unpack = struct.unpack_from
+        while end - pos >= 8:
+            size, kind = unpack(">I4s", buf, pos)
+            if size == 1:
+                if end - pos < 16:
+                    break
+                size = unpack(">Q", buf, pos + 8)[0]
+            if size < 8 or size > Fmp4Splitter.MAX_BOX_BYTES:
+                raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
+            if end - pos < size:
+                break
+            pos += size
+            if kind == b"mdat":
+                starts.append(unit)
+                unit = pos
+            elif kind == b"moov":
+                raise Fmp4Error("a second init segment in one stream")
+        self._pos, self._unit = pos, unit
+
+    def _cut(self, offset: int) -> None:
+        if offset:
+            del self.buf[:offset]
+            self._starts = [s - offset for s in self._starts if s >= offset]
+            self._pos -= offset
+            self._unit -= offset
+
+    def trim(self) -> None:
+        """Drop what precedes the latest keyframe (checking each fragment at most once)."""
+        self._walk()
+        starts, buf = self._starts, self.buf
+        for i in range(len(starts) - 1, self._checked - 1, -1):
+            start = starts[i]
+            moof_end = start + struct.unpack_from(">I", buf, start)[0]
+            if fragment_is_keyframe(bytes(buf[start:moof_end])):
+                self._cut(start)
+                self._checked = 1
+                return
+        self._checked = len(starts)
+        if len(starts) > self.max_fragments:  # no keyframe for too long: let the GOP go
+            self._cut(self._unit)
+            self._checked = 0
+            self.lost = True
+
+    def take(self) -> list[bytes]:
+        """The complete fragments, in order, removed from the backlog."""
+        self._walk()
+        buf, starts = self.buf, self._starts
+        ends = [*starts[1:], self._unit] if starts else []
+        out = [bytes(buf[s:e]) for s, e in zip(starts, ends, strict=True)]
+        self._cut(self._unit)
+        self._starts, self._checked = [], 0
         return out

@@ -1,21 +1,25 @@
 """One recorded stream: the task that keeps one camera stream on disk, run after run.
 
-A :class:`StreamRecorder` loops: open a run (a ``Run`` row), start one ffmpeg
+A :class:`StreamRecorder` loops: choose a volume, open a run (a ``Run`` row), start one ffmpeg
 (:mod:`recorder.ffmpeg`), index every segment ffmpeg reports as finished (probe with PyAV, fsync
-file and folder, then insert the ``Segment`` row), watch for stalls, and when ffmpeg exits index the
-segment it was writing (if playable), close the run with its end reason, report status, back off,
-and start again — until told to stop. Time derivation (:mod:`recorder.runclock`, described in
-docs/design/recording.md): a segment spans the run's anchor (the wall-clock instant of media time 0)
-plus the media times ffmpeg lists for it — the frames' own timestamps — checked against when its
-first keyframe arrived, never taken from when ffmpeg got round to closing the file. A stall inside a
-run is a hole between its segments where the frames stop and resume.
+file and folder, then insert the ``Segment`` row: :mod:`recorder.run_index`), watch for stalls
+(:mod:`recorder.run_watch`), and when ffmpeg exits index the segment it was writing (if playable),
+close the run with its end reason, report status, back off, and start again — until told to stop.
+Each run also feeds live view when the supervisor wired live feeds (:mod:`recorder.live_tap`).
+
+Time derivation (:mod:`recorder.runclock`, described in docs/design/recording.md): a segment spans
+the run's anchor (the wall-clock instant of media time 0) plus the media times ffmpeg lists for it —
+the frames' own timestamps — checked against when its first keyframe arrived, never taken from when
+ffmpeg got round to closing the file. A stall inside a run is a hole between its segments where the
+frames stop and resume.
 
 In mode ``event`` the same loop records into short ring-buffer segments that are *not* indexed
 when they close: they wait in a ring (files on the same volume) until an event asks for them
 (:meth:`StreamRecorder.trigger`, pre-roll) or until they are older than the pre-roll, then they are
 deleted. Segments overlapping ``[event − pre_roll, event end + post_roll]`` are indexed with
 ``kind = "event"``; in continuous mode the same window only marks segments ``event``. The keep
-windows and the ring live in :mod:`recorder.preroll`; this module decides when to consult them.
+windows and the ring live in :mod:`recorder.preroll`; :mod:`recorder.run_index` decides when to
+consult them.
 
 Full disk: a run does not start while its volume has less than ``min_free_bytes`` free (after a
 full disk, less than that plus ``disk_resume_margin_bytes``); a running ffmpeg is stopped cleanly
@@ -36,11 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
 
 from recorder import index
 from recorder.ffmpeg import (
@@ -50,20 +51,14 @@ from recorder.ffmpeg import (
     DISK_FULL_MARKERS,
     FfmpegProcess,
     RecordCommand,
-    SegmentLine,
 )
 from recorder.live_tap import LiveFeeds, LiveTap
-from recorder.preroll import KeepWindows, PendingSegment, ring_horizon_us
+from recorder.preroll import KeepWindows
+from recorder.run_index import SegmentIndexer
 from recorder.run_watch import FLUSH, RunState, RunWatch
 from recorder.segments import (
-    SEGMENT_RE,
-    discard_unplayable,
-    fsync_path,
     make_run_dir,
-    move_to_lost_and_found,
-    probe_segment,
     run_dir,
-    run_files,
     segment_pattern,
     space_problem,
 )
@@ -129,12 +124,6 @@ class RecorderOptions:
     """A volume whose health check (marker, free space) takes longer is ``unresponsive``."""
 
 
-TRUNCATED_TOLERANCE_US = 100_000
-"""A re-probed segment shorter than its row by more than this is truncated to what it holds."""
-RECENT_SEGMENTS = 3
-"""Segments of a run re-probed in full when it ends on a full disk."""
-
-
 _RunState = RunState
 _FLUSH = FLUSH
 
@@ -180,10 +169,22 @@ class StreamRecorder:
         self.live_feeds: LiveFeeds | None = None
         """Set by the supervisor: each run also feeds live view (recorder/live_tap.py)."""
         self._tap: LiveTap | None = None
+        self.indexer = SegmentIndexer(self)
+        """Turns the run's segment-list lines into rows (recorder/run_index.py)."""
 
     @property
     def is_event(self) -> bool:
         return self.config.mode == "event"
+
+    @property
+    def keeps(self) -> KeepWindows:
+        """Event mode's keep windows (also marks events in continuous mode)."""
+        return self._keeps
+
+    def lease_lost(self) -> None:
+        """Indexing was fenced off (another node records this camera now): end the run."""
+        self._stop_reason = self._stop_reason or "lease_lost"
+        self._stop_event.set()
 
     @property
     def stopping(self) -> bool:
@@ -283,7 +284,7 @@ class StreamRecorder:
                 await proc.wait()
             if tap is not None:
                 await tap.close()
-        await self._index_leftovers(state)
+        await self.indexer.index_leftovers(state)
         await self.volumes.io(state.volume, state.ring.drop_oldest, len(state.ring))
         return await self._finish_run(state, proc, rc, watch.stalled)
 
@@ -385,7 +386,7 @@ class StreamRecorder:
             self._tap.started()
         if self._stop_reason is not None:  # stop() came while ffmpeg was starting
             proc.terminate()
-        indexer = asyncio.create_task(self._indexer(state), name=f"{self.name}-indexer")
+        indexer = asyncio.create_task(self.indexer.consume(state), name=f"{self.name}-indexer")
         wait_task = asyncio.create_task(proc.wait())
         await watch.watch(wait_task)
         rc = await wait_task
@@ -405,31 +406,6 @@ class StreamRecorder:
         except Exception:  # a hook's bug must not stop the recording loop
             log.exception("%s: disk-full hook failed", self.name)
 
-    async def _verify_recent(self, state: _RunState) -> None:
-        """After a full disk, re-probe the last indexed segments in full: ffmpeg lists the segment
-        it failed to finish, so its row may claim more than the file holds."""
-        for seg_id, path, start_us, end_us in list(state.recent):
-            probe = await self.volumes.io(state.volume, probe_segment, path)
-            if not probe.playable:
-                log.warning("%s: segment %s is not playable after the disk filled (%s); "
-                            "removing its row", self.name, path.name, probe.error)
-                await self.gw.write(index.delete_segment, seg_id)
-                await self.volumes.io(state.volume, discard_unplayable, self.name, state.volume,
-                                      path, probe.video_packets, probe.error)
-                state.segments -= 1
-                state.recent.remove((seg_id, path, start_us, end_us))
-            elif start_us + probe.duration_us < end_us - TRUNCATED_TOLERANCE_US:
-                new_end = start_us + probe.duration_us
-                log.warning("%s: segment %s holds %.2fs, not %.2fs (truncated by the full disk); "
-                            "indexed as partial", self.name, path.name, probe.duration_us / 1e6,
-                            (end_us - start_us) / 1e6)
-                await self.gw.write(index.truncate_segment, seg_id, start_us, new_end,
-                                    probe.size_bytes)
-                idx = state.recent.index((seg_id, path, start_us, end_us))
-                state.recent[idx] = (seg_id, path, start_us, new_end)
-        if state.recent:
-            state.last_end_us = max(r[3] for r in state.recent)
-
     def _segment_seconds(self) -> int:
         seconds = self.settings.recording.segment_seconds
         if self.is_event:
@@ -443,7 +419,7 @@ class StreamRecorder:
         delay_s = 0.0
         disk_full = state.disk_full is not None or any(m in tail for m in DISK_FULL_MARKERS)
         if disk_full:
-            await self._verify_recent(state)
+            await self.indexer.verify_recent(state)
         recorded = state.segments > 0
         if self._stop_reason is not None:
             reason = self._stop_reason
@@ -507,142 +483,6 @@ class StreamRecorder:
                  reason, rc, state.segments, f"; retry in {delay_s:.1f}s" if delay_s else "")
         return delay_s
 
-    # -- indexing ----------------------------------------------------------------------------
-
-    async def _indexer(self, state: _RunState) -> None:
-        while True:
-            item = await state.queue.get()
-            if item is None:
-                return
-            try:
-                if item == _FLUSH:
-                    await self._flush_ring(state)
-                    continue
-                assert not isinstance(item, str)
-                line, seen_us = item
-                await self._index_line(state, line, seen_us)
-            except Exception:  # an index failure must not stop the recording
-                log.exception("%s: cannot index segment %s", self.name, item)
-
-    async def _index_line(self, state: _RunState, line: SegmentLine, seen_us: int) -> None:
-        path = state.folder / Path(line.name).name
-        match = SEGMENT_RE.match(path.name)
-        seq = int(match["seq"]) if match else state.last_seq + 1
-        first = state.run_clock.anchor_us is None
-        placed = state.run_clock.place(seen_us, round(line.start_s * 1_000_000),
-                                   round(line.end_s * 1_000_000))
-        start_us, end_us = placed.start_us, placed.end_us
-        if placed.shift_us > 0:
-            log.warning("%s: media time fell %.1fs behind the wall clock (the camera's clock "
-                        "paused or went back); re-anchored from segment %s", self.name,
-                        placed.shift_us / 1e6, path.name)
-        elif placed.shift_us < 0:
-            log.warning("%s: media time jumped %.1fs ahead of the wall clock; re-anchored from "
-                        "segment %s", self.name, -placed.shift_us / 1e6, path.name)
-        if placed.late:
-            end_us = await self._frames_end(state, path, start_us, end_us)
-            state.run_clock.truncate_last(end_us)
-            log.info("%s: segment %s closed %.1fs after its last frame (the camera stopped "
-                     "sending)", self.name, path.name, (seen_us - end_us) / 1e6)
-        if first and not self.is_event:
-            await self.gw.write(index.update_run_start, state.run_id, start_us)
-        state.closed += 1
-        if self.is_event and not self._keeps.keeping(start_us, end_us):
-            state.ring.add(PendingSegment(path, seq, start_us, end_us))
-            state.last_seq = max(state.last_seq, seq)
-            if not state.media_seen:
-                state.media_seen = True
-                self.set_recording()
-            await self._prune_ring(state, end_us)
-            return
-        await self._index_file(state, path, seq, start_us, end_us, "ok")
-
-    async def _frames_end(self, state: _RunState, path: Path, start_us: int, end_us: int) -> int:
-        """The end of a segment closed late (a stall), checked against the frames in its file: a
-        list line's end may reach up to the keyframe that closed it, after the stall."""
-        probe = await self.volumes.io(state.volume, probe_segment, path)
-        if probe.playable and start_us + probe.duration_us < end_us - TRUNCATED_TOLERANCE_US:
-            return start_us + probe.duration_us
-        return end_us
-
-    async def _flush_ring(self, state: _RunState) -> None:
-        """Index the ring segments an event now keeps (pre-roll), oldest first."""
-        for p in state.ring.take_kept(self._keeps):
-            await self._index_file(state, p.path, p.seq, p.start_us, p.end_us, "ok")
-
-    async def _prune_ring(self, state: _RunState, latest_end_us: int) -> None:
-        """Delete the ring files too old for any pre-roll, and the keep windows ended before them."""
-        horizon_us = ring_horizon_us(latest_end_us, self.config.pre_roll_s,
-                                     self.options.ring_margin_s)
-        old = state.ring.count_ending_before(horizon_us)
-        if old:
-            await self.volumes.io(state.volume, state.ring.drop_oldest, old)
-        self._keeps.prune(horizon_us)
-
-    async def _index_file(self, state: _RunState, path: Path, seq: int, start_us: int,
-                          end_us: int | None, seg_state: str) -> bool:
-        probe = await self.volumes.io(state.volume, partial(probe_segment, quick=end_us is not None),
-                                     path)
-        if not probe.playable:
-            await self.volumes.io(state.volume, discard_unplayable, self.name, state.volume,
-                                  path, probe.video_packets, probe.error)
-            return False
-        if end_us is None:
-            end_us = start_us + probe.duration_us
-        await self.volumes.io(state.volume, fsync_path, path)
-        row = index.SegmentRow(
-            camera_id=self.config.camera_id, stream=self.config.kind, run_id=state.run_id,
-            volume=state.volume.name, path=str(path.relative_to(state.volume.path)),
-            start_us=start_us, end_us=end_us, size_bytes=probe.size_bytes,
-            video_codec=probe.video_codec, audio_codec=probe.audio_codec, width=probe.width,
-            height=probe.height, state=seg_state,
-            kind="event" if self.is_event or self._keeps.keeping(start_us, end_us) else "continuous",
-        )
-        if self.is_event and state.segments == 0:
-            await self.gw.write(index.update_run_start, state.run_id, start_us)
-        insert_start = time.perf_counter()
-        try:
-            seg_id = await self.gw.write(index.insert_segment, row, self.config.fence)
-        except index.LeaseLost as exc:  # fenced: another node records this camera now
-            log.warning("%s: segment %s not indexed: %s; set aside in lost+found", self.name,
-                        path.name, exc)
-            await self.volumes.io(state.volume, move_to_lost_and_found, state.volume, row.path)
-            self._stop_reason = self._stop_reason or "lease_lost"
-            self._stop_event.set()  # the run ends: the supervisor's lease loop stops ffmpeg
-            return False
-        self.stats.segment_indexed(row.size_bytes, time.perf_counter() - insert_start,
-                                   self.clock.monotonic_us())
-        state.recent = [*state.recent[1 - RECENT_SEGMENTS:], (seg_id, path, start_us, end_us)]
-        state.last_end_us = end_us
-        state.last_seq = max(state.last_seq, seq)
-        state.segments += 1
-        if not state.media_seen:
-            state.media_seen = True
-            self.set_recording()
-        if not self.is_event:
-            # segments come in time order: a window that ended before this one began can no
-            # longer mark one (without this, continuous mode kept every event's window forever)
-            self._keeps.prune(start_us)
-        return True
-
     def _recording_reason(self) -> str:
         reason = "event mode: buffering pre-roll, keeping events" if self.is_event else "recording"
         return f"{reason} ({self._volume_note})" if self._volume_note else reason
-
-    async def _index_leftovers(self, state: _RunState) -> None:
-        """Index the file ffmpeg was writing when it died (no list line came for it)."""
-        leftovers = await self.volumes.io(state.volume, run_files, state.folder, state.run_uuid)
-        for path in leftovers:
-            match = SEGMENT_RE.match(path.name)
-            assert match is not None
-            seq = int(match["seq"])
-            if seq <= state.last_seq:
-                continue
-            start_us = state.run_clock.next_start_us(
-                state.progress_anchor_us or state.provisional_start_us)
-            if self.is_event and not self._keeps.keeping(start_us, self.clock.now_us()):
-                await self.volumes.io(state.volume, path.unlink, True)
-                continue
-            if await self._index_file(state, path, seq, start_us, None, "partial"):
-                log.info("%s: indexed partial segment %s", self.name, path.name)
-
