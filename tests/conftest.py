@@ -45,6 +45,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("engine", engines, scope="session")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` first, then ``browser``, then the rest (each in collection order).
+
+    scripts/test.sh runs xdist with ``--maxschedchunk=1``, which hands tests out about one at a
+    time in this order: the longest start first, spread over the workers, and the run ends on short
+    tests instead of waiting for one long test that happened to be collected late."""
+
+    def rank(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("browser") else 2
+
+    items.sort(key=rank)
+
+
 def _pg_url(admin_url: str, dbname: str) -> str:
     base, _, _ = admin_url.rpartition("/")
     return f"{base}/{dbname}"
