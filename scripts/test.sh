@@ -69,5 +69,8 @@ log "pytest"
 # Three workers (pytest-xdist): most tests wait on real cameras and real time, not on the CPU, so
 # three at once fit a 2-core machine (the whole run: ~11 min on two, ~9 on three);
 # VMS_TEST_WORKERS=N chooses, 0 runs them in this process.
+# --maxschedchunk=1: tests are handed out one at a time in the order tests/conftest.py sorts them
+# (marked slow first), so the long ones start at once on different workers and none starts last.
 # --durations=25: the slowest tests are named at the end of every run.
-python3 -m pytest -q -p no:cacheprovider --durations=25 -n "${VMS_TEST_WORKERS:-3}" "$@"
+python3 -m pytest -q -p no:cacheprovider --durations=25 -n "${VMS_TEST_WORKERS:-3}" \
+  --maxschedchunk=1 "$@"

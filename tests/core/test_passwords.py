@@ -1,11 +1,13 @@
-"""The sign-in throttle's counting, and the password pool's cap."""
+"""The sign-in throttle's counting, the password pool's cap, and the unknown user's check."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from argon2.exceptions import VerifyMismatchError
 
+from vms import passwords
 from vms.clock import FakeClock
 from vms.passwords import (
     AccountError,
@@ -116,3 +118,17 @@ async def test_the_pool_checks_passwords_and_refuses_beyond_its_capacity() -> No
         assert ticks > 3
     finally:
         pool.close()
+
+
+def test_an_unknown_user_costs_a_real_check_and_never_matches() -> None:
+    """The hash checked for a user that does not exist is built, not hashed, at import: it has the
+    hasher's parameters (argon2 would ask to rehash otherwise), so it costs a real check, and it is
+    well formed (a mismatch, not an invalid hash refused at once)."""
+    dummy = passwords._DUMMY_HASH
+    assert not passwords._hasher.check_needs_rehash(dummy)
+    with pytest.raises(VerifyMismatchError):
+        passwords._hasher.verify(dummy, "correct-horse-9")
+    assert passwords.verify_or_dummy(None, "correct-horse-9") is False
+    real = hash_password("correct-horse-9")
+    assert dummy.rsplit("$", 2)[0] == real.rsplit("$", 2)[0]  # same algorithm, version, costs
+    assert len(dummy) == len(real)

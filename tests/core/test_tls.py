@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -38,6 +39,7 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@pytest.mark.slow
 def test_https_with_secure_session_cookie(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     port = free_port()

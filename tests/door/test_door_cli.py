@@ -31,7 +31,7 @@ async def test_door_list_and_open(tmp_path: Path, settings_factory: Any, camsim_
     fleet = await camsim_factory(count=1, rtsp=False, password=PASSWORD, relay_monostable=False)
     camera = fleet.cameras[0]
     settings = settings_factory()
-    settings.data_dir.mkdir(parents=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # settings_factory made it (the database)
     gateway = Gateway(settings.database_url)
     gateway.migrate()
     try:

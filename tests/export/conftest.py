@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from tests.export.export_helpers import index_files, make_segment_files
+from tests.web.conftest import hashed_password
 from vms.db import models as m
 
-PASSWORD = "correct-horse-9"
+PASSWORD = "correct-horse-9"  # the web tests' password: hashed once per run (hashed_password)
 BASE_US = 1_792_889_990 * 1_000_000
 """2026-10-25T00:59:50Z: synthetic recordings start 10 s before Berlin's autumn DST change."""
 
@@ -70,7 +71,7 @@ async def seed_world(app: Any, segment_files: list[Path]) -> tuple[int, int, int
         a = accounts.create_site("Site A", "Europe/Berlin")
         b = accounts.create_site("Site B", "Asia/Almaty")
         for username, (role, sites) in USERS.items():
-            accounts.create_user(username, PASSWORD, role, sites)
+            accounts.create_user(username, hashed_password(), role, sites)
         now = clock.now_us()
         cams = []
         for site, name in ((a, "Gate A"), (b, "Gate B"), (a, "Yard A")):

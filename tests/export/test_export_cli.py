@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.export.conftest import BASE_US, ExportWorld
 from web.keys import ACCOUNTS, GATEWAY, SETTINGS
 
@@ -31,6 +33,7 @@ def check_outputs(output: Path, result: dict[str, object]) -> dict[str, object]:
     return manifest
 
 
+@pytest.mark.engines("sqlite")  # the CLI's HTTP side; the export API runs on both in test_export_api
 async def test_cli_export_through_the_server(xworld: ExportWorld, tmp_path: Path) -> None:
     app = xworld.app
     token = await app[GATEWAY].write(app[ACCOUNTS].create_api_token, "operator1", "cli")

@@ -57,6 +57,7 @@ async def run_vms(*argv: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.engines("sqlite")  # files and keys; exports' rows are tested on both in test_export_api
 async def test_exports_are_signed_and_verified_offline(xworld: ExportWorld,
                                                        tmp_path: Path) -> None:
     headers = await xworld.login("operator1")

@@ -360,6 +360,7 @@ def sqlite_only(db_url: str, engine: str) -> str:
     return db_url
 
 
+@pytest.mark.slow
 async def test_availability_and_last_will_of_a_real_server(
         sqlite_only: str, tmp_path: Path, shared_broker: int, space: Space) -> None:
     port = free_port()

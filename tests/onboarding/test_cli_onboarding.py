@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.onboarding.conftest import CAM_PASSWORD
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +33,7 @@ async def vms(*argv: str, cwd: Path, stdin: str = "",
     return proc.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.slow
 async def test_discover_add_set(camsim_factory: Any, tmp_path: Path) -> None:
     fleet = await camsim_factory(count=2, password=CAM_PASSWORD)
     targets = [arg for camera in fleet.cameras for arg in ("--target", camera.info()["discovery"])]

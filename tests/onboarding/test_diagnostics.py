@@ -13,6 +13,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.leakcheck import SENSITIVE, register_sensitive
 from tests.onboarding.conftest import CAM_PASSWORD
 from tests.onboarding.test_cli_onboarding import vms
@@ -46,6 +48,7 @@ def _runs_and_errors(camera_id: int, rtsp_main: str) -> None:
                     error=f"could not open {credentialed}")
 
 
+@pytest.mark.slow
 async def test_diagnostics_bundle(camsim_factory: Any, db_url: str, engine: str,
                                   tmp_path: Path) -> None:
     fleet = await camsim_factory(count=2, password=CAM_PASSWORD)

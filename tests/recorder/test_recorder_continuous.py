@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import av
+import pytest
 
 from camsim.sei import read_capture_times
 from recorder.supervisor import RecorderSupervisor
@@ -25,6 +26,7 @@ async def wait_for(predicate, timeout_s: float, interval_s: float = 0.2) -> None
         await asyncio.sleep(interval_s)
 
 
+@pytest.mark.slow
 async def test_two_cameras_contiguous_and_timed(rec_env, rtsp_factory, rec_options) -> None:
     env = rec_env
     servers = [await rtsp_factory() for _ in range(2)]

@@ -17,6 +17,8 @@ import dataclasses
 import re
 from datetime import datetime
 
+import pytest
+
 from camsim.sei import read_capture_times
 from recorder.clip import Source, plan_clip, write_clip
 from recorder.playback import build_playlist, playable_segments
@@ -129,6 +131,7 @@ def _near(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return abs(a[0] - b[0]) <= SEI_TOLERANCE_US and abs(a[1] - b[1]) <= SEI_TOLERANCE_US
 
 
+@pytest.mark.slow
 async def test_stalls_keep_every_frame_at_its_capture_time(rec_env, rtsp_factory, rec_options,
                                                            wait_for) -> None:
     """Stalls shorter (0.5 s, 1.5 s) and longer (6 s, like the 8 s of the issue) than the 2 s

@@ -40,6 +40,7 @@ def _segments(env: RecEnv, cam: int) -> list[Segment]:
                                          .order_by(Segment.start_us)))
 
 
+@pytest.mark.slow
 async def test_emergency_purge_keeps_two_cameras_recording(rec_env, rtsp_factory, rec_options,
                                                            tmpfs_volume, wait_for) -> None:
     mnt = tmpfs_volume

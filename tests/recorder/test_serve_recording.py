@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.core.test_serve import alive, descendants, free_port
 from tests.recorder.conftest import SMALL
 from vms.config import load_settings
@@ -29,6 +31,7 @@ def _ffmpeg_children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 async def test_serve_with_a_recording_camera_stops_on_sigterm(tmp_path: Path,
                                                               rtsp_factory) -> None:
     server = await rtsp_factory(SMALL)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from recorder.volumes import database_uuid, mark_volume
 from tests.core.test_serve import free_port
 from tests.serve_process import ServeProcess
@@ -17,6 +19,7 @@ from vms.db.gateway import Gateway
 PASSWORD = "storage-state-pw-1"
 
 
+@pytest.mark.slow
 async def test_unmarked_volume_is_named_in_storage_api_and_page(tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / "disk1").mkdir()

@@ -12,7 +12,9 @@ import math
 import struct
 from typing import Any
 
-USER_PASSWORD = "correct-horse-9"
+from tests.web.conftest import PASSWORD, hashed_password
+
+USER_PASSWORD = PASSWORD  # the web tests' password, so its hash is made once per run
 
 
 def seed_talk(app: Any, cameras: list[tuple[str, str, str, str]]) -> dict[str, int]:
@@ -25,9 +27,9 @@ def seed_talk(app: Any, cameras: list[tuple[str, str, str, str]]) -> dict[str, i
     def write() -> dict[str, int]:
         sites = {"A": accounts.create_site("Site A", "Asia/Almaty"),
                  "B": accounts.create_site("Site B", "Europe/Berlin")}
-        accounts.create_user("resident_a", USER_PASSWORD, "viewer", ["Site A"])
-        accounts.create_user("operator_a", USER_PASSWORD, "operator", ["Site A"])
-        accounts.create_user("viewer_b", USER_PASSWORD, "viewer", ["Site B"])
+        accounts.create_user("resident_a", hashed_password(), "viewer", ["Site A"])
+        accounts.create_user("operator_a", hashed_password(), "operator", ["Site A"])
+        accounts.create_user("viewer_b", hashed_password(), "viewer", ["Site B"])
         now = clock.now_us()
         ids: dict[str, int] = {}
         for name, site, url, password in cameras:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.web.conftest import World
 from vms.bus import CameraEvent
 from vms.db import models as m
@@ -290,6 +292,7 @@ async def test_camera_page_event_settings_form(world: World) -> None:
     assert resp.status == 404
 
 
+@pytest.mark.engines("sqlite")  # the SSE transport; the events' queries run on both engines
 async def test_sse_heartbeats_and_a_slow_client_counts_its_drops(world: World) -> None:
     world.app[SERVICES]["events"].feed_heartbeat_s = 0.2
     await world.login("viewer1")

@@ -323,6 +323,7 @@ def test_every_api_route_declares_its_answer() -> None:
     assert not missing, f"declare response= (a JSON schema) for {missing}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", list(ROLES))
 def test_fuzz_api_as_role(fuzzed: Fuzzed, role: str) -> None:
     _GUARD.on = True

@@ -10,6 +10,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+import pytest
 from babel.messages.pofile import read_po
 
 from onvif_bridge.models import Status
@@ -266,6 +267,7 @@ def _english_words(text: str, sent: str = "") -> list[str]:
             if w not in _LATIN_OK and w not in typed]
 
 
+@pytest.mark.engines("sqlite")  # translations only: no query differs by engine
 async def test_the_server_speaks_the_pages_language(world: World) -> None:
     """One signed-in world (its setup is the cost) for what the server puts on pages for scripts
     and forms: settings-form errors, discovery status labels, playback error labels."""

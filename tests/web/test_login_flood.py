@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
+import pytest
 
 from tests.web.conftest import PASSWORD, World
 from vms.db import models as m
@@ -78,6 +79,7 @@ async def test_the_right_password_among_parallel_guesses_is_refused(world: World
     assert sum(1 for status, _ in results if status == 401) <= 5
 
 
+@pytest.mark.slow
 async def test_database_writes_do_not_wait_for_password_checks(world: World) -> None:
     """60 sign-ins for unknown users in flight (each from its own address, so none is
     throttled): a database write issued meanwhile completes while passwords are still being
