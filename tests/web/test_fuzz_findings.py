@@ -109,3 +109,17 @@ async def test_a_token_id_beyond_64_bits_is_not_found(world: World) -> None:
     resp = await world.client.delete("/api/v1/tokens/302929499931090429086269440",
                                      headers={"X-CSRF-Token": csrf})
     assert resp.status == 404, await resp.text()
+
+
+async def test_a_nul_character_in_a_query_parameter_is_refused_naming_it(world: World) -> None:
+    """PostgreSQL refuses NUL in text: ``/api/v1/audit?action=a%00b`` was a 500 there."""
+    await world.login("admin1")
+    for url in ("/api/v1/audit?action=a%00b", "/api/v1/events?type=%00",
+                f"/api/v1/cameras/{world.camera_a}/timeline?x%00y=1"):
+        resp = await world.client.get(url)
+        assert resp.status == 400, (url, await resp.text())
+        message = await _error(resp)
+        assert "NUL" in message and ("action" in message or "type" in message
+                                      or "x\\x00y" in message), message
+    resp = await world.client.get("/api/v1/audit?action=a")
+    assert resp.status == 200
