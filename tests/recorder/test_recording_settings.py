@@ -118,7 +118,7 @@ async def test_camera_page_form(world: World) -> None:  # noqa: F811
     assert 'id="camera-recording-settings"' in page
     assert f'action="/cameras/{world.camera_a}/recording-settings"' in page
     # without the page's script the schedule and roll fields are disabled (so not sent)
-    assert 'name="schedule" rows="3" cols="40" data-field="schedule_text" disabled' in page
+    assert 'name="schedule" rows="3" cols="40" data-field="schedule_text" translate="no" disabled' in page
     form = {"csrf_token": csrf, "recording_mode": "event", "event_pre_s": "4",
             "event_post_s": "12", "schedule": "sat,sun 10:00-16:00", "main.record": "no",
             "main.rtsp_transport": "tcp"}

@@ -56,6 +56,9 @@ async def test_language_switch_and_sign_in_never_redirect_elsewhere(world: World
         assert resp.headers["Location"] == expected, (target, resp.headers["Location"])
 
         page = await client.get("/login", params={"next": target})
+        if "\x00" in target:  # refused outright: no query parameter may hold a NUL
+            assert page.status == 400, (target, page.status)
+            continue
         field = re.search(r'name="login_csrf" value="[^"]*">\s*<input type="hidden" name="next" '
                           r'value="([^"]*)"', await page.text())
         assert field is not None
