@@ -148,8 +148,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.error("route %s %s has no access rule: refused", request.method, request.path)
         raise web.HTTPForbidden(text="this route has no access rule")
 
-    for key, value in request.query.items():
-        if "\x00" in key or "\x00" in value:  # no database stores it; PostgreSQL refuses it
+    for key, text in request.query.items():
+        if "\x00" in key or "\x00" in text:  # no database stores it; PostgreSQL refuses it
             raise web.HTTPBadRequest(text=f"query parameter {key[:40]!r} contains a NUL character")
     principal = await _resolve_principal(request)
     request[PRINCIPAL] = principal
