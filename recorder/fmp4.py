@@ -144,13 +144,33 @@ def _traf_is_keyframe(fragment: bytes, traf_start: int, traf_end: int) -> bool:
     return not (sample_flags >> 16) & 1  # sample_is_non_sync_sample
 
 
+MAX_BOX_BYTES = 32 * 1024 * 1024
+"""The largest box a live stream may send (a bigger size is a corrupt stream)."""
+
+
+def box_at(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, bytes] | None:
+    """(size, kind) of the box whose header starts at ``pos`` when all of it is in
+    ``buf[:end]``; None while it is incomplete. Raises :class:`Fmp4Error` on a size no stream
+    sends."""
+    if end - pos < 8:
+        return None
+    size, kind = struct.unpack_from(">I4s", buf, pos)
+    if size == 1:
+        if end - pos < 16:
+            return None
+        size = struct.unpack_from(">Q", buf, pos + 8)[0]
+    if size < 8 or size > MAX_BOX_BYTES:
+        raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
+    return None if end - pos < size else (size, kind)
+
+
 class Fmp4Splitter:
     """Cuts a fragmented MP4 byte stream into the init segment and ``moof``+``mdat`` fragments.
 
     Walks box headers with an offset and copies each unit out once (no per-box copy or shift of
     the buffer), so a large read holding many fragments costs little more than one fragment."""
 
-    MAX_BOX_BYTES = 32 * 1024 * 1024
+    MAX_BOX_BYTES = MAX_BOX_BYTES
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -162,17 +182,8 @@ class Fmp4Splitter:
         buf += data
         out: list[tuple[Literal["init", "fragment"], bytes]] = []
         pos, unit, end = self._pos, 0, len(buf)
-        unpack = struct.unpack_from
-        while end - pos >= 8:
-            size, kind = unpack(">I4s", buf, pos)
-            if size == 1:
-                if end - pos < 16:
-                    break
-                size = unpack(">Q", buf, pos + 8)[0]
-            if size < 8 or size > self.MAX_BOX_BYTES:
-                raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
-            if end - pos < size:
-                break
+        while (box := box_at(buf, pos, end)) is not None:
+            size, kind = box
             pos += size
             if kind == b"mdat":
                 out.append(("fragment", bytes(buf[unit:pos])))
@@ -222,17 +233,8 @@ class FragmentBacklog:
     def _walk(self) -> None:
         buf, pos, unit, end = self.buf, self._pos, self._unit, len(self.buf)
         starts = self._starts
-        unpack = struct.unpack_from
-        while end - pos >= 8:
-            size, kind = unpack(">I4s", buf, pos)
-            if size == 1:
-                if end - pos < 16:
-                    break
-                size = unpack(">Q", buf, pos + 8)[0]
-            if size < 8 or size > Fmp4Splitter.MAX_BOX_BYTES:
-                raise Fmp4Error(f"bad MP4 box {kind!r} of {size} bytes")
-            if end - pos < size:
-                break
+        while (box := box_at(buf, pos, end)) is not None:
+            size, kind = box
             pos += size
             if kind == b"mdat":
                 starts.append(unit)

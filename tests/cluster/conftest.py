@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -258,6 +260,20 @@ class Cluster:
     async def stop(self) -> None:
         await asyncio.gather(*(n.stop() for n in self.nodes.values()), return_exceptions=True)
         self.gw.close()
+
+
+async def verify_export(http: aiohttp.ClientSession, export_id: int, clip: Path) -> None:
+    """Fetch the export's manifest beside ``clip`` (already downloaded) and check both with
+    ``vms verify``, as a user receiving the evidence would."""
+    async with http.get(f"/api/v1/exports/{export_id}/manifest") as resp:
+        assert resp.status == 200, await resp.text()
+        clip.with_name(clip.name + ".manifest.json").write_bytes(await resp.read())
+    verify = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vms.cli", "verify", str(clip), "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await verify.communicate()
+    assert verify.returncode == 0, (out.decode(), err.decode())
+    assert json.loads(out)["ok"] is True
 
 
 def no_overlap(segments: list[tuple[int, int, int, str, str, str]],

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.cluster.conftest import LEASE_S, PASSWORD, Cluster, TcpProxy, no_overlap
+from tests.cluster.conftest import LEASE_S, PASSWORD, Cluster, TcpProxy, no_overlap, verify_export
 
 pytestmark = pytest.mark.slow
 
@@ -123,14 +123,7 @@ async def test_three_nodes_failover_rebalance_and_cross_node_footage(
         clip = tmp_path / "clip.mp4"
         async with admin.get(f"/api/v1/exports/{export_id}/file") as resp:
             clip.write_bytes(await resp.read())
-        async with admin.get(f"/api/v1/exports/{export_id}/manifest") as resp:
-            (tmp_path / "clip.mp4.manifest.json").write_bytes(await resp.read())
-        verify = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vms.cli", "verify", str(clip), "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await verify.communicate()
-        assert verify.returncode == 0, (out.decode(), err.decode())
-        assert json.loads(out)["ok"] is True
+        await verify_export(admin, export_id, clip)
 
         await restart
         await cluster.wait("rebalanced to 4 per node", 30, lambda: (

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.cluster.conftest import PASSWORD, Cluster
+from tests.cluster.conftest import PASSWORD, Cluster, verify_export
 from vms.cluster import signed_headers
 from vms.db.models import AuditLog, Export, Installation, Node, User
 
@@ -110,14 +109,7 @@ async def test_live_and_exports_through_the_other_node(cluster_factory, tmp_path
         async with admin_b.get(f"/api/v1/exports/{export_id}/file",
                                headers={"Range": "bytes=0-99"}) as resp:
             assert resp.status == 206 and len(await resp.read()) == 100
-        async with admin_b.get(f"/api/v1/exports/{export_id}/manifest") as resp:
-            (tmp_path / "clip.mp4.manifest.json").write_bytes(await resp.read())
-        verify = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vms.cli", "verify", str(clip), "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await verify.communicate()
-        assert verify.returncode == 0, (out.decode(), err.decode())
-        assert json.loads(out)["ok"] is True
+        await verify_export(admin_b, export_id, clip)
         # each download audited once, by the node asked, under the user's name
         downloads = cluster.gw.read_sync(lambda: [
             (r.username, r.address != "") for r in AuditLog.select().where(
