@@ -46,11 +46,16 @@ async def test_snapshot_is_the_frame_at_the_instant(recording: Recording, client
         pts = float(resp.headers["X-Frame-Pts"])
         expected_pts = max(p for p, _ in captures if p <= offset_us / 1e6 + 1e-9)
         assert abs(pts - expected_pts) < 1e-6, (pts, expected_pts)
-        capture_us = dict((round(p, 3), c) for p, c in captures)[round(expected_pts, 3)]
-        # the camera captured the chosen frame at (about) the requested instant: within a frame
-        # interval plus the recorder's anchor latency (the smallest arrival delay it saw: up to
-        # ~150 ms on a loaded 2-core CI machine)
-        assert abs(capture_us - at) < 250_000, (capture_us - at) / 1e3
+        by_pts = dict((round(p, 3), c) for p, c in captures)
+        capture_us = by_pts[round(expected_pts, 3)]
+        # the camera captured the chosen frame at the requested instant, on the segment's own
+        # time line: the segment's first frame's capture time stands for its start (the offset
+        # between them is the recorder's anchor latency, 150-450 ms seen on a loaded 2-core CI
+        # machine, bounded here at a second; tests/recorder checks the anchor itself), and the
+        # chosen frame is within a frame interval plus the sender's jitter of the instant
+        anchor_us = by_pts[round(min(p for p, _ in captures), 3)] - seg["start_us"]
+        assert abs(anchor_us) < 1_000_000, anchor_us / 1e3
+        assert abs(capture_us - anchor_us - at) < 150_000, (capture_us - anchor_us - at) / 1e3
         assert abs(int(resp.headers["X-Frame-Time-Us"]) - (seg["start_us"] + round(pts * 1e6))) < 2
         image = jpeg_gray(data)
         assert image.shape == (180, 320)
