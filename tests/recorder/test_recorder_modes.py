@@ -127,7 +127,9 @@ async def test_scheduled_mode_records_only_inside_its_window(rec_env, rtsp_facto
     runs = _runs(env, cam)
     assert len(runs) == 1 and runs[0].end_reason == "schedule", [r.end_reason for r in runs]
     assert segs and segs[0].start_us >= open_us - 100_000
-    assert segs[-1].end_us <= close_us + 1_500_000, (segs[-1].end_us - close_us) / 1e6
+    # the last segment ends when ffmpeg has stopped: a schedule tick (0.2 s) plus its graceful
+    # stop and the last segment's flush — under 1 s on a quiet machine, 1.7-2.1 s seen at load 20-30
+    assert segs[-1].end_us <= close_us + 2_500_000, (segs[-1].end_us - close_us) / 1e6
     assert sum(s.duration_us for s in segs) >= 5_000_000
     assert all(s.kind == "continuous" for s in segs)
 
