@@ -225,6 +225,31 @@ async def _holder_moved(request: web.Request, remote: RemoteFootage, camera_id: 
             return
 
 
+async def close_when_held_elsewhere(request: web.Request, ws: web.WebSocketResponse,
+                                    camera_id: int) -> None:
+    """For a viewer served here directly (this node held the camera, or nobody did): close
+    ``ws`` once another alive node holds ``camera_id``'s lease (read every RECHECK_S), so the
+    player's reconnect is relayed from the new holder and this node drops its own camera
+    session. Returns at once outside a cluster or for a request relayed from another node."""
+    settings = request.app[SETTINGS]
+    if not settings.clustered or _from_node(request):
+        return
+    while not ws.closed:
+        await asyncio.sleep(min(RECHECK_S, settings.cluster.lease_seconds / 2))
+        try:
+            holder = await request.app[GATEWAY].read(live_holder, camera_id,
+                                                     float(settings.cluster.lease_seconds))
+        except pw.DatabaseError as exc:  # a database hiccup keeps the viewer
+            log.debug("camera %s: lease not re-read (%s)", camera_id, exc)
+            continue
+        if holder is not None and holder[0] != settings.node_name:
+            log.info("camera %s: node %s holds it now; %s closed here", camera_id, holder[0],
+                     request.path)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.close(code=aiohttp.WSCloseCode.OK)
+            return
+
+
 async def _pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
                 dst: web.WebSocketResponse | aiohttp.ClientWebSocketResponse) -> None:
     """Copy messages from ``src`` to ``dst`` until ``src`` closes or a send stalls."""

@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 
 from recorder.live import STREAM_KINDS, LiveService, LiveUnavailable, Viewer
 from vms import catalog, layouts
-from web.cluster_proxy import live_holder_of, relay_ws
+from web.cluster_proxy import close_when_held_elsewhere, live_holder_of, relay_ws
 from web.inputs import bad_request, get_int, get_str, json_object, match_id, query_int
 from web.keys import CLOCK, GATEWAY, SERVICES, principal_of
 from web.render import render
@@ -112,6 +112,8 @@ async def api_live(request: web.Request) -> web.StreamResponse:
                  principal.username if principal else "?")
         sender = asyncio.create_task(_send(ws, viewer, source.kind),
                                      name=f"live-ws-{source.camera_id}")
+        moved = asyncio.create_task(close_when_held_elsewhere(request, ws, source.camera_id),
+                                    name=f"live-lease-{source.camera_id}")
         try:
             async for msg in ws:  # the client sends nothing we need; this sees its close
                 if msg.type == WSMsgType.ERROR:
@@ -119,9 +121,12 @@ async def api_live(request: web.Request) -> web.StreamResponse:
                 if sender.done():
                     break
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            if ws.closed and not moved.done():  # moved is closing it: let the handshake end
+                await asyncio.wait({moved}, timeout=2)
+            for task in (sender, moved):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     finally:
         service.unsubscribe(viewer)
     return ws

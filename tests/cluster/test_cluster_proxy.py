@@ -131,21 +131,29 @@ async def test_live_and_exports_through_the_other_node(cluster_factory, tmp_path
         advertise(b.base)
 
         # the lease moves while a user watches through a: the relay closes (the player then
-        # reconnects to the new holder), and the camera is still recorded once
-        async with admin_a.ws_connect(f"/api/v1/cameras/{cam_b}/live") as ws:
+        # reconnects to the new holder); so does a viewer watching on b itself, so b drops its
+        # own session of the camera; and the camera is still recorded once
+        async with admin_a.ws_connect(f"/api/v1/cameras/{cam_b}/live") as ws, \
+                admin_b.ws_connect(f"/api/v1/cameras/{cam_b}/live") as direct:
             assert (await ws.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT
+            assert (await direct.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT
             cluster.gw.write_sync(lambda: Node.update(draining=True).where(
                 Node.name == "b").execute())
 
-            async def relay_closed() -> bool:
-                while (await ws.receive(timeout=20)).type in (aiohttp.WSMsgType.TEXT,
-                                                             aiohttp.WSMsgType.BINARY):
+            async def closed(sock: aiohttp.ClientWebSocketResponse) -> bool:
+                while (await sock.receive(timeout=20)).type in (aiohttp.WSMsgType.TEXT,
+                                                               aiohttp.WSMsgType.BINARY):
                     pass
                 return True
 
-            await asyncio.wait_for(relay_closed(), 25)
+            await asyncio.wait_for(asyncio.gather(closed(ws), closed(direct)), 25)
         # (closed when b freed it: a takes it on its next tick)
         await cluster.wait("a holding b's camera", 10, lambda: cluster.holders()[cam_b] == "a")
+        for _ in range(100):  # a's recording session only: b dropped its viewer's
+            if (await cluster.sessions())[cam_b] == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert (await cluster.sessions())[cam_b] == 1
         await b.kill9()
 
         # an export b was making when it died is made by a once b's heartbeat lapses
