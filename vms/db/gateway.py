@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,7 +72,7 @@ def open_database(url: str) -> pw.Database:
             check_same_thread=False,
         )
     if parsed.scheme in ("postgresql", "postgres"):
-        return PooledPostgresqlDatabase(
+        return _PostgresPool(
             parsed.path.lstrip("/") or "postgres",
             max_connections=POOL_SIZE,
             stale_timeout=300,
@@ -85,6 +86,29 @@ def open_database(url: str) -> pw.Database:
     raise DatabaseError(
         f"database url {redact_db_url(url)!r}: unsupported scheme {parsed.scheme!r} "
         "(use sqlite:///path or postgresql://user@host/db)")
+
+
+class _PostgresPool(PooledPostgresqlDatabase):  # type: ignore[misc]
+    """peewee's pool checks every PostgreSQL connection it hands out with a ``SELECT 1`` round
+    trip, under the pool's lock: one statement in three of a recording node's (bench/cluster.py)
+    and a network wait serialising every thread's database calls. An idle connection whose socket
+    has nothing to read is handed out as it is; one with something pending (the server closing
+    it, a termination notice) or not idle gets peewee's full check, as before."""
+
+    def _is_closed(self, conn: Any) -> bool:
+        if conn.closed:
+            return True
+        if (self._adapter.txn_status(conn) == self._adapter.txn_idle
+                and not _socket_readable(conn.fileno())):
+            return False
+        return bool(super()._is_closed(conn))
+
+
+def _socket_readable(fd: int) -> bool:
+    """True when the socket has data, an error or a hang-up pending (no waiting)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 def migrate(db: pw.Database, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
