@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import select
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +43,7 @@ from vms.cluster import (
     tick,
 )
 from vms.cluster import leave as leave_cluster
+from vms.db.gateway import socket_pending
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class ClusterNode:
         if conn is None:
             return False
         try:
-            return bool(select.select([conn.fileno()], [], [], 0)[0])
+            return socket_pending(conn.fileno())
         except (OSError, ValueError, psycopg.Error):  # closed under us
             return True
 

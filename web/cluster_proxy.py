@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 import aiohttp
 import peewee as pw
@@ -208,46 +209,45 @@ def _close_code(upstream: aiohttp.ClientWebSocketResponse, down: asyncio.Task[No
     return code
 
 
-async def _holder_moved(request: web.Request, remote: RemoteFootage, camera_id: int) -> None:
-    """Return once ``remote`` no longer holds ``camera_id``'s lease (read every RECHECK_S)."""
+async def _holder_when(request: web.Request, camera_id: int,
+                       moved: Callable[[tuple[str, str] | None], bool]) -> tuple[str, str] | None:
+    """Re-read who holds ``camera_id``'s lease every RECHECK_S (half the lease when shorter)
+    until ``moved(holder)``; that holder. A database hiccup keeps waiting."""
     settings = request.app[SETTINGS]
     while True:
         await asyncio.sleep(min(RECHECK_S, settings.cluster.lease_seconds / 2))
         try:
             holder = await request.app[GATEWAY].read(live_holder, camera_id,
                                                      float(settings.cluster.lease_seconds))
-        except pw.DatabaseError as exc:  # a database hiccup keeps the relay going
+        except pw.DatabaseError as exc:
             log.debug("camera %s: lease not re-read (%s)", camera_id, exc)
             continue
-        if holder is None or holder[0] != remote.owner:
-            log.info("camera %s: node %s no longer holds it; relay closed", camera_id,
-                     remote.owner)
-            return
+        if moved(holder):
+            return holder
+
+
+async def _holder_moved(request: web.Request, remote: RemoteFootage, camera_id: int) -> None:
+    """Return once ``remote`` no longer holds ``camera_id``'s lease."""
+    await _holder_when(request, camera_id, lambda h: h is None or h[0] != remote.owner)
+    log.info("camera %s: node %s no longer holds it; relay closed", camera_id, remote.owner)
 
 
 async def close_when_held_elsewhere(request: web.Request, ws: web.WebSocketResponse,
                                     camera_id: int) -> None:
     """For a viewer served here directly (this node held the camera, or nobody did): close
-    ``ws`` once another alive node holds ``camera_id``'s lease (read every RECHECK_S), so the
-    player's reconnect is relayed from the new holder and this node drops its own camera
-    session. Returns at once outside a cluster or for a request relayed from another node."""
+    ``ws`` once another alive node holds ``camera_id``'s lease, so the player's reconnect is
+    relayed from the new holder and this node drops its own camera session. Returns at once
+    outside a cluster or for a request relayed from another node."""
     settings = request.app[SETTINGS]
     if not settings.clustered or _from_node(request):
         return
-    while not ws.closed:
-        await asyncio.sleep(min(RECHECK_S, settings.cluster.lease_seconds / 2))
-        try:
-            holder = await request.app[GATEWAY].read(live_holder, camera_id,
-                                                     float(settings.cluster.lease_seconds))
-        except pw.DatabaseError as exc:  # a database hiccup keeps the viewer
-            log.debug("camera %s: lease not re-read (%s)", camera_id, exc)
-            continue
-        if holder is not None and holder[0] != settings.node_name:
-            log.info("camera %s: node %s holds it now; %s closed here", camera_id, holder[0],
-                     request.path)
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.close(code=aiohttp.WSCloseCode.OK)
-            return
+    holder = await _holder_when(request, camera_id,
+                                lambda h: h is not None and h[0] != settings.node_name)
+    assert holder is not None
+    log.info("camera %s: node %s holds it now; %s closed here", camera_id, holder[0],
+             request.path)
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.close(code=aiohttp.WSCloseCode.OK)
 
 
 async def _pump(src: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,

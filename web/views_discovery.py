@@ -484,12 +484,12 @@ async def api_camera_snapshot(request: web.Request) -> web.StreamResponse:
     stream = request.query.get("stream", "sub")
     if stream not in ("main", "sub"):
         raise bad_request("query parameter 'stream' must be main or sub")
-    try:  # another site's camera: 404, before anything is asked of any node
-        await request.app[GATEWAY].read(catalog.get_camera, _principal(request), camera_id)
-    except catalog.NotFound:
-        return json_error(404, f"no camera {camera_id}")
-    remote = await live_holder_of(request, camera_id)
+    remote = await live_holder_of(request, camera_id)  # None outside a cluster: no read
     if remote is not None:  # the node recording the camera asks it (an RTSP fallback included)
+        try:  # another site's camera: 404, before anything is asked of another node
+            await request.app[GATEWAY].read(catalog.get_camera, _principal(request), camera_id)
+        except catalog.NotFound:
+            return json_error(404, f"no camera {camera_id}")
         return await proxy(request, remote, "the camera's live picture")
     jpeg = await onboarding_of(request.app).snapshot(_principal(request), camera_id, stream)
     return web.Response(body=jpeg, content_type="image/jpeg",

@@ -25,7 +25,7 @@ from vms.auth import Principal
 from vms.clock import check_instant, parse_instant
 from web.cluster_proxy import node_of, proxy
 from web.inputs import bad_request, json_object, match_id
-from web.keys import GATEWAY, SERVICES, principal_of
+from web.keys import GATEWAY, SERVICES, SETTINGS, principal_of
 from web.messages import translate_message
 from web.middleware import client_address
 from web.render import render
@@ -219,8 +219,8 @@ async def api_file(request: web.Request) -> web.StreamResponse:
     # another node proxies here was recorded there, with the user's name.
     record = request.method == "GET" and principal.via != "node"
     try:
-        node = await request.app[GATEWAY].read(export_node, principal, export_id)
-        remote = await node_of(request, node)
+        remote = await node_of(request, await request.app[GATEWAY].read(
+            export_node, principal, export_id)) if request.app[SETTINGS].clustered else None
         path, name = await service.file_for_download(
             principal, export_id, address=client_address(request), record=record,
             byte_range=request.headers.get("Range", ""), local=remote is None)

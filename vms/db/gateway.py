@@ -99,13 +99,14 @@ class _PostgresPool(PooledPostgresqlDatabase):  # type: ignore[misc]
         if conn.closed:
             return True
         if (self._adapter.txn_status(conn) == self._adapter.txn_idle
-                and not _socket_readable(conn.fileno())):
+                and not socket_pending(conn.fileno())):
             return False
         return bool(super()._is_closed(conn))
 
 
-def _socket_readable(fd: int) -> bool:
-    """True when the socket has data, an error or a hang-up pending (no waiting)."""
+def socket_pending(fd: int) -> bool:
+    """True when the socket has data, an error or a hang-up pending (no waiting; ``poll``, so
+    any descriptor number works, unlike ``select`` past 1024)."""
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
     return bool(poller.poll(0))
